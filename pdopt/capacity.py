@@ -1,0 +1,271 @@
+"""Per-instance capacities at the SLOs: the paper's M/M/1 prefill and TPOT-curve decode (Li et al. 2026).
+
+Prefill (one instance, shape s): benchmarked max prefill throughput ``X`` tok/s at the workload's mean input
+length ``L_in`` gives the service rate ``mu = X / L_in`` req/s (eq. 9). Requests arrive as a Poisson stream and
+are served FCFS with exponential service: an M/M/1 queue, whose time in system ``W`` is exponential with rate
+``mu - lambda``. TTFT = W + T_overhead. Hence, with the budget ``b = T - T_overhead``:
+
+- mean TTFT <= T   <=>  1 / (mu - lambda) <= b         <=>  lambda <= mu - 1 / b             (eq. 12-13)
+- p-quantile TTFT <= T  <=>  ln(1/(1-p)) / (mu - lambda) <= b  <=>  lambda <= mu - ln(1/(1-p)) / b
+
+In tokens, the paper's eq. (13): TP_prefill = X - L_in / (T - T_overhead). A shape is usable only if the target
+exceeds the unloaded TTFT ``L_in / X + T_overhead`` and the capacity at the target's statistic is positive.
+
+Decode (one instance): the TPOT(batch) curve is interpolated linearly between measured points (monotone, since
+the points are), never beyond them. The planned batch B* is the largest batch whose TPOT meets the target
+(``whole`` rule: an integer batch; ``fractional``: where the interpolated TPOT equals the target). Every running
+request emits one token per step, so throughput is B*/TPOT(B*) tok/s and, by Little's law, the request rate is
+B* / (TPOT(B*) x L_out) req/s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from pdopt.instance import (
+    DecodePoint,
+    DecodeProfile,
+    Instance,
+    PrefillPoint,
+    PrefillProfile,
+    Role,
+    Statistic,
+    Workload,
+)
+
+QUANTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+
+
+def sojourn_factor(statistic: Statistic) -> float:
+    """The multiple of the M/M/1 mean sojourn time 1/(mu - lambda) that equals the statistic.
+
+    The M/M/1 FCFS sojourn time is exponential, so its mean is 1/(mu - lambda) (factor 1) and its
+    p-quantile is ln(1/(1-p)) / (mu - lambda) (factor ln(1/(1-p)), e.g. 4.605 for p99).
+    """
+    if statistic == "mean":
+        return 1.0
+    return math.log(1.0 / (1.0 - QUANTILES[statistic]))
+
+
+def mm1_max_arrival_rate(service_rate_rps: float, budget_s: float, statistic: Statistic) -> float:
+    """Largest Poisson arrival rate an M/M/1 queue takes with its sojourn statistic within ``budget_s``.
+
+    lambda_max = mu - f / b with f = :func:`sojourn_factor`. May be zero or negative: the caller decides.
+    """
+    if budget_s <= 0.0:
+        return -math.inf
+    return service_rate_rps - sojourn_factor(statistic) / budget_s
+
+
+def interpolate_prefill_throughput(points: list[PrefillPoint], input_tokens: float) -> float | None:
+    """Max prefill throughput at ``input_tokens``, linear between measured lengths; None outside them."""
+    xs = [p.input_tokens for p in points]
+    ys = [p.max_throughput_tok_per_s for p in points]
+    if input_tokens < xs[0] or input_tokens > xs[-1]:
+        return None
+    for i in range(len(xs)):
+        if input_tokens == xs[i]:
+            return ys[i]
+        if input_tokens < xs[i]:
+            t = (input_tokens - xs[i - 1]) / (xs[i] - xs[i - 1])
+            return ys[i - 1] + t * (ys[i] - ys[i - 1])
+    return None  # pragma: no cover - unreachable, xs[-1] >= input_tokens
+
+
+def tpot_at_batch(points: list[DecodePoint], batch: float) -> float:
+    """TPOT (ms) at ``batch`` by linear interpolation; ValueError outside the measured range."""
+    if batch < points[0].batch or batch > points[-1].batch:
+        raise ValueError(f"batch {batch} outside the measured range [{points[0].batch}, {points[-1].batch}]")
+    for lo, hi in zip(points, points[1:], strict=False):
+        if lo.batch <= batch <= hi.batch:
+            return lo.tpot_ms + (batch - lo.batch) / (hi.batch - lo.batch) * (hi.tpot_ms - lo.tpot_ms)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def max_batch_within_tpot(points: list[DecodePoint], target_ms: float, rule: str) -> float | None:
+    """Largest batch whose interpolated TPOT is at most ``target_ms``; None if even the smallest misses it.
+
+    The curve is non-decreasing, so the feasible batches form an interval starting at the first measured
+    batch. With ``whole`` the answer is an integer; with ``fractional`` it solves TPOT(B) = target on the
+    segment that crosses the target. Beyond the largest measured batch nothing is assumed: B* is capped there.
+    """
+    if points[0].tpot_ms > target_ms:
+        return None
+    if points[-1].tpot_ms <= target_ms:
+        return float(points[-1].batch)
+    for lo, hi in zip(points, points[1:], strict=False):
+        if hi.tpot_ms > target_ms >= lo.tpot_ms:
+            if rule == "fractional":
+                return lo.batch + (target_ms - lo.tpot_ms) / (hi.tpot_ms - lo.tpot_ms) * (hi.batch - lo.batch)
+            best = lo.batch
+            for b in range(lo.batch + 1, hi.batch):
+                if tpot_at_batch(points, b) <= target_ms:
+                    best = b
+            return float(best)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class ShapeCapacity:
+    """What one instance of a shape serves for one model and role at the SLO, with how it was obtained."""
+
+    model: str
+    role: Role
+    gpu_type: str
+    gpus_per_instance: int
+    capacity_rps: float
+    """Max request rate one instance serves while meeting the SLO (0 when unusable)."""
+    throughput_tok_per_s: float
+    """The same in tokens of the role (input tokens for prefill, output tokens for decode)."""
+    formula: str
+    detail: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def shape_id(self) -> str:
+        """``<model>__<role>__<gpu_type>__g<gpus>``: legal in solver names."""
+        return f"{self.model}__{self.role}__{self.gpu_type}__g{self.gpus_per_instance}"
+
+
+@dataclass(frozen=True)
+class SkippedShape:
+    """A benchmarked shape that cannot meet the SLO, and why."""
+
+    model: str
+    role: Role
+    gpu_type: str
+    gpus_per_instance: int
+    reason: str
+
+
+def prefill_capacity(profile: PrefillProfile, workload: Workload) -> ShapeCapacity | SkippedShape:
+    """Capacity of one prefill instance under M/M/1 at the workload's TTFT target and statistic."""
+    l_in = workload.input_tokens_mean
+    x = interpolate_prefill_throughput(profile.max_throughput_by_input, l_in)
+    args = (profile.model, "prefill", profile.gpu_type, profile.gpus_per_instance)
+    if x is None:
+        lo, hi = profile.max_throughput_by_input[0].input_tokens, profile.max_throughput_by_input[-1].input_tokens
+        return SkippedShape(*args, f"input length {l_in:g} is outside the benchmarked range [{lo:g}, {hi:g}] "
+                                   "tokens (no extrapolation)")  # type: ignore[arg-type]
+    mu = x / l_in
+    target, stat = workload.ttft.target_s, workload.ttft.statistic
+    unloaded = l_in / x + workload.ttft_overhead_s
+    if target <= unloaded:
+        return SkippedShape(*args, f"TTFT target {target:g} s is not above the unloaded TTFT {unloaded:.4g} s "  # type: ignore[arg-type]
+                                   f"(L_in/X = {l_in / x:.4g} s + overhead {workload.ttft_overhead_s:g} s)")
+    budget = target - workload.ttft_overhead_s
+    lam = mm1_max_arrival_rate(mu, budget, stat)
+    if lam <= 0.0:
+        return SkippedShape(*args, f"under M/M/1 the {stat} TTFT at any load exceeds {target:g} s: "  # type: ignore[arg-type]
+                                   f"{sojourn_factor(stat):.4g} / (T - overhead) = "
+                                   f"{sojourn_factor(stat) / budget:.4g} req/s >= mu = {mu:.4g} req/s")
+    return ShapeCapacity(
+        *args, capacity_rps=lam, throughput_tok_per_s=lam * l_in,  # type: ignore[arg-type]
+        formula=f"mm1_{stat}: lambda = X/L_in - {sojourn_factor(stat):.6g}/(T - T_overhead)",
+        detail={"max_throughput_tok_per_s": x, "service_rate_rps": mu, "ttft_budget_s": budget,
+                "unloaded_ttft_s": unloaded, "utilisation_at_capacity": lam / mu},
+    )
+
+
+def decode_capacity(profile: DecodeProfile, workload: Workload, rule: str) -> ShapeCapacity | SkippedShape:
+    """Capacity of one decode instance at the TPOT target: B* / (TPOT(B*) L_out) req/s.
+
+    With the constant-batch model of the paper every request sees TPOT(B*), so all TPOT statistics (mean over
+    requests, percentiles) coincide with TPOT(B*).
+    """
+    args = (profile.model, "decode", profile.gpu_type, profile.gpus_per_instance)
+    target = workload.tpot.target_ms
+    pts = profile.tpot_by_batch
+    batch = max_batch_within_tpot(pts, target, rule)
+    if batch is None:
+        return SkippedShape(*args, f"TPOT target {target:g} ms is below the TPOT at the smallest benchmarked "  # type: ignore[arg-type]
+                                   f"batch ({pts[0].tpot_ms:g} ms at batch {pts[0].batch})")
+    tpot = tpot_at_batch(pts, batch)
+    tok_s = batch / (tpot / 1000.0)
+    capped = batch >= pts[-1].batch and pts[-1].tpot_ms < target
+    return ShapeCapacity(
+        *args, capacity_rps=tok_s / workload.output_tokens_mean, throughput_tok_per_s=tok_s,  # type: ignore[arg-type]
+        formula=f"tpot_curve_{rule}: B* = max batch with TPOT(B) <= target; lambda = B*/(TPOT(B*) L_out)"
+        + (" (B* capped at the largest benchmarked batch)" if capped else ""),
+        detail={"batch": batch, "tpot_ms": tpot},
+    )
+
+
+def weights_fit(instance: Instance, model: str, gpu_type: str, gpus: int) -> str | None:
+    """None when the model's weights fit in the instance's GPU memory, else the reason they do not."""
+    need = instance.models[model].weights_gb_value
+    have = instance.gpu_types[gpu_type].memory_gb * gpus
+    if need >= have:
+        return f"weights {need:g} GB do not fit in {gpus} x {instance.gpu_types[gpu_type].memory_gb:g} GB"
+    return None
+
+
+@dataclass(frozen=True)
+class CapacityTable:
+    """Every usable shape per (model, role) with its capacity, and every skipped shape with its reason."""
+
+    shapes: tuple[ShapeCapacity, ...]
+    skipped: tuple[SkippedShape, ...]
+
+    def for_role(self, model: str, role: str) -> list[ShapeCapacity]:
+        """Usable shapes of one model and role."""
+        return [s for s in self.shapes if s.model == model and s.role == role]
+
+
+def capacity_table(instance: Instance) -> CapacityTable:
+    """Capacities of every benchmarked shape of every model that has a workload."""
+    usable: list[ShapeCapacity] = []
+    skipped: list[SkippedShape] = []
+    for prof in instance.profiles:
+        if prof.model not in instance.workloads:
+            continue
+        workload = instance.workloads[prof.model]
+        misfit = weights_fit(instance, prof.model, prof.gpu_type, prof.gpus_per_instance)
+        result: ShapeCapacity | SkippedShape
+        if misfit is not None:
+            result = SkippedShape(prof.model, prof.role, prof.gpu_type, prof.gpus_per_instance, misfit)
+        elif isinstance(prof, PrefillProfile):
+            result = prefill_capacity(prof, workload)
+        else:
+            result = decode_capacity(prof, workload, instance.options.decode_batch_rule)
+        (usable if isinstance(result, ShapeCapacity) else skipped).append(result)  # type: ignore[arg-type]
+    return CapacityTable(tuple(usable), tuple(skipped))
+
+
+@dataclass(frozen=True)
+class PaperPlan:
+    """The paper's closed-form P/D sizing for one shape pair (eqs. 1, 5, 6, 7), unrounded."""
+
+    total_throughput_tok_per_s: float
+    request_rate_rps: float
+    prefill_throughput_tok_per_s: float
+    decode_throughput_tok_per_s: float
+    n_prefill: float
+    n_decode: float
+    pd_ratio: float
+
+
+def paper_closed_form(
+    total_throughput_tok_per_s: float,
+    input_tokens: float,
+    output_tokens: float,
+    prefill_throughput_tok_per_s: float,
+    decode_throughput_tok_per_s: float,
+) -> PaperPlan:
+    """Token-flow balance of the paper.
+
+    (1) N_req = TP_total / (L_in + L_out); (5) N_P = TP_total L_in / ((L_in + L_out) TP_P);
+    (6) N_D = TP_total L_out / ((L_in + L_out) TP_D); (7) R_P/D = N_P / N_D = L_in TP_D / (L_out TP_P).
+    """
+    total_len = input_tokens + output_tokens
+    n_p = total_throughput_tok_per_s * input_tokens / (total_len * prefill_throughput_tok_per_s)
+    n_d = total_throughput_tok_per_s * output_tokens / (total_len * decode_throughput_tok_per_s)
+    return PaperPlan(
+        total_throughput_tok_per_s=total_throughput_tok_per_s,
+        request_rate_rps=total_throughput_tok_per_s / total_len,
+        prefill_throughput_tok_per_s=prefill_throughput_tok_per_s,
+        decode_throughput_tok_per_s=decode_throughput_tok_per_s,
+        n_prefill=n_p,
+        n_decode=n_d,
+        pd_ratio=input_tokens * decode_throughput_tok_per_s / (output_tokens * prefill_throughput_tok_per_s),
+    )

@@ -1,0 +1,318 @@
+"""The instance format: what an operator states about models, traffic, SLOs, benchmarks and GPUs.
+
+Every model is strict (unknown keys are errors, numbers are not parsed from strings), frozen, and carries its
+unit in each field name. Identifiers match ``^[a-z][a-z0-9_]*$`` so that they stay legal inside solver row
+names. Cross-references (a workload naming an unknown model, a profile naming an unknown GPU type, ...) are
+checked once the whole instance is read, and every problem is reported with the path of the field at fault.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    StringConstraints,
+    model_validator,
+)
+
+IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]*$"
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
+"""A name that is legal in solver row names: lower case, digits and underscores, starting with a letter."""
+
+Statistic = Literal["mean", "p50", "p90", "p95", "p99"]
+"""The statistic an SLO target applies to: the mean over requests, or a percentile over requests."""
+
+Role = Literal["prefill", "decode"]
+ROLES: tuple[Role, Role] = ("prefill", "decode")
+
+
+class StrictModel(BaseModel):
+    """Base for every instance model: unknown keys rejected, no string-to-number coercion, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+class GpuType(StrictModel):
+    """A GPU type that can be rented or is owned."""
+
+    memory_gb: PositiveFloat
+    """HBM per GPU, GB (10^9 bytes)."""
+    price_usd_per_gpu_hour: NonNegativeFloat
+    """Price of one GPU for one hour, used when a node pool gives no node-hour price."""
+    max_gpus: NonNegativeInt | None = None
+    """Availability cap: at most this many GPUs of this type over all pools (``null``: no cap)."""
+    description: str = ""
+
+
+class NodePool(StrictModel):
+    """A pool of identical nodes of one GPU type."""
+
+    gpu_type: Identifier
+    gpus_per_node: PositiveInt
+    node_count: NonNegativeInt
+    """How many nodes the pool holds (the inventory)."""
+    price_usd_per_node_hour: NonNegativeFloat | None = None
+    """Price of one node-hour. Formulation F1 prorates it per GPU (price / gpus_per_node)."""
+    description: str = ""
+
+
+class ModelArchitecture(StrictModel):
+    """Architecture numbers from which KV-cache bytes per token and weight size derive.
+
+    KV bytes per token = 2 (K and V) x layers x KV heads x head dim x bytes per element;
+    weights = parameters x bytes per parameter.
+    """
+
+    num_layers: PositiveInt
+    num_kv_heads: PositiveInt
+    head_dim: PositiveInt
+    num_parameters_billion: PositiveFloat
+    bytes_per_parameter: PositiveFloat = 2.0
+    kv_bytes_per_element: PositiveFloat = 2.0
+
+
+class Model(StrictModel):
+    """A served model: its KV-cache size per token and its weight size, stated or derived."""
+
+    kv_bytes_per_token: PositiveFloat | None = None
+    weights_gb: PositiveFloat | None = None
+    architecture: ModelArchitecture | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _stated_or_derived(self) -> Model:
+        explicit = (self.kv_bytes_per_token is not None, self.weights_gb is not None)
+        if self.architecture is None and not all(explicit):
+            missing = [n for n, given in zip(("kv_bytes_per_token", "weights_gb"), explicit, strict=True) if not given]
+            raise ValueError(f"give {' and '.join(missing)}, or an architecture to derive them from")
+        if self.architecture is not None and any(explicit):
+            raise ValueError("give either kv_bytes_per_token and weights_gb, or architecture, not both")
+        return self
+
+    @property
+    def kv_bytes_per_token_value(self) -> float:
+        """KV-cache bytes per token, stated or derived from the architecture."""
+        if self.kv_bytes_per_token is not None:
+            return self.kv_bytes_per_token
+        arch = self.architecture
+        assert arch is not None
+        return 2.0 * arch.num_layers * arch.num_kv_heads * arch.head_dim * arch.kv_bytes_per_element
+
+    @property
+    def weights_gb_value(self) -> float:
+        """Weight size in GB, stated or derived from the architecture."""
+        if self.weights_gb is not None:
+            return self.weights_gb
+        arch = self.architecture
+        assert arch is not None
+        return arch.num_parameters_billion * arch.bytes_per_parameter
+
+
+class Demand(StrictModel):
+    """Offered load: requests per second, or total tokens per minute counting input plus output (the paper)."""
+
+    requests_per_s: PositiveFloat | None = None
+    tokens_per_min: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Demand:
+        if (self.requests_per_s is None) == (self.tokens_per_min is None):
+            raise ValueError("give exactly one of requests_per_s or tokens_per_min")
+        return self
+
+
+class TtftSlo(StrictModel):
+    """Time-to-first-token target and the statistic over requests it applies to."""
+
+    target_s: PositiveFloat
+    statistic: Statistic = "mean"
+
+
+class TpotSlo(StrictModel):
+    """Time-per-output-token target. ``mean`` is the mean over requests of each request's own TPOT."""
+
+    target_ms: PositiveFloat
+    statistic: Statistic = "mean"
+
+
+class Workload(StrictModel):
+    """Traffic and SLOs of one model."""
+
+    demand: Demand
+    input_tokens_mean: PositiveFloat
+    output_tokens_mean: PositiveFloat
+    ttft: TtftSlo
+    tpot: TpotSlo
+    ttft_overhead_s: NonNegativeFloat = 0.0
+    """Fixed time added to every TTFT: P->D KV transfer plus client I/O (the paper's T_overhead)."""
+
+    def demand_rps(self) -> float:
+        """Requests per second: stated, or eq. (1) of the paper inverted, N = TP_total / (L_in + L_out)."""
+        if self.demand.requests_per_s is not None:
+            return self.demand.requests_per_s
+        assert self.demand.tokens_per_min is not None
+        return self.demand.tokens_per_min / 60.0 / (self.input_tokens_mean + self.output_tokens_mean)
+
+
+class PrefillPoint(StrictModel):
+    """Benchmarked maximum prefill throughput of one instance at one input length."""
+
+    input_tokens: PositiveFloat
+    max_throughput_tok_per_s: PositiveFloat
+
+
+class DecodePoint(StrictModel):
+    """Benchmarked time per output token at one decode batch size (concurrency)."""
+
+    batch: PositiveInt
+    tpot_ms: PositiveFloat
+
+
+class _ProfileBase(StrictModel):
+    model: Identifier
+    gpu_type: Identifier
+    gpus_per_instance: PositiveInt
+    """GPUs one instance uses (its tensor-parallel size times any other parallelism)."""
+    source: str = ""
+    """Where the numbers come from (provenance)."""
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        """(model, role, gpu_type, gpus_per_instance): unique within an instance."""
+        return (self.model, self.role, self.gpu_type, self.gpus_per_instance)  # type: ignore[attr-defined]
+
+
+class PrefillProfile(_ProfileBase):
+    """Prefill benchmark: max throughput against input length (one point or a curve)."""
+
+    role: Literal["prefill"]
+    max_throughput_by_input: list[PrefillPoint] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _sorted_inputs(self) -> PrefillProfile:
+        lengths = [p.input_tokens for p in self.max_throughput_by_input]
+        if any(b <= a for a, b in zip(lengths, lengths[1:], strict=False)):
+            raise ValueError("max_throughput_by_input: input_tokens must be strictly increasing")
+        return self
+
+
+class DecodeProfile(_ProfileBase):
+    """Decode benchmark: TPOT against batch, inline or loaded from a CSV (columns ``batch,tpot_ms``)."""
+
+    role: Literal["decode"]
+    tpot_by_batch: list[DecodePoint] = Field(min_length=2)
+    tpot_csv: str | None = None
+    """The CSV the points were read from, relative to the instance file (kept for provenance)."""
+    input_tokens: PositiveFloat | None = None
+    """Input length the curve was measured at (informative)."""
+    output_tokens: PositiveFloat | None = None
+    """Output length the curve was measured at (informative)."""
+
+    @model_validator(mode="after")
+    def _monotone_curve(self) -> DecodeProfile:
+        pts = self.tpot_by_batch
+        for i in range(1, len(pts)):
+            if pts[i].batch <= pts[i - 1].batch:
+                raise ValueError(f"tpot_by_batch[{i}]: batch must be strictly increasing")
+            if pts[i].tpot_ms < pts[i - 1].tpot_ms:
+                raise ValueError(
+                    f"tpot_by_batch[{i}]: tpot_ms {pts[i].tpot_ms} is below the previous point's "
+                    f"{pts[i - 1].tpot_ms}; TPOT must not fall as the batch grows (drop or re-measure the row)"
+                )
+        return self
+
+
+Profile = Annotated[PrefillProfile | DecodeProfile, Field(discriminator="role")]
+
+
+class PlannerOptions(StrictModel):
+    """Modelling choices that change capacities."""
+
+    decode_batch_rule: Literal["whole", "fractional"] = "whole"
+    """``whole``: the largest integer batch whose interpolated TPOT meets the target; ``fractional``: the
+    batch at which the interpolated TPOT equals the target exactly."""
+
+
+class Instance(StrictModel):
+    """A complete planning problem."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    description: str = ""
+    gpu_types: dict[Identifier, GpuType] = Field(min_length=1)
+    node_pools: dict[Identifier, NodePool] = Field(min_length=1)
+    models: dict[Identifier, Model] = Field(min_length=1)
+    workloads: dict[Identifier, Workload] = Field(min_length=1)
+    """One workload per model, keyed by the model's id."""
+    profiles: list[Profile] = Field(min_length=1)
+    options: PlannerOptions = PlannerOptions()
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Instance:
+        problems: list[str] = []
+        for pid, pool in self.node_pools.items():
+            if pool.gpu_type not in self.gpu_types:
+                problems.append(f"node_pools.{pid}.gpu_type: unknown GPU type '{pool.gpu_type}'")
+        for mid in self.workloads:
+            if mid not in self.models:
+                problems.append(f"workloads.{mid}: no model '{mid}' in models")
+        seen: dict[tuple[str, str, str, int], int] = {}
+        for i, prof in enumerate(self.profiles):
+            if prof.model not in self.models:
+                problems.append(f"profiles[{i}].model: unknown model '{prof.model}'")
+            if prof.gpu_type not in self.gpu_types:
+                problems.append(f"profiles[{i}].gpu_type: unknown GPU type '{prof.gpu_type}'")
+            if prof.key in seen:
+                problems.append(f"profiles[{i}]: duplicates profiles[{seen[prof.key]}] (same model, role, "
+                                "gpu_type, gpus_per_instance)")
+            seen.setdefault(prof.key, i)
+        for mid in self.workloads:
+            for role in ("prefill", "decode"):
+                if mid in self.models and not any(p.model == mid and p.role == role for p in self.profiles):
+                    problems.append(f"profiles: no {role} profile for model '{mid}' (workloads.{mid} needs one)")
+        problems.extend(self._packing_problems())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _packing_problems(self) -> list[str]:
+        """Formulation F1 packs instances by GPU count per pool, exact only for divisibility chains.
+
+        An instance must fit inside one node and its GPU count must divide the node size; within one pool the
+        admissible sizes must each divide the next (1 | 2 | 4 | 8 ...), so that first-fit decreasing packs any
+        multiset whose total fits (sizes in a divisibility chain never fragment a node).
+        """
+        problems: list[str] = []
+        for i, prof in enumerate(self.profiles):
+            pools = [(pid, p) for pid, p in self.node_pools.items() if p.gpu_type == prof.gpu_type]
+            if pools and not any(p.gpus_per_node % prof.gpus_per_instance == 0 for _, p in pools):
+                sizes = ", ".join(f"{pid}: {p.gpus_per_node}" for pid, p in pools)
+                problems.append(
+                    f"profiles[{i}].gpus_per_instance: {prof.gpus_per_instance} GPUs does not divide the node "
+                    f"size of any '{prof.gpu_type}' pool ({sizes} GPUs per node); instances that span nodes or "
+                    "leave odd remainders need exact node packing, which formulation F1 does not do"
+                )
+        for pid, pool in self.node_pools.items():
+            sizes = sorted({p.gpus_per_instance for p in self.profiles
+                            if p.gpu_type == pool.gpu_type and pool.gpus_per_node % p.gpus_per_instance == 0})
+            for a, b in zip(sizes, sizes[1:], strict=False):
+                if b % a:
+                    problems.append(
+                        f"node_pools.{pid}: instance sizes {a} and {b} GPUs both fit its {pool.gpus_per_node}-GPU "
+                        "nodes but neither divides the other, so GPU totals alone cannot prove a packing exists"
+                    )
+        return problems
+
+    def profile(self, model: str, role: str, gpu_type: str, gpus_per_instance: int) -> PrefillProfile | DecodeProfile:
+        """The profile with this key; KeyError if there is none."""
+        for prof in self.profiles:
+            if prof.key == (model, role, gpu_type, gpus_per_instance):
+                return prof
+        raise KeyError((model, role, gpu_type, gpus_per_instance))
+

@@ -1,0 +1,133 @@
+"""Reading instances and plans from files, and writing plans. The only module that touches the file system.
+
+Errors a user can make (a file that is not YAML, an unknown key, a negative rate, a missing CSV) become an
+:class:`InputError` whose message names each field at fault, one per line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from pdopt.instance import Instance
+
+
+class InputError(ValueError):
+    """The user's input is wrong; the message says where and why (the CLI exits 2)."""
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("prefill", "decode") and out.endswith("]"):
+            continue  # discriminated-union tag, not a field
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def format_validation_error(err: ValidationError) -> list[str]:
+    """One line per problem: ``field.path: message``; cross-reference problems are split into their own lines."""
+    lines: list[str] = []
+    for e in err.errors(include_url=False):
+        loc = _format_loc(tuple(e["loc"]))
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (not part of the format; check the spelling)"
+        if e["type"] == "missing":
+            msg = "required field is missing"
+        for part in msg.split("; "):
+            lines.append(part if loc == "(top level)" and ":" in part.split(" ")[0] else f"{loc}: {part}")
+    return lines
+
+
+def parse_document(text: str, source: str) -> Any:
+    """Parse YAML (a superset of JSON) and return the document; InputError if it is not a mapping."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"{source}: not valid YAML or JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{source}: expected a mapping of fields at the top level, got {type(doc).__name__}")
+    return doc
+
+
+def _read_tpot_csv(path: Path, where: str) -> list[dict[str, Any]]:
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None or not {"batch", "tpot_ms"} <= set(reader.fieldnames):
+                raise InputError(f"{where}: {path} must have the columns batch,tpot_ms")
+            rows: list[dict[str, Any]] = []
+            for n, row in enumerate(reader, start=2):
+                try:
+                    rows.append({"batch": int(row["batch"]), "tpot_ms": float(row["tpot_ms"])})
+                except (TypeError, ValueError):
+                    raise InputError(f"{where}: {path} line {n}: batch must be an integer and tpot_ms a number")\
+                        from None
+            return rows
+    except OSError as exc:
+        raise InputError(f"{where}: cannot read {path} ({exc.strerror})") from None
+
+
+def _resolve_profile_csvs(doc: dict[str, Any], base: Path) -> None:
+    """Replace each decode profile's ``tpot_csv`` reference by the points it names (the path stays)."""
+    profiles = doc.get("profiles")
+    if not isinstance(profiles, list):
+        return
+    for i, prof in enumerate(profiles):
+        if not isinstance(prof, dict) or "tpot_csv" not in prof:
+            continue
+        where = f"profiles[{i}].tpot_csv"
+        if "tpot_by_batch" in prof:
+            raise InputError(f"{where}: give tpot_by_batch inline or tpot_csv, not both")
+        if not isinstance(prof["tpot_csv"], str):
+            raise InputError(f"{where}: must be a path (string) relative to the instance file")
+        prof["tpot_by_batch"] = _read_tpot_csv(base / prof["tpot_csv"], where)
+
+
+def instance_from_dict(doc: dict[str, Any], base_dir: Path | None = None, source: str = "<instance>") -> Instance:
+    """Validate a parsed document into an :class:`Instance`; CSV paths resolve against ``base_dir``."""
+    doc = json.loads(json.dumps(doc))  # deep copy: the caller's data is never modified
+    _resolve_profile_csvs(doc, base_dir or Path.cwd())
+    try:
+        return Instance.model_validate(doc)
+    except ValidationError as err:
+        lines = format_validation_error(err)
+        raise InputError(f"{source}: {len(lines)} problem(s)\n" + "\n".join(f"  {ln}" for ln in lines)) from None
+
+
+def load_instance(path: str | Path) -> Instance:
+    """Read an instance from a YAML or JSON file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read the instance file ({exc.strerror})") from None
+    return instance_from_dict(parse_document(text, str(p)), p.parent, str(p))
+
+
+def load_json(path: str | Path, what: str) -> dict[str, Any]:
+    """Read a JSON object (a plan) from a file."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read the {what} ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{p}: the {what} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{p}: the {what} must be a JSON object")
+    return doc
+
+
+def dump_json(data: dict[str, Any]) -> str:
+    """Stable, human-readable JSON."""
+    return json.dumps(data, indent=2, sort_keys=False)

@@ -1,0 +1,155 @@
+"""The one place that calls a MILP solver. Moving to another PuLP API or solver changes this module only.
+
+The status is read from BOTH ``prob.status`` and ``prob.sol_status``: after a time limit PuLP reports
+``status == Optimal`` with ``sol_status == IntegerFeasible``; that is a feasible incumbent, never ``optimal``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulp
+
+SOLVERS = ("cbc", "highs")
+
+
+class SolveStatus(enum.StrEnum):
+    """Outcome of a solve, as the plan reports it."""
+
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"
+    """An incumbent that is not proven optimal (time limit, or a stated relative gap larger than zero)."""
+    INFEASIBLE = "infeasible"
+    NO_SOLUTION = "no_solution"
+    """The solver stopped (time limit) before finding any plan."""
+    UNBOUNDED = "unbounded"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """How to solve: which solver, time limit, relative gap, threads."""
+
+    name: str = "cbc"
+    time_limit_s: float | None = None
+    gap_rel: float = 0.0
+    threads: int = 1
+    """One thread by default, so that runs are deterministic."""
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """What the solver said, normalised."""
+
+    status: SolveStatus
+    solver_name: str
+    runtime_s: float
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    """Relative gap |objective - bound| / max(|objective|, 1e-9) where the solver gives a bound, else None."""
+    message: str = ""
+
+
+class SolverUnavailable(RuntimeError):
+    """The requested solver is not installed."""
+
+
+def available_solvers() -> list[str]:
+    """Solver names usable here (``cbc`` always: its binary ships in PuLP's wheel)."""
+    names = ["cbc"]
+    with contextlib.suppress(Exception):
+        if pulp.HiGHS(msg=False).available():
+            names.append("highs")
+    return names
+
+
+@contextlib.contextmanager
+def _silence_stdout() -> Iterator[None]:
+    """Send file descriptor 1 to /dev/null: HiGHS prints a banner even when asked not to log."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+_CBC_NUMBER = r"(-?[0-9.eE+-]+|-?inf)"
+
+
+def _cbc_log_bound(log: str) -> float | None:
+    """The best bound in a CBC log (``Lower bound:`` after a stop, else the optimal objective)."""
+    m = re.search(r"Lower bound:\s*" + _CBC_NUMBER, log)
+    if m:
+        return float(m.group(1))
+    m = re.search(r"Result - Optimal solution found.*?Objective value:\s*" + _CBC_NUMBER, log, re.S)
+    return float(m.group(1)) if m else None
+
+
+def _relative_gap(objective: float | None, bound: float | None) -> float | None:
+    if objective is None or bound is None or not math.isfinite(bound):
+        return None
+    return max(0.0, objective - bound) / max(abs(objective), 1e-9)
+
+
+def run_solver(problem: pulp.LpProblem, options: SolverOptions) -> SolveResult:
+    """Solve ``problem`` (a minimisation) in place and return its normalised status, objective, bound and gap."""
+    if options.name not in SOLVERS:
+        raise SolverUnavailable(f"unknown solver '{options.name}' (choose from {', '.join(SOLVERS)})")
+    start = time.perf_counter()
+    bound: float | None = None
+    if options.name == "cbc":
+        with tempfile.TemporaryDirectory() as tmp:
+            log_path = Path(tmp) / "cbc.log"
+            cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=options.time_limit_s, gapRel=options.gap_rel,
+                                    threads=options.threads, logPath=str(log_path))
+            problem.solve(cmd)
+            log = log_path.read_text() if log_path.exists() else ""
+        bound = _cbc_log_bound(log)
+    else:
+        highs = pulp.HiGHS(msg=False, timeLimit=options.time_limit_s, gapRel=options.gap_rel,
+                           threads=options.threads, log_to_console=False)
+        if not highs.available():
+            raise SolverUnavailable("solver 'highs' needs the highspy package: pip install 'pdopt[highs]'")
+        with _silence_stdout():
+            problem.solve(highs)
+        with contextlib.suppress(Exception):
+            bound = float(problem.solverModel.getInfo().mip_dual_bound)
+    runtime = time.perf_counter() - start
+
+    status, sol = problem.status, problem.sol_status
+    objective = pulp.value(problem.objective) if sol in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)\
+        else None
+    if objective is not None:
+        objective = float(objective)
+    gap = _relative_gap(objective, bound)
+    if sol == pulp.LpSolutionOptimal and status == pulp.LpStatusOptimal:
+        if gap is None and options.gap_rel == 0.0:
+            gap = 0.0  # the solver proved optimality with no tolerance; it just did not print a bound
+        st = SolveStatus.OPTIMAL if gap is not None and gap <= 1e-9 else SolveStatus.FEASIBLE
+    elif sol == pulp.LpSolutionIntegerFeasible:
+        st = SolveStatus.FEASIBLE
+    elif status == pulp.LpStatusInfeasible or sol == pulp.LpSolutionInfeasible:
+        st = SolveStatus.INFEASIBLE
+    elif status == pulp.LpStatusUnbounded or sol == pulp.LpSolutionUnbounded:
+        st = SolveStatus.UNBOUNDED
+    elif status == pulp.LpStatusNotSolved or sol == pulp.LpSolutionNoSolutionFound:
+        st = SolveStatus.NO_SOLUTION
+    else:
+        st = SolveStatus.ERROR
+    return SolveResult(st, options.name, runtime, objective, bound if st in (SolveStatus.OPTIMAL,
+                       SolveStatus.FEASIBLE) else None, gap, pulp.LpStatus.get(status, str(status)))
