@@ -1,5 +1,5 @@
 # Two entry points: `make plan` (install, then plan the bundled example) and `make test` (install, then test).
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 EXAMPLE := instances/examples/llama70b-bloom176b-a100-h100.yaml

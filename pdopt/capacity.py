@@ -20,6 +20,7 @@ B* / (TPOT(B*) x L_out) req/s.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -77,7 +78,7 @@ def tpot_at_batch(points: list[DecodePoint], batch: float) -> float:
     """TPOT (ms) at ``batch`` by linear interpolation; ValueError outside the measured range."""
     if batch < points[0].batch or batch > points[-1].batch:
         raise ValueError(f"batch {batch} outside the measured range [{points[0].batch}, {points[-1].batch}]")
-    for lo, hi in zip(points, points[1:], strict=False):
+    for lo, hi in itertools.pairwise(points):
         if lo.batch <= batch <= hi.batch:
             return lo.tpot_ms + (batch - lo.batch) / (hi.batch - lo.batch) * (hi.tpot_ms - lo.tpot_ms)
     raise AssertionError("unreachable")  # pragma: no cover
@@ -94,7 +95,7 @@ def max_batch_within_tpot(points: list[DecodePoint], target_ms: float, rule: str
         return None
     if points[-1].tpot_ms <= target_ms:
         return float(points[-1].batch)
-    for lo, hi in zip(points, points[1:], strict=False):
+    for lo, hi in itertools.pairwise(points):
         if hi.tpot_ms > target_ms >= lo.tpot_ms:
             if rule == "fractional":
                 return lo.batch + (target_ms - lo.tpot_ms) / (hi.tpot_ms - lo.tpot_ms) * (hi.batch - lo.batch)
@@ -142,25 +143,25 @@ def prefill_capacity(profile: PrefillProfile, workload: Workload) -> ShapeCapaci
     """Capacity of one prefill instance under M/M/1 at the workload's TTFT target and statistic."""
     l_in = workload.input_tokens_mean
     x = interpolate_prefill_throughput(profile.max_throughput_by_input, l_in)
-    args = (profile.model, "prefill", profile.gpu_type, profile.gpus_per_instance)
+    args: tuple[str, Role, str, int] = (profile.model, "prefill", profile.gpu_type, profile.gpus_per_instance)
     if x is None:
         lo, hi = profile.max_throughput_by_input[0].input_tokens, profile.max_throughput_by_input[-1].input_tokens
         return SkippedShape(*args, f"input length {l_in:g} is outside the benchmarked range [{lo:g}, {hi:g}] "
-                                   "tokens (no extrapolation)")  # type: ignore[arg-type]
+                                   "tokens (no extrapolation)")
     mu = x / l_in
     target, stat = workload.ttft.target_s, workload.ttft.statistic
     unloaded = l_in / x + workload.ttft_overhead_s
     if target <= unloaded:
-        return SkippedShape(*args, f"TTFT target {target:g} s is not above the unloaded TTFT {unloaded:.4g} s "  # type: ignore[arg-type]
+        return SkippedShape(*args, f"TTFT target {target:g} s is not above the unloaded TTFT {unloaded:.4g} s "
                                    f"(L_in/X = {l_in / x:.4g} s + overhead {workload.ttft_overhead_s:g} s)")
     budget = target - workload.ttft_overhead_s
     lam = mm1_max_arrival_rate(mu, budget, stat)
     if lam <= 0.0:
-        return SkippedShape(*args, f"under M/M/1 the {stat} TTFT at any load exceeds {target:g} s: "  # type: ignore[arg-type]
+        return SkippedShape(*args, f"under M/M/1 the {stat} TTFT at any load exceeds {target:g} s: "
                                    f"{sojourn_factor(stat):.4g} / (T - overhead) = "
                                    f"{sojourn_factor(stat) / budget:.4g} req/s >= mu = {mu:.4g} req/s")
     return ShapeCapacity(
-        *args, capacity_rps=lam, throughput_tok_per_s=lam * l_in,  # type: ignore[arg-type]
+        *args, capacity_rps=lam, throughput_tok_per_s=lam * l_in,
         formula=f"mm1_{stat}: lambda = X/L_in - {sojourn_factor(stat):.6g}/(T - T_overhead)",
         detail={"max_throughput_tok_per_s": x, "service_rate_rps": mu, "ttft_budget_s": budget,
                 "unloaded_ttft_s": unloaded, "utilisation_at_capacity": lam / mu},
@@ -173,18 +174,18 @@ def decode_capacity(profile: DecodeProfile, workload: Workload, rule: str) -> Sh
     With the constant-batch model of the paper every request sees TPOT(B*), so all TPOT statistics (mean over
     requests, percentiles) coincide with TPOT(B*).
     """
-    args = (profile.model, "decode", profile.gpu_type, profile.gpus_per_instance)
+    args: tuple[str, Role, str, int] = (profile.model, "decode", profile.gpu_type, profile.gpus_per_instance)
     target = workload.tpot.target_ms
     pts = profile.tpot_by_batch
     batch = max_batch_within_tpot(pts, target, rule)
     if batch is None:
-        return SkippedShape(*args, f"TPOT target {target:g} ms is below the TPOT at the smallest benchmarked "  # type: ignore[arg-type]
+        return SkippedShape(*args, f"TPOT target {target:g} ms is below the TPOT at the smallest benchmarked "
                                    f"batch ({pts[0].tpot_ms:g} ms at batch {pts[0].batch})")
     tpot = tpot_at_batch(pts, batch)
     tok_s = batch / (tpot / 1000.0)
     capped = batch >= pts[-1].batch and pts[-1].tpot_ms < target
     return ShapeCapacity(
-        *args, capacity_rps=tok_s / workload.output_tokens_mean, throughput_tok_per_s=tok_s,  # type: ignore[arg-type]
+        *args, capacity_rps=tok_s / workload.output_tokens_mean, throughput_tok_per_s=tok_s,
         formula=f"tpot_curve_{rule}: B* = max batch with TPOT(B) <= target; lambda = B*/(TPOT(B*) L_out)"
         + (" (B* capped at the largest benchmarked batch)" if capped else ""),
         detail={"batch": batch, "tpot_ms": tpot},
@@ -228,7 +229,10 @@ def capacity_table(instance: Instance) -> CapacityTable:
             result = prefill_capacity(prof, workload)
         else:
             result = decode_capacity(prof, workload, instance.options.decode_batch_rule)
-        (usable if isinstance(result, ShapeCapacity) else skipped).append(result)  # type: ignore[arg-type]
+        if isinstance(result, ShapeCapacity):
+            usable.append(result)
+        else:
+            skipped.append(result)
     return CapacityTable(tuple(usable), tuple(skipped))
 
 
@@ -269,3 +273,25 @@ def paper_closed_form(
         n_decode=n_d,
         pd_ratio=input_tokens * decode_throughput_tok_per_s / (output_tokens * prefill_throughput_tok_per_s),
     )
+
+
+def closed_form_for_model(instance: Instance, model: str, prefill: ShapeCapacity | None = None,
+                          decode: ShapeCapacity | None = None, scale_demand: float = 1.0) -> PaperPlan:
+    """The paper's unrounded P/D counts for one model and one prefill and one decode shape.
+
+    Without explicit shapes the model must have exactly one usable shape per role (the paper's setting).
+    """
+    table = capacity_table(instance)
+    chosen: dict[str, ShapeCapacity] = {}
+    for role, given in (("prefill", prefill), ("decode", decode)):
+        if given is not None:
+            chosen[role] = given
+            continue
+        shapes = table.for_role(model, role)
+        if len(shapes) != 1:
+            raise ValueError(f"model '{model}' has {len(shapes)} usable {role} shapes; pass the one to use")
+        chosen[role] = shapes[0]
+    w = instance.workloads[model]
+    total = w.demand_rps() * scale_demand * (w.input_tokens_mean + w.output_tokens_mean)
+    return paper_closed_form(total, w.input_tokens_mean, w.output_tokens_mean,
+                             chosen["prefill"].throughput_tok_per_s, chosen["decode"].throughput_tok_per_s)

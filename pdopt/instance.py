@@ -8,6 +8,7 @@ checked once the whole instance is read, and every problem is reported with the 
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -198,7 +199,7 @@ class PrefillProfile(_ProfileBase):
     @model_validator(mode="after")
     def _sorted_inputs(self) -> PrefillProfile:
         lengths = [p.input_tokens for p in self.max_throughput_by_input]
-        if any(b <= a for a, b in zip(lengths, lengths[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(lengths)):
             raise ValueError("max_throughput_by_input: input_tokens must be strictly increasing")
         return self
 
@@ -299,9 +300,9 @@ class Instance(StrictModel):
                     "leave odd remainders need exact node packing, which formulation F1 does not do"
                 )
         for pid, pool in self.node_pools.items():
-            sizes = sorted({p.gpus_per_instance for p in self.profiles
-                            if p.gpu_type == pool.gpu_type and pool.gpus_per_node % p.gpus_per_instance == 0})
-            for a, b in zip(sizes, sizes[1:], strict=False):
+            fitting = sorted({p.gpus_per_instance for p in self.profiles
+                              if p.gpu_type == pool.gpu_type and pool.gpus_per_node % p.gpus_per_instance == 0})
+            for a, b in itertools.pairwise(fitting):
                 if b % a:
                     problems.append(
                         f"node_pools.{pid}: instance sizes {a} and {b} GPUs both fit its {pool.gpus_per_node}-GPU "

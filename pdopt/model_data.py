@@ -64,7 +64,9 @@ def build_model_data(instance: Instance, table: CapacityTable, scale_demand: flo
         for pid, p in pools.items()
         if p.gpu_type == s.gpu_type and p.gpus_per_node % s.gpus_per_instance == 0 and p.node_count > 0
     )
-    demand = {(m, r): w.demand_rps() * scale_demand for m, w in instance.workloads.items() for r in ROLES}
+    demand: dict[tuple[str, str], float] = {
+        (m, r): w.demand_rps() * scale_demand for m, w in instance.workloads.items() for r in ROLES
+    }
     caps = {g: t.max_gpus for g, t in instance.gpu_types.items() if t.max_gpus is not None}
     return ModelData(demand, shapes, pools, arcs, caps)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import pulp
-
 from pdopt.capacity import CapacityTable, ShapeCapacity, SkippedShape, capacity_table
 from pdopt.instance import ROLES, Instance
 from pdopt.milp import BuiltProblem, build_problem, solution_counts

@@ -61,7 +61,7 @@ class SolveResult:
     message: str = ""
 
 
-class SolverUnavailable(RuntimeError):
+class SolverUnavailableError(RuntimeError):
     """The requested solver is not installed."""
 
 
@@ -109,7 +109,7 @@ def _relative_gap(objective: float | None, bound: float | None) -> float | None:
 def run_solver(problem: pulp.LpProblem, options: SolverOptions) -> SolveResult:
     """Solve ``problem`` (a minimisation) in place and return its normalised status, objective, bound and gap."""
     if options.name not in SOLVERS:
-        raise SolverUnavailable(f"unknown solver '{options.name}' (choose from {', '.join(SOLVERS)})")
+        raise SolverUnavailableError(f"unknown solver '{options.name}' (choose from {', '.join(SOLVERS)})")
     start = time.perf_counter()
     bound: float | None = None
     if options.name == "cbc":
@@ -124,7 +124,7 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions) -> SolveResult:
         highs = pulp.HiGHS(msg=False, timeLimit=options.time_limit_s, gapRel=options.gap_rel,
                            threads=options.threads, log_to_console=False)
         if not highs.available():
-            raise SolverUnavailable("solver 'highs' needs the highspy package: pip install 'pdopt[highs]'")
+            raise SolverUnavailableError("solver 'highs' needs the highspy package: pip install 'pdopt[highs]'")
         with _silence_stdout():
             problem.solve(highs)
         with contextlib.suppress(Exception):

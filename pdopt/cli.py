@@ -1,0 +1,146 @@
+"""The ``pdopt`` command line: plan, capacity, validate, verify, schema.
+
+Exit codes: 0 success; 1 a plan failed verification or the solver failed; 2 invalid input (a message that names
+the field, no traceback); 3 no feasible plan (with the reason in the instance's terms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from pdopt import __version__
+from pdopt.capacity import capacity_table
+from pdopt.instance import Instance
+from pdopt.io import InputError, dump_json, load_instance, load_json
+from pdopt.plan import solve
+from pdopt.report import format_capacities, format_plan
+from pdopt.solver import SOLVERS, SolverOptions, SolverUnavailableError, SolveStatus
+from pdopt.verify import format_violations, verify
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE = 0, 1, 2, 3
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _gap(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a relative gap in [0, 1), got {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pdopt", description="Cheapest P/D disaggregated LLM serving fleet under SLOs.")
+    p.add_argument("--version", action="version", version=f"pdopt {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    plan = sub.add_parser("plan", help="plan the cheapest fleet for an instance file")
+    plan.add_argument("file", help="instance file (YAML or JSON)")
+    plan.add_argument("--format", choices=("table", "json"), default="table")
+    plan.add_argument("--solver", choices=SOLVERS, default="cbc")
+    plan.add_argument("--time-limit", type=_positive_float, default=None, metavar="SECONDS")
+    plan.add_argument("--gap", type=_gap, default=0.0, metavar="REL", help="relative MIP gap to stop at (default 0)")
+    plan.add_argument("--threads", type=int, default=1)
+    plan.add_argument("--scale-demand", type=_positive_float, default=1.0, metavar="F",
+                      help="multiply every demand by F (what if traffic grows 20%%? F = 1.2)")
+
+    cap = sub.add_parser("capacity", help="per-instance capacity of every benchmarked shape at the SLOs")
+    cap.add_argument("file")
+    cap.add_argument("--format", choices=("table", "json"), default="table")
+
+    val = sub.add_parser("validate", help="check an instance file and say what is wrong, field by field")
+    val.add_argument("file")
+
+    ver = sub.add_parser("verify", help="check a plan JSON against an instance, independently of the solver")
+    ver.add_argument("file", help="instance file")
+    ver.add_argument("--plan", required=True, help="plan JSON written by `pdopt plan --format json`")
+
+    sub.add_parser("schema", help="print the JSON Schema of the instance format")
+    return p
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    instance = load_instance(args.file)
+    opts = SolverOptions(args.solver, args.time_limit, args.gap, args.threads)
+    plan = solve(instance, opts, scale_demand=args.scale_demand)
+    print(dump_json(plan.to_dict()) if args.format == "json" else format_plan(plan))
+    if plan.has_plan:
+        return EXIT_OK
+    if args.format == "json":
+        print(f"pdopt: no feasible plan: {plan.reason}", file=sys.stderr)
+    if plan.status in (SolveStatus.INFEASIBLE, SolveStatus.NO_SOLUTION):
+        return EXIT_INFEASIBLE
+    return EXIT_FAILED
+
+
+def _cmd_capacity(args: argparse.Namespace) -> int:
+    tab = capacity_table(load_instance(args.file))
+    if args.format == "json":
+        print(dump_json({
+            "shapes": [{"model": s.model, "role": s.role, "gpu_type": s.gpu_type,
+                        "gpus_per_instance": s.gpus_per_instance, "capacity_rps": s.capacity_rps,
+                        "throughput_tok_per_s": s.throughput_tok_per_s, "formula": s.formula,
+                        "detail": s.detail} for s in tab.shapes],
+            "skipped_shapes": [vars(k) for k in tab.skipped],
+        }))
+    else:
+        print(format_capacities(tab))
+    return EXIT_OK
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    inst = load_instance(args.file)
+    tab = capacity_table(inst)
+    print(f"{args.file}: valid instance '{inst.name}': {len(inst.models)} model(s), {len(inst.gpu_types)} GPU "
+          f"type(s), {len(inst.node_pools)} node pool(s), {len(inst.profiles)} profile(s); "
+          f"{len(tab.shapes)} shape(s) usable at the SLOs, {len(tab.skipped)} skipped")
+    for k in tab.skipped:
+        print(f"  skipped {k.model} {k.role} {k.gpu_type} x{k.gpus_per_instance}: {k.reason}")
+    return EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    instance = load_instance(args.file)
+    violations = verify(instance, load_json(args.plan, "plan"))
+    if violations:
+        print(format_violations(violations))
+        return EXIT_FAILED
+    print(f"{args.plan}: the plan satisfies every constraint of '{instance.name}'")
+    return EXIT_OK
+
+
+def _cmd_schema(_: argparse.Namespace) -> int:
+    print(json.dumps(Instance.model_json_schema(), indent=2))
+    return EXIT_OK
+
+
+COMMANDS = {"plan": _cmd_plan, "capacity": _cmd_capacity, "validate": _cmd_validate, "verify": _cmd_verify,
+            "schema": _cmd_schema}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pdopt`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (InputError, SolverUnavailableError) as exc:
+        print(f"pdopt: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Terminal tables for plans and capacity tables (the JSON form lives in :meth:`pdopt.plan.Plan.to_dict`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pdopt.capacity import CapacityTable
+from pdopt.plan import Plan
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned text columns separated by two spaces."""
+    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def format_plan(plan: Plan) -> str:
+    """A plan as a terminal report: header, placements, per-model summary, skipped shapes, reason."""
+    s = plan.solver
+    gap = "-" if s.gap is None else f"{s.gap:.2%}"
+    out = [f"instance {plan.instance}  formulation {plan.formulation}  status {plan.status.value}"
+           + (f"  demand x{plan.scale_demand:g}" if plan.scale_demand != 1.0 else "")]
+    if plan.objective_usd_per_hour is not None:
+        out.append(f"cost {plan.objective_usd_per_hour:.2f} USD/hour  "
+                   f"GPUs {', '.join(f'{g}: {n}' for g, n in sorted(plan.gpus_used.items()))}")
+    out.append(f"solver {s.name}  {s.runtime_s:.3f} s  gap {gap}")
+    if plan.placements:
+        out += ["", "placements", table(
+            ["model", "role", "gpu_type", "gpus/inst", "pool", "count", "req/s per inst", "USD/hour"],
+            [[p.model, p.role, p.gpu_type, p.gpus_per_instance, p.pool, p.count, p.capacity_rps,
+              f"{p.cost_usd_per_hour:.2f}"] for p in plan.placements])]
+    if plan.models:
+        out += ["", "models", table(
+            ["model", "demand req/s", "prefill", "decode", "P/D", "prefill exact", "decode exact",
+             "prefill util", "decode util"],
+            [[m, mp.demand_rps, mp.prefill.instances, mp.decode.instances, mp.pd_ratio,
+              mp.prefill.fractional_instances, mp.decode.fractional_instances,
+              _pct(mp.prefill.utilisation), _pct(mp.decode.utilisation)] for m, mp in plan.models.items()])]
+    if plan.skipped_shapes:
+        out += ["", "shapes skipped (cannot meet the SLO)"]
+        out += [f"  {k.model} {k.role} {k.gpu_type} x{k.gpus_per_instance}: {k.reason}" for k in plan.skipped_shapes]
+    if plan.reason:
+        out += ["", "no plan:", *[f"  {line}" for line in plan.reason.splitlines()]]
+    return "\n".join(out)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def format_capacities(tab: CapacityTable) -> str:
+    """Per-instance capacity of every shape at the SLO, with the formula used; skipped shapes with reasons."""
+    rows = [[s.model, s.role, s.gpu_type, s.gpus_per_instance, s.capacity_rps, s.throughput_tok_per_s,
+             _detail(s.detail), s.formula] for s in tab.shapes]
+    out = [table(["model", "role", "gpu_type", "gpus/inst", "req/s", "tok/s", "detail", "formula"], rows)]
+    if tab.skipped:
+        out += ["", "skipped"] + [f"  {k.model} {k.role} {k.gpu_type} x{k.gpus_per_instance}: {k.reason}"
+                                  for k in tab.skipped]
+    return "\n".join(out)
+
+
+def _detail(detail: dict[str, float]) -> str:
+    keys = {"batch": "B*", "tpot_ms": "TPOT ms", "max_throughput_tok_per_s": "X tok/s",
+            "utilisation_at_capacity": "rho"}
+    return " ".join(f"{label}={_fmt(detail[k])}" for k, label in keys.items() if k in detail)

@@ -1,0 +1,33 @@
+"""Every instance in instances/known_answers.yaml solves to its recorded answer, and its plan verifies."""
+
+from typing import Any
+
+import pytest
+import yaml
+
+import pdopt
+from pdopt.io import load_instance
+from pdopt.verify import verify
+from tests.conftest import INSTANCES
+
+KNOWN = yaml.safe_load((INSTANCES / "known_answers.yaml").read_text())["instances"]
+CASES = [(path, entry) for path, entries in KNOWN.items() for entry in entries]
+
+
+def test_every_instance_file_has_a_known_answer() -> None:
+    files = {str(p.relative_to(INSTANCES)) for p in INSTANCES.rglob("*.yaml") if p.name != "known_answers.yaml"}
+    assert files == set(KNOWN)
+
+
+@pytest.mark.parametrize(("path", "entry"), CASES, ids=[f"{p}@{e.get('scale_demand', 1.0)}" for p, e in CASES])
+def test_known_answer(path: str, entry: dict[str, Any]) -> None:
+    inst = load_instance(INSTANCES / path)
+    plan = pdopt.solve(inst, scale_demand=entry.get("scale_demand", 1.0))
+    assert plan.status.value == entry["status"]
+    assert entry.get("derivation"), "each known answer says how it was obtained"
+    if entry["status"] == "optimal":
+        assert plan.objective_usd_per_hour == pytest.approx(entry["objective_usd_per_hour"],
+                                                            rel=entry.get("tolerance_rel", 1e-6))
+        assert verify(inst, plan.to_dict()) == []
+    else:
+        assert plan.reason
