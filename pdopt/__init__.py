@@ -25,6 +25,7 @@ from pdopt.instance import Instance
 from pdopt.io import InputError, instance_from_dict, load_instance
 from pdopt.plan import Plan, solve
 from pdopt.solver import SolverOptions, SolveStatus
+from pdopt.verify import Violation, format_violations, verify
 
 __version__ = "0.1.0"
 
@@ -38,10 +39,12 @@ __all__ = [
     "SkippedShape",
     "SolveStatus",
     "SolverOptions",
+    "Violation",
     "__version__",
     "capacity_table",
     "closed_form_for_model",
     "decode_capacity",
+    "format_violations",
     "instance_from_dict",
     "load_instance",
     "max_batch_within_tpot",
@@ -49,4 +52,5 @@ __all__ = [
     "paper_closed_form",
     "prefill_capacity",
     "solve",
+    "verify",
 ]

@@ -38,10 +38,10 @@ class BuiltProblem:
         self.rows.setdefault(family, []).append(name)
 
 
-def add_instance_counts(data: ModelData) -> dict[tuple[str, str], pulp.LpVariable]:
+def add_instance_counts(problem: pulp.LpProblem, data: ModelData) -> dict[tuple[str, str], pulp.LpVariable]:
     """x[s,p] in Z>=0, bounded by the GPUs of pool p over the GPUs per instance of s."""
     return {
-        (s, p): pulp.LpVariable(
+        (s, p): problem.add_variable(
             f"x__{s}__{p}", lowBound=0, upBound=data.pools[p].gpus // data.shapes[s].gpus_per_instance,
             cat=pulp.LpInteger,
         )
@@ -94,7 +94,7 @@ def add_shortfall(built: BuiltProblem, data: ModelData, penalty_usd_per_rps: flo
     With a penalty far above any instance's cost per req/s, the optimum covers all it can and the shortfall
     left is demand that no plan within the inventory serves.
     """
-    built.shortfall = {key: pulp.LpVariable(f"shortfall__{key[0]}__{key[1]}", lowBound=0)
+    built.shortfall = {key: built.problem.add_variable(f"shortfall__{key[0]}__{key[1]}", lowBound=0)
                        for key in data.demand_rps}
     built.problem.setObjective(built.problem.objective
                                + pulp.lpSum(penalty_usd_per_rps * v for v in built.shortfall.values()))
@@ -103,7 +103,7 @@ def add_shortfall(built: BuiltProblem, data: ModelData, penalty_usd_per_rps: flo
 def build_problem(data: ModelData, name: str = "pdopt_f1", shortfall_penalty: float | None = None) -> BuiltProblem:
     """Build formulation F1 (never solves); with ``shortfall_penalty``, its elastic diagnostic variant."""
     problem = pulp.LpProblem(name, pulp.LpMinimize)
-    built = BuiltProblem(problem, add_instance_counts(data))
+    built = BuiltProblem(problem, add_instance_counts(problem, data))
     add_objective(built, data)
     if shortfall_penalty is not None:
         add_shortfall(built, data, shortfall_penalty)

@@ -14,6 +14,7 @@ import re
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from pathlib import Path
 import pulp
 
 SOLVERS = ("cbc", "highs")
+OPTIMALITY_GAP = 1e-6
+"""A relative gap at most this (solver round-off between incumbent and bound) counts as proven optimal."""
 
 
 class SolveStatus(enum.StrEnum):
@@ -115,14 +118,17 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions) -> SolveResult:
     if options.name == "cbc":
         with tempfile.TemporaryDirectory() as tmp:
             log_path = Path(tmp) / "cbc.log"
-            cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=options.time_limit_s, gapRel=options.gap_rel,
-                                    threads=options.threads, logPath=str(log_path))
+            with warnings.catch_warnings():  # PuLP 3.x warns that PuLP 4 drops PULP_CBC_CMD: this is the one place
+                warnings.simplefilter("ignore", DeprecationWarning)
+                cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=options.time_limit_s, gapRel=options.gap_rel,
+                                        threads=options.threads, logPath=str(log_path))
             problem.solve(cmd)
             log = log_path.read_text() if log_path.exists() else ""
         bound = _cbc_log_bound(log)
     else:
-        highs = pulp.HiGHS(msg=False, timeLimit=options.time_limit_s, gapRel=options.gap_rel,
-                           threads=options.threads, log_to_console=False)
+        # mip_rel_gap passed directly: PuLP drops a gapRel of 0 as falsy and HiGHS would stop at its 1e-4 default
+        highs = pulp.HiGHS(msg=False, timeLimit=options.time_limit_s, threads=options.threads,
+                           log_to_console=False, mip_rel_gap=options.gap_rel)
         if not highs.available():
             raise SolverUnavailableError("solver 'highs' needs the highspy package: pip install 'pdopt[highs]'")
         with _silence_stdout():
@@ -140,7 +146,7 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions) -> SolveResult:
     if sol == pulp.LpSolutionOptimal and status == pulp.LpStatusOptimal:
         if gap is None and options.gap_rel == 0.0:
             gap = 0.0  # the solver proved optimality with no tolerance; it just did not print a bound
-        st = SolveStatus.OPTIMAL if gap is not None and gap <= 1e-9 else SolveStatus.FEASIBLE
+        st = SolveStatus.OPTIMAL if gap is not None and gap <= OPTIMALITY_GAP else SolveStatus.FEASIBLE
     elif sol == pulp.LpSolutionIntegerFeasible:
         st = SolveStatus.FEASIBLE
     elif status == pulp.LpStatusInfeasible or sol == pulp.LpSolutionInfeasible:
