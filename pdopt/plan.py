@@ -167,7 +167,13 @@ def _shortfall(data: ModelData, options: SolverOptions) -> dict[str, dict[str, f
 
 
 def _shortfall_reason(short: dict[str, dict[str, float]], data: ModelData, instance: Instance) -> str:
-    lines = []
+    """Explain infeasibility from the elastic re-solve.
+
+    The split of the shortfall between roles is one optimum of the elastic problem, not the only one: the
+    message says so, and names the GPUs each short role could have used.
+    """
+    lines = ["the inventory cannot cover every demand; a plan that covers as much as it can "
+             "(elastic re-solve; other splits of the shortfall may exist) leaves uncovered:"]
     for m, roles in short.items():
         for r, val in roles.items():
             types = sorted({data.shapes[s].gpu_type for s, _ in data.arcs
@@ -177,7 +183,7 @@ def _shortfall_reason(short: dict[str, dict[str, float]], data: ModelData, insta
                 + (f", cap {data.gpu_caps[g]}" if g in data.gpu_caps else "") for g in types)
             lines.append(f"model '{m}', role {r}: {val:.4g} of {data.demand_rps[(m, r)]:.4g} req/s cannot be "
                          f"served: the GPUs its shapes can use run out ({have})")
-    return "\n".join(lines) or "the solver reports the instance infeasible"
+    return "\n".join(lines) if len(lines) > 1 else "the solver reports the instance infeasible"
 
 
 def solve(

@@ -90,7 +90,7 @@ def test_tp3_on_8_gpu_nodes_rejected(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_no_shape_can_serve_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = _paper_doc(tmp_path)
     doc["workloads"]["dsv31"]["tpot"]["target_ms"] = 10.0
-    code, out, err = _run(["plan", str(_write(tmp_path, doc))], capsys)
+    code, out, _ = _run(["plan", str(_write(tmp_path, doc))], capsys)
     assert code == 3
     assert "model 'dsv31', role decode: no usable shape" in out
     assert "below the TPOT at the smallest benchmarked batch" in out

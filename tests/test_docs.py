@@ -39,7 +39,9 @@ def test_formulation_page_names_every_family() -> None:
         assert f"`{family}`" in text
 
 
-PYTHON_BLOCKS = [(page.name, block) for page in PAGES for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.S)]
+PYTHON_BLOCKS = [
+    (page.name, block) for page in PAGES for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+]
 
 
 @pytest.mark.parametrize(("page", "code"), PYTHON_BLOCKS)

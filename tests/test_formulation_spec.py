@@ -25,5 +25,5 @@ def test_every_family_produces_named_rows() -> None:
     assert set(built.rows) == set(CONSTRAINT_FAMILIES)
     for family, names in built.rows.items():
         assert names and all(n.startswith(family + "__") for n in names)
-        assert all(n in built.problem.constraints for n in names)
+        assert all(built.problem.get_constraint_by_name(n) is not None for n in names)
     assert {v.name.split("__")[0] for v in built.problem.variables()} <= set(VARIABLE_FAMILIES)

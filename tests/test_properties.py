@@ -50,8 +50,9 @@ def instances(draw: st.DrawFn) -> dict[str, Any]:
                 profiles.append({"model": m, "role": "prefill", "gpu_type": g, "gpus_per_instance": tp,
                                  "max_throughput_by_input": [{"input_tokens": 1000.0, "max_throughput_tok_per_s": x}]})
                 base = 40.0 / speed / tp ** 0.3
+                curve = [{"batch": b, "tpot_ms": base * (1 + 0.02 * b)} for b in (1, 8, 32, 64)]
                 profiles.append({"model": m, "role": "decode", "gpu_type": g, "gpus_per_instance": tp,
-                                 "tpot_by_batch": [{"batch": b, "tpot_ms": base * (1 + 0.02 * b)} for b in (1, 8, 32, 64)]})
+                                 "tpot_by_batch": curve})
     return {"name": "generated", "gpu_types": gpu_types, "node_pools": pools, "models": models,
             "workloads": workloads, "profiles": profiles}
 
