@@ -109,6 +109,30 @@ def _relative_gap(objective: float | None, bound: float | None) -> float | None:
     return max(0.0, objective - bound) / max(abs(objective), 1e-9)
 
 
+def normalise_status(
+    status: int, sol_status: int, gap: float | None, gap_rel: float
+) -> tuple[SolveStatus, float | None]:
+    """Map PuLP's (status, sol_status) and the gap to a :class:`SolveStatus` (and the gap to report).
+
+    ``optimal`` needs PuLP's Optimal in both fields and a gap within :data:`OPTIMALITY_GAP` (a solver that proved
+    optimality with no tolerance but printed no bound has gap 0). Optimal with a stated tolerance left open, or
+    sol_status IntegerFeasible (a time-limited incumbent), is ``feasible``.
+    """
+    if sol_status == pulp.LpSolutionOptimal and status == pulp.LpStatusOptimal:
+        if gap is None and gap_rel == 0.0:
+            gap = 0.0
+        return (SolveStatus.OPTIMAL if gap is not None and gap <= OPTIMALITY_GAP else SolveStatus.FEASIBLE), gap
+    if sol_status == pulp.LpSolutionIntegerFeasible:
+        return SolveStatus.FEASIBLE, gap
+    if status == pulp.LpStatusInfeasible or sol_status == pulp.LpSolutionInfeasible:
+        return SolveStatus.INFEASIBLE, None
+    if status == pulp.LpStatusUnbounded or sol_status == pulp.LpSolutionUnbounded:
+        return SolveStatus.UNBOUNDED, None
+    if status == pulp.LpStatusNotSolved or sol_status == pulp.LpSolutionNoSolutionFound:
+        return SolveStatus.NO_SOLUTION, None
+    return SolveStatus.ERROR, None
+
+
 def run_solver(problem: pulp.LpProblem, options: SolverOptions) -> SolveResult:
     """Solve ``problem`` (a minimisation) in place and return its normalised status, objective, bound and gap."""
     if options.name not in SOLVERS:
@@ -138,24 +162,11 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions) -> SolveResult:
     runtime = time.perf_counter() - start
 
     status, sol = problem.status, problem.sol_status
-    objective = pulp.value(problem.objective) if sol in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)\
-        else None
-    if objective is not None:
-        objective = float(objective)
+    objective = None
+    if sol in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+        value = pulp.value(problem.objective)
+        objective = float(value) if value is not None else 0.0
     gap = _relative_gap(objective, bound)
-    if sol == pulp.LpSolutionOptimal and status == pulp.LpStatusOptimal:
-        if gap is None and options.gap_rel == 0.0:
-            gap = 0.0  # the solver proved optimality with no tolerance; it just did not print a bound
-        st = SolveStatus.OPTIMAL if gap is not None and gap <= OPTIMALITY_GAP else SolveStatus.FEASIBLE
-    elif sol == pulp.LpSolutionIntegerFeasible:
-        st = SolveStatus.FEASIBLE
-    elif status == pulp.LpStatusInfeasible or sol == pulp.LpSolutionInfeasible:
-        st = SolveStatus.INFEASIBLE
-    elif status == pulp.LpStatusUnbounded or sol == pulp.LpSolutionUnbounded:
-        st = SolveStatus.UNBOUNDED
-    elif status == pulp.LpStatusNotSolved or sol == pulp.LpSolutionNoSolutionFound:
-        st = SolveStatus.NO_SOLUTION
-    else:
-        st = SolveStatus.ERROR
+    st, gap = normalise_status(status, sol, gap, options.gap_rel)
     return SolveResult(st, options.name, runtime, objective, bound if st in (SolveStatus.OPTIMAL,
                        SolveStatus.FEASIBLE) else None, gap, pulp.LpStatus.get(status, str(status)))
