@@ -1,0 +1,296 @@
+"""Discrete-event simulation of a plan: prefill queues, P->D transfer, continuous-batching decode.
+
+The simulation advances from event to event (arrival, prefill done, decode ready, decode batch change), never
+token by token. Rules, chosen to match how P/D engines behave and stated so tests can check them:
+
+- Prefill: each instance serves FCFS, one request at a time. Service time = L_in / X(L_in) x F, where X is the
+  benchmarked max prefill throughput interpolated at the request's input length (clamped to the measured
+  range: throughput is held constant beyond it) and F a factor with mean 1 and a chosen squared coefficient of
+  variation (deterministic F = 1; exponential SCV 1; gamma or lognormal with any SCV).
+- Transfer: the workload's ``ttft_overhead_s`` after prefill completes, the request is ready for decode.
+- Decode: continuous batching. An instance runs iterations back to back while its batch is non-empty; an
+  iteration with batch B lasts TPOT(B) (the benchmarked curve, linear between measured batches; below the
+  smallest measured batch the smallest batch's TPOT, which over-states it). A ready request joins an idle
+  instance at once, and a busy one at the first iteration boundary after it is ready, if a slot is free;
+  otherwise it waits (FIFO) for a slot. A request leaves after ``steps`` iterations, steps = its output length
+  rounded to an integer >= 1. The batch cap is the largest benchmarked batch or the KV-cache bound
+  (memory x GPUs x usable fraction - weights) / (KV bytes per token x (L_in + L_out)), whichever is smaller.
+- Metrics per request: TTFT = decode join - arrival (waiting for a decode slot counts), TPOT = decode time /
+  steps, prefill sojourn = prefill end - arrival.
+
+Between two events an instance's batch is constant, so after ``k`` iterations its time is t_b + k TPOT(B): the
+next event of an instance is its earliest completion or the boundary at which a waiting request may join.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+DISPATCH_POLICIES = ("random", "round_robin", "jsq", "pooled")
+"""``jsq`` (join the shortest queue, relative to capacity) is also called ``least_loaded``."""
+
+
+@dataclass
+class PrefillServer:
+    """One prefill instance: a FCFS queue in front of one server."""
+
+    model: int
+    weight: float
+    """Planned capacity (req/s) used to weight dispatch."""
+    lengths: FloatArray
+    throughputs: FloatArray
+    queue: deque[int] = field(default_factory=deque)
+    busy: bool = False
+    busy_time: float = 0.0
+    served: int = 0
+    _cache: dict[float, float] = field(default_factory=dict)
+
+    def base_service_s(self, input_tokens: float) -> float:
+        """L_in / X(L_in), X interpolated linearly and clamped at the measured ends."""
+        t = self._cache.get(input_tokens)
+        if t is None:
+            x = float(np.interp(input_tokens, self.lengths, self.throughputs))
+            t = input_tokens / x
+            self._cache[input_tokens] = t
+        return t
+
+
+@dataclass
+class DecodeServer:
+    """One decode instance under continuous batching."""
+
+    model: int
+    weight: float
+    step_s: list[float]
+    """step_s[b] = iteration time with batch b (index 0 unused)."""
+    cap: int
+    batch: list[tuple[int, int]] = field(default_factory=list)
+    """Heap of (finish step, request)."""
+    waiting: deque[int] = field(default_factory=deque)
+    steps: int = 0
+    t_b: float = 0.0
+    """Time of the last boundary processed (or of the admission that started an idle instance)."""
+    tau: float = 0.0
+    k: int = 0
+    """Iterations from t_b to the next scheduled event."""
+    version: int = 0
+    area: float = 0.0
+    """Integral of the batch size over time."""
+    busy_time: float = 0.0
+
+    def load(self) -> float:
+        """Requests held (running and waiting) relative to capacity, for least-loaded dispatch."""
+        return (len(self.batch) + len(self.waiting)) / self.weight
+
+
+@dataclass
+class RequestArrays:
+    """Per-request inputs and outcomes (index = request id, in arrival order)."""
+
+    model: IntArray
+    arrival_s: FloatArray
+    input_tokens: FloatArray
+    decode_steps: IntArray
+    service_factor: FloatArray
+    dispatch_u: FloatArray
+    prefill_end_s: FloatArray = field(init=False)
+    join_s: FloatArray = field(init=False)
+    finish_s: FloatArray = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.arrival_s)
+        self.prefill_end_s = np.full(n, np.nan)
+        self.join_s = np.full(n, np.nan)
+        self.finish_s = np.full(n, np.nan)
+
+
+class _Dispatcher:
+    """Chooses an instance among a model's instances of one role."""
+
+    def __init__(self, policy: str, weights: list[float]) -> None:
+        self.policy = policy
+        self.weights = weights
+        total = sum(weights)
+        self.cumulative = list(np.cumsum(weights) / total)
+        self.current = [0.0] * len(weights)
+        self.total = total
+        self.equal = max(weights) == min(weights)
+        self.counter = 0
+
+    def pick_static(self, u: float) -> int:
+        """Random (weighted by capacity, using the request's pre-drawn uniform) or smooth weighted round-robin."""
+        n = len(self.weights)
+        if self.policy == "random":
+            return min(bisect.bisect_right(self.cumulative, u), n - 1)
+        if self.equal:
+            self.counter += 1
+            return (self.counter - 1) % n
+        cur, w = self.current, self.weights
+        best = 0
+        for i in range(n):
+            cur[i] += w[i]
+            if cur[i] > cur[best]:
+                best = i
+        cur[best] -= self.total
+        return best
+
+
+EV_PREFILL_DONE, EV_DECODE_READY, EV_DECODE = 0, 1, 2
+
+
+@dataclass
+class EngineResult:
+    """What the engine measured."""
+
+    requests: RequestArrays
+    prefill: list[PrefillServer]
+    decode: list[DecodeServer]
+    makespan_s: float
+
+
+def simulate_engine(
+    req: RequestArrays,
+    prefill: list[PrefillServer],
+    decode: list[DecodeServer],
+    overhead_s: list[float],
+    prefill_policy: str,
+    decode_policy: str,
+) -> EngineResult:
+    """Run the event loop over all requests (sorted by arrival) until every request has finished."""
+    n_models = len(overhead_s)
+    p_of = [[i for i, s in enumerate(prefill) if s.model == m] for m in range(n_models)]
+    d_of = [[i for i, s in enumerate(decode) if s.model == m] for m in range(n_models)]
+    for m in range(n_models):
+        if not p_of[m] or not d_of[m]:
+            raise ValueError(f"model index {m} has no prefill or no decode instance in the plan")
+    p_disp = [_Dispatcher(prefill_policy, [prefill[i].weight for i in p_of[m]]) for m in range(n_models)]
+    d_disp = [_Dispatcher(decode_policy, [decode[i].weight for i in d_of[m]]) for m in range(n_models)]
+    pool_queue: list[deque[int]] = [deque() for _ in range(n_models)]
+
+    arrival, model_of, lin = req.arrival_s, req.model, req.input_tokens
+    steps_of, factor, u_of = req.decode_steps, req.service_factor, req.dispatch_u
+    prefill_end, join, finish = req.prefill_end_s, req.join_s, req.finish_s
+    heap: list[tuple[float, int, int, int, int]] = []
+    seq = 0
+    push, pop = heapq.heappush, heapq.heappop
+
+    def start_prefill(pi: int, r: int, now: float) -> None:
+        nonlocal seq
+        srv = prefill[pi]
+        srv.busy = True
+        dur = srv.base_service_s(float(lin[r])) * float(factor[r])
+        srv.busy_time += dur
+        seq += 1
+        push(heap, (now + dur, seq, EV_PREFILL_DONE, pi, r))
+
+    def choose_prefill(m: int, r: int) -> int:
+        idx = p_of[m]
+        if prefill_policy == "jsq":
+            best, best_load = idx[0], math.inf
+            for i in idx:
+                s = prefill[i]
+                load = (len(s.queue) + s.busy) / s.weight
+                if load < best_load:
+                    best, best_load = i, load
+            return best
+        return idx[p_disp[m].pick_static(float(u_of[r]))]
+
+    def admit(ds: DecodeServer, r: int, now: float) -> None:
+        join[r] = now
+        heapq.heappush(ds.batch, (ds.steps + int(steps_of[r]), r))
+
+    def schedule(di: int, ds: DecodeServer, k: int) -> None:
+        nonlocal seq
+        ds.k = k
+        ds.version += 1
+        seq += 1
+        push(heap, (ds.t_b + k * ds.tau, seq, EV_DECODE, di, ds.version))
+
+    def decode_ready(m: int, r: int, now: float) -> None:
+        idx = d_of[m]
+        if decode_policy in ("jsq", "pooled"):
+            di, best_load = idx[0], math.inf
+            for i in idx:
+                load = decode[i].load()
+                if load < best_load:
+                    di, best_load = i, load
+        else:
+            di = idx[d_disp[m].pick_static(float(u_of[r]))]
+        ds = decode[di]
+        if not ds.batch:
+            ds.t_b = now
+            admit(ds, r, now)
+            ds.tau = ds.step_s[1]
+            schedule(di, ds, ds.batch[0][0] - ds.steps)
+            return
+        ds.waiting.append(r)
+        if len(ds.batch) < ds.cap and len(ds.waiting) == 1:
+            k_join = int((now - ds.t_b) / ds.tau) + 1
+            if k_join < ds.k:
+                schedule(di, ds, k_join)
+
+    def decode_event(di: int, now: float) -> None:
+        ds = decode[di]
+        b = len(ds.batch)
+        ds.area += b * (now - ds.t_b)
+        ds.busy_time += now - ds.t_b
+        ds.steps += ds.k
+        ds.t_b = now
+        while ds.batch and ds.batch[0][0] <= ds.steps:
+            _, r = heapq.heappop(ds.batch)
+            finish[r] = now
+        while ds.waiting and len(ds.batch) < ds.cap:
+            admit(ds, ds.waiting.popleft(), now)
+        if ds.batch:
+            ds.tau = ds.step_s[len(ds.batch)]
+            schedule(di, ds, ds.batch[0][0] - ds.steps)
+
+    n = len(arrival)
+    nxt = 0
+    now = 0.0
+    while nxt < n or heap:
+        if nxt < n and (not heap or arrival[nxt] <= heap[0][0]):
+            r = nxt
+            nxt += 1
+            now = float(arrival[r])
+            m = int(model_of[r])
+            if prefill_policy == "pooled":
+                idle = [i for i in p_of[m] if not prefill[i].busy]
+                if idle:
+                    start_prefill(max(idle, key=lambda i: prefill[i].weight), r, now)
+                else:
+                    pool_queue[m].append(r)
+                continue
+            pi = choose_prefill(m, r)
+            if prefill[pi].busy:
+                prefill[pi].queue.append(r)
+            else:
+                start_prefill(pi, r, now)
+            continue
+        now, _, kind, a, b = pop(heap)
+        if kind == EV_PREFILL_DONE:
+            srv = prefill[a]
+            srv.busy = False
+            srv.served += 1
+            prefill_end[b] = now
+            m = srv.model
+            seq += 1
+            push(heap, (now + overhead_s[m], seq, EV_DECODE_READY, m, b))
+            q = pool_queue[m] if prefill_policy == "pooled" else srv.queue
+            if q:
+                start_prefill(a, q.popleft(), now)
+        elif kind == EV_DECODE_READY:
+            decode_ready(a, b, now)
+        elif b == decode[a].version:
+            decode_event(a, now)
+    return EngineResult(req, prefill, decode, now)

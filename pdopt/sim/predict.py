@@ -1,0 +1,87 @@
+"""What the planner's capacity model predicts for a plan at its load, to set beside the simulated metrics.
+
+Arrivals to a model are split over its instances in proportion to their planned capacity (Poisson splitting).
+Prefill instance i with service rate mu_i = X_i / L_in and arrival rate lambda_i is an M/M/1 queue: its sojourn
+time is exponential with rate mu_i - lambda_i, so TTFT is overhead + a mixture of exponentials with weights
+lambda_i / lambda. Decode instance i runs the batch B_i solving B / TPOT(B) = lambda_i L_out (Little's law with
+the constant-batch model), and every request it serves sees TPOT(B_i).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy.optimize import brentq
+
+from pdopt.capacity import QUANTILES, interpolate_prefill_throughput, tpot_at_batch
+from pdopt.instance import DecodeProfile, Instance, PrefillProfile
+
+
+def _mixture_quantile(weights: list[float], rates: list[float], p: float) -> float:
+    """t with sum_i w_i (1 - exp(-r_i t)) = p."""
+    def f(t: float) -> float:
+        return sum(w * (1.0 - math.exp(-r * t)) for w, r in zip(weights, rates, strict=True)) - p
+    hi = 1.0 / min(rates)
+    while f(hi) < 0:
+        hi *= 2.0
+    return float(brentq(f, 0.0, hi, xtol=1e-12))
+
+
+def _decode_tpot_ms(profile: DecodeProfile, tokens_per_s: float) -> float | None:
+    pts = profile.tpot_by_batch
+    lo, hi = float(pts[0].batch), float(pts[-1].batch)
+
+    def rate(b: float) -> float:
+        return b / (tpot_at_batch(pts, b) / 1000.0)
+
+    if tokens_per_s > rate(hi):
+        return None
+    if tokens_per_s <= rate(lo):
+        return pts[0].tpot_ms
+    b = brentq(lambda x: rate(x) - tokens_per_s, lo, hi, xtol=1e-9)
+    return tpot_at_batch(pts, b)
+
+
+def predicted_metrics(instance: Instance, plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per model: predicted ``ttft_s`` and ``tpot_ms`` statistics (None where an instance would be overloaded)."""
+    scale = float(plan.get("scale_demand", 1.0))
+    out: dict[str, dict[str, Any]] = {}
+    for m, w in instance.workloads.items():
+        lam = w.demand_rps() * scale
+        pl = [p for p in plan.get("placements", []) if p["model"] == m]
+        result: dict[str, Any] = {"model": "M/M/1 prefill with capacity-weighted Poisson splitting; "
+                                           "constant-batch decode at Little's-law batch"}
+        pre = [(p, float(p["capacity_rps"])) for p in pl if p["role"] == "prefill" for _ in range(int(p["count"]))]
+        total = sum(c for _, c in pre)
+        weights, rates = [], []
+        for p, c in pre:
+            prof = instance.profile(m, "prefill", p["gpu_type"], int(p["gpus_per_instance"]))
+            assert isinstance(prof, PrefillProfile)
+            x = interpolate_prefill_throughput(prof.max_throughput_by_input, w.input_tokens_mean)
+            lam_i = lam * c / total
+            mu = (x or 0.0) / w.input_tokens_mean
+            weights.append(c / total)
+            rates.append(mu - lam_i)
+        if rates and min(rates) > 0:
+            ttft = {"mean": w.ttft_overhead_s + sum(a / r for a, r in zip(weights, rates, strict=True))}
+            for key, q in QUANTILES.items():
+                ttft[key] = w.ttft_overhead_s + _mixture_quantile(weights, rates, q)
+            result["ttft_s"] = ttft
+        else:
+            result["ttft_s"] = None
+        dec = [(p, float(p["capacity_rps"])) for p in pl if p["role"] == "decode" for _ in range(int(p["count"]))]
+        total = sum(c for _, c in dec)
+        tp: list[float] = []
+        for p, c in dec:
+            prof = instance.profile(m, "decode", p["gpu_type"], int(p["gpus_per_instance"]))
+            assert isinstance(prof, DecodeProfile)
+            value = _decode_tpot_ms(prof, lam * c / total * w.output_tokens_mean)
+            if value is None:
+                tp = []
+                break
+            tp.append(value * c / total)
+        result["tpot_ms"] = {k: float(np.sum(tp)) for k in ("mean", "p50", "p90", "p95", "p99")} if tp else None
+        out[m] = result
+    return out

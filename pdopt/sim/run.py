@@ -1,0 +1,301 @@
+"""Simulate a plan: build the servers from an instance and a plan, generate traffic, measure the SLOs.
+
+Traffic: per model a Poisson stream at the plan's demand (requests/s, ``scale_demand`` included), or a replayed
+trace, by default rescaled in time to that rate. Lengths: the workload's means (``fixed``), exponential with
+those means, or the trace's own. Statistics exclude the first ``warmup_fraction`` and the last
+``cooldown_fraction`` of requests by arrival (the system fills up, then drains), and give a 99% confidence
+interval on each mean by batch means (20 consecutive batches, Student t).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from pdopt.instance import DecodeProfile, Instance, PrefillProfile
+from pdopt.io import InputError
+from pdopt.sim.engine import (
+    DISPATCH_POLICIES,
+    DecodeServer,
+    EngineResult,
+    FloatArray,
+    PrefillServer,
+    RequestArrays,
+    simulate_engine,
+)
+from pdopt.sim.predict import predicted_metrics
+from pdopt.sim.traces import Trace
+
+SERVICE_DISTRIBUTIONS = ("deterministic", "exponential", "gamma", "lognormal")
+LENGTH_MODES = ("fixed", "exponential", "trace")
+STAT_KEYS = ("mean", "p50", "p90", "p95", "p99")
+BATCH_MEANS = 20
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    """How to simulate."""
+
+    requests: int = 20000
+    seed: int = 0
+    prefill_dispatch: str = "round_robin"
+    decode_dispatch: str = "jsq"
+    prefill_service: str = "deterministic"
+    prefill_scv: float = 0.0
+    """SCV of the prefill service time for ``gamma`` and ``lognormal`` (exponential is 1, deterministic 0)."""
+    lengths: str = "fixed"
+    warmup_fraction: float = 0.1
+    cooldown_fraction: float = 0.05
+    kv_usable_fraction: float = 0.9
+    trace_rate: str | float = "workload"
+    """With a trace: ``workload`` rescales it to each model's planned rate, ``native`` keeps its times, a number
+    rescales it to that many requests/s per model."""
+
+    def validate(self) -> None:
+        """Raise InputError naming the option at fault."""
+        if self.requests < 1:
+            raise InputError(f"requests: must be at least 1, got {self.requests}")
+        for name, value in (("prefill_dispatch", self.prefill_dispatch), ("decode_dispatch", self.decode_dispatch)):
+            if value not in DISPATCH_POLICIES:
+                raise InputError(f"{name}: '{value}' is not one of {', '.join(DISPATCH_POLICIES)}")
+        if self.prefill_service not in SERVICE_DISTRIBUTIONS:
+            raise InputError(f"prefill_service: '{self.prefill_service}' is not one of "
+                             f"{', '.join(SERVICE_DISTRIBUTIONS)}")
+        if not self.prefill_scv >= 0:
+            raise InputError(f"prefill_scv: must be >= 0, got {self.prefill_scv}")
+        if self.lengths not in LENGTH_MODES:
+            raise InputError(f"lengths: '{self.lengths}' is not one of {', '.join(LENGTH_MODES)}")
+        if not (0 <= self.warmup_fraction < 1 and 0 <= self.cooldown_fraction < 1
+                and self.warmup_fraction + self.cooldown_fraction < 0.9):
+            raise InputError("warmup_fraction and cooldown_fraction must leave at least 10% of the requests")
+
+
+@dataclass(frozen=True)
+class PlannedInstance:
+    """One instance of a plan (placements expanded by count)."""
+
+    model: str
+    role: str
+    gpu_type: str
+    gpus_per_instance: int
+    pool: str
+    capacity_rps: float
+
+
+@dataclass
+class SimResult:
+    """Simulated SLO metrics of a plan."""
+
+    instance: str
+    models: dict[str, dict[str, Any]]
+    instances: list[dict[str, Any]]
+    requests_simulated: int
+    wall_s: float
+    seed: int
+    options: dict[str, Any]
+    engine: EngineResult | None = field(default=None, repr=False)
+
+    def slo_met(self) -> bool:
+        """True when every model meets both its TTFT and TPOT SLO as stated in the instance."""
+        return all(m["slo_met"] for m in self.models.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (``models.<id>.ttft_s`` / ``tpot_ms`` / ``slo_met`` / ``attainment`` are a public contract)."""
+        return {"instance": self.instance, "requests_simulated": self.requests_simulated, "wall_s": self.wall_s,
+                "seed": self.seed, "options": self.options, "slo_met": self.slo_met(), "models": self.models,
+                "instances": self.instances}
+
+
+def planned_instances(plan: dict[str, Any]) -> list[PlannedInstance]:
+    """Expand a plan's placements (JSON form) into one entry per instance."""
+    out = []
+    for p in plan.get("placements", []):
+        for _ in range(int(p["count"])):
+            out.append(PlannedInstance(p["model"], p["role"], p["gpu_type"], int(p["gpus_per_instance"]), p["pool"],
+                                       float(p["capacity_rps"])))
+    return out
+
+
+def check_plan_matches(instance: Instance, plan: dict[str, Any]) -> None:
+    """InputError unless the plan is a plan of this instance with instances for every model and role."""
+    if plan.get("instance") != instance.name:
+        raise InputError(f"plan: it is a plan for instance '{plan.get('instance')}', not '{instance.name}'")
+    if plan.get("status") not in ("optimal", "feasible"):
+        raise InputError(f"plan: status '{plan.get('status')}' has no placements to simulate")
+    try:
+        insts = planned_instances(plan)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"plan.placements: malformed placement ({exc})") from None
+    for inst in insts:
+        try:
+            instance.profile(inst.model, inst.role, inst.gpu_type, inst.gpus_per_instance)
+        except KeyError:
+            raise InputError(f"plan.placements: no {inst.role} profile for model '{inst.model}' on "
+                             f"{inst.gpu_type} x{inst.gpus_per_instance} in the instance") from None
+    for m in instance.workloads:
+        for role in ("prefill", "decode"):
+            if not any(i.model == m and i.role == role for i in insts):
+                raise InputError(f"plan: no {role} instance for model '{m}'")
+
+
+def decode_cap(instance: Instance, model: str, profile: DecodeProfile, usable: float) -> tuple[int, str]:
+    """Batch cap of a decode instance: min(largest benchmarked batch, KV-cache bound), and which binds."""
+    w = instance.workloads[model]
+    m = instance.models[model]
+    free_bytes = (instance.gpu_types[profile.gpu_type].memory_gb * profile.gpus_per_instance * usable
+                  - m.weights_gb_value) * 1e9
+    kv_bound = int(free_bytes // (m.kv_bytes_per_token_value * (w.input_tokens_mean + w.output_tokens_mean)))
+    bench = profile.tpot_by_batch[-1].batch
+    if kv_bound < 1:
+        raise InputError(f"model '{model}' on {profile.gpu_type} x{profile.gpus_per_instance}: the KV cache of one "
+                         f"request does not fit beside the weights at usable fraction {usable}")
+    return (bench, "benchmark") if bench <= kv_bound else (kv_bound, "kv_memory")
+
+
+def _step_table(profile: DecodeProfile, cap: int) -> list[float]:
+    bs = np.array([p.batch for p in profile.tpot_by_batch], dtype=float)
+    ts = np.array([p.tpot_ms for p in profile.tpot_by_batch], dtype=float) / 1000.0
+    return [0.0, *[float(v) for v in np.interp(np.arange(1, cap + 1), bs, ts)]]
+
+
+def _service_factors(rng: np.random.Generator, n: int, dist: str, scv: float) -> FloatArray:
+    if dist == "deterministic" or (dist in ("gamma", "lognormal") and scv == 0):
+        return np.ones(n)
+    if dist == "exponential":
+        return rng.exponential(1.0, n)
+    if dist == "gamma":
+        return rng.gamma(1.0 / scv, scv, n)
+    sigma2 = np.log1p(scv)
+    return rng.lognormal(-sigma2 / 2.0, np.sqrt(sigma2), n)
+
+
+def _traffic(instance: Instance, models: list[str], rates: list[float], opts: SimOptions,
+             rng: np.random.Generator, trace: Trace | None) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Arrival times, model index, input and output lengths, sorted by arrival."""
+    if trace is None:
+        total = sum(rates)
+        gaps = rng.exponential(1.0 / total, opts.requests)
+        arrival = np.cumsum(gaps)
+        model = rng.choice(len(models), size=opts.requests, p=np.array(rates) / total).astype(float)
+        lin = np.array([instance.workloads[m].input_tokens_mean for m in models])[model.astype(int)]
+        lout = np.array([instance.workloads[m].output_tokens_mean for m in models])[model.astype(int)]
+    else:
+        parts = []
+        for i, (m, rate) in enumerate(zip(models, rates, strict=True)):
+            if opts.trace_rate == "workload":
+                tr = trace.rescaled(rate)
+            elif opts.trace_rate == "native":
+                tr = trace
+            else:
+                tr = trace.rescaled(float(opts.trace_rate))
+            w = instance.workloads[m]
+            ins = tr.input_tokens if opts.lengths == "trace" else np.full(len(tr.arrival_s), w.input_tokens_mean)
+            outs = tr.output_tokens if opts.lengths == "trace" else np.full(len(tr.arrival_s), w.output_tokens_mean)
+            parts.append((tr.arrival_s, np.full(len(tr.arrival_s), float(i)), ins, outs))
+        arrival = np.concatenate([p[0] for p in parts])
+        order = np.argsort(arrival, kind="stable")[: opts.requests]
+        model = np.concatenate([p[1] for p in parts])[order]
+        lin = np.concatenate([p[2] for p in parts])[order]
+        lout = np.concatenate([p[3] for p in parts])[order]
+        arrival = arrival[order]
+    if opts.lengths == "exponential":
+        lin = np.maximum(1.0, np.round(rng.exponential(lin)))
+        lout = np.maximum(1.0, np.round(rng.exponential(lout)))
+    return arrival, model, lin, lout
+
+
+def _summary(values: FloatArray, scale: float = 1.0) -> dict[str, float]:
+    v = values * scale
+    out = {"mean": float(v.mean())}
+    for key, q in (("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99)):
+        out[key] = float(np.percentile(v, q))
+    k = min(BATCH_MEANS, len(v))
+    if k >= 2:
+        means = np.array([b.mean() for b in np.array_split(v, k)])
+        out["ci99_half_width"] = float(stats.t.ppf(0.995, k - 1) * means.std(ddof=1) / np.sqrt(k))
+    return out
+
+
+def simulate(instance: Instance, plan: dict[str, Any], options: SimOptions | None = None,
+             trace: Trace | None = None) -> SimResult:
+    """Simulate ``plan`` (its JSON form) under the instance's traffic; see the module docstring."""
+    opts = options or SimOptions()
+    opts.validate()
+    check_plan_matches(instance, plan)
+    start = time.perf_counter()
+    rng = np.random.default_rng(opts.seed)
+    scale = float(plan.get("scale_demand", 1.0))
+    models = list(instance.workloads)
+    rates = [instance.workloads[m].demand_rps() * scale for m in models]
+    if opts.lengths == "trace" and trace is None:
+        raise InputError("lengths: 'trace' needs a trace (--trace FILE)")
+    arrival, model, lin, lout = _traffic(instance, models, rates, opts, rng, trace)
+    n = len(arrival)
+    req = RequestArrays(
+        model=model.astype(np.int64), arrival_s=arrival, input_tokens=lin,
+        decode_steps=np.maximum(1, np.round(lout)).astype(np.int64),
+        service_factor=_service_factors(rng, n, opts.prefill_service, opts.prefill_scv),
+        dispatch_u=rng.random(n),
+    )
+    insts = planned_instances(plan)
+    prefill, decode, described = [], [], []
+    for pi in insts:
+        prof = instance.profile(pi.model, pi.role, pi.gpu_type, pi.gpus_per_instance)
+        desc: dict[str, Any] = {"model": pi.model, "role": pi.role, "gpu_type": pi.gpu_type,
+                                "gpus_per_instance": pi.gpus_per_instance, "pool": pi.pool}
+        if isinstance(prof, PrefillProfile):
+            prefill.append(PrefillServer(
+                models.index(pi.model), pi.capacity_rps,
+                np.array([p.input_tokens for p in prof.max_throughput_by_input]),
+                np.array([p.max_throughput_tok_per_s for p in prof.max_throughput_by_input])))
+        else:
+            cap, bound = decode_cap(instance, pi.model, prof, opts.kv_usable_fraction)
+            decode.append(DecodeServer(models.index(pi.model), pi.capacity_rps, _step_table(prof, cap), cap))
+            desc.update(batch_cap=cap, batch_cap_bound=bound)
+        described.append(desc)
+    overhead = [instance.workloads[m].ttft_overhead_s for m in models]
+    eng = simulate_engine(req, prefill, decode, overhead, opts.prefill_dispatch, opts.decode_dispatch)
+    makespan = max(eng.makespan_s, 1e-12)
+    pi_iter, di_iter = iter(prefill), iter(decode)
+    for desc in described:
+        if desc["role"] == "prefill":
+            srv = next(pi_iter)
+            desc.update(utilisation=srv.busy_time / makespan, served=srv.served)
+        else:
+            ds = next(di_iter)
+            desc.update(utilisation=ds.busy_time / makespan, mean_batch=ds.area / makespan)
+    lo, hi = int(n * opts.warmup_fraction), n - int(n * opts.cooldown_fraction)
+    keep = np.zeros(n, dtype=bool)
+    keep[lo:hi] = True
+    ttft = req.join_s - req.arrival_s
+    tpot = (req.finish_s - req.join_s) / req.decode_steps
+    out: dict[str, dict[str, Any]] = {}
+    predicted = predicted_metrics(instance, plan)
+    for i, m in enumerate(models):
+        sel = keep & (req.model == i)
+        w = instance.workloads[m]
+        if not sel.any():
+            raise InputError(f"requests: too few requests to measure model '{m}' after warm-up; raise --requests")
+        t_s, p_ms = _summary(ttft[sel]), _summary(tpot[sel], 1000.0)
+        sojourn = _summary(req.prefill_end_s[sel] - req.arrival_s[sel])
+        ttft_ok = t_s[w.ttft.statistic] <= w.ttft.target_s
+        tpot_ok = p_ms[w.tpot.statistic] <= w.tpot.target_ms
+        out[m] = {
+            "requests": int(sel.sum()),
+            "ttft_s": t_s, "tpot_ms": p_ms, "prefill_sojourn_s": sojourn,
+            "slo": {"ttft_target_s": w.ttft.target_s, "ttft_statistic": w.ttft.statistic,
+                    "tpot_target_ms": w.tpot.target_ms, "tpot_statistic": w.tpot.statistic},
+            "slo_met": bool(ttft_ok and tpot_ok), "ttft_slo_met": bool(ttft_ok), "tpot_slo_met": bool(tpot_ok),
+            "attainment": {
+                "ttft": float(np.mean(ttft[sel] <= w.ttft.target_s)),
+                "tpot": float(np.mean(tpot[sel] * 1000.0 <= w.tpot.target_ms)),
+                "both": float(np.mean((ttft[sel] <= w.ttft.target_s) & (tpot[sel] * 1000.0 <= w.tpot.target_ms))),
+            },
+            "predicted": predicted.get(m, {}),
+        }
+    opt_dict = {k: getattr(opts, k) for k in opts.__dataclass_fields__}
+    return SimResult(instance.name, out, described, n, time.perf_counter() - start, opts.seed, opt_dict, eng)
