@@ -1,4 +1,4 @@
-"""The ``pdopt`` command line: plan, capacity, validate, verify, schema.
+"""The ``pdopt`` command line: plan, capacity, validate, verify, simulate, schema.
 
 Exit codes: 0 success; 1 a plan failed verification or the solver failed; 2 invalid input (a message that names
 the field, no traceback); 3 no feasible plan (with the reason in the instance's terms).
@@ -16,11 +16,15 @@ from pdopt.capacity import capacity_table
 from pdopt.instance import Instance
 from pdopt.io import InputError, dump_json, load_instance, load_json
 from pdopt.plan import solve
-from pdopt.report import format_capacities, format_plan
+from pdopt.report import format_capacities, format_plan, format_simulation
+from pdopt.sim.engine import DISPATCH_POLICIES
+from pdopt.sim.run import LENGTH_MODES, SERVICE_DISTRIBUTIONS, SimOptions, simulate, tightness
+from pdopt.sim.traces import read_trace
 from pdopt.solver import SOLVERS, SolverOptions, SolverUnavailableError, SolveStatus
 from pdopt.verify import format_violations, verify
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE = 0, 1, 2, 3
+DISPATCH_CHOICES = (*DISPATCH_POLICIES, "least_loaded")
 
 
 def _positive_float(text: str) -> float:
@@ -68,6 +72,29 @@ def _parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="check a plan JSON against an instance, independently of the solver")
     ver.add_argument("file", help="instance file")
     ver.add_argument("--plan", required=True, help="plan JSON written by `pdopt plan --format json`")
+
+    sim = sub.add_parser("simulate", help="simulate a plan and check its SLOs (discrete-event, no GPU)")
+    sim.add_argument("file", help="instance file")
+    sim.add_argument("--plan", default=None, help="plan JSON from `pdopt plan --format json` (default: plan first)")
+    sim.add_argument("--requests", type=int, default=20000, metavar="N")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--trace", default=None, metavar="FILE",
+                     help="replay a trace: Azure CSV (TIMESTAMP,ContextTokens,GeneratedTokens) or Mooncake JSONL")
+    sim.add_argument("--trace-rate", default="workload", metavar="workload|native|RPS",
+                     help="rescale the trace to each model's planned rate (default), keep it, or set a rate")
+    sim.add_argument("--lengths", choices=LENGTH_MODES, default=None,
+                     help="request lengths: the workload's means (fixed), exponential, or the trace's own "
+                          "(default: trace with --trace, else fixed)")
+    sim.add_argument("--dispatch", choices=DISPATCH_CHOICES, default="round_robin", help="prefill dispatch")
+    sim.add_argument("--decode-dispatch", choices=DISPATCH_CHOICES, default="least_loaded")
+    sim.add_argument("--prefill-service", choices=SERVICE_DISTRIBUTIONS, default="deterministic")
+    sim.add_argument("--prefill-scv", type=float, default=1.0, metavar="SCV",
+                     help="service-time SCV for gamma/lognormal prefill service (default 1)")
+    sim.add_argument("--scale-demand", type=_positive_float, default=None, metavar="F",
+                     help="when planning first: multiply every demand by F")
+    sim.add_argument("--tightness", action="store_true",
+                     help="also simulate with one instance fewer in each (model, role) that has more than one")
+    sim.add_argument("--format", choices=("table", "json"), default="table")
 
     sub.add_parser("schema", help="print the JSON Schema of the instance format")
     return p
@@ -123,13 +150,58 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _trace_rate(text: str) -> str | float:
+    if text in ("workload", "native"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"--trace-rate: '{text}' is not workload, native or a rate in requests/s") from None
+    if not value > 0:
+        raise InputError(f"--trace-rate: must be positive, got {text}")
+    return value
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    instance = load_instance(args.file)
+    if args.plan is not None:
+        if args.scale_demand is not None:
+            raise InputError("--scale-demand applies when planning first; a given --plan carries its own scale")
+        plan = load_json(args.plan, "plan")
+    else:
+        planned = solve(instance, scale_demand=args.scale_demand or 1.0)
+        if not planned.has_plan:
+            print(f"pdopt: no feasible plan to simulate: {planned.reason}", file=sys.stderr)
+            return EXIT_INFEASIBLE
+        plan = planned.to_dict()
+    trace = read_trace(args.trace) if args.trace else None
+    lengths = args.lengths or ("trace" if trace is not None else "fixed")
+    opts = SimOptions(requests=args.requests, seed=args.seed, prefill_dispatch=_policy(args.dispatch),
+                      decode_dispatch=_policy(args.decode_dispatch), prefill_service=args.prefill_service,
+                      prefill_scv=args.prefill_scv, lengths=lengths, trace_rate=_trace_rate(args.trace_rate))
+    result = simulate(instance, plan, opts, trace)
+    tight = tightness(instance, plan, opts, trace) if args.tightness else None
+    if args.format == "json":
+        data = result.to_dict()
+        if tight is not None:
+            data["tightness"] = tight
+        print(dump_json(data))
+    else:
+        print(format_simulation(result, tight))
+    return EXIT_OK
+
+
+def _policy(name: str) -> str:
+    return "jsq" if name == "least_loaded" else name
+
+
 def _cmd_schema(_: argparse.Namespace) -> int:
     print(json.dumps(Instance.model_json_schema(), indent=2))
     return EXIT_OK
 
 
 COMMANDS = {"plan": _cmd_plan, "capacity": _cmd_capacity, "validate": _cmd_validate, "verify": _cmd_verify,
-            "schema": _cmd_schema}
+            "simulate": _cmd_simulate, "schema": _cmd_schema}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pdopt.capacity import CapacityTable
 from pdopt.plan import Plan
+from pdopt.sim.run import SimResult
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -72,3 +74,42 @@ def _detail(detail: dict[str, float]) -> str:
     keys = {"batch": "B*", "tpot_ms": "TPOT ms", "max_throughput_tok_per_s": "X tok/s",
             "utilisation_at_capacity": "rho"}
     return " ".join(f"{label}={_fmt(detail[k])}" for k, label in keys.items() if k in detail)
+
+
+STATS = ("mean", "p50", "p90", "p95", "p99")
+
+
+def format_simulation(result: SimResult, tight: list[dict[str, Any]] | None = None) -> str:
+    """Simulated TTFT/TPOT beside the capacity model's prediction, SLO verdicts, instance loads, tightness."""
+    out = [f"instance {result.instance}  simulated {result.requests_simulated:,} requests in {result.wall_s:.2f} s"
+           f"  seed {result.seed}  SLOs {'met' if result.slo_met() else 'NOT met'}"]
+    for m, mm in result.models.items():
+        slo = mm["slo"]
+        pred = mm["predicted"]
+        rows = []
+        for label, key, scale in (("TTFT s", "ttft_s", 1.0), ("TPOT ms", "tpot_ms", 1.0)):
+            rows.append([f"{label} simulated", *[mm[key][s] * scale for s in STATS], mm[key].get("ci99_half_width")])
+            p = pred.get(key)
+            rows.append([f"{label} predicted", *([p[s] for s in STATS] if p else ["overloaded"] + [None] * 4), None])
+        out += ["", f"model {m}: {mm['requests']:,} requests measured; TTFT {slo['ttft_statistic']} <= "
+                f"{slo['ttft_target_s']:g} s {'met' if mm['ttft_slo_met'] else 'NOT met'}; TPOT "
+                f"{slo['tpot_statistic']} <= {slo['tpot_target_ms']:g} ms {'met' if mm['tpot_slo_met'] else 'NOT met'}"
+                f"; attainment TTFT {mm['attainment']['ttft']:.1%}, TPOT {mm['attainment']['tpot']:.1%}",
+                table(["", *STATS, "mean 99% CI +-"], rows)]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for inst in result.instances:
+        groups.setdefault((inst["model"], inst["role"]), []).append(inst)
+    out += ["", "instances", table(
+        ["model", "role", "count", "utilisation min", "utilisation max", "mean batch", "batch cap (bound)"],
+        [[m, r, len(g), min(i["utilisation"] for i in g), max(i["utilisation"] for i in g),
+          sum(i.get("mean_batch", 0.0) for i in g) / len(g) if r == "decode" else None,
+          f"{g[0]['batch_cap']} ({g[0]['batch_cap_bound']})" if r == "decode" else None]
+         for (m, r), g in groups.items()])]
+    if tight is not None:
+        out += ["", "tightness (one instance fewer)"]
+        if not tight:
+            out.append("  every (model, role) has a single instance")
+        out += [f"  {t['model']} {t['role']} without one {t['removed']['gpu_type']} x"
+                f"{t['removed']['gpus_per_instance']}: SLO {'still met (not tight)' if t['slo_met'] else 'missed'}"
+                f" (TTFT {t['ttft_s']:.4g} s, TPOT {t['tpot_ms']:.4g} ms)" for t in tight]
+    return "\n".join(out)

@@ -299,3 +299,37 @@ def simulate(instance: Instance, plan: dict[str, Any], options: SimOptions | Non
         }
     opt_dict = {k: getattr(opts, k) for k in opts.__dataclass_fields__}
     return SimResult(instance.name, out, described, n, time.perf_counter() - start, opts.seed, opt_dict, eng)
+
+
+def plan_without_one(plan: dict[str, Any], model: str, role: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The plan with one instance fewer for (model, role), or None when it has only one.
+
+    The instance removed is one of the smallest per-instance capacity, the removal most likely to keep the SLO.
+    """
+    placements = [dict(p) for p in plan.get("placements", [])]
+    mine = [p for p in placements if p["model"] == model and p["role"] == role]
+    if sum(int(p["count"]) for p in mine) <= 1:
+        return None
+    victim = min(mine, key=lambda p: (float(p["capacity_rps"]), p["gpu_type"], p["pool"]))
+    victim["count"] = int(victim["count"]) - 1
+    reduced = {**plan, "placements": [p for p in placements if int(p["count"]) > 0]}
+    removed = {k: victim[k] for k in ("gpu_type", "gpus_per_instance", "pool", "capacity_rps")}
+    return reduced, removed
+
+
+def tightness(instance: Instance, plan: dict[str, Any], options: SimOptions | None = None,
+              trace: Trace | None = None) -> list[dict[str, Any]]:
+    """For each (model, role) with more than one instance: does the plan still meet that model's SLO with one
+    instance fewer? A plan is tight when none does (same traffic, same seed)."""
+    out = []
+    for m in instance.workloads:
+        for role in ("prefill", "decode"):
+            reduced = plan_without_one(plan, m, role)
+            if reduced is None:
+                continue
+            res = simulate(instance, reduced[0], options, trace)
+            mm = res.models[m]
+            out.append({"model": m, "role": role, "removed": reduced[1], "slo_met": mm["slo_met"],
+                        "ttft_s": mm["ttft_s"][mm["slo"]["ttft_statistic"]],
+                        "tpot_ms": mm["tpot_ms"][mm["slo"]["tpot_statistic"]]})
+    return out
