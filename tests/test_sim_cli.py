@@ -27,7 +27,7 @@ def test_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
     res = json.loads(out)
     assert res["requests_simulated"] == 5000 and res["wall_s"] > 0
     m = res["models"]["dsv31"]
-    assert STATS <= set(m["ttft_s"]) and STATS <= set(m["tpot_ms"])
+    assert set(m["ttft_s"]) >= STATS and set(m["tpot_ms"]) >= STATS
     assert isinstance(m["slo_met"], bool)
     assert set(m["attainment"]) >= {"ttft", "tpot"}
     assert all(0.0 <= v <= 1.0 for v in m["attainment"].values())
