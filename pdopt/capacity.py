@@ -121,11 +121,14 @@ class ShapeCapacity:
     """The same in tokens of the role (input tokens for prefill, output tokens for decode)."""
     formula: str
     detail: dict[str, float] = field(default_factory=dict)
+    variant: str = "default"
+    spans_nodes: bool = False
 
     @property
     def shape_id(self) -> str:
-        """``<model>__<role>__<gpu_type>__g<gpus>``: legal in solver names."""
-        return f"{self.model}__{self.role}__{self.gpu_type}__g{self.gpus_per_instance}"
+        """``<model>__<role>__<gpu_type>__g<gpus>[__<variant>]``: legal in solver names."""
+        base = f"{self.model}__{self.role}__{self.gpu_type}__g{self.gpus_per_instance}"
+        return base if self.variant == "default" else f"{base}__{self.variant}"
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,12 @@ class SkippedShape:
     gpu_type: str
     gpus_per_instance: int
     reason: str
+    variant: str = "default"
+
+
+def _skip(profile: PrefillProfile | DecodeProfile, reason: str) -> SkippedShape:
+    return SkippedShape(profile.model, profile.role, profile.gpu_type, profile.gpus_per_instance, reason,
+                        profile.variant)
 
 
 def prefill_capacity(profile: PrefillProfile, workload: Workload) -> ShapeCapacity | SkippedShape:
@@ -146,18 +155,18 @@ def prefill_capacity(profile: PrefillProfile, workload: Workload) -> ShapeCapaci
     args: tuple[str, Role, str, int] = (profile.model, "prefill", profile.gpu_type, profile.gpus_per_instance)
     if x is None:
         lo, hi = profile.max_throughput_by_input[0].input_tokens, profile.max_throughput_by_input[-1].input_tokens
-        return SkippedShape(*args, f"input length {l_in:g} is outside the benchmarked range [{lo:g}, {hi:g}] "
+        return _skip(profile, f"input length {l_in:g} is outside the benchmarked range [{lo:g}, {hi:g}] "
                                    "tokens (no extrapolation)")
     mu = x / l_in
     target, stat = workload.ttft.target_s, workload.ttft.statistic
     unloaded = l_in / x + workload.ttft_overhead_s
     if target <= unloaded:
-        return SkippedShape(*args, f"TTFT target {target:g} s is not above the unloaded TTFT {unloaded:.4g} s "
+        return _skip(profile, f"TTFT target {target:g} s is not above the unloaded TTFT {unloaded:.4g} s "
                                    f"(L_in/X = {l_in / x:.4g} s + overhead {workload.ttft_overhead_s:g} s)")
     budget = target - workload.ttft_overhead_s
     lam = mm1_max_arrival_rate(mu, budget, stat)
     if lam <= 0.0:
-        return SkippedShape(*args, f"under M/M/1 the {stat} TTFT at any load exceeds {target:g} s: "
+        return _skip(profile, f"under M/M/1 the {stat} TTFT at any load exceeds {target:g} s: "
                                    f"{sojourn_factor(stat):.4g} / (T - overhead) = "
                                    f"{sojourn_factor(stat) / budget:.4g} req/s >= mu = {mu:.4g} req/s")
     return ShapeCapacity(
@@ -165,6 +174,7 @@ def prefill_capacity(profile: PrefillProfile, workload: Workload) -> ShapeCapaci
         formula=f"mm1_{stat}: lambda = X/L_in - {sojourn_factor(stat):.6g}/(T - T_overhead)",
         detail={"max_throughput_tok_per_s": x, "service_rate_rps": mu, "ttft_budget_s": budget,
                 "unloaded_ttft_s": unloaded, "utilisation_at_capacity": lam / mu},
+        variant=profile.variant, spans_nodes=profile.spans_nodes,
     )
 
 
@@ -179,7 +189,7 @@ def decode_capacity(profile: DecodeProfile, workload: Workload, rule: str) -> Sh
     pts = profile.tpot_by_batch
     batch = max_batch_within_tpot(pts, target, rule)
     if batch is None:
-        return SkippedShape(*args, f"TPOT target {target:g} ms is below the TPOT at the smallest benchmarked "
+        return _skip(profile, f"TPOT target {target:g} ms is below the TPOT at the smallest benchmarked "
                                    f"batch ({pts[0].tpot_ms:g} ms at batch {pts[0].batch})")
     tpot = tpot_at_batch(pts, batch)
     tok_s = batch / (tpot / 1000.0)
@@ -189,6 +199,7 @@ def decode_capacity(profile: DecodeProfile, workload: Workload, rule: str) -> Sh
         formula=f"tpot_curve_{rule}: B* = max batch with TPOT(B) <= target; lambda = B*/(TPOT(B*) L_out)"
         + (" (B* capped at the largest benchmarked batch)" if capped else ""),
         detail={"batch": batch, "tpot_ms": tpot},
+        variant=profile.variant, spans_nodes=profile.spans_nodes,
     )
 
 
@@ -224,7 +235,7 @@ def capacity_table(instance: Instance) -> CapacityTable:
         misfit = weights_fit(instance, prof.model, prof.gpu_type, prof.gpus_per_instance)
         result: ShapeCapacity | SkippedShape
         if misfit is not None:
-            result = SkippedShape(prof.model, prof.role, prof.gpu_type, prof.gpus_per_instance, misfit)
+            result = _skip(prof, misfit)
         elif isinstance(prof, PrefillProfile):
             result = prefill_capacity(prof, workload)
         else:

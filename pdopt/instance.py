@@ -60,8 +60,28 @@ class NodePool(StrictModel):
     node_count: NonNegativeInt
     """How many nodes the pool holds (the inventory)."""
     price_usd_per_node_hour: NonNegativeFloat | None = None
-    """Price of one node-hour. Formulation F1 prorates it per GPU (price / gpus_per_node)."""
+    """Price of one node-hour."""
+    billing: Literal["node_hour", "gpu_hour"] | None = None
+    """``node_hour``: whole nodes are rented, a partly used node is paid in full; ``gpu_hour``: GPUs are paid one
+    by one at the GPU type's price. Default: ``node_hour`` when the pool gives a node-hour price."""
+    activation_cost_usd_per_hour: NonNegativeFloat = 0.0
+    """Extra hourly cost of each node in use (host software, reserved capacity, ...)."""
+    domain: Identifier = "default"
+    """Failure/network domain (rack, zone) the pool's nodes are in."""
     description: str = ""
+
+    @model_validator(mode="after")
+    def _billing_needs_price(self) -> NodePool:
+        if self.billing == "node_hour" and self.price_usd_per_node_hour is None:
+            raise ValueError("billing node_hour needs price_usd_per_node_hour")
+        return self
+
+    @property
+    def billed_per_node(self) -> bool:
+        """True when whole nodes are billed."""
+        if self.billing is not None:
+            return self.billing == "node_hour"
+        return self.price_usd_per_node_hour is not None
 
 
 class ModelArchitecture(StrictModel):
@@ -153,6 +173,8 @@ class Workload(StrictModel):
     tpot: TpotSlo
     ttft_overhead_s: NonNegativeFloat = 0.0
     """Fixed time added to every TTFT: P->D KV transfer plus client I/O (the paper's T_overhead)."""
+    spare_instances: dict[Literal["prefill", "decode"], NonNegativeInt] = Field(default_factory=dict)
+    """N+k: the demand stays covered after losing any k instances of the role (k per role, default 0)."""
 
     def demand_rps(self) -> float:
         """Requests per second: stated, or eq. (1) of the paper inverted, N = TP_total / (L_in + L_out)."""
@@ -181,13 +203,25 @@ class _ProfileBase(StrictModel):
     gpu_type: Identifier
     gpus_per_instance: PositiveInt
     """GPUs one instance uses (its tensor-parallel size times any other parallelism)."""
+    variant: Identifier = "default"
+    """An engine setting that changes the benchmark (chunk size, quantisation, ...): another shape."""
+    spans_nodes: bool = False
+    """An instance may span whole nodes (gpus_per_instance a multiple of the node size), e.g. TP 16 on 8-GPU nodes."""
     source: str = ""
     """Where the numbers come from (provenance)."""
 
     @property
-    def key(self) -> tuple[str, str, str, int]:
-        """(model, role, gpu_type, gpus_per_instance): unique within an instance."""
-        return (self.model, self.role, self.gpu_type, self.gpus_per_instance)  # type: ignore[attr-defined]
+    def key(self) -> tuple[str, str, str, int, str]:
+        """(model, role, gpu_type, gpus_per_instance, variant): unique within an instance."""
+        return (self.model, self.role, self.gpu_type, self.gpus_per_instance, self.variant)  # type: ignore[attr-defined]
+
+    def fits_pool(self, pool: NodePool) -> bool:
+        """Whether an instance of this shape can be placed on the pool's nodes."""
+        if pool.gpu_type != self.gpu_type:
+            return False
+        if self.gpus_per_instance <= pool.gpus_per_node:
+            return True
+        return self.spans_nodes and self.gpus_per_instance % pool.gpus_per_node == 0
 
 
 class PrefillProfile(_ProfileBase):
@@ -233,6 +267,13 @@ class DecodeProfile(_ProfileBase):
 Profile = Annotated[PrefillProfile | DecodeProfile, Field(discriminator="role")]
 
 
+class Limits(StrictModel):
+    """Fleet-wide limits."""
+
+    budget_usd_per_hour: NonNegativeFloat | None = None
+    """The plan may cost at most this much per hour."""
+
+
 class PlannerOptions(StrictModel):
     """Modelling choices that change capacities."""
 
@@ -253,6 +294,7 @@ class Instance(StrictModel):
     """One workload per model, keyed by the model's id."""
     profiles: list[Profile] = Field(min_length=1)
     options: PlannerOptions = PlannerOptions()
+    limits: Limits = Limits()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Instance:
@@ -263,7 +305,7 @@ class Instance(StrictModel):
         for mid in self.workloads:
             if mid not in self.models:
                 problems.append(f"workloads.{mid}: no model '{mid}' in models")
-        seen: dict[tuple[str, str, str, int], int] = {}
+        seen: dict[tuple[str, str, str, int, str], int] = {}
         for i, prof in enumerate(self.profiles):
             if prof.model not in self.models:
                 problems.append(f"profiles[{i}].model: unknown model '{prof.model}'")
@@ -271,7 +313,7 @@ class Instance(StrictModel):
                 problems.append(f"profiles[{i}].gpu_type: unknown GPU type '{prof.gpu_type}'")
             if prof.key in seen:
                 problems.append(f"profiles[{i}]: duplicates profiles[{seen[prof.key]}] (same model, role, "
-                                "gpu_type, gpus_per_instance)")
+                                "gpu_type, gpus_per_instance, variant)")
             seen.setdefault(prof.key, i)
         for mid in self.workloads:
             for role in ("prefill", "decode"):
@@ -283,37 +325,23 @@ class Instance(StrictModel):
         return self
 
     def _packing_problems(self) -> list[str]:
-        """Formulation F1 packs instances by GPU count per pool, exact only for divisibility chains.
-
-        An instance must fit inside one node and its GPU count must divide the node size; within one pool the
-        admissible sizes must each divide the next (1 | 2 | 4 | 8 ...), so that first-fit decreasing packs any
-        multiset whose total fits (sizes in a divisibility chain never fragment a node).
-        """
+        """Every profile must fit the nodes of at least one pool of its GPU type (when the type has pools)."""
         problems: list[str] = []
         for i, prof in enumerate(self.profiles):
             pools = [(pid, p) for pid, p in self.node_pools.items() if p.gpu_type == prof.gpu_type]
-            if pools and not any(p.gpus_per_node % prof.gpus_per_instance == 0 for _, p in pools):
+            if pools and not any(prof.fits_pool(p) for _, p in pools):
                 sizes = ", ".join(f"{pid}: {p.gpus_per_node}" for pid, p in pools)
+                hint = ("" if prof.spans_nodes else "; set spans_nodes: true if an instance may span whole nodes")
                 problems.append(
-                    f"profiles[{i}].gpus_per_instance: {prof.gpus_per_instance} GPUs does not divide the node "
-                    f"size of any '{prof.gpu_type}' pool ({sizes} GPUs per node); instances that span nodes or "
-                    "leave odd remainders need exact node packing, which formulation F1 does not do"
-                )
-        for pid, pool in self.node_pools.items():
-            fitting = sorted({p.gpus_per_instance for p in self.profiles
-                              if p.gpu_type == pool.gpu_type and pool.gpus_per_node % p.gpus_per_instance == 0})
-            for a, b in itertools.pairwise(fitting):
-                if b % a:
-                    problems.append(
-                        f"node_pools.{pid}: instance sizes {a} and {b} GPUs both fit its {pool.gpus_per_node}-GPU "
-                        "nodes but neither divides the other, so GPU totals alone cannot prove a packing exists"
-                    )
+                    f"profiles[{i}].gpus_per_instance: {prof.gpus_per_instance} GPUs fit no '{prof.gpu_type}' pool "
+                    f"({sizes} GPUs per node){hint}")
         return problems
 
-    def profile(self, model: str, role: str, gpu_type: str, gpus_per_instance: int) -> PrefillProfile | DecodeProfile:
+    def profile(self, model: str, role: str, gpu_type: str, gpus_per_instance: int,
+                variant: str = "default") -> PrefillProfile | DecodeProfile:
         """The profile with this key; KeyError if there is none."""
         for prof in self.profiles:
-            if prof.key == (model, role, gpu_type, gpus_per_instance):
+            if prof.key == (model, role, gpu_type, gpus_per_instance, variant):
                 return prof
-        raise KeyError((model, role, gpu_type, gpus_per_instance))
+        raise KeyError((model, role, gpu_type, gpus_per_instance, variant))
 

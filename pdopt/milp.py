@@ -1,22 +1,40 @@
-"""Formulation F1: integer P/D instance counts per shape and node pool, cost-minimal, with named families.
+"""Formulation F1: integer P/D instance counts per shape and node pool, nodes per pool, cost-minimal.
 
 Building is separate from solving: :func:`build_problem` returns the PuLP problem with a registry of its
 variables and rows, and never solves. One ``add_<family>`` function per constraint family; row names are
 ``<family>__<index>__<index>``. ``formulations/f1.yaml`` states the same families with their maths, and a test
 keeps the two in sync.
+
+Packing. A pool whose admitted instance sizes form a divisibility chain dividing the node size (1 | 2 | 4 | 8)
+packs exactly by GPU totals (``pool_gpu_capacity``); any other pool (TP 3 on 8-GPU nodes, or 3 and 2 together)
+chooses, per node, one maximal packing pattern (``pattern_cover``, ``pattern_node_count``). Instances that span
+whole nodes take ``gpus / node size`` nodes each in either scheme. Identical nodes are never indexed one by one
+(no symmetry): a pool carries integer node counts only.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pulp
 
 from pdopt.model_data import ModelData
 
-CONSTRAINT_FAMILIES: tuple[str, ...] = ("demand_cover", "pool_gpu_capacity", "gpu_type_availability")
-VARIABLE_FAMILIES: tuple[str, ...] = ("x", "shortfall")
+CONSTRAINT_FAMILIES: tuple[str, ...] = (
+    "demand_cover", "pool_gpu_capacity", "pattern_cover", "pattern_node_count", "gpu_type_availability", "budget",
+    "pool_node_limit",
+)
+VARIABLE_FAMILIES: tuple[str, ...] = ("x", "nodes", "pattern_nodes", "scale", "shortfall", "extra_nodes",
+                                      "extra_gpus", "extra_budget")
+
+TIE_BREAK_USD_PER_GPU = 1e-6
+"""Secondary objective weight: among plans whose cost differs by less than this per GPU, fewer GPUs win."""
+TIE_BREAK_USD_PER_NODE = 1e-8
+"""Tertiary weight: then fewer nodes."""
+
+Mode = Literal["min_cost", "max_scale", "elastic", "shortfall"]
 
 
 @dataclass
@@ -26,10 +44,18 @@ class BuiltProblem:
     problem: pulp.LpProblem
     x: dict[tuple[str, str], pulp.LpVariable]
     """(shape id, pool id) -> instance count."""
+    nodes: dict[str, pulp.LpVariable] = field(default_factory=dict)
+    """pool id -> nodes in use."""
+    pattern_nodes: dict[tuple[str, int], pulp.LpVariable] = field(default_factory=dict)
     rows: dict[str, list[str]] = field(default_factory=dict)
     """constraint family -> row names."""
+    scale: pulp.LpVariable | None = None
+    cost: pulp.LpAffineExpression | None = None
+    """Hourly cost (without tie-break terms)."""
+    extra: dict[str, pulp.LpVariable] = field(default_factory=dict)
+    """Elastic variant: resource slack variables by name."""
     shortfall: dict[tuple[str, str], pulp.LpVariable] = field(default_factory=dict)
-    """(model, role) -> uncovered demand, only in the elastic (diagnostic) variant."""
+    """Shortfall variant: (model, role) -> demand left uncovered."""
 
     def add_row(self, family: str, index: tuple[str, ...], constraint: pulp.LpConstraint) -> None:
         """Add a named row ``family__i__j`` and register it under its family."""
@@ -38,78 +64,189 @@ class BuiltProblem:
         self.rows.setdefault(family, []).append(name)
 
 
-def add_instance_counts(problem: pulp.LpProblem, data: ModelData) -> dict[tuple[str, str], pulp.LpVariable]:
-    """x[s,p] in Z>=0, bounded by the GPUs of pool p over the GPUs per instance of s."""
-    return {
-        (s, p): problem.add_variable(
-            f"x__{s}__{p}", lowBound=0, upBound=data.pools[p].gpus // data.shapes[s].gpus_per_instance,
-            cat=pulp.LpInteger,
-        )
-        for s, p in data.arcs
-    }
+def add_instance_counts(built: BuiltProblem, data: ModelData, bounded: bool) -> None:
+    """x[s,p] in Z>=0, at most the pool's GPUs over the instance's GPUs (when ``bounded``)."""
+    for s, p in data.arcs:
+        ub = data.pools[p].gpus // data.shapes[s].gpus_per_instance if bounded else None
+        built.x[(s, p)] = built.problem.add_variable(f"x__{s}__{p}", lowBound=0, upBound=ub, cat=pulp.LpInteger)
 
 
-def add_objective(built: BuiltProblem, data: ModelData) -> None:
-    """min sum_{s,p} c[s,p] x[s,p], c = GPUs per instance x price per GPU-hour of the pool."""
-    built.problem += pulp.lpSum(data.cost_usd_per_hour(s, p) * v for (s, p), v in built.x.items())
+def add_nodes(built: BuiltProblem, data: ModelData, bounded: bool) -> None:
+    """nodes[p] in Z, 0 <= nodes[p] <= node_count[p]: nodes of pool p in use (billed when billed per node)."""
+    used = {p for _, p in data.arcs}
+    for p in sorted(used):
+        ub = data.pools[p].node_count if bounded else None
+        built.nodes[p] = built.problem.add_variable(f"nodes__{p}", lowBound=0, upBound=ub, cat=pulp.LpInteger)
+
+
+def cost_expression(built: BuiltProblem, data: ModelData) -> pulp.LpAffineExpression:
+    """Hourly cost: node-billed pools pay price x nodes; GPU-billed pools pay price x GPUs of their instances;
+    every pool pays its activation cost x nodes."""
+    terms = []
+    for p, n in built.nodes.items():
+        pool = data.pools[p]
+        per_node = pool.activation_usd_per_node_hour + (pool.price_usd_per_node_hour if pool.billed_per_node else 0.0)
+        if per_node:
+            terms.append(per_node * n)
+        if not pool.billed_per_node:
+            terms += [data.cost_usd_per_hour(s, q) * v for (s, q), v in built.x.items() if q == p]
+    return pulp.lpSum(terms)
+
+
+def gpus_expression(built: BuiltProblem, data: ModelData) -> pulp.LpAffineExpression:
+    """GPUs occupied by instances."""
+    return pulp.lpSum(data.shapes[s].gpus_per_instance * v for (s, _), v in built.x.items())
 
 
 def add_demand_cover(built: BuiltProblem, data: ModelData) -> None:
-    """demand_cover[m,r]: sum over shapes s of (m,r) and pools p of cap[s] x[s,p] (+ shortfall[m,r]) >= demand[m,r].
+    """demand_cover[m,r]: sum_s,p cap[s] x[s,p] (+ shortfall) >= scale x demand[m,r] + spare[m,r].
 
-    The shortfall term exists only in the elastic variant used to diagnose infeasible instances.
+    ``scale`` is 1 except when maximising it; ``spare`` = k x the largest per-instance capacity of the role, so the
+    demand stays covered after losing any k instances (N+k).
     """
     for (m, r), demand in data.demand_rps.items():
         terms = [data.shapes[s].capacity_rps * v for (s, p), v in built.x.items()
                  if data.shapes[s].model == m and data.shapes[s].role == r]
         if (m, r) in built.shortfall:
             terms.append(built.shortfall[(m, r)])
-        built.add_row("demand_cover", (m, r), pulp.lpSum(terms) >= demand)
+        need = demand * built.scale if built.scale is not None else demand
+        built.add_row("demand_cover", (m, r), pulp.lpSum(terms) >= need + data.spare_rps[(m, r)])
 
 
 def add_pool_gpu_capacity(built: BuiltProblem, data: ModelData) -> None:
-    """pool_gpu_capacity[p]: sum_s g[s] x[s,p] <= nodes[p] x GPUs per node[p].
+    """pool_gpu_capacity[p] (aggregate pools): sum_s g[s] x[s,p] <= GPUs per node[p] x nodes[p].
 
-    Exact for packing because the sizes admitted to a pool divide the node size and form a divisibility
-    chain (checked when the instance is read): first-fit decreasing then fills nodes without fragments.
+    Exact for packing: sizes within a node form a divisibility chain dividing the node size (first-fit
+    decreasing then fills nodes without fragments), and a spanning instance takes whole nodes.
     """
-    for p, pool in data.pools.items():
+    for p, n in built.nodes.items():
+        pool = data.pools[p]
+        if pool.packing != "aggregate":
+            continue
         terms = [data.shapes[s].gpus_per_instance * v for (s, q), v in built.x.items() if q == p]
-        if terms:
-            built.add_row("pool_gpu_capacity", (p,), pulp.lpSum(terms) <= pool.gpus)
+        built.add_row("pool_gpu_capacity", (p,), pulp.lpSum(terms) <= pool.gpus_per_node * n)
+
+
+def add_patterns(built: BuiltProblem, data: ModelData) -> None:
+    """Pattern pools: pattern_nodes[p,q] nodes packed by maximal pattern q.
+
+    pattern_cover[p,g]: sum of x[s,p] over shapes of size g <= sum_q count[q,g] pattern_nodes[p,q];
+    pattern_node_count[p]: nodes[p] = sum_q pattern_nodes[p,q] + sum over spanning shapes of (g/k) x[s,p].
+    """
+    for p, n in built.nodes.items():
+        pool = data.pools[p]
+        if pool.packing != "patterns":
+            continue
+        ys = []
+        for qi, _ in enumerate(pool.patterns):
+            y = built.problem.add_variable(f"pattern_nodes__{p}__q{qi}", lowBound=0, cat=pulp.LpInteger)
+            built.pattern_nodes[(p, qi)] = y
+            ys.append(y)
+        for gi, g in enumerate(pool.sizes):
+            terms = [v for (s, q), v in built.x.items() if q == p and data.shapes[s].gpus_per_instance == g]
+            slots = [pat[gi] * ys[qi] for qi, pat in enumerate(pool.patterns) if pat[gi]]
+            built.add_row("pattern_cover", (p, f"g{g}"), pulp.lpSum(terms) <= pulp.lpSum(slots))
+        spanning = [data.nodes_spanned(s, q) * v for (s, q), v in built.x.items()
+                    if q == p and data.nodes_spanned(s, q)]
+        built.add_row("pattern_node_count", (p,), n == pulp.lpSum(ys) + pulp.lpSum(spanning))
 
 
 def add_gpu_type_availability(built: BuiltProblem, data: ModelData) -> None:
-    """gpu_type_availability[g]: sum over pools of type g of the GPUs used <= cap[g]."""
-    for g, cap in data.gpu_caps.items():
-        terms = [data.shapes[s].gpus_per_instance * v for (s, p), v in built.x.items()
-                 if data.pools[p].gpu_type == g]
-        if terms:
-            built.add_row("gpu_type_availability", (g,), pulp.lpSum(terms) <= cap)
+    """gpu_type_availability[g]: GPUs rented of type g <= cap[g] (+ extra_gpus[g] when elastic).
 
-
-def add_shortfall(built: BuiltProblem, data: ModelData, penalty_usd_per_rps: float) -> None:
-    """Elastic variant: shortfall[m,r] >= 0 in each demand_cover row, penalised in the objective.
-
-    With a penalty far above any instance's cost per req/s, the optimum covers all it can and the shortfall
-    left is demand that no plan within the inventory serves.
+    Node-billed pools rent whole nodes (GPUs per node x nodes); GPU-billed pools rent their instances' GPUs.
     """
-    built.shortfall = {key: built.problem.add_variable(f"shortfall__{key[0]}__{key[1]}", lowBound=0)
-                       for key in data.demand_rps}
-    built.problem.setObjective(built.problem.objective
-                               + pulp.lpSum(penalty_usd_per_rps * v for v in built.shortfall.values()))
+    for g, cap in data.gpu_caps.items():
+        terms = []
+        for p, n in built.nodes.items():
+            pool = data.pools[p]
+            if pool.gpu_type != g:
+                continue
+            if pool.billed_per_node:
+                terms.append(pool.gpus_per_node * n)
+            else:
+                terms += [data.shapes[s].gpus_per_instance * v for (s, q), v in built.x.items() if q == p]
+        if terms:
+            rhs = cap + built.extra[f"extra_gpus__{g}"] if f"extra_gpus__{g}" in built.extra else cap
+            built.add_row("gpu_type_availability", (g,), pulp.lpSum(terms) <= rhs)
 
 
-def build_problem(data: ModelData, name: str = "pdopt_f1", shortfall_penalty: float | None = None) -> BuiltProblem:
-    """Build formulation F1 (never solves); with ``shortfall_penalty``, its elastic diagnostic variant."""
-    problem = pulp.LpProblem(name, pulp.LpMinimize)
-    built = BuiltProblem(problem, add_instance_counts(problem, data))
-    add_objective(built, data)
-    if shortfall_penalty is not None:
-        add_shortfall(built, data, shortfall_penalty)
+def add_budget(built: BuiltProblem, data: ModelData) -> None:
+    """budget: hourly cost <= budget (+ extra_budget when elastic)."""
+    if data.budget_usd_per_hour is None or built.cost is None:
+        return
+    rhs = data.budget_usd_per_hour + built.extra["extra_budget"] if "extra_budget" in built.extra \
+        else data.budget_usd_per_hour
+    built.add_row("budget", ("total",), built.cost <= rhs)
+
+
+def _add_elastic(built: BuiltProblem, data: ModelData) -> None:
+    """Elastic variant: slack on every resource, so that the cheapest way to become feasible shows what runs out.
+
+    extra_nodes[p] >= 0 relaxes nodes[p] <= node_count[p]; extra_gpus[g] >= 0 relaxes the cap of GPU type g;
+    extra_budget >= 0 relaxes the budget. Penalties, per GPU-equivalent, are far above any price.
+    """
+    prob = built.problem
+    for p, n in built.nodes.items():
+        e = prob.add_variable(f"extra_nodes__{p}", lowBound=0)
+        built.extra[f"extra_nodes__{p}"] = e
+        built.add_row("pool_node_limit", (p,), n <= data.pools[p].node_count + e)
+    for g in data.gpu_caps:
+        built.extra[f"extra_gpus__{g}"] = prob.add_variable(f"extra_gpus__{g}", lowBound=0)
+    if data.budget_usd_per_hour is not None:
+        built.extra["extra_budget"] = prob.add_variable("extra_budget", lowBound=0)
+
+
+def build_problem(data: ModelData, name: str = "pdopt_f1", mode: Mode = "min_cost",
+                  min_scale: float | None = None) -> BuiltProblem:
+    """Build the formulation (never solves).
+
+    ``min_cost``: minimise cost (then GPUs, then nodes, by small weights); with ``min_scale``, demand is
+    multiplied by a scale variable held at least that. ``max_scale``: maximise the uniform demand multiplier the
+    inventory serves. ``elastic``: resources may be exceeded at a penalty, demand is hard (which resource runs
+    out, by how much). ``shortfall``: demand may go uncovered at a penalty, resources are hard (which model and
+    role cannot be served, by how much).
+    """
+    problem = pulp.LpProblem(name, pulp.LpMaximize if mode == "max_scale" else pulp.LpMinimize)
+    built = BuiltProblem(problem, {})
+    bounded = mode != "elastic"
+    add_instance_counts(built, data, bounded)
+    add_nodes(built, data, bounded)
+    if mode == "max_scale" or min_scale is not None:
+        built.scale = problem.add_variable("scale", lowBound=min_scale or 0.0)
+    if mode == "elastic":
+        _add_elastic(built, data)
+    if mode == "shortfall":
+        built.shortfall = {key: problem.add_variable(f"shortfall__{key[0]}__{key[1]}", lowBound=0)
+                           for key in data.demand_rps}
+    built.cost = cost_expression(built, data)
+    tie = TIE_BREAK_USD_PER_GPU * gpus_expression(built, data) + TIE_BREAK_USD_PER_NODE * pulp.lpSum(
+        built.nodes.values())
+    if mode == "max_scale":
+        assert built.scale is not None
+        problem += built.scale
+    elif mode == "elastic":
+        top = max([p.price_usd_per_gpu_hour for p in data.pools.values()] + [1.0])
+        penalty = 1e4 * top
+        slack = []
+        for key, var in built.extra.items():
+            if key.startswith("extra_nodes__"):
+                slack.append(penalty * data.pools[key.removeprefix("extra_nodes__")].gpus_per_node * var)
+            elif key.startswith("extra_gpus__"):
+                slack.append(penalty * var)
+            else:
+                slack.append(penalty / top * var)
+        problem += built.cost + tie + pulp.lpSum(slack)
+    elif mode == "shortfall":
+        worst = max([data.cost_usd_per_hour(s, p) / data.shapes[s].capacity_rps for s, p in data.arcs] + [1.0])
+        problem += built.cost + tie + pulp.lpSum(1e4 * worst * v for v in built.shortfall.values())
+    else:
+        problem += built.cost + tie
     add_demand_cover(built, data)
     add_pool_gpu_capacity(built, data)
+    add_patterns(built, data)
     add_gpu_type_availability(built, data)
+    add_budget(built, data)
     return built
 
 
@@ -121,3 +258,16 @@ def solution_counts(built: BuiltProblem) -> dict[tuple[str, str], int]:
         if val is not None and not math.isnan(val) and round(val) > 0:
             counts[key] = round(val)
     return counts
+
+
+def solution_nodes(built: BuiltProblem) -> dict[str, int]:
+    """Nodes in use per pool in a solved problem."""
+    return {p: round(v.value() or 0.0) for p, v in built.nodes.items()}
+
+
+def set_start(built: BuiltProblem, counts: dict[tuple[str, str], int], nodes: dict[str, int]) -> None:
+    """Give the solver a feasible start (a MIP start): instance counts and nodes; others start at zero."""
+    for key, v in built.x.items():
+        v.setInitialValue(counts.get(key, 0))
+    for p, v in built.nodes.items():
+        v.setInitialValue(nodes.get(p, 0))

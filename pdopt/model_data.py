@@ -2,21 +2,66 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from pdopt.capacity import CapacityTable, ShapeCapacity
 from pdopt.instance import ROLES, Instance
 
 
+def is_divisibility_chain(sizes: list[int], node_gpus: int) -> bool:
+    """True when every size divides the node size and, sorted, each divides the next.
+
+    Then first-fit decreasing packs any multiset of instances whose GPU total is at most ``nodes x node_gpus``
+    into ``nodes`` nodes: a size-s instance always finds a free aligned block, as in a buddy allocator.
+    """
+    ordered = sorted(set(sizes))
+    return all(node_gpus % s == 0 for s in ordered) and all(b % a == 0 for a, b in itertools.pairwise(ordered))
+
+
+def maximal_patterns(sizes: list[int], node_gpus: int) -> list[tuple[int, ...]]:
+    """All maximal ways to fill one node with instances of the given sizes (each <= node size).
+
+    A pattern is a tuple of counts aligned with ``sorted(set(sizes))``; maximal means no further instance of any
+    size fits. Non-maximal patterns are dominated (``pattern_cover`` rows are inequalities).
+    """
+    ordered = sorted(set(sizes))
+    out: list[tuple[int, ...]] = []
+
+    def rec(i: int, left: int, counts: list[int]) -> None:
+        if i == len(ordered):
+            if all(s > left for s in ordered):
+                out.append(tuple(counts))
+            return
+        for c in range(left // ordered[i], -1, -1):
+            counts.append(c)
+            rec(i + 1, left - c * ordered[i], counts)
+            counts.pop()
+
+    rec(0, node_gpus, [])
+    return out
+
+
 @dataclass(frozen=True)
 class PoolData:
-    """A node pool reduced to what F1 needs."""
+    """A node pool reduced to what the MILP needs."""
 
     gpu_type: str
     gpus_per_node: int
     node_count: int
+    domain: str
+    billed_per_node: bool
+    price_usd_per_node_hour: float
+    """Node-hour price (node-billed pools)."""
     price_usd_per_gpu_hour: float
-    """The pool's node-hour price over its GPUs per node when given, else the GPU type's price."""
+    """GPU-hour price (GPU-billed pools); for node-billed pools the node price over its GPUs, for reports."""
+    activation_usd_per_node_hour: float
+    packing: str
+    """``aggregate`` (GPU totals suffice: sizes form a divisibility chain) or ``patterns`` (per-node patterns)."""
+    sizes: tuple[int, ...]
+    """Instance sizes (GPUs) within one node admitted to the pool, ascending."""
+    patterns: tuple[tuple[int, ...], ...]
+    """Maximal node patterns over ``sizes`` (``patterns`` packing only)."""
 
     @property
     def gpus(self) -> int:
@@ -26,7 +71,7 @@ class PoolData:
 
 @dataclass(frozen=True)
 class ModelData:
-    """Index sets and parameters of formulation F1."""
+    """Index sets and parameters of the formulation (formulations/f1.yaml)."""
 
     demand_rps: dict[tuple[str, str], float]
     """(model, role) -> requests per second to serve (after ``scale_demand``)."""
@@ -37,38 +82,71 @@ class ModelData:
     """(shape id, pool id) pairs where an instance of the shape may be placed."""
     gpu_caps: dict[str, int]
     """GPU type -> availability cap, only for capped types."""
+    spare_rps: dict[tuple[str, str], float]
+    """(model, role) -> capacity to hold in reserve: k spares x the largest per-instance capacity of the role."""
+    spares: dict[tuple[str, str], int]
+    budget_usd_per_hour: float | None
 
     def cost_usd_per_hour(self, shape_id: str, pool_id: str) -> float:
-        """Hourly cost of one instance of ``shape_id`` placed in ``pool_id``."""
+        """Hourly cost of one instance at the pool's per-GPU price (exact for GPU billing, prorated otherwise)."""
         return self.shapes[shape_id].gpus_per_instance * self.pools[pool_id].price_usd_per_gpu_hour
+
+    def nodes_spanned(self, shape_id: str, pool_id: str) -> int:
+        """Whole nodes one instance occupies when it spans nodes, else 0."""
+        g, k = self.shapes[shape_id].gpus_per_instance, self.pools[pool_id].gpus_per_node
+        return g // k if g > k else 0
 
 
 def pool_price_per_gpu_hour(instance: Instance, pool_id: str) -> float:
-    """Per-GPU price of a pool: node-hour price prorated over the node's GPUs, else the GPU type's price."""
+    """Per-GPU price of a pool: node-hour price over the node's GPUs when billed per node, else the type's price."""
     pool = instance.node_pools[pool_id]
-    if pool.price_usd_per_node_hour is not None:
+    if pool.billed_per_node and pool.price_usd_per_node_hour is not None:
         return pool.price_usd_per_node_hour / pool.gpus_per_node
     return instance.gpu_types[pool.gpu_type].price_usd_per_gpu_hour
 
 
-def build_model_data(instance: Instance, table: CapacityTable, scale_demand: float = 1.0) -> ModelData:
-    """Reduce an instance and its capacity table to F1's sets and parameters."""
-    pools = {
-        pid: PoolData(p.gpu_type, p.gpus_per_node, p.node_count, pool_price_per_gpu_hour(instance, pid))
-        for pid, p in instance.node_pools.items()
-    }
-    shapes = {s.shape_id: s for s in table.shapes}
-    arcs = tuple(
-        (sid, pid)
-        for sid, s in shapes.items()
-        for pid, p in pools.items()
-        if p.gpu_type == s.gpu_type and p.gpus_per_node % s.gpus_per_instance == 0 and p.node_count > 0
+def _pool_data(instance: Instance, pid: str, shapes: list[ShapeCapacity]) -> PoolData:
+    p = instance.node_pools[pid]
+    sizes = sorted({s.gpus_per_instance for s in shapes if s.gpu_type == p.gpu_type
+                    and s.gpus_per_instance <= p.gpus_per_node})
+    chain = is_divisibility_chain(sizes, p.gpus_per_node)
+    return PoolData(
+        gpu_type=p.gpu_type, gpus_per_node=p.gpus_per_node, node_count=p.node_count, domain=p.domain,
+        billed_per_node=p.billed_per_node,
+        price_usd_per_node_hour=(p.price_usd_per_node_hour or 0.0) if p.billed_per_node else 0.0,
+        price_usd_per_gpu_hour=pool_price_per_gpu_hour(instance, pid),
+        activation_usd_per_node_hour=p.activation_cost_usd_per_hour,
+        packing="aggregate" if chain else "patterns",
+        sizes=tuple(sizes),
+        patterns=() if chain else tuple(maximal_patterns(sizes, p.gpus_per_node)),
     )
+
+
+def _fits(shape: ShapeCapacity, pool: PoolData) -> bool:
+    if shape.gpu_type != pool.gpu_type:
+        return False
+    if shape.gpus_per_instance <= pool.gpus_per_node:
+        return True
+    return shape.spans_nodes and shape.gpus_per_instance % pool.gpus_per_node == 0
+
+
+def build_model_data(instance: Instance, table: CapacityTable, scale_demand: float = 1.0) -> ModelData:
+    """Reduce an instance and its capacity table to the formulation's sets and parameters."""
+    shapes = {s.shape_id: s for s in table.shapes}
+    pools = {pid: _pool_data(instance, pid, list(table.shapes)) for pid in instance.node_pools}
+    arcs = tuple((sid, pid) for sid, s in shapes.items() for pid, p in pools.items() if _fits(s, p))
     demand: dict[tuple[str, str], float] = {
         (m, r): w.demand_rps() * scale_demand for m, w in instance.workloads.items() for r in ROLES
     }
+    spares: dict[tuple[str, str], int] = {
+        (m, r): w.spare_instances.get(r, 0) for m, w in instance.workloads.items() for r in ROLES
+    }
+    spare_rps: dict[tuple[str, str], float] = {}
+    for (m, r), k in spares.items():
+        role_caps = [s.capacity_rps for s in table.shapes if s.model == m and s.role == r]
+        spare_rps[(m, r)] = k * max(role_caps, default=0.0)
     caps = {g: t.max_gpus for g, t in instance.gpu_types.items() if t.max_gpus is not None}
-    return ModelData(demand, shapes, pools, arcs, caps)
+    return ModelData(demand, shapes, pools, arcs, caps, spare_rps, spares, instance.limits.budget_usd_per_hour)
 
 
 def unservable_roles(data: ModelData) -> list[tuple[str, str]]:

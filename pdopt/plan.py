@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pdopt.capacity import CapacityTable, ShapeCapacity, SkippedShape, capacity_table
 from pdopt.instance import ROLES, Instance
-from pdopt.milp import BuiltProblem, build_problem, solution_counts
+from pdopt.milp import BuiltProblem, build_problem, set_start, solution_counts, solution_nodes
 from pdopt.model_data import ModelData, build_model_data, unservable_roles
 from pdopt.solver import SolveResult, SolverOptions, SolveStatus, run_solver
 
@@ -27,7 +28,22 @@ class Placement:
     capacity_rps: float
     """Requests per second ONE instance serves at the SLO."""
     cost_usd_per_hour: float
-    """Hourly cost of all ``count`` instances."""
+    """Hourly cost of all ``count`` instances: their share (by GPUs) of the pool's cost."""
+    variant: str = "default"
+
+
+@dataclass(frozen=True)
+class PoolUse:
+    """How much of a node pool the plan uses and what it costs."""
+
+    gpu_type: str
+    domain: str
+    node_count: int
+    nodes_used: int
+    gpus_used: int
+    """GPUs occupied by instances."""
+    packing: str
+    cost_usd_per_hour: float
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,9 @@ class SolverReport:
     gap: float | None
     bound: float | None
     message: str
+    root_lp_bound: float | None = None
+    heuristic_usd_per_hour: float | None = None
+    """Cost of the greedy start given to the solver (None when the greedy found none)."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +102,13 @@ class Plan:
     """Why there is no plan (infeasible, no solution), in the instance's terms."""
     formulation: str = FORMULATION
     shortfall_rps: dict[str, dict[str, float]] = field(default_factory=dict)
-    """For an infeasible instance: model -> role -> demand that could not be covered (elastic re-solve)."""
+    """For an infeasible instance: model -> role -> demand the inventory leaves uncovered (one such split)."""
+    pools: dict[str, PoolUse] = field(default_factory=dict)
+    cost_breakdown: dict[str, Any] = field(default_factory=dict)
+    scale: float | None = None
+    """With ``maximize_scale``: the largest uniform demand multiplier the inventory serves at the SLOs."""
+    resource_needs: tuple[str, ...] = ()
+    """For an infeasible instance: each resource that runs out and by how much (elastic re-solve)."""
 
     @property
     def has_plan(self) -> bool:
@@ -98,11 +123,15 @@ class Plan:
             "status": self.status.value,
             "objective_usd_per_hour": self.objective_usd_per_hour,
             "scale_demand": self.scale_demand,
+            "scale": self.scale,
             "reason": self.reason,
             "placements": [asdict(p) for p in self.placements],
             "models": {m: asdict(mp) for m, mp in self.models.items()},
+            "pools": {p: asdict(u) for p, u in self.pools.items()},
             "gpus_used": dict(self.gpus_used),
+            "cost_breakdown": self.cost_breakdown,
             "shortfall_rps": self.shortfall_rps,
+            "resource_needs": list(self.resource_needs),
             "skipped_shapes": [asdict(s) for s in self.skipped_shapes],
             "solver": asdict(self.solver),
         }
@@ -110,7 +139,7 @@ class Plan:
 
 def _role_plan(demand: float, placements: list[Placement]) -> RolePlan:
     total_cap = sum(p.capacity_rps * p.count for p in placements)
-    shapes = {(p.gpu_type, p.gpus_per_instance) for p in placements}
+    shapes = {(p.gpu_type, p.gpus_per_instance, p.variant) for p in placements}
     fractional = demand / placements[0].capacity_rps if len(shapes) == 1 else None
     return RolePlan(
         instances=sum(p.count for p in placements),
@@ -121,125 +150,245 @@ def _role_plan(demand: float, placements: list[Placement]) -> RolePlan:
     )
 
 
-def _placements(counts: dict[tuple[str, str], int], data: ModelData) -> tuple[Placement, ...]:
+def pool_costs(data: ModelData, counts: dict[tuple[str, str], int], nodes: dict[str, int]) -> dict[str, float]:
+    """Hourly cost per pool: node price (node billing) or instance GPUs x GPU price, plus activation x nodes."""
+    out: dict[str, float] = {}
+    for p, n in nodes.items():
+        pool = data.pools[p]
+        cost = n * pool.activation_usd_per_node_hour
+        if pool.billed_per_node:
+            cost += n * pool.price_usd_per_node_hour
+        else:
+            cost += sum(c * data.cost_usd_per_hour(s, q) for (s, q), c in counts.items() if q == p)
+        out[p] = cost
+    return out
+
+
+def _placements(counts: dict[tuple[str, str], int], nodes: dict[str, int], data: ModelData) -> tuple[Placement, ...]:
+    costs = pool_costs(data, counts, nodes)
+    gpus_in = {p: sum(c * data.shapes[s].gpus_per_instance for (s, q), c in counts.items() if q == p) for p in nodes}
     out = []
     for (sid, pid), n in sorted(counts.items()):
         s = data.shapes[sid]
+        share = n * s.gpus_per_instance / gpus_in[pid] if gpus_in[pid] else 0.0
         out.append(Placement(s.model, s.role, s.gpu_type, s.gpus_per_instance, pid, n, s.capacity_rps,
-                             n * data.cost_usd_per_hour(sid, pid)))
+                             costs[pid] * share, s.variant))
     return tuple(out)
 
 
-def _model_plans(placements: tuple[Placement, ...], data: ModelData, instance: Instance) -> dict[str, ModelPlan]:
+def _breakdown(placements: tuple[Placement, ...]) -> dict[str, Any]:
+    by_model: dict[str, float] = {}
+    by_role: dict[str, float] = {}
+    by_gpu: dict[str, float] = {}
+    by_model_role: dict[str, dict[str, float]] = {}
+    for p in placements:
+        by_model[p.model] = by_model.get(p.model, 0.0) + p.cost_usd_per_hour
+        by_role[p.role] = by_role.get(p.role, 0.0) + p.cost_usd_per_hour
+        by_gpu[p.gpu_type] = by_gpu.get(p.gpu_type, 0.0) + p.cost_usd_per_hour
+        mr = by_model_role.setdefault(p.model, {})
+        mr[p.role] = mr.get(p.role, 0.0) + p.cost_usd_per_hour
+    return {"by_model": by_model, "by_role": by_role, "by_gpu_type": by_gpu, "by_model_role": by_model_role}
+
+
+def _model_plans(placements: tuple[Placement, ...], data: ModelData, instance: Instance,
+                 scale: float) -> dict[str, ModelPlan]:
     plans = {}
     for m in instance.workloads:
-        roles = {r: _role_plan(data.demand_rps[(m, r)], [p for p in placements if p.model == m and p.role == r])
-                 for r in ROLES}
+        roles = {r: _role_plan(data.demand_rps[(m, r)] * scale,
+                               [p for p in placements if p.model == m and p.role == r]) for r in ROLES}
         n_d = roles["decode"].instances
-        plans[m] = ModelPlan(data.demand_rps[(m, "prefill")], roles["prefill"], roles["decode"],
+        plans[m] = ModelPlan(data.demand_rps[(m, "prefill")] * scale, roles["prefill"], roles["decode"],
                              roles["prefill"].instances / n_d if n_d else None)
     return plans
 
 
-def _no_shape_reason(instance: Instance, table: CapacityTable, data: ModelData) -> str | None:
+def _no_shape_reason(table: CapacityTable, data: ModelData) -> str | None:
     lines = []
     for m, r in unservable_roles(data):
         notes = [f"{s.gpu_type} x{s.gpus_per_instance}: {s.reason}" for s in table.skipped
                  if s.model == m and s.role == r]
-        usable = table.for_role(m, r)
-        if usable and not notes:
-            notes = ["no node pool with nodes can host its usable shapes"]
-        lines.append(f"model '{m}', role {r}: no usable shape (" + "; ".join(notes) + ")")
+        if table.for_role(m, r) and not notes:
+            notes = ["no node pool can host its usable shapes"]
+        lines.append(f"model '{m}', role {r}: no usable shape (" + "; ".join(notes or ["no profile"]) + ")")
     return "\n".join(lines) or None
 
 
-def _shortfall(data: ModelData, options: SolverOptions) -> dict[str, dict[str, float]]:
-    """Elastic re-solve: demand_cover gets a penalised slack; the slack left says what cannot be served."""
-    penalty = 1e4 * max([data.cost_usd_per_hour(s, p) / data.shapes[s].capacity_rps for s, p in data.arcs] + [1.0])
-    built = build_problem(data, name="pdopt_f1_elastic", shortfall_penalty=penalty)
-    run_solver(built.problem, options)
-    out: dict[str, dict[str, float]] = {}
-    for (m, r), var in built.shortfall.items():
-        val = var.value() or 0.0
-        if val > 1e-6:
-            out.setdefault(m, {})[r] = val
-    return out
-
-
-def _shortfall_reason(short: dict[str, dict[str, float]], data: ModelData, instance: Instance) -> str:
-    """Explain infeasibility from the elastic re-solve.
-
-    The split of the shortfall between roles is one optimum of the elastic problem, not the only one: the
-    message says so, and names the GPUs each short role could have used.
-    """
-    lines = ["the inventory cannot cover every demand; a plan that covers as much as it can "
-             "(elastic re-solve; other splits of the shortfall may exist) leaves uncovered:"]
-    for m, roles in short.items():
-        for r, val in roles.items():
-            types = sorted({data.shapes[s].gpu_type for s, _ in data.arcs
-                            if data.shapes[s].model == m and data.shapes[s].role == r})
-            have = ", ".join(
-                f"{g}: {sum(p.gpus for p in data.pools.values() if p.gpu_type == g)} GPUs in pools"
-                + (f", cap {data.gpu_caps[g]}" if g in data.gpu_caps else "") for g in types)
-            lines.append(f"model '{m}', role {r}: {val:.4g} of {data.demand_rps[(m, r)]:.4g} req/s cannot be "
-                         f"served: the GPUs its shapes can use run out ({have})")
-    return "\n".join(lines) if len(lines) > 1 else "the solver reports the instance infeasible"
+def greedy_start(data: ModelData) -> tuple[dict[tuple[str, str], int], dict[str, int]] | None:
+    """A feasible start by a greedy rule: each (model, role), largest demand first, takes instances of its
+    cheapest shape per req/s among pools with room (aggregate packing only). None when it runs out."""
+    free = {p: pool.gpus for p, pool in data.pools.items() if pool.packing == "aggregate"}
+    cap_left = dict(data.gpu_caps)
+    counts: dict[tuple[str, str], int] = {}
+    for (m, r), demand in sorted(data.demand_rps.items(), key=lambda kv: -kv[1]):
+        need = demand + data.spare_rps[(m, r)]
+        arcs = sorted(((s, p) for s, p in data.arcs
+                       if p in free and data.shapes[s].model == m and data.shapes[s].role == r),
+                      key=lambda a: (data.cost_usd_per_hour(*a) / data.shapes[a[0]].capacity_rps, a))
+        for s, p in arcs:
+            if need <= 1e-12:
+                break
+            shape = data.shapes[s]
+            g = shape.gpus_per_instance
+            room = min(free[p], cap_left.get(shape.gpu_type, free[p])) // g
+            n = min(room, math.ceil(need / shape.capacity_rps - 1e-12))
+            if n <= 0:
+                continue
+            counts[(s, p)] = counts.get((s, p), 0) + n
+            free[p] -= n * g
+            if shape.gpu_type in cap_left:
+                cap_left[shape.gpu_type] -= n * g
+            need -= n * shape.capacity_rps
+        if need > 1e-9:
+            return None
+    nodes = {p: -(-(data.pools[p].gpus - f) // data.pools[p].gpus_per_node) for p, f in free.items()}
+    return counts, nodes
 
 
 def solve(
     instance: Instance,
     options: SolverOptions | None = None,
     scale_demand: float = 1.0,
+    maximize_scale: bool = False,
 ) -> Plan:
-    """Plan the cheapest P/D fleet for ``instance``: capacities, F1 model data, build, solve, extract."""
+    """Plan the cheapest P/D fleet for ``instance``: capacities, model data, build, solve, extract.
+
+    With ``maximize_scale`` the inventory is fixed: first the largest uniform demand multiplier it serves is
+    found, then the cheapest plan at that multiplier.
+    """
     if not scale_demand > 0:
         raise ValueError(f"scale_demand must be positive, got {scale_demand}")
     opts = options or SolverOptions()
     table = capacity_table(instance)
     data = build_model_data(instance, table, scale_demand)
-    no_shape = _no_shape_reason(instance, table, data)
+    no_shape = _no_shape_reason(table, data)
     if no_shape is not None:
-        return _failed(instance, table, data, SolveStatus.INFEASIBLE, opts.name, no_shape, scale_demand)
-    built = build_problem(data)
-    result = run_solver(built.problem, opts)
-    return extract(instance, table, data, built, result, opts, scale_demand)
+        return _failed(instance, table, SolveStatus.INFEASIBLE, opts.name, no_shape, scale_demand)
+    scale: float | None = None
+    if maximize_scale:
+        top = build_problem(data, name="pdopt_f1_max_scale", mode="max_scale")
+        res = run_solver(top.problem, opts)
+        if res.status is not SolveStatus.OPTIMAL and res.status is not SolveStatus.FEASIBLE:
+            return _failed(instance, table, res.status, res.solver_name,
+                           f"no demand multiplier can be served (solver: {res.message})", scale_demand, res.runtime_s)
+        assert top.scale is not None
+        scale = float(top.scale.value() or 0.0) * (1 - 1e-9)
+        built = build_problem(data, min_scale=scale)
+    else:
+        built = build_problem(data)
+    start = greedy_start(data) if not maximize_scale else None
+    heuristic = None
+    if start is not None:
+        set_start(built, *start)
+        heuristic = sum(pool_costs(data, start[0], start[1]).values())
+    result = run_solver(built.problem, opts, warm_start=start is not None)
+    return extract(instance, table, data, built, result, opts, scale_demand, scale, heuristic)
 
 
-def _failed(instance: Instance, table: CapacityTable, data: ModelData, status: SolveStatus, solver: str,
-            reason: str, scale: float, runtime: float = 0.0, message: str = "",
-            shortfall: dict[str, dict[str, float]] | None = None) -> Plan:
+def _failed(instance: Instance, table: CapacityTable, status: SolveStatus, solver: str, reason: str,
+            scale: float, runtime: float = 0.0, message: str = "",
+            shortfall: dict[str, dict[str, float]] | None = None, needs: tuple[str, ...] = ()) -> Plan:
     return Plan(instance.name, status, None, scale, (), {}, {}, table.skipped,
-                SolverReport(solver, runtime, None, None, message), reason, shortfall_rps=shortfall or {})
+                SolverReport(solver, runtime, None, None, message), reason, shortfall_rps=shortfall or {},
+                resource_needs=needs)
+
+
+def diagnose(data: ModelData, options: SolverOptions) -> tuple[dict[str, dict[str, float]], tuple[str, ...]]:
+    """Why no plan exists, in the instance's terms.
+
+    1. Shortfall re-solve (resources hard, demand elastic): the demand per model and role left uncovered.
+    2. Elastic re-solve (demand hard, resources elastic at a penalty): each pool, GPU type cap or budget that
+       must grow, by how much, and which models' instances would use it.
+    """
+    short_built = build_problem(data, name="pdopt_f1_shortfall", mode="shortfall")
+    run_solver(short_built.problem, options)
+    short: dict[str, dict[str, float]] = {}
+    for (m, r), var in short_built.shortfall.items():
+        val = var.value() or 0.0
+        if val > 1e-6:
+            short.setdefault(m, {})[r] = val
+    el = build_problem(data, name="pdopt_f1_elastic", mode="elastic")
+    run_solver(el.problem, options)
+    counts = solution_counts(el)
+    needs = []
+    for key, var in el.extra.items():
+        val = var.value() or 0.0
+        if val <= 1e-6:
+            continue
+        if key.startswith("extra_nodes__"):
+            p = key.removeprefix("extra_nodes__")
+            users = sorted({f"{data.shapes[s].model}/{data.shapes[s].role}" for (s, q) in counts if q == p})
+            pool = data.pools[p]
+            needs.append(f"node pool '{p}' ({pool.gpu_type}, domain {pool.domain}): {math.ceil(val - 1e-6)} more "
+                         f"node(s) beyond its {pool.node_count} (used by {', '.join(users) or '-'})")
+        elif key.startswith("extra_gpus__"):
+            g = key.removeprefix("extra_gpus__")
+            users = sorted({f"{data.shapes[s].model}/{data.shapes[s].role}" for (s, _) in counts
+                            if data.shapes[s].gpu_type == g})
+            needs.append(f"GPU type '{g}': {math.ceil(val - 1e-6)} more GPU(s) beyond its availability cap "
+                         f"{data.gpu_caps[g]} (used by {', '.join(users) or '-'})")
+        else:
+            needs.append(f"budget: the cheapest plan that serves every demand costs {val:.2f} USD/hour more than "
+                         f"the budget of {data.budget_usd_per_hour:g} USD/hour")
+    return short, tuple(needs)
+
+
+def _infeasible_reason(short: dict[str, dict[str, float]], needs: tuple[str, ...], data: ModelData) -> str:
+    lines = []
+    if short:
+        lines.append("the limits cannot cover every demand; a plan that covers as much as it can leaves uncovered "
+                     "(one such split):")
+        lines += [f"model '{m}', role {r}: {v:.4g} of {data.demand_rps[(m, r)]:.4g} req/s"
+                  for m, roles in short.items() for r, v in roles.items()]
+    if needs:
+        lines.append("to serve every demand the plan needs:")
+        lines += list(needs)
+    return "\n".join(lines) or "the solver reports the instance infeasible"
 
 
 def extract(instance: Instance, table: CapacityTable, data: ModelData, built: BuiltProblem, result: SolveResult,
-            options: SolverOptions, scale_demand: float) -> Plan:
+            options: SolverOptions, scale_demand: float, scale: float | None = None,
+            heuristic: float | None = None) -> Plan:
     """Read a solved problem back into a :class:`Plan` (or a failed plan with its reason)."""
     if result.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
         short: dict[str, dict[str, float]] = {}
+        needs: tuple[str, ...] = ()
         if result.status is SolveStatus.INFEASIBLE:
-            short = _shortfall(data, options)
-            reason = _shortfall_reason(short, data, instance)
+            short, needs = diagnose(data, options)
+            reason = _infeasible_reason(short, needs, data)
         elif result.status is SolveStatus.NO_SOLUTION:
             reason = f"the solver found no plan within the time limit ({options.time_limit_s} s)"
         else:
             reason = f"the solver ended with status {result.message}"
-        return _failed(instance, table, data, result.status, result.solver_name, reason, scale_demand,
-                       result.runtime_s, result.message, short)
-    placements = _placements(solution_counts(built), data)
+        return _failed(instance, table, result.status, result.solver_name, reason, scale_demand,
+                       result.runtime_s, result.message, short, needs)
+    counts = solution_counts(built)
+    nodes = solution_nodes(built)
+    placements = _placements(counts, nodes, data)
+    costs = pool_costs(data, counts, nodes)
     gpus: dict[str, int] = {}
-    for p in placements:
-        gpus[p.gpu_type] = gpus.get(p.gpu_type, 0) + p.gpus_per_instance * p.count
+    for pl in placements:
+        gpus[pl.gpu_type] = gpus.get(pl.gpu_type, 0) + pl.gpus_per_instance * pl.count
+    pools: dict[str, PoolUse] = {}
+    for pid, n in nodes.items():
+        if n == 0:
+            continue
+        pool = data.pools[pid]
+        used = sum(pl.gpus_per_instance * pl.count for pl in placements if pl.pool == pid)
+        pools[pid] = PoolUse(pool.gpu_type, pool.domain, pool.node_count, n, used, pool.packing, costs[pid])
     return Plan(
         instance=instance.name,
         status=result.status,
-        objective_usd_per_hour=sum(p.cost_usd_per_hour for p in placements),
+        objective_usd_per_hour=sum(costs.values()),
         scale_demand=scale_demand,
         placements=placements,
-        models=_model_plans(placements, data, instance),
+        models=_model_plans(placements, data, instance, scale or 1.0),
         gpus_used=gpus,
         skipped_shapes=table.skipped,
-        solver=SolverReport(result.solver_name, result.runtime_s, result.gap, result.bound, result.message),
+        solver=SolverReport(result.solver_name, result.runtime_s, result.gap, result.bound, result.message,
+                            result.root_lp_bound, heuristic),
+        pools=pools,
+        cost_breakdown=_breakdown(placements),
+        scale=scale,
     )
 
 

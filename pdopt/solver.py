@@ -62,6 +62,8 @@ class SolveResult:
     gap: float | None
     """Relative gap |objective - bound| / max(|objective|, 1e-9) where the solver gives a bound, else None."""
     message: str = ""
+    root_lp_bound: float | None = None
+    """Objective of the LP relaxation at the root (CBC reports it; None otherwise)."""
 
 
 class SolverUnavailableError(RuntimeError):
@@ -133,7 +135,12 @@ def normalise_status(
     return SolveStatus.ERROR, None
 
 
-def run_solver(problem: pulp.LpProblem, options: SolverOptions) -> SolveResult:
+def _cbc_root_lp(log: str) -> float | None:
+    m = re.search(r"Continuous objective value is\s*" + _CBC_NUMBER, log)
+    return float(m.group(1)) if m else None
+
+
+def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool = False) -> SolveResult:
     """Solve ``problem`` (a minimisation) in place and return its normalised status, objective, bound and gap."""
     if options.name not in SOLVERS:
         raise SolverUnavailableError(f"unknown solver '{options.name}' (choose from {', '.join(SOLVERS)})")
@@ -145,11 +152,13 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions) -> SolveResult:
             with warnings.catch_warnings():  # PuLP 3.x warns that PuLP 4 drops PULP_CBC_CMD: this is the one place
                 warnings.simplefilter("ignore", DeprecationWarning)
                 cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=options.time_limit_s, gapRel=options.gap_rel,
-                                        threads=options.threads, logPath=str(log_path))
+                                        threads=options.threads, logPath=str(log_path), warmStart=warm_start)
             problem.solve(cmd)
             log = log_path.read_text() if log_path.exists() else ""
         bound = _cbc_log_bound(log)
+        root = _cbc_root_lp(log)
     else:
+        root = None
         # mip_rel_gap passed directly: PuLP drops a gapRel of 0 as falsy and HiGHS would stop at its 1e-4 default
         highs = pulp.HiGHS(msg=False, timeLimit=options.time_limit_s, threads=options.threads,
                            log_to_console=False, mip_rel_gap=options.gap_rel)
@@ -166,7 +175,9 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions) -> SolveResult:
     if sol in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
         value = pulp.value(problem.objective)
         objective = float(value) if value is not None else 0.0
+    if problem.sense == pulp.LpMaximize:
+        bound = root = None  # the logs state bounds of the internal minimisation; not reported for maximisation
     gap = _relative_gap(objective, bound)
     st, gap = normalise_status(status, sol, gap, options.gap_rel)
     return SolveResult(st, options.name, runtime, objective, bound if st in (SolveStatus.OPTIMAL,
-                       SolveStatus.FEASIBLE) else None, gap, pulp.LpStatus.get(status, str(status)))
+                       SolveStatus.FEASIBLE) else None, gap, pulp.LpStatus.get(status, str(status)), root)

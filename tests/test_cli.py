@@ -79,12 +79,16 @@ def test_missing_file_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert code == 2 and "profiles[1].tpot_csv: cannot read" in err
 
 
-def test_tp3_on_8_gpu_nodes_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_instance_larger_than_a_node_needs_spans_nodes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = _paper_doc(tmp_path)
-    doc["profiles"][0]["gpus_per_instance"] = 3
+    doc["profiles"][0]["gpus_per_instance"] = 16
     code, _, err = _run(["validate", str(_write(tmp_path, doc))], capsys)
     assert code == 2
-    assert "profiles[0].gpus_per_instance: 3 GPUs does not divide the node size" in err
+    assert "profiles[0].gpus_per_instance: 16 GPUs fit no 'h200' pool" in err and "spans_nodes" in err
+    doc["profiles"][0]["spans_nodes"] = True
+    assert _run(["validate", str(_write(tmp_path, doc))], capsys)[0] == 0
+    doc["profiles"][0]["gpus_per_instance"] = 12  # not a whole number of 8-GPU nodes
+    assert _run(["validate", str(_write(tmp_path, doc))], capsys)[0] == 2
 
 
 def test_no_shape_can_serve_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
