@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--threads", type=int, default=1)
     plan.add_argument("--scale-demand", type=_positive_float, default=1.0, metavar="F",
                       help="multiply every demand by F (what if traffic grows 20%%? F = 1.2)")
+    plan.add_argument("--maximize-scale", action="store_true",
+                      help="fixed inventory: the largest uniform demand multiplier it serves, and its plan")
 
     cap = sub.add_parser("capacity", help="per-instance capacity of every benchmarked shape at the SLOs")
     cap.add_argument("file")
@@ -103,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_plan(args: argparse.Namespace) -> int:
     instance = load_instance(args.file)
     opts = SolverOptions(args.solver, args.time_limit, args.gap, args.threads)
-    plan = solve(instance, opts, scale_demand=args.scale_demand)
+    plan = solve(instance, opts, scale_demand=args.scale_demand, maximize_scale=args.maximize_scale)
     print(dump_json(plan.to_dict()) if args.format == "json" else format_plan(plan))
     if plan.has_plan:
         return EXIT_OK

@@ -34,12 +34,31 @@ def format_plan(plan: Plan) -> str:
     if plan.objective_usd_per_hour is not None:
         out.append(f"cost {plan.objective_usd_per_hour:.2f} USD/hour  "
                    f"GPUs {', '.join(f'{g}: {n}' for g, n in sorted(plan.gpus_used.items()))}")
-    out.append(f"solver {s.name}  {s.runtime_s:.3f} s  gap {gap}")
+    extra = ""
+    if s.root_lp_bound is not None:
+        extra += f"  root LP bound {s.root_lp_bound:.2f}"
+    if s.heuristic_usd_per_hour is not None:
+        extra += f"  greedy start {s.heuristic_usd_per_hour:.2f}"
+    out.append(f"solver {s.name}  {s.runtime_s:.3f} s  gap {gap}{extra}")
+    if plan.scale is not None:
+        out.append(f"largest demand multiplier the inventory serves: {plan.scale:.6g}")
     if plan.placements:
         out += ["", "placements", table(
-            ["model", "role", "gpu_type", "gpus/inst", "pool", "count", "req/s per inst", "USD/hour"],
-            [[p.model, p.role, p.gpu_type, p.gpus_per_instance, p.pool, p.count, p.capacity_rps,
+            ["model", "role", "gpu_type", "gpus/inst", "variant", "pool", "count", "req/s per inst", "USD/hour"],
+            [[p.model, p.role, p.gpu_type, p.gpus_per_instance, p.variant, p.pool, p.count, p.capacity_rps,
               f"{p.cost_usd_per_hour:.2f}"] for p in plan.placements])]
+    if plan.pools:
+        out += ["", "pools", table(
+            ["pool", "gpu_type", "domain", "nodes used", "of", "GPUs used", "packing", "USD/hour"],
+            [[p, u.gpu_type, u.domain, u.nodes_used, u.node_count, u.gpus_used, u.packing,
+              f"{u.cost_usd_per_hour:.2f}"] for p, u in plan.pools.items()])]
+    if plan.cost_breakdown:
+        cb = plan.cost_breakdown
+        out += ["", "cost by model and role (USD/hour)", table(
+            ["model", "prefill", "decode", "total"],
+            [[m, f"{r.get('prefill', 0.0):.2f}", f"{r.get('decode', 0.0):.2f}", f"{cb['by_model'][m]:.2f}"]
+             for m, r in cb["by_model_role"].items()])]
+        out.append("by GPU type: " + ", ".join(f"{g} {c:.2f}" for g, c in cb["by_gpu_type"].items()))
     if plan.models:
         out += ["", "models", table(
             ["model", "demand req/s", "prefill", "decode", "P/D", "prefill exact", "decode exact",

@@ -108,7 +108,8 @@ def test_inventory_too_small_exits_3_with_shortfall(tmp_path: Path, capsys: pyte
     assert code == 3
     res = json.loads(out)
     assert res["status"] == "infeasible"
-    assert "cannot be served" in res["reason"] and "h200" in res["reason"]
+    assert "node pool 'h200_nodes' (h200, domain default): 2 more node(s) beyond its 6" in res["reason"]
+    assert res["resource_needs"] and "2 more node(s)" in res["resource_needs"][0]
     assert sum(v for roles in res["shortfall_rps"].values() for v in roles.values()) > 0
     assert "no feasible plan" in err
 
