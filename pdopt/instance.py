@@ -295,6 +295,8 @@ class Instance(StrictModel):
     profiles: list[Profile] = Field(min_length=1)
     options: PlannerOptions = PlannerOptions()
     limits: Limits = Limits()
+    generated_by: dict[str, str | int | float | list[int]] | None = None
+    """For generated instances: the generator's family and parameters (so the instance can be regenerated)."""
 
     @model_validator(mode="after")
     def _cross_references(self) -> Instance:

@@ -250,6 +250,12 @@ def build_problem(data: ModelData, name: str = "pdopt_f1", mode: Mode = "min_cos
     return built
 
 
+def relax(built: BuiltProblem) -> None:
+    """Make every variable continuous: the LP relaxation (for bounds and calibration)."""
+    for v in built.problem.variables():
+        v.cat = pulp.LpContinuous
+
+
 def solution_counts(built: BuiltProblem) -> dict[tuple[str, str], int]:
     """Nonzero integer instance counts of a solved problem (rounded from the solver's floats)."""
     counts: dict[tuple[str, str], int] = {}

@@ -130,11 +130,43 @@ def _fits(shape: ShapeCapacity, pool: PoolData) -> bool:
     return shape.spans_nodes and shape.gpus_per_instance % pool.gpus_per_node == 0
 
 
-def build_model_data(instance: Instance, table: CapacityTable, scale_demand: float = 1.0) -> ModelData:
-    """Reduce an instance and its capacity table to the formulation's sets and parameters."""
+def dominated_shapes(shapes: dict[str, ShapeCapacity], pools: dict[str, PoolData]) -> set[str]:
+    """Shapes that some combination of other shapes of the same model, role and GPU type beats outright.
+
+    Shape s (g GPUs, capacity c) is dominated when instances of other shapes that fit every pool s fits, using at
+    most g GPUs in total, serve strictly more than c (unbounded knapsack over GPUs). Swapping one s for that
+    combination keeps every constraint (the combination packs into the GPUs s frees, costs no more, since a pool's
+    price is per GPU or per node, and rents no more GPUs) and raises capacity, so removing s loses no optimum.
+    """
+    fits = {sid: frozenset(p for p, pool in pools.items() if _fits(s, pool)) for sid, s in shapes.items()}
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for sid, s in shapes.items():
+        groups.setdefault((s.model, s.role, s.gpu_type), []).append(sid)
+    out: set[str] = set()
+    for members in groups.values():
+        for sid in members:
+            g = shapes[sid].gpus_per_instance
+            items = [(shapes[o].gpus_per_instance, shapes[o].capacity_rps) for o in members
+                     if o != sid and fits[o] >= fits[sid] and shapes[o].gpus_per_instance <= g]
+            best = [0.0] * (g + 1)
+            for budget in range(1, g + 1):
+                best[budget] = max([best[budget - 1]] + [best[budget - n] + c for n, c in items if n <= budget])
+            if best[g] > shapes[sid].capacity_rps * (1 + 1e-9):
+                out.add(sid)
+    return out
+
+
+def build_model_data(instance: Instance, table: CapacityTable, scale_demand: float = 1.0,
+                     prune: bool = True) -> ModelData:
+    """Reduce an instance and its capacity table to the formulation's sets and parameters.
+
+    With ``prune``, shapes dominated by combinations of others (:func:`dominated_shapes`) get no arcs.
+    """
     shapes = {s.shape_id: s for s in table.shapes}
     pools = {pid: _pool_data(instance, pid, list(table.shapes)) for pid in instance.node_pools}
-    arcs = tuple((sid, pid) for sid, s in shapes.items() for pid, p in pools.items() if _fits(s, p))
+    drop = dominated_shapes(shapes, pools) if prune else set()
+    arcs = tuple((sid, pid) for sid, s in shapes.items() if sid not in drop
+                 for pid, p in pools.items() if _fits(s, p))
     demand: dict[tuple[str, str], float] = {
         (m, r): w.demand_rps() * scale_demand for m, w in instance.workloads.items() for r in ROLES
     }

@@ -150,6 +150,28 @@ def _role_plan(demand: float, placements: list[Placement]) -> RolePlan:
     )
 
 
+def min_nodes(data: ModelData, pool_id: str, counts: dict[tuple[str, str], int]) -> int:
+    """Fewest nodes of a pool that hold its instances: whole nodes for spanning instances, then, for aggregate
+    (divisibility-chain) pools, ceil(remaining GPUs / GPUs per node), which first-fit decreasing achieves; for
+    pattern pools, the best of first-fit decreasing (an upper bound the solver's count may beat)."""
+    pool = data.pools[pool_id]
+    k = pool.gpus_per_node
+    spanning = sum(c * data.nodes_spanned(s, p) for (s, p), c in counts.items() if p == pool_id)
+    sizes = sorted((data.shapes[s].gpus_per_instance for (s, p), c in counts.items() if p == pool_id
+                    and not data.nodes_spanned(s, p) for _ in range(c)), reverse=True)
+    if pool.packing == "aggregate":
+        return spanning + -(-sum(sizes) // k)
+    free: list[int] = []
+    for g in sizes:
+        for i, f in enumerate(free):
+            if f >= g:
+                free[i] -= g
+                break
+        else:
+            free.append(k - g)
+    return spanning + len(free)
+
+
 def pool_costs(data: ModelData, counts: dict[tuple[str, str], int], nodes: dict[str, int]) -> dict[str, float]:
     """Hourly cost per pool: node price (node billing) or instance GPUs x GPU price, plus activation x nodes."""
     out: dict[str, float] = {}
@@ -362,7 +384,7 @@ def extract(instance: Instance, table: CapacityTable, data: ModelData, built: Bu
         return _failed(instance, table, result.status, result.solver_name, reason, scale_demand,
                        result.runtime_s, result.message, short, needs)
     counts = solution_counts(built)
-    nodes = solution_nodes(built)
+    nodes = {p: min(n, min_nodes(data, p, counts)) for p, n in solution_nodes(built).items()}
     placements = _placements(counts, nodes, data)
     costs = pool_costs(data, counts, nodes)
     gpus: dict[str, int] = {}

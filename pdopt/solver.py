@@ -160,8 +160,10 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool
     else:
         root = None
         # mip_rel_gap passed directly: PuLP drops a gapRel of 0 as falsy and HiGHS would stop at its 1e-4 default
-        highs = pulp.HiGHS(msg=False, timeLimit=options.time_limit_s, threads=options.threads,
-                           log_to_console=False, mip_rel_gap=options.gap_rel)
+        # threads is not passed: HiGHS fixes its thread pool at the first solve of a process and fails later
+        # solves that ask for another size; it uses its own default
+        highs = pulp.HiGHS(msg=False, timeLimit=options.time_limit_s, log_to_console=False,
+                           mip_rel_gap=options.gap_rel)
         if not highs.available():
             raise SolverUnavailableError("solver 'highs' needs the highspy package: pip install 'pdopt[highs]'")
         with _silence_stdout():

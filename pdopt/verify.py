@@ -3,33 +3,64 @@
 Why independent: a verifier that reused :mod:`pdopt.capacity`, :mod:`pdopt.model_data`, :mod:`pdopt.milp` or
 :mod:`pdopt.plan` would share their bugs and approve whatever they produce. This module therefore imports only
 the data model (:mod:`pdopt.instance`) and reimplements, from the maths stated in the capacity module's
-docstring, the per-instance capacities (M/M/1 prefill, TPOT-curve decode), the demand in req/s, the prices and
-the packing of instances onto nodes. It never solves anything and needs no solver.
+docstring, the per-instance capacities (M/M/1 prefill, TPOT-curve decode), the demand in req/s, the spares, the
+prices and billing of node pools, and the packing of instances onto nodes. It never solves anything and needs
+no solver: node packing is decided exactly by its own search.
 
 It reads the plan in its JSON form (``Plan.to_dict()`` or a plan file read back), because that is what users
 keep and exchange; a malformed plan (missing keys, wrong types) becomes ``bad_plan_field`` violations rather
 than an exception, so that ``pdopt verify`` can always say what is wrong.
 
+The semantics checked:
+
+- A placement's shape is (model, role, gpu_type, gpus_per_instance, variant); ``variant`` defaults to
+  ``default`` (also when the key is missing).
+- Demand in req/s = base (``requests_per_s``, or ``tokens_per_min / 60 / (L_in + L_out)``) x the plan's
+  ``scale_demand`` x its ``scale`` (maximize-scale mode; ``null`` means 1). With ``k`` spare instances for a
+  role (N+k), ``sum(capacity x count) - k x (largest per-instance capacity among the role's usable shapes)``
+  must reach the demand.
+- A pool's cost: node-billed pools (``billing: node_hour``, or a node-hour price and no billing) pay
+  ``nodes_used x (node price + activation)``; GPU-billed pools pay their instances' GPUs x the GPU type's price
+  plus ``activation x nodes_used``. A placement's ``cost_usd_per_hour`` is its share of its pool's cost by GPUs;
+  the objective is the sum of pool costs, and must stay within ``limits.budget_usd_per_hour``.
+- Packing, node by node: an instance of at most a node's GPUs sits inside one node; a larger one (only when its
+  profile ``spans_nodes`` and its size is a multiple of the node size) takes ``size / node size`` whole nodes.
+  The fewest nodes that hold a pool's instances must not exceed the plan's ``nodes_used``, which must not exceed
+  the pool's ``node_count``. First-fit decreasing settles most pools; when it does not fit, a memoised
+  depth-first search over count vectors by node patterns, pruned by the configuration-LP bound, decides exactly.
+- GPUs rented per GPU type (node-billed pools rent ``nodes_used x gpus_per_node``, GPU-billed pools their
+  instances' GPUs) must not exceed its ``max_gpus``.
+
 Checks (the ``check`` names of :class:`Violation`):
 
 - ``bad_plan_field``: a field is missing, of the wrong type, not finite, or a count is not positive.
 - ``instance_mismatch``: the plan names another instance.
-- ``unknown_shape``: a placement's (model, role, gpu_type, gpus_per_instance) is no profile of the instance.
+- ``unknown_shape``: a placement's (model, role, gpu_type, gpus_per_instance, variant) is no profile.
 - ``unusable_shape``: the shape exists but serves nothing at the SLOs (no workload, weights do not fit, TTFT or
   TPOT target unreachable); it still costs GPUs.
 - ``unknown_pool`` / ``pool_gpu_type``: the pool does not exist, or holds another GPU type.
 - ``integrality``: an instance count is not a whole number.
 - ``capacity_mismatch``: the plan's per-instance ``capacity_rps`` differs from the recomputed one.
-- ``demand_cover``: recomputed capacity x count summed over a model's role falls short of its demand.
-- ``pool_gpu_capacity``: a pool's instances use more GPUs than its nodes hold.
-- ``node_packing``: first-fit decreasing cannot place every instance inside one of the pool's nodes.
-- ``gpu_type_availability``: GPUs of a type exceed its ``max_gpus``.
-- ``cost_mismatch`` / ``objective_mismatch``: a placement's cost or the total differs from the recomputed price.
-- ``summary_mismatch``: the plan's per-model summary (``models``) or ``gpus_used`` disagrees with its placements.
+- ``demand_cover``: recomputed capacity x count summed over a model's role, less the spares' reserve, falls short
+  of its (scaled) demand.
+- ``pool_gpu_capacity``: a pool's instances use more GPUs than all its nodes hold.
+- ``node_packing``: the pool's instances cannot be placed on its ``node_count`` nodes, or on the plan's
+  ``nodes_used`` nodes (proved: by a lower bound or by exhaustive search), or an instance larger than a node
+  may not span nodes.
+- ``node_packing_undecided``: the exact search hit its limit (never seen in practice; reported, not assumed).
+- ``pool_node_limit``: the plan's ``nodes_used`` of a pool exceeds its ``node_count``.
+- ``gpu_type_availability``: GPUs rented of a type exceed its ``max_gpus``.
+- ``budget``: the plan's (recomputed) hourly cost exceeds ``limits.budget_usd_per_hour``.
+- ``cost_mismatch`` / ``objective_mismatch``: a placement's or pool's cost, or the total, differs from the
+  recomputed price.
+- ``summary_mismatch``: the plan's per-model summary (``models``), ``pools`` entries or ``gpus_used`` disagree
+  with its placements or the instance.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,7 +68,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
-from pdopt.instance import DecodeProfile, Instance, PrefillProfile
+from pdopt.instance import DecodeProfile, Instance, NodePool, PrefillProfile
 
 PLANNED_STATUSES: frozenset[str] = frozenset({"optimal", "feasible"})
 """Statuses whose plan holds placements; any other status has nothing to verify."""
@@ -45,6 +76,14 @@ PLANNED_STATUSES: frozenset[str] = frozenset({"optimal", "feasible"})
 ROLE_NAMES: tuple[str, str] = ("prefill", "decode")
 
 PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+
+DEFAULT_VARIANT = "default"
+
+MAX_SEARCH_STATES = 200_000
+"""States the exact packing search may expand before it gives up (``node_packing_undecided``)."""
+
+MAX_PATTERNS = 20_000
+"""Node patterns the exact packing search may enumerate before it gives up."""
 
 
 @dataclass(frozen=True)
@@ -152,12 +191,18 @@ def _decode_rps(profile: DecodeProfile, instance: Instance) -> RecomputedShape:
     return RecomputedShape(batch / (tpot / 1000.0 * wl.output_tokens_mean))
 
 
-def recompute_shape(instance: Instance, model: str, role: str, gpu_type: str,
-                    gpus_per_instance: int) -> RecomputedShape | None:
+def _find_profile(instance: Instance, model: str, role: str, gpu_type: str, gpus_per_instance: int,
+                  variant: str) -> PrefillProfile | DecodeProfile | None:
+    """The profile with this full key (model, role, gpu_type, gpus_per_instance, variant), or None."""
+    key = (model, role, gpu_type, gpus_per_instance, variant)
+    return next((p for p in instance.profiles
+                 if (p.model, p.role, p.gpu_type, p.gpus_per_instance, p.variant) == key), None)
+
+
+def recompute_shape(instance: Instance, model: str, role: str, gpu_type: str, gpus_per_instance: int,
+                    variant: str = DEFAULT_VARIANT) -> RecomputedShape | None:
     """Per-instance capacity of a shape, recomputed; None when the instance has no such profile."""
-    prof = next((p for p in instance.profiles
-                 if (p.model, p.role, p.gpu_type, p.gpus_per_instance) == (model, role, gpu_type,
-                                                                              gpus_per_instance)), None)
+    prof = _find_profile(instance, model, role, gpu_type, gpus_per_instance, variant)
     if prof is None:
         return None
     if model not in instance.workloads:
@@ -172,12 +217,43 @@ def recompute_shape(instance: Instance, model: str, role: str, gpu_type: str,
     return _decode_rps(prof, instance)
 
 
-def pool_price_per_gpu_hour(instance: Instance, pool_id: str) -> float:
-    """A pool's node-hour price spread over its GPUs, or the GPU type's price when the pool gives none."""
+def largest_usable_capacity(instance: Instance, model: str, role: str) -> float:
+    """The largest per-instance capacity among the usable shapes of a model's role (0 when none is usable):
+    what one lost instance can take away, so ``k`` spares hold ``k`` times it in reserve."""
+    best = 0.0
+    for p in instance.profiles:
+        if p.model != model or p.role != role:
+            continue
+        shape = recompute_shape(instance, p.model, p.role, p.gpu_type, p.gpus_per_instance, p.variant)
+        if shape is not None and shape.unusable is None:
+            best = max(best, shape.capacity_rps)
+    return best
+
+
+def billed_per_node(pool: NodePool) -> bool:
+    """Whole nodes are billed: ``billing: node_hour``, or a node-hour price and no ``billing`` stated."""
+    if pool.billing is not None:
+        return pool.billing == "node_hour"
+    return pool.price_usd_per_node_hour is not None
+
+
+def pool_cost_usd_per_hour(instance: Instance, pool_id: str, nodes_used: int, instance_gpus: float) -> float:
+    """Hourly cost of a pool using ``nodes_used`` nodes whose instances occupy ``instance_gpus`` GPUs.
+
+    Node billing: every used node is paid in full, plus its activation cost. GPU billing: the instances' GPUs at
+    the GPU type's price, plus the activation cost of every used node.
+    """
     pool = instance.node_pools[pool_id]
-    if pool.price_usd_per_node_hour is not None:
-        return pool.price_usd_per_node_hour / pool.gpus_per_node
-    return instance.gpu_types[pool.gpu_type].price_usd_per_gpu_hour
+    activation = nodes_used * pool.activation_cost_usd_per_hour
+    if billed_per_node(pool):
+        assert pool.price_usd_per_node_hour is not None  # the data model requires it for node billing
+        return nodes_used * pool.price_usd_per_node_hour + activation
+    return instance_gpus * instance.gpu_types[pool.gpu_type].price_usd_per_gpu_hour + activation
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Node packing: first-fit decreasing, a configuration-LP lower bound, and an exact search
+# --------------------------------------------------------------------------------------------------------------
 
 
 def first_fit_decreasing(sizes: Mapping[int, int], gpus_per_node: int, node_count: int) -> dict[int, int]:
@@ -187,8 +263,8 @@ def first_fit_decreasing(sizes: Mapping[int, int], gpus_per_node: int, node_coun
     Identical instances are placed in bulk (a node takes as many as its free GPUs allow), which is the same
     packing as placing them one at a time but bounded by the node count rather than the instance count, so an
     absurd count in a corrupt plan cannot stall the check. For sizes that divide each other and the node size
-    (what the instance format enforces for admissible shapes) first-fit decreasing is exact: it fails only
-    when no packing exists.
+    first-fit decreasing is exact (it fails only when no packing exists); for other sizes (3 with 2 and 4 on
+    8-GPU nodes) it may fail where a packing exists, so a failure is only a hint: see :func:`fits_in_nodes`.
     """
     free: list[int] = []
     left: dict[int, int] = {}
@@ -212,6 +288,184 @@ def first_fit_decreasing(sizes: Mapping[int, int], gpus_per_node: int, node_coun
         if remaining > 0:
             left[size] = remaining
     return left
+
+
+def node_patterns(sizes: tuple[int, ...], gpus_per_node: int) -> list[tuple[int, ...]] | None:
+    """Every non-empty way to fill one node: count vectors aligned with ``sizes`` whose GPUs fit in a node,
+    fullest first; None when there are more than :data:`MAX_PATTERNS`."""
+    out: list[tuple[int, ...]] = []
+
+    def rec(i: int, left: int, acc: list[int]) -> bool:
+        if i == len(sizes):
+            if any(acc):
+                out.append(tuple(acc))
+            return len(out) <= MAX_PATTERNS
+        for c in range(left // sizes[i] + 1):
+            acc.append(c)
+            ok = rec(i + 1, left - c * sizes[i], acc)
+            acc.pop()
+            if not ok:
+                return False
+        return True
+
+    if not rec(0, gpus_per_node, []):
+        return None
+    out.sort(key=lambda q: (-sum(c * s for c, s in zip(q, sizes, strict=True)), tuple(-c for c in q)))
+    return out
+
+
+def _dual_points(sizes: tuple[int, ...], gpus_per_node: int,
+                 patterns: list[tuple[int, ...]]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Feasible points w >= 0 of the dual of the configuration LP (q.w <= 1 for every node pattern q).
+
+    Each gives the lower bound ``ceil(n.w)`` on the nodes needed for counts ``n`` (weak duality: every node holds
+    a pattern, and each pattern contributes at most 1). The vertices of this small polytope (one dimension per
+    size, at most a few) are enumerated when that is cheap, so that ``max_w n.w`` is the LP bound itself; the
+    volume point ``w = size / node size`` and the one-size points are always included.
+    """
+    d = len(sizes)
+    smallest = min(sizes)
+    maximal = [p for p in patterns
+               if gpus_per_node - sum(c * s for c, s in zip(p, sizes, strict=True)) < smallest]
+    q = np.array(maximal, dtype=float).reshape(-1, d)  # with w >= 0 the maximal patterns imply the others
+    points = [np.array(sizes, dtype=float) / gpus_per_node]
+    points += [np.eye(d)[i] / (gpus_per_node // s) for i, s in enumerate(sizes)]
+    rows = np.vstack([q, -np.eye(d)])
+    rhs = np.concatenate([np.ones(len(q)), np.zeros(d)])
+    if math.comb(len(rows), d) <= 200_000:
+        idx = np.array(list(itertools.combinations(range(len(rows)), d)), dtype=np.intp).reshape(-1, d)
+        a, b = rows[idx], rhs[idx]  # every choice of d tight constraints, solved at once
+        regular = np.abs(np.linalg.det(a)) > 1e-9
+        w = np.linalg.solve(a[regular], b[regular][..., None])[..., 0]
+        feasible = (w >= -1e-9).all(axis=1) & (w @ q.T <= 1.0 + 1e-9).all(axis=1)
+        points.extend(w[feasible])
+    out = np.clip(np.array(points), 0.0, None)
+    worst = np.maximum((out @ q.T).max(axis=1), 1.0)  # rescale away any rounding: strictly dual feasible
+    return np.asarray(out / worst[:, None] * (1.0 - 1e-12), dtype=np.float64)
+
+
+def _ceil_bound(x: float) -> int:
+    """ceil(x), forgiving the rounding of a float that should have been an integer."""
+    return math.ceil(x - 1e-9 * max(1.0, abs(x)))
+
+
+@dataclass
+class _Packer:
+    """Exact bin packing of instance counts (sizes within a node) into nodes, for one node size."""
+
+    sizes: tuple[int, ...]
+    """Distinct sizes above 1, largest first (size-1 instances fill any free GPU and are handled by volume)."""
+    gpus_per_node: int
+    patterns: list[tuple[int, ...]]
+    duals: np.ndarray[Any, np.dtype[np.float64]]
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def create(sizes: tuple[int, ...], gpus_per_node: int) -> _Packer | None:
+        patterns = node_patterns(sizes, gpus_per_node)
+        if patterns is None:
+            return None
+        return _Packer(sizes, gpus_per_node, patterns, _dual_points(sizes, gpus_per_node, patterns))
+
+    def lower_bound(self, counts: tuple[int, ...]) -> int:
+        """Fewest nodes any packing of ``counts`` can use: the configuration-LP bound (at least the volume)."""
+        if not any(counts):
+            return 0
+        return _ceil_bound(float((self.duals @ np.array(counts, dtype=float)).max()))
+
+    def _children(self, v: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """What may remain after one more node: that node holds an instance of the largest size left, and is
+        maximal for what is left (no further instance fits). Some optimal packing has such a node: moving
+        instances into it from other nodes never adds a node. So this branching loses no packing."""
+        first = next(i for i, c in enumerate(v) if c)
+        out = []
+        for q in self.patterns:
+            if q[first] == 0 or any(c > n for c, n in zip(q, v, strict=True)):
+                continue
+            room = self.gpus_per_node - sum(c * s for c, s in zip(q, self.sizes, strict=True))
+            if any(c < n and s <= room for c, n, s in zip(q, v, self.sizes, strict=True)):
+                continue  # not maximal: the same node with one more instance dominates it
+            out.append(tuple(n - c for c, n in zip(q, v, strict=True)))
+        return out
+
+    def fits(self, counts: tuple[int, ...], nodes: int) -> bool | None:
+        """Whether ``counts`` pack into ``nodes`` nodes, by depth-first search over count vectors with the LP bound
+        pruning and a memo of (vector, largest failing budget); None when :data:`MAX_SEARCH_STATES` is reached."""
+        if self.lower_bound(counts) > nodes:
+            return False
+        if not any(counts):
+            return True
+        failed: dict[tuple[int, ...], int] = {}
+        stack: list[tuple[tuple[int, ...], int, Any]] = [(counts, nodes, iter(self._children(counts)))]
+        expanded = 1
+        while stack:
+            v, budget, children = stack[-1]
+            pushed = False
+            for child in children:
+                if not any(child):
+                    return True
+                if failed.get(child, -1) >= budget - 1 or self.lower_bound(child) > budget - 1:
+                    continue
+                expanded += 1
+                if expanded > MAX_SEARCH_STATES:
+                    return None
+                stack.append((child, budget - 1, iter(self._children(child))))
+                pushed = True
+                break
+            if not pushed:
+                stack.pop()
+                failed[v] = max(failed.get(v, -1), budget)
+        return False
+
+
+def _split_ones(counts: Mapping[int, int]) -> tuple[dict[int, int], int]:
+    """Sizes above 1 with positive counts, and the GPUs of all instances."""
+    rest = {s: n for s, n in counts.items() if n > 0 and s > 1}
+    return rest, sum(s * n for s, n in counts.items() if n > 0)
+
+
+def fits_in_nodes(counts: Mapping[int, int], gpus_per_node: int, nodes: int) -> bool | None:
+    """Exactly: can these instances (size -> count, every size at most ``gpus_per_node``) be placed on ``nodes``
+    nodes, each instance inside one node? None only when the search limit is reached.
+
+    Size-1 instances fill any free GPU, so they only add to the volume; the rest go to first-fit decreasing and,
+    when it fails, to an exact search (first-fit decreasing is not exact for sizes such as 3, or 3 with 2 and 4).
+    """
+    if any(s > gpus_per_node or s <= 0 for s, n in counts.items() if n > 0):
+        raise ValueError("every size must be positive and fit inside a node")
+    rest, volume = _split_ones(counts)
+    if volume > nodes * gpus_per_node:
+        return False
+    if not rest or not first_fit_decreasing(rest, gpus_per_node, nodes):
+        return True
+    packer = _Packer.create(tuple(sorted(rest, reverse=True)), gpus_per_node)
+    if packer is None:
+        return None
+    return packer.fits(tuple(rest[s] for s in packer.sizes), nodes)
+
+
+def node_lower_bound(counts: Mapping[int, int], gpus_per_node: int) -> int:
+    """A lower bound on the nodes these instances need: the configuration-LP bound (the volume bound when the
+    node patterns are too many to enumerate)."""
+    rest, volume = _split_ones(counts)
+    bound = _ceil_bound(volume / gpus_per_node)
+    if rest:
+        packer = _Packer.create(tuple(sorted(rest, reverse=True)), gpus_per_node)
+        if packer is not None:
+            bound = max(bound, packer.lower_bound(tuple(rest[s] for s in packer.sizes)))
+    return bound
+
+
+def min_nodes(counts: Mapping[int, int], gpus_per_node: int) -> int | None:
+    """The fewest nodes that hold these instances (each inside one node); None when the search limit is hit."""
+    n = node_lower_bound(counts, gpus_per_node)
+    while True:
+        ok = fits_in_nodes(counts, gpus_per_node, n)
+        if ok is None:
+            return None
+        if ok:
+            return n
+        n += 1
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -242,10 +496,16 @@ class _Placement:
     count: float
     capacity_rps: float | None
     cost_usd_per_hour: float | None
+    variant: str = DEFAULT_VARIANT
 
     @property
     def label(self) -> str:
-        return f"{self.where} ({self.model} {self.role} {self.gpu_type} x{self.gpus} in pool '{self.pool}')"
+        var = "" if self.variant == DEFAULT_VARIANT else f" variant {self.variant}"
+        return f"{self.where} ({self.model} {self.role} {self.gpu_type} x{self.gpus}{var} in pool '{self.pool}')"
+
+    @property
+    def gpus_total(self) -> float:
+        return self.gpus * self.count
 
 
 def _parse_placement(i: int, raw: object, out: list[Violation]) -> _Placement | None:
@@ -263,6 +523,12 @@ def _parse_placement(i: int, raw: object, out: list[Violation]) -> _Placement | 
         else:
             ok = False
             out.append(Violation("bad_plan_field", f"{where}.{key}: expected a string, got {val!r}"))
+    variant = raw.get("variant", DEFAULT_VARIANT)
+    if variant is None:
+        variant = DEFAULT_VARIANT
+    if not isinstance(variant, str):
+        ok = False
+        out.append(Violation("bad_plan_field", f"{where}.variant: expected a string, got {variant!r}"))
     gpus = raw.get("gpus_per_instance")
     if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus <= 0:
         ok = False
@@ -286,9 +552,9 @@ def _parse_placement(i: int, raw: object, out: list[Violation]) -> _Placement | 
             out.append(Violation("bad_plan_field", f"{where}.{key}: expected a finite number, got {val!r}"))
     if not ok:
         return None
-    assert isinstance(gpus, int) and _is_number(count)
+    assert isinstance(gpus, int) and _is_number(count) and isinstance(variant, str)
     p = _Placement(where, texts["model"], texts["role"], texts["gpu_type"], gpus, texts["pool"], float(count),
-                   extras["capacity_rps"], extras["cost_usd_per_hour"])
+                   extras["capacity_rps"], extras["cost_usd_per_hour"], variant)
     if not float(count).is_integer():
         out.append(Violation("integrality", f"{p.label}: count {count!r} is not a whole number of instances"))
     return p
@@ -306,6 +572,71 @@ def _summary_number(container: object, key: str, where: str, out: list[Violation
     return float(val)
 
 
+def _positive_factor(plan: dict[str, Any], key: str, missing_ok: bool, out: list[Violation]) -> float:
+    """A positive demand multiplier at ``plan[key]`` (``null`` or, if ``missing_ok``, absent: 1)."""
+    if key not in plan and not missing_ok:
+        out.append(Violation("bad_plan_field", f"{key}: missing; checking demand with {key} = 1"))
+        return 1.0
+    val = plan.get(key)
+    if val is None and missing_ok:
+        return 1.0
+    if not _is_number(val) or val <= 0:
+        out.append(Violation("bad_plan_field", f"{key}: expected a positive number, got {val!r}; checking demand "
+                                               f"with {key} = 1"))
+        return 1.0
+    return float(val)
+
+
+@dataclass
+class _PoolUse:
+    """What the verifier knows about one pool the plan uses: its placements and the plan's ``pools`` entry."""
+
+    placements: list[_Placement]
+    entry: dict[str, Any] | None
+    nodes_used: int | None
+    """The plan's ``nodes_used`` when it reads as a whole number >= 0, else None."""
+
+    @property
+    def instance_gpus(self) -> float:
+        return sum(p.gpus_total for p in self.placements)
+
+
+def _parse_pools(instance: Instance, plan: dict[str, Any], placements: list[_Placement],
+                 out: list[Violation]) -> dict[str, _PoolUse]:
+    """Pools of the instance that the plan uses (placements or a ``pools`` entry), with the plan's node counts."""
+    raw = plan.get("pools")
+    if not isinstance(raw, dict):
+        out.append(Violation("bad_plan_field", f"pools: expected an object of pool id -> use, got {raw!r}; "
+                                               "costs that depend on nodes in use cannot be checked"))
+        raw = {}
+    for pid in sorted(set(raw) - set(instance.node_pools), key=str):
+        out.append(Violation("unknown_pool", f"pools.{pid}: the instance has no node pool {pid!r} "
+                                             f"(pools: {', '.join(sorted(instance.node_pools))})"))
+    used: dict[str, _PoolUse] = {}
+    for pid in instance.node_pools:
+        here = [p for p in placements if p.pool == pid]
+        entry = raw.get(pid)
+        if not here and pid not in raw:
+            continue
+        nodes: int | None = None
+        if entry is None:
+            if isinstance(plan.get("pools"), dict):
+                out.append(Violation("bad_plan_field", f"pools.{pid}: missing, but {len(here)} placement(s) use "
+                                                       "the pool"))
+        elif not isinstance(entry, dict):
+            out.append(Violation("bad_plan_field", f"pools.{pid}: expected an object, got {entry!r}"))
+            entry = None
+        else:
+            val = entry.get("nodes_used")
+            if _is_number(val) and val >= 0 and float(val).is_integer():
+                nodes = int(val)
+            else:
+                out.append(Violation("bad_plan_field", f"pools.{pid}.nodes_used: expected a whole number >= 0, "
+                                                       f"got {val!r}"))
+        used[pid] = _PoolUse(here, entry, nodes)
+    return used
+
+
 # --------------------------------------------------------------------------------------------------------------
 # The checks
 # --------------------------------------------------------------------------------------------------------------
@@ -314,8 +645,8 @@ def _summary_number(container: object, key: str, where: str, out: list[Violation
 def verify(instance: Instance, plan: dict[str, Any], tol: float = 1e-6) -> list[Violation]:
     """Every violation of ``instance``'s constraints by ``plan`` (its JSON form); [] when it satisfies them all.
 
-    ``tol`` is the relative tolerance of every numeric comparison (demand cover, capacities, costs). A plan
-    whose status is not ``optimal`` or ``feasible`` holds no fleet, so there is nothing to verify.
+    ``tol`` is the relative tolerance of every numeric comparison (demand cover, capacities, costs, budget). A
+    plan whose status is not ``optimal`` or ``feasible`` holds no fleet, so there is nothing to verify.
     """
     out: list[Violation] = []
     if not isinstance(plan, dict):
@@ -330,11 +661,8 @@ def verify(instance: Instance, plan: dict[str, Any], tol: float = 1e-6) -> list[
     if name is not None and name != instance.name:
         out.append(Violation("instance_mismatch", f"the plan is for instance {name!r}, not '{instance.name}'"))
 
-    scale = plan.get("scale_demand", 1.0)
-    if not _is_number(scale) or scale <= 0:
-        out.append(Violation("bad_plan_field", f"scale_demand: expected a positive number, got {scale!r}; "
-                                               "checking demand at scale 1"))
-        scale = 1.0
+    # scale_demand is always written; scale is null unless the plan maximised it (older plans lack the key)
+    scale = _positive_factor(plan, "scale_demand", True, out) * _positive_factor(plan, "scale", True, out)
 
     raw_placements = plan.get("placements")
     if not isinstance(raw_placements, list):
@@ -348,11 +676,13 @@ def verify(instance: Instance, plan: dict[str, Any], tol: float = 1e-6) -> list[
             placements.append(parsed)
 
     capacity = _check_shapes(instance, placements, tol, out)
-    _check_demand_cover(instance, placements, capacity, float(scale), tol, out)
-    _check_pools(instance, placements, out)
-    _check_gpu_types(instance, placements, plan, out)
-    _check_costs(instance, placements, len(raw_placements), plan, tol, out)
-    _check_models_summary(instance, placements, plan, float(scale), tol, out)
+    _check_demand_cover(instance, placements, capacity, scale, tol, out)
+    pools = _parse_pools(instance, plan, placements, out)
+    _check_pools(instance, pools, out)
+    total = _check_costs(instance, pools, placements, len(raw_placements), plan, tol, out)
+    _check_budget(instance, total, tol, out)
+    _check_gpu_types(instance, pools, placements, plan, out)
+    _check_models_summary(instance, placements, plan, scale, tol, out)
     return out
 
 
@@ -367,10 +697,11 @@ def _check_shapes(instance: Instance, placements: list[_Placement], tol: float,
         elif instance.node_pools[p.pool].gpu_type != p.gpu_type:
             out.append(Violation("pool_gpu_type", f"{p.label}: pool '{p.pool}' holds "
                                                   f"{instance.node_pools[p.pool].gpu_type} GPUs, not {p.gpu_type}"))
-        shape = recompute_shape(instance, p.model, p.role, p.gpu_type, p.gpus)
+        shape = recompute_shape(instance, p.model, p.role, p.gpu_type, p.gpus, p.variant)
         if shape is None:
             out.append(Violation("unknown_shape", f"{p.label}: no {p.role} profile for model '{p.model}' on "
-                                                  f"{p.gpu_type} with {p.gpus} GPUs per instance"))
+                                                  f"{p.gpu_type} with {p.gpus} GPUs per instance and variant "
+                                                  f"'{p.variant}'"))
             continue
         capacity[id(p)] = shape.capacity_rps
         if shape.unusable is not None:
@@ -384,43 +715,94 @@ def _check_shapes(instance: Instance, placements: list[_Placement], tol: float,
 
 def _check_demand_cover(instance: Instance, placements: list[_Placement], capacity: dict[int, float],
                         scale: float, tol: float, out: list[Violation]) -> None:
-    """Recomputed capacity x count over each model's role must reach its demand."""
-    for model in instance.workloads:
+    """Recomputed capacity x count over each model's role, less k spares x its largest usable instance, must
+    reach its demand x every multiplier of the plan."""
+    for model, wl in instance.workloads.items():
         demand = demand_rps(instance, model, scale)
         for role in ROLE_NAMES:
             served = [p for p in placements if p.model == model and p.role == role]
             supply = sum(capacity.get(id(p), 0.0) * p.count for p in served)
-            if supply < demand * (1.0 - tol):
-                parts = ", ".join(f"{p.count:g} x {capacity.get(id(p), 0.0):.6g} ({p.gpu_type} x{p.gpus})"
+            k = next((n for r, n in wl.spare_instances.items() if r == role), 0)
+            reserve = k * largest_usable_capacity(instance, model, role) if k else 0.0
+            if supply < (demand + reserve) * (1.0 - tol):
+                parts = ", ".join(f"{p.count:g} x {capacity.get(id(p), 0.0):.6g} ({p.gpu_type} x{p.gpus}"
+                                  + ("" if p.variant == DEFAULT_VARIANT else f" {p.variant}") + ")"
                                   for p in served) or "no instances"
+                spare = (f" plus {k} spare(s) x {reserve / k:.6g} req/s (its largest usable instance) = "
+                         f"{demand + reserve:.6g} req/s" if k else "")
                 out.append(Violation("demand_cover", f"model '{model}', role {role}: capacity {supply:.6g} req/s "
-                                                     f"({parts}) is below the demand {demand:.6g} req/s"))
+                                                     f"({parts}) is below the demand {demand:.6g} req/s{spare}"))
 
 
-def _check_pools(instance: Instance, placements: list[_Placement], out: list[Violation]) -> None:
-    """Per pool: GPUs in total, then an actual packing of instances into its nodes."""
-    for pool_id, pool in instance.node_pools.items():
-        here = [p for p in placements if p.pool == pool_id]
-        if not here:
-            continue
-        total = pool.gpus_per_node * pool.node_count
-        used = sum(p.gpus * p.count for p in here)
-        if used > total:
-            out.append(Violation("pool_gpu_capacity", f"pool '{pool_id}': instances use {used:g} GPUs but its "
-                                                      f"{pool.node_count} nodes x {pool.gpus_per_node} GPUs hold "
-                                                      f"{total}"))
-        sizes: dict[int, int] = {}
-        for p in here:  # a fractional count still needs a whole slot: round up for packing
-            sizes[p.gpus] = sizes.get(p.gpus, 0) + math.ceil(p.count)
-        left = first_fit_decreasing(sizes, pool.gpus_per_node, pool.node_count)
-        if left:
-            what = "; ".join(
-                f"{n} instance(s) of {g} GPUs ("
-                + ", ".join(sorted({f"{p.model} {p.role}" for p in here if p.gpus == g})) + ")"
-                for g, n in sorted(left.items(), reverse=True))
-            out.append(Violation("node_packing", f"pool '{pool_id}' ({pool.node_count} nodes x {pool.gpus_per_node} "
-                                                 f"GPUs): first-fit decreasing, each instance inside one node, "
-                                                 f"leaves {what} unplaced"))
+def _spans(instance: Instance, p: _Placement, node_gpus: int) -> bool:
+    """Whether an instance larger than a node may take ``size / node`` whole nodes: its profile spans nodes and
+    the size is a multiple of the node size (an unknown shape, already reported, gets the benefit of the doubt)."""
+    if p.gpus % node_gpus:
+        return False
+    prof = _find_profile(instance, p.model, p.role, p.gpu_type, p.gpus, p.variant)
+    return prof is None or prof.spans_nodes
+
+
+def _check_pools(instance: Instance, pools: dict[str, _PoolUse], out: list[Violation]) -> None:
+    """Per pool: GPUs in total, the plan's node count against the inventory, then an exact packing of the
+    instances into whole nodes (spanning instances take whole nodes of their own) within both."""
+    for pid, use in pools.items():
+        pool = instance.node_pools[pid]
+        k = pool.gpus_per_node
+        total = k * pool.node_count
+        gpus = use.instance_gpus
+        if gpus > total:
+            out.append(Violation("pool_gpu_capacity", f"pool '{pid}': instances use {gpus:g} GPUs but its "
+                                                      f"{pool.node_count} nodes x {k} GPUs hold {total}"))
+        if use.nodes_used is not None and use.nodes_used > pool.node_count:
+            out.append(Violation("pool_node_limit", f"pool '{pid}': the plan uses {use.nodes_used} nodes, but the "
+                                                    f"pool holds {pool.node_count}"))
+        small: dict[int, int] = {}
+        spanning_nodes = 0
+        for p in use.placements:  # a fractional count still needs a whole slot: round up for packing
+            n = math.ceil(p.count)
+            if p.gpus <= k:
+                small[p.gpus] = small.get(p.gpus, 0) + n
+            elif _spans(instance, p, k):
+                spanning_nodes += n * (p.gpus // k)
+            else:
+                why = "its profile does not span nodes" if p.gpus % k == 0 else "it is no multiple of the node size"
+                out.append(Violation("node_packing", f"{p.label}: an instance of {p.gpus} GPUs cannot be placed on "
+                                                     f"pool '{pid}' ({k}-GPU nodes): {why}"))
+        limits = [("its", pool.node_count)]
+        if use.nodes_used is not None and use.nodes_used < pool.node_count:
+            limits.append(("the plan's nodes_used:", use.nodes_used))
+        for label, limit in limits:
+            ok = fits_in_nodes(small, k, limit - spanning_nodes)
+            if ok:
+                continue
+            what = _describe_pool(use, small, spanning_nodes, k)
+            if ok is None:
+                out.append(Violation("node_packing_undecided", f"pool '{pid}': could not decide within the search "
+                                                               f"limit whether {what} fit in {label} {limit} nodes"))
+            else:
+                out.append(Violation("node_packing", f"pool '{pid}' ({k}-GPU nodes): {what} do not fit in {label} "
+                                                     f"{limit} nodes, each instance inside one node"
+                                                     + _need_nodes(small, k, spanning_nodes)))
+            break
+
+
+def _describe_pool(use: _PoolUse, small: dict[int, int], spanning_nodes: int, k: int) -> str:
+    parts = [f"{n} x {g} GPUs (" + ", ".join(sorted({f"{p.model} {p.role}" for p in use.placements
+                                                      if p.gpus == g})) + ")"
+             for g, n in sorted(small.items(), reverse=True)]
+    if spanning_nodes:
+        parts.append(f"instances spanning {spanning_nodes} whole node(s)")
+    return "the instances " + "; ".join(parts) if parts else "no instances"
+
+
+def _need_nodes(small: dict[int, int], k: int, spanning_nodes: int) -> str:
+    """`` (they need N nodes)``: exact when the instances are few enough to search, else a lower bound."""
+    if sum(small.values()) <= 10_000:
+        need = min_nodes(small, k)
+        if need is not None:
+            return f" (they need {need + spanning_nodes})"
+    return f" (they need at least {node_lower_bound(small, k) + spanning_nodes})"
 
 
 def _gpu_type_of(instance: Instance, p: _Placement) -> str:
@@ -429,17 +811,34 @@ def _gpu_type_of(instance: Instance, p: _Placement) -> str:
     return pool.gpu_type if pool is not None else p.gpu_type
 
 
-def _check_gpu_types(instance: Instance, placements: list[_Placement], plan: dict[str, Any],
-                     out: list[Violation]) -> None:
-    """Availability caps per GPU type, and the plan's ``gpus_used`` against its placements."""
+def _check_gpu_types(instance: Instance, pools: dict[str, _PoolUse], placements: list[_Placement],
+                     plan: dict[str, Any], out: list[Violation]) -> None:
+    """Availability caps per GPU type on GPUs rented, and the plan's ``gpus_used`` against its placements."""
     used: dict[str, float] = {}
     for p in placements:
         g = _gpu_type_of(instance, p)
-        used[g] = used.get(g, 0.0) + p.gpus * p.count
+        used[g] = used.get(g, 0.0) + p.gpus_total
+    rented: dict[str, float] = {}
+    how: dict[str, list[str]] = {}
+    for p in placements:  # instances outside any known pool still take GPUs of their type
+        if p.pool not in instance.node_pools:
+            rented[p.gpu_type] = rented.get(p.gpu_type, 0.0) + p.gpus_total
+    for pid, use in pools.items():
+        pool = instance.node_pools[pid]
+        if billed_per_node(pool):
+            # whole nodes are rented; without a readable nodes_used, the GPU volume is a lower bound
+            nodes = use.nodes_used if use.nodes_used is not None else math.ceil(use.instance_gpus / pool.gpus_per_node)
+            n = float(nodes * pool.gpus_per_node)
+            how.setdefault(pool.gpu_type, []).append(f"{pid}: {nodes} node(s) x {pool.gpus_per_node}")
+        else:
+            n = use.instance_gpus
+            how.setdefault(pool.gpu_type, []).append(f"{pid}: {n:g} instance GPUs")
+        rented[pool.gpu_type] = rented.get(pool.gpu_type, 0.0) + n
     for g, gt in instance.gpu_types.items():
-        if gt.max_gpus is not None and used.get(g, 0.0) > gt.max_gpus:
-            out.append(Violation("gpu_type_availability", f"GPU type '{g}': the plan uses {used[g]:g} GPUs, "
-                                                          f"above its cap max_gpus = {gt.max_gpus}"))
+        if gt.max_gpus is not None and rented.get(g, 0.0) > gt.max_gpus:
+            out.append(Violation("gpu_type_availability", f"GPU type '{g}': the plan rents {rented[g]:g} GPUs ("
+                                                          + ", ".join(how.get(g, ["outside known pools"]))
+                                                          + f"), above its cap max_gpus = {gt.max_gpus}"))
     stated = plan.get("gpus_used")
     if not isinstance(stated, dict):
         out.append(Violation("bad_plan_field", f"gpus_used: expected an object, got {stated!r}"))
@@ -453,29 +852,88 @@ def _check_gpu_types(instance: Instance, placements: list[_Placement], plan: dic
                                                      f"{used.get(g, 0.0):g} GPUs of type '{g}'"))
 
 
-def _check_costs(instance: Instance, placements: list[_Placement], n_raw: int, plan: dict[str, Any], tol: float,
-                 out: list[Violation]) -> None:
-    """Each placement's cost at its pool's price, and the objective as their sum (when every cost is known)."""
+def _check_costs(instance: Instance, pools: dict[str, _PoolUse], placements: list[_Placement], n_raw: int,
+                 plan: dict[str, Any], tol: float, out: list[Violation]) -> float | None:
+    """Each pool's cost at the instance's prices and billing, its entry in ``pools``, each placement's share of
+    it by GPUs, and the objective as their sum. Returns the recomputed total (None when some cost is unknown)."""
     total = 0.0
-    complete = len(placements) == n_raw
-    for p in placements:
-        if p.pool not in instance.node_pools:
+    complete = len(placements) == n_raw and all(p.pool in instance.node_pools for p in placements)
+    for pid, use in pools.items():
+        pool = instance.node_pools[pid]
+        gpus = use.instance_gpus
+        nodes = use.nodes_used
+        if nodes is None and not billed_per_node(pool) and pool.activation_cost_usd_per_hour == 0.0:
+            nodes = 0  # GPU billing with no activation cost: the cost does not depend on the nodes
+        if nodes is None:
             complete = False
             continue
-        cost = p.count * p.gpus * pool_price_per_gpu_hour(instance, p.pool)
+        cost = pool_cost_usd_per_hour(instance, pid, nodes, gpus)
         total += cost
-        if p.cost_usd_per_hour is not None and not _close(p.cost_usd_per_hour, cost, tol):
-            out.append(Violation("cost_mismatch", f"{p.label}: cost_usd_per_hour {p.cost_usd_per_hour:.10g}, but "
-                                                  f"{p.count:g} x {p.gpus} GPUs x "
-                                                  f"{pool_price_per_gpu_hour(instance, p.pool):.6g} USD/GPU-hour "
-                                                  f"= {cost:.10g}"))
+        if billed_per_node(pool):
+            basis = (f"{nodes} node(s) x ({pool.price_usd_per_node_hour:g} USD/node-hour + "
+                     f"{pool.activation_cost_usd_per_hour:g} activation)")
+        else:
+            basis = (f"{gpus:g} GPUs x {instance.gpu_types[pool.gpu_type].price_usd_per_gpu_hour:g} USD/GPU-hour + "
+                     f"{nodes} node(s) x {pool.activation_cost_usd_per_hour:g} activation")
+        for p in use.placements:
+            share = cost * p.gpus_total / gpus
+            if p.cost_usd_per_hour is not None and not _close(p.cost_usd_per_hour, share, tol):
+                out.append(Violation("cost_mismatch", f"{p.label}: cost_usd_per_hour {p.cost_usd_per_hour:.10g}, "
+                                                      f"but its {p.gpus_total:g} of the pool's {gpus:g} instance "
+                                                      f"GPUs share the pool's {cost:.10g} USD/hour ({basis}): "
+                                                      f"{share:.10g}"))
+        if use.entry is not None:
+            _check_pool_entry(instance, pid, use, cost, basis, tol, out)
     objective = plan.get("objective_usd_per_hour")
     if not _is_number(objective):
         out.append(Violation("bad_plan_field", f"objective_usd_per_hour: expected a finite number, got "
                                                f"{objective!r}"))
     elif complete and not _close(float(objective), total, tol):
-        out.append(Violation("objective_mismatch", f"objective_usd_per_hour {objective:.10g}, but the placements "
-                                                   f"cost {total:.10g} USD/hour at the instance's prices"))
+        out.append(Violation("objective_mismatch", f"objective_usd_per_hour {objective:.10g}, but the pools cost "
+                                                   f"{total:.10g} USD/hour at the instance's prices"))
+    if complete:
+        return total
+    return float(objective) if _is_number(objective) else None
+
+
+def _check_pool_entry(instance: Instance, pid: str, use: _PoolUse, cost: float, basis: str, tol: float,
+                      out: list[Violation]) -> None:
+    """``pools.<id>``: its cost, its GPUs in use, and what it repeats of the instance."""
+    pool = instance.node_pools[pid]
+    entry = use.entry
+    assert entry is not None
+    where = f"pools.{pid}"
+    stated = _summary_number(entry, "cost_usd_per_hour", where, out)
+    if stated is not None and not _close(stated, cost, tol):
+        out.append(Violation("cost_mismatch", f"{where}.cost_usd_per_hour = {stated:.10g}, recomputed "
+                                              f"{cost:.10g} USD/hour ({basis})"))
+    gpus = _summary_number(entry, "gpus_used", where, out)
+    if gpus is not None and gpus != use.instance_gpus:
+        out.append(Violation("summary_mismatch", f"{where}.gpus_used = {gpus:g}, but its placements use "
+                                                 f"{use.instance_gpus:g} GPUs"))
+    count = _summary_number(entry, "node_count", where, out)
+    if count is not None and count != pool.node_count:
+        out.append(Violation("summary_mismatch", f"{where}.node_count = {count:g}, but the pool holds "
+                                                 f"{pool.node_count} nodes"))
+    for key, truth in (("gpu_type", pool.gpu_type), ("domain", pool.domain)):
+        val = entry.get(key)
+        if not isinstance(val, str):
+            out.append(Violation("bad_plan_field", f"{where}.{key}: expected a string, got {val!r}"))
+        elif val != truth:
+            out.append(Violation("summary_mismatch", f"{where}.{key} = {val!r}, but the pool's is {truth!r}"))
+    packing = entry.get("packing")
+    if not isinstance(packing, str):
+        out.append(Violation("bad_plan_field", f"{where}.packing: expected a string, got {packing!r}"))
+
+
+def _check_budget(instance: Instance, total: float | None, tol: float, out: list[Violation]) -> None:
+    """The hourly cost (recomputed when every pool's cost is known, else the plan's objective) within budget."""
+    budget = instance.limits.budget_usd_per_hour
+    if budget is None or total is None:
+        return
+    if total > budget + tol * max(abs(budget), abs(total)):
+        out.append(Violation("budget", f"the plan costs {total:.10g} USD/hour, above the budget "
+                                       f"limits.budget_usd_per_hour = {budget:g}"))
 
 
 def _check_models_summary(instance: Instance, placements: list[_Placement], plan: dict[str, Any], scale: float,
@@ -502,7 +960,7 @@ def _check_models_summary(instance: Instance, placements: list[_Placement], plan
             served = [p for p in placements if p.model == model and p.role == role]
             role_entry = entry.get(role)
             for key, actual in (("instances", sum(p.count for p in served)),
-                                ("gpus", sum(p.count * p.gpus for p in served))):
+                                ("gpus", sum(p.gpus_total for p in served))):
                 stated = _summary_number(role_entry, key, f"{where}.{role}", out)
                 if stated is not None and stated != actual:
                     out.append(Violation("summary_mismatch", f"{where}.{role}.{key} = {stated:g}, but its "
