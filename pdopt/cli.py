@@ -1,4 +1,4 @@
-"""The ``pdopt`` command line: plan, capacity, validate, verify, simulate, schema.
+"""The ``pdopt`` command line: plan, capacity, validate, verify, simulate, generate, schema.
 
 Exit codes: 0 success; 1 a plan failed verification or the solver failed; 2 invalid input (a message that names
 the field, no traceback); 3 no feasible plan (with the reason in the instance's terms).
@@ -7,12 +7,18 @@ the field, no traceback); 3 no feasible plan (with the reason in the instance's 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from pdopt import __version__
 from pdopt.capacity import capacity_table
+from pdopt.generate import FAMILIES, generate
 from pdopt.instance import Instance
 from pdopt.io import InputError, dump_json, load_instance, load_json
 from pdopt.plan import solve
@@ -97,6 +103,19 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--tightness", action="store_true",
                      help="also simulate with one instance fewer in each (model, role) that has more than one")
     sim.add_argument("--format", choices=("table", "json"), default="table")
+
+    gen = sub.add_parser("generate", help="write a synthetic instance of a scaling family (for benchmarks)")
+    gen.add_argument("--family", choices=sorted(FAMILIES), default="fleet-S",
+                     help="preset parameters; the flags below override them")
+    gen.add_argument("--models", type=int)
+    gen.add_argument("--gpu-types", type=int)
+    gen.add_argument("--tp", default=None, metavar="1,2,4,8", help="tensor-parallel sizes")
+    gen.add_argument("--pools", type=int)
+    gen.add_argument("--nodes", default=None, metavar="MIN-MAX", help="nodes per pool, drawn uniformly")
+    gen.add_argument("--domains", type=int)
+    gen.add_argument("--demand-level", type=float, help="share of the inventory the cheapest plan should use")
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--output", default=None, metavar="FILE", help="write here (never overwrites); else stdout")
 
     sub.add_parser("schema", help="print the JSON Schema of the instance format")
     return p
@@ -197,13 +216,45 @@ def _policy(name: str) -> str:
     return "jsq" if name == "least_loaded" else name
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    base = FAMILIES[args.family]
+    changes: dict[str, Any] = {}
+    for name in ("models", "gpu_types", "pools", "domains", "demand_level", "seed"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    try:
+        if args.tp is not None:
+            changes["tp_sizes"] = tuple(int(t) for t in args.tp.split(","))
+        if args.nodes is not None:
+            lo, _, hi = args.nodes.partition("-")
+            changes["nodes_min"], changes["nodes_max"] = int(lo), int(hi or lo)
+    except ValueError:
+        raise InputError("--tp takes integers separated by commas (1,2,4,8); --nodes takes MIN-MAX") from None
+    params = dataclasses.replace(base, **changes)
+    try:
+        doc = generate(params)
+    except ValueError as exc:
+        raise InputError(f"generate: {exc}") from None
+    text = yaml.safe_dump(doc, sort_keys=False)
+    if args.output is None:
+        print(text, end="")
+        return EXIT_OK
+    out = Path(args.output)
+    if out.exists():
+        raise InputError(f"--output: {out} exists; pdopt does not overwrite files (choose another name)")
+    out.write_text(text)
+    print(f"wrote {out}: {params.family} with {params.models} models, {params.gpu_types} GPU types, "
+          f"{params.pools} pools, seed {params.seed}")
+    return EXIT_OK
+
+
 def _cmd_schema(_: argparse.Namespace) -> int:
     print(json.dumps(Instance.model_json_schema(), indent=2))
     return EXIT_OK
 
 
 COMMANDS = {"plan": _cmd_plan, "capacity": _cmd_capacity, "validate": _cmd_validate, "verify": _cmd_verify,
-            "simulate": _cmd_simulate, "schema": _cmd_schema}
+            "simulate": _cmd_simulate, "generate": _cmd_generate, "schema": _cmd_schema}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
