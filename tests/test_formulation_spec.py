@@ -19,8 +19,9 @@ def _doc() -> dict[str, Any]:
     profiles = []
     for gpu, sizes in (("a", (2, 4)), ("b", (2, 3))):
         for n in sizes:
+            point = {"input_tokens": 1000.0, "max_throughput_tok_per_s": 3000.0 * n}
             profiles.append({"model": "m", "role": "prefill", "gpu_type": gpu, "gpus_per_instance": n,
-                             "max_throughput_by_input": [{"input_tokens": 1000.0, "max_throughput_tok_per_s": 3000.0 * n}]})
+                             "max_throughput_by_input": [point]})
             profiles.append({"model": "m", "role": "decode", "gpu_type": gpu, "gpus_per_instance": n,
                              "tpot_by_batch": [{"batch": 1, "tpot_ms": 20.0}, {"batch": 64, "tpot_ms": 60.0}]})
     return {
