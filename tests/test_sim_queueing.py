@@ -15,11 +15,12 @@ test cannot pass merely by being imprecise.
 
 Sample sizes. For a stationary queue the variance of the mean of n consecutive sojourns is about sigma2 / n,
 where sigma2 (the asymptotic variance, the sum of all autocovariances) far exceeds the variance of one sojourn
-and grows like (1 - rho)^-4 in heavy traffic. Pilot runs (with other seeds, 200 batches; mu = 1) gave
-sigma2 = 28 (M/M/1, rho 0.5), 2100 (M/M/1, 0.8), 3.6 (M/D/1, 0.5), 230 (M/D/1, 0.8) and 150 (M/G/1 gamma SCV 2,
-0.5). Each test's n makes the expected half-width t x sqrt(sigma2 / (0.85 n)) about 2% of the mean; the
-half-width estimate from 30 batches itself has a relative sd of about 1 / sqrt(2 x 29) = 13%, so the 3% bound
-sits some 4 sd above the expected value. Each batch holds at least 1400 requests, far more than the queue's
+and grows like (1 - rho)^-4 in heavy traffic. Pilot runs with other seeds (mu = 1) gave sigma2 of about
+35 s^2 (M/M/1, rho 0.5), 2100 (M/M/1, 0.8), 3.6 (M/D/1, 0.5), 184 (M/D/1, 0.8) and 131 (M/G/1 gamma SCV 2, 0.5).
+Each test's n makes the expected half-width t x sqrt(sigma2 / (0.85 n)) 1.2-2% of the mean. The half-width
+estimate from 30 batches varies itself: 13% relative sd in normal theory, but pilot half-widths spread by about
++-25% (batch means of a queue are skewed by long busy periods), so the sizes keep the expected half-width at
+two thirds of the 3% bound or less. Each batch holds at least 2800 requests, far more than the queue's
 correlation length (tens of requests at rho 0.8), so the batch means are nearly independent.
 
 The seed is fixed (chosen before any run of these tests, not because it passes); the rho = 0.8 runs are
@@ -156,12 +157,13 @@ def test_prefill_sojourn_does_not_depend_on_decode() -> None:
 def test_mm1_rho_05_mean_and_p90() -> None:
     """M/M/1 at rho 0.5 (exponential service): mean sojourn 1/(mu - lambda) = 2 s, p90 ln(10)/(mu - lambda) = 4.605 s.
 
-    200,000 requests (170,000 kept): sigma2 ~ 28 s^2 gives an expected half-width of 2.756 x sqrt(28 / 170000)
-    = 0.035 s = 1.8% of the mean. The p90 estimate from correlated samples has a relative sd under 1% here, so
-    the 5% tolerance is several sd wide. Runs in about 1 s.
+    400,000 requests (340,000 kept): sigma2 ~ 35 s^2 gives an expected half-width of 2.756 x sqrt(35 / 340000)
+    = 0.028 s = 1.4% of the mean (14 pilot runs: 1.1-1.9%; at 200,000 requests it would be near 2-2.7%, too
+    close to the bound). The p90 estimate: pilot runs at this size were within 1.1% of ln(10)/(mu - lambda), so
+    the 5% tolerance is several sd wide. Runs in about 2 s.
     """
     rho = 0.5
-    sojourn, _ = run_queue(rho, 200_000, "exponential")
+    sojourn, _ = run_queue(rho, 400_000, "exponential")
     assert_mean_in_ci(sojourn, mm1_mean(rho))
     assert float(np.percentile(sojourn, 90)) == pytest.approx(mm1_p90(rho), rel=0.05)
 
@@ -171,9 +173,9 @@ def test_mm1_rho_08_mean_and_p90() -> None:
     """M/M/1 at rho 0.8: mean sojourn 5 s, p90 11.51 s.
 
     2,000,000 requests (1,700,000 kept): sigma2 ~ 2100 s^2 gives an expected half-width of
-    2.756 x sqrt(2100 / 1.7e6) = 0.097 s = 1.9% of the mean (1 M requests would leave it near 2.7%, too close to
-    the 3% bound). p90: pilot runs at 1 M requests were within 3.1%, at 2 M the relative sd is about 1.2%, so
-    5% is about 4 sd. Runs in about 10 s.
+    2.756 x sqrt(2100 / 1.7e6) = 0.097 s = 1.9% of the mean (at 1 M requests pilot half-widths were 2.5-3.1%,
+    too close to the 3% bound). p90: pilot runs at 1 M requests were within 3.1%; at 2 M the relative sd is about
+    1.2%, so 5% is about 4 sd. Runs in about 10 s (so it is marked slow).
     """
     rho = 0.8
     sojourn, _ = run_queue(rho, 2_000_000, "exponential")
@@ -184,11 +186,11 @@ def test_mm1_rho_08_mean_and_p90() -> None:
 def test_md1_rho_05_mean() -> None:
     """M/D/1 at rho 0.5 (deterministic service): mean sojourn 1/mu + rho/(2 mu (1 - rho)) = 1.5 s.
 
-    50,000 requests (42,500 kept): sigma2 ~ 3.6 s^2 gives an expected half-width of
-    2.756 x sqrt(3.6 / 42500) = 0.025 s = 1.7% of the mean. Runs in well under 1 s.
+    100,000 requests (85,000 kept): sigma2 ~ 3.6 s^2 gives an expected half-width of
+    2.756 x sqrt(3.6 / 85000) = 0.018 s = 1.2% of the mean. Runs in under 1 s.
     """
     rho = 0.5
-    sojourn, _ = run_queue(rho, 50_000, "deterministic")
+    sojourn, _ = run_queue(rho, 100_000, "deterministic")
     assert_mean_in_ci(sojourn, mg1_mean(rho, 0.0))
 
 
@@ -196,23 +198,23 @@ def test_md1_rho_05_mean() -> None:
 def test_md1_rho_08_mean() -> None:
     """M/D/1 at rho 0.8: mean sojourn 1 + 0.8 / 0.4 = 3 s.
 
-    600,000 requests (510,000 kept): sigma2 ~ 230 s^2 gives an expected half-width of
-    2.756 x sqrt(230 / 510000) = 0.059 s = 2.0% of the mean. Runs in about 3 s.
+    1,000,000 requests (850,000 kept): sigma2 ~ 184 s^2 gives an expected half-width of
+    2.756 x sqrt(184 / 850000) = 0.041 s = 1.4% of the mean (pilot runs: 1.0-1.6%). Runs in about 5 s.
     """
     rho = 0.8
-    sojourn, _ = run_queue(rho, 600_000, "deterministic")
+    sojourn, _ = run_queue(rho, 1_000_000, "deterministic")
     assert_mean_in_ci(sojourn, mg1_mean(rho, 0.0))
 
 
 def test_mg1_gamma_scv2_rho_05_mean() -> None:
     """M/G/1 at rho 0.5 with gamma service of SCV 2: Pollaczek-Khinchine mean 1 + 0.5 x 3 / 1 = 2.5 s.
 
-    600,000 requests (510,000 kept): sigma2 ~ 150 s^2 (the heavier service tail makes long busy periods
-    likelier than in M/M/1) gives an expected half-width of 2.756 x sqrt(150 / 510000) = 0.047 s = 1.9% of the
-    mean. Runs in about 3 s.
+    1,000,000 requests (850,000 kept): sigma2 ~ 131 s^2 (the heavier service tail makes long busy periods
+    likelier than in M/M/1) gives an expected half-width of 2.756 x sqrt(131 / 850000) = 0.034 s = 1.4% of the
+    mean (pilot runs: 1.1-1.6%; at 200,000 requests 2.6-4.1%). Runs in about 4-5 s.
     """
     rho, scv = 0.5, 2.0
-    sojourn, result = run_queue(rho, 600_000, "gamma", scv)
+    sojourn, result = run_queue(rho, 1_000_000, "gamma", scv)
     assert result.engine is not None
     factors = result.engine.requests.service_factor
     assert float(factors.mean()) == pytest.approx(1.0, abs=0.01)

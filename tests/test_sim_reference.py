@@ -278,3 +278,19 @@ def test_reference_hand_example() -> None:
     ref2 = reference(case, ready)
     np.testing.assert_allclose(eng.requests.join_s, ref2.join_s, rtol=RTOL)
     np.testing.assert_allclose(eng.requests.finish_s, ref2.finish_s, rtol=RTOL)
+
+
+def test_ready_time_on_a_boundary_joins_the_next_one() -> None:
+    """A request ready exactly at an iteration boundary of a busy instance joins at the NEXT boundary.
+
+    One decode instance (step 0.1 s at batch 1 and 2) starts request 0 at 0.5 s (a 0.5 s prefill); request 1
+    arrives at 0.9 s and is ready at 1.4 s, which is boundary 9 of request 0 (0.5 + 9 x 0.1 in floating point
+    is 1.4000000000000001 or 1.4 depending on rounding): it must join at 1.5 and, with 3 steps, finish at 1.8.
+    """
+    req = RequestArrays(model=np.zeros(2, dtype=np.int64), arrival_s=np.array([0.0, 0.9]), input_tokens=np.ones(2),
+                        decode_steps=np.array([10, 3], dtype=np.int64), service_factor=np.ones(2),
+                        dispatch_u=np.full(2, 0.5))
+    simulate_engine(req, [PrefillServer(0, 1.0, np.array([1.0]), np.array([2.0]))],
+                    [DecodeServer(0, 1.0, [0.0, 0.1, 0.1], 2)], [0.0], "round_robin", "jsq")
+    assert req.join_s[1] == pytest.approx(1.5, rel=1e-12)
+    assert req.finish_s[1] == pytest.approx(1.8, rel=1e-12)

@@ -236,6 +236,12 @@ def simulate_engine(
         ds.waiting.append(r)
         if len(ds.batch) < ds.cap and len(ds.waiting) == 1:
             k_join = int((now - ds.t_b) / ds.tau) + 1
+            # the first boundary strictly after ``now``, computed as the event time is (t_b + k tau), so that
+            # rounding cannot put a ready time that falls on a boundary into that boundary
+            while k_join > 1 and ds.t_b + (k_join - 1) * ds.tau > now:
+                k_join -= 1
+            while ds.t_b + k_join * ds.tau <= now:
+                k_join += 1
             if k_join < ds.k:
                 schedule(di, ds, k_join)
 
