@@ -293,7 +293,13 @@ def solve(
             return _failed(instance, table, res.status, res.solver_name,
                            f"no demand multiplier can be served (solver: {res.message})", scale_demand, res.runtime_s)
         assert top.scale is not None
-        scale = float(top.scale.value() or 0.0) * (1 - 1e-9)
+        scale = float(top.scale.value() or 0.0) * (1 - 1e-7)  # solver tolerances: stay inside
+        if scale <= 1e-9:
+            short, needs = diagnose(data, opts)
+            return _failed(instance, table, SolveStatus.INFEASIBLE, res.solver_name,
+                           "the inventory and limits serve no positive multiple of the demand\n"
+                           + _infeasible_reason(short, needs, data), scale_demand, res.runtime_s,
+                           res.message, short, needs)
         built = build_problem(data, min_scale=scale)
     else:
         built = build_problem(data)

@@ -30,7 +30,7 @@ def test_build(benchmark: Any, family: str) -> None:
     inst = instance_from_dict(generate(FAMILIES[family]))
     data = build_model_data(inst, capacity_table(inst))
     built = benchmark.pedantic(build_problem, args=(data,), rounds=3, iterations=1)
-    benchmark.extra_info.update(variables=len(built.problem.variables()), rows=len(built.problem.constraints),
+    benchmark.extra_info.update(variables=len(built.problem.variables()), rows=built.problem.numConstraints(),
                                 arcs=len(data.arcs), shapes=len(data.shapes))
     assert built.rows["demand_cover"]
 
