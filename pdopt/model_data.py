@@ -133,10 +133,12 @@ def _fits(shape: ShapeCapacity, pool: PoolData) -> bool:
 def dominated_shapes(shapes: dict[str, ShapeCapacity], pools: dict[str, PoolData]) -> set[str]:
     """Shapes that some combination of other shapes of the same model, role and GPU type beats outright.
 
-    Shape s (g GPUs, capacity c) is dominated when instances of other shapes that fit every pool s fits, using at
-    most g GPUs in total, serve strictly more than c (unbounded knapsack over GPUs). Swapping one s for that
-    combination keeps every constraint (the combination packs into the GPUs s frees, costs no more, since a pool's
-    price is per GPU or per node, and rents no more GPUs) and raises capacity, so removing s loses no optimum.
+    Shape s (g GPUs, capacity c) is dominated when instances of other shapes that fit every pool s fits, packed
+    into the GPUs s occupies, serve strictly more than c (unbounded knapsack over GPUs): within one node, at most
+    g GPUs; for an instance spanning g/k whole k-GPU nodes, g/k times the best packing of one node (with the
+    smallest k among its pools). Swapping one s for that combination keeps every constraint (it packs into the
+    GPUs s frees, costs no more, since a pool's price is per GPU or per node, and rents no more GPUs) and raises
+    capacity, so removing s loses no optimum.
     """
     fits = {sid: frozenset(p for p, pool in pools.items() if _fits(s, pool)) for sid, s in shapes.items()}
     groups: dict[tuple[str, str, str], list[str]] = {}
@@ -146,12 +148,19 @@ def dominated_shapes(shapes: dict[str, ShapeCapacity], pools: dict[str, PoolData
     for members in groups.values():
         for sid in members:
             g = shapes[sid].gpus_per_instance
+            if not fits[sid]:
+                continue
+            # the replacement must fit where s sits: inside s's GPUs of one node, or, for an instance spanning
+            # whole nodes, node by node (g/k copies of the best packing of one k-GPU node)
+            worst = min(pools[p].gpus_per_node for p in fits[sid])
+            per_node = min(g, worst)
             items = [(shapes[o].gpus_per_instance, shapes[o].capacity_rps) for o in members
-                     if o != sid and fits[o] >= fits[sid] and shapes[o].gpus_per_instance <= g]
-            best = [0.0] * (g + 1)
-            for budget in range(1, g + 1):
+                     if o != sid and fits[o] >= fits[sid] and shapes[o].gpus_per_instance <= per_node]
+            best = [0.0] * (per_node + 1)
+            for budget in range(1, per_node + 1):
                 best[budget] = max([best[budget - 1]] + [best[budget - n] + c for n, c in items if n <= budget])
-            if best[g] > shapes[sid].capacity_rps * (1 + 1e-9):
+            copies = 1 if g <= per_node else min(g // pools[p].gpus_per_node for p in fits[sid])
+            if copies * best[per_node] > shapes[sid].capacity_rps * (1 + 1e-9):
                 out.add(sid)
     return out
 

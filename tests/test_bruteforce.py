@@ -58,8 +58,12 @@ QUARTERS = st.integers(1, 12).map(lambda q: q / 4)
 
 @st.composite
 def tiny_instances(draw: st.DrawFn, sizes_drawn: tuple[int, ...] = (1, 2, 3, 4, 8)) -> dict[str, Any]:
-    """1-2 models, 1-2 pools of 1-3 nodes (4 or 8 GPUs), 2-5 shapes of 1, 2, 3, 4 or 8 GPUs (8 spanning 4-GPU
-    nodes), node- or GPU-billed pools with activation costs, caps, spares and budgets."""
+    """1-2 models, 1-2 pools of 1-3 nodes (4 or 8 GPUs), 2-4 shapes of 1, 2, 3, 4 or 8 GPUs (8 spanning 4-GPU
+    nodes), node- or GPU-billed pools with activation costs, caps, spares and budgets.
+
+    Two models get one pool of 3 x 4 or 2 x 8 GPUs and shapes of at most 4 GPUs, so that they are often feasible
+    while the enumeration stays small."""
+    n_models = draw(st.sampled_from([1, 2]))
     gpu_types: dict[str, Any] = {
         "ga": {"memory_gb": 80.0, "price_usd_per_gpu_hour": draw(st.sampled_from([1.0, 1.5, 2.0, 2.5]))},
         "gb": {"memory_gb": 80.0, "price_usd_per_gpu_hour": draw(st.sampled_from([2.0, 3.0, 4.0]))},
@@ -69,11 +73,11 @@ def tiny_instances(draw: st.DrawFn, sizes_drawn: tuple[int, ...] = (1, 2, 3, 4, 
         if cap is not None:
             gpu_types[g]["max_gpus"] = cap
     pools: dict[str, Any] = {}
-    for i in range(draw(st.integers(1, 2))):
+    for i in range(draw(st.sampled_from([2, 1])) if n_models == 1 else 1):
         gtype = "ga" if i == 0 else draw(st.sampled_from(["ga", "gb"]))
         node = draw(st.sampled_from([4, 8]))
-        pool: dict[str, Any] = {"gpu_type": gtype, "gpus_per_node": node,
-                                "node_count": draw(st.integers(2, 3) if node == 4 else st.integers(1, 2))}
+        count = draw(st.integers(2, 3) if node == 4 else st.integers(1, 2)) if n_models == 1 else {4: 3, 8: 2}[node]
+        pool: dict[str, Any] = {"gpu_type": gtype, "gpus_per_node": node, "node_count": count}
         billing = draw(st.sampled_from(["node_default", "node_explicit", "gpu_default", "gpu_explicit"]))
         if billing != "gpu_default":
             factor = draw(st.sampled_from([0.75, 1.0, 1.25, 1.5]))
@@ -92,15 +96,15 @@ def tiny_instances(draw: st.DrawFn, sizes_drawn: tuple[int, ...] = (1, 2, 3, 4, 
         nodes = {p["gpus_per_node"] for p in pools.values() if p["gpu_type"] == gtype}
         return [g for g in sizes_drawn if any(g <= n or g % n == 0 for n in nodes)]
 
-    n_models = draw(st.integers(1, 2))
     models, workloads, profiles = {}, {}, []
     seen: set[tuple[str, str, str, int, str]] = set()
     for mi in range(n_models):
         m = f"m{mi}"
         models[m] = {"kv_bytes_per_token": 65536.0, "weights_gb": 10.0}
-        spares = {r: draw(st.sampled_from([0, 0, 0, 1])) for r in ("prefill", "decode")}
+        spares = {r: draw(st.sampled_from([0, 0, 0, 1] if n_models == 1 else [0, 0, 0, 0, 0, 1]))
+                  for r in ("prefill", "decode")}
         workloads[m] = {
-            "demand": {"requests_per_s": draw(QUARTERS)},
+            "demand": {"requests_per_s": draw(QUARTERS if n_models == 1 else st.integers(1, 6).map(lambda q: q / 4))},
             "input_tokens_mean": L_IN, "output_tokens_mean": L_OUT,
             "ttft": {"target_s": TTFT_S, "statistic": "mean"},
             "tpot": {"target_ms": TPOT_MS, "statistic": "mean"},
@@ -110,7 +114,7 @@ def tiny_instances(draw: st.DrawFn, sizes_drawn: tuple[int, ...] = (1, 2, 3, 4, 
         for role in ("prefill", "decode"):
             for _ in range(per_role or draw(st.integers(1, 2))):
                 gtype = draw(st.sampled_from(types_with_pools))
-                sizes = sizes_for(gtype)
+                sizes = [g for g in sizes_for(gtype) if n_models == 1 or g <= 4]  # two models: no spanning
                 small = [g for g in sizes if g <= 4]
                 size = draw(st.sampled_from(sizes + small))  # larger ones less often
                 variant = "default" if (m, role, gtype, size, "default") not in seen else "v2"
@@ -442,6 +446,38 @@ def test_cbc_and_highs_agree(doc: dict[str, Any]) -> None:
     if cbc.has_plan:
         assert cbc.status is SolveStatus.OPTIMAL
         assert highs.objective_usd_per_hour == pytest.approx(cbc.objective_usd_per_hour, rel=1e-6)
+
+
+def test_spanning_shape_kept_when_smaller_ones_do_not_pack() -> None:
+    """A TP16 prefill spanning two 8-GPU nodes (10.0 req/s) against TP3 instances (2.125 req/s): five TP3 serve
+    more (10.625) in fewer GPUs (15 <= 16) but need three nodes, not two. With 3 nodes and a TP8 decode (16
+    req/s, one node) the only plan for 9.5 req/s is TP16 + TP8 on all 3 nodes, 24 GPUs x 1.00 = 24.00 USD/h;
+    five TP3 + TP8 would need 4 nodes. A GPU-total argument that drops TP16 as dominated loses that plan."""
+    lengths = {"input_tokens_mean": L_IN, "output_tokens_mean": L_OUT, "ttft": {"target_s": TTFT_S},
+               "tpot": {"target_ms": TPOT_MS}}
+    doc = {
+        "name": "span-vs-tp3",
+        "gpu_types": {"g": {"memory_gb": 80.0, "price_usd_per_gpu_hour": 1.0}},
+        "node_pools": {"p": {"gpu_type": "g", "gpus_per_node": 8, "node_count": 3}},
+        "models": {"m": {"kv_bytes_per_token": 65536.0, "weights_gb": 10.0}},
+        "workloads": {"m": {"demand": {"requests_per_s": 9.5}, **lengths}},
+        "profiles": [
+            {"model": "m", "role": "prefill", "gpu_type": "g", "gpus_per_instance": 16, "spans_nodes": True,
+             "max_throughput_by_input": [{"input_tokens": L_IN, "max_throughput_tok_per_s": 11000.0}]},
+            {"model": "m", "role": "prefill", "gpu_type": "g", "gpus_per_instance": 3,
+             "max_throughput_by_input": [{"input_tokens": L_IN, "max_throughput_tok_per_s": 3125.0}]},
+            {"model": "m", "role": "decode", "gpu_type": "g", "gpus_per_instance": 8,
+             "tpot_by_batch": [{"batch": 1, "tpot_ms": 20.0}, {"batch": 128, "tpot_ms": TPOT_MS},
+                               {"batch": 136, "tpot_ms": 100.0}]},
+        ],
+    }
+    inst = instance_from_dict(doc)
+    en = enumerate_plans(inst)
+    assert en.best_cost == 24.0
+    assert en.best_plan == {("m__prefill__g__g16", "p"): 1, ("m__decode__g__g8", "p"): 1}
+    plan = pdopt.solve(inst)
+    assert plan.status is SolveStatus.OPTIMAL, plan.reason
+    assert plan.objective_usd_per_hour == pytest.approx(24.0, rel=1e-9)
 
 
 # ----------------------------------------------------------------------------------------------------------
