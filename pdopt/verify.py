@@ -572,17 +572,17 @@ def _summary_number(container: object, key: str, where: str, out: list[Violation
     return float(val)
 
 
-def _positive_factor(plan: dict[str, Any], key: str, missing_ok: bool, out: list[Violation]) -> float:
-    """A positive demand multiplier at ``plan[key]`` (``null`` or, if ``missing_ok``, absent: 1)."""
-    if key not in plan and not missing_ok:
-        out.append(Violation("bad_plan_field", f"{key}: missing; checking demand with {key} = 1"))
+def _positive_factor(plan: dict[str, Any], key: str, nullable: bool, out: list[Violation]) -> float:
+    """A positive demand multiplier at ``plan[key]``; 1 when absent (older plans), or ``null`` if ``nullable``."""
+    if key not in plan:
         return 1.0
-    val = plan.get(key)
-    if val is None and missing_ok:
+    val = plan[key]
+    if val is None and nullable:
         return 1.0
     if not _is_number(val) or val <= 0:
-        out.append(Violation("bad_plan_field", f"{key}: expected a positive number, got {val!r}; checking demand "
-                                               f"with {key} = 1"))
+        zero = " (a plan must serve a positive multiple of the demand)" if _is_number(val) and val == 0 else ""
+        out.append(Violation("bad_plan_field", f"{key}: expected a positive number, got {val!r}{zero}; checking "
+                                               f"demand with {key} = 1"))
         return 1.0
     return float(val)
 
@@ -662,7 +662,7 @@ def verify(instance: Instance, plan: dict[str, Any], tol: float = 1e-6) -> list[
         out.append(Violation("instance_mismatch", f"the plan is for instance {name!r}, not '{instance.name}'"))
 
     # scale_demand is always written; scale is null unless the plan maximised it (older plans lack the key)
-    scale = _positive_factor(plan, "scale_demand", True, out) * _positive_factor(plan, "scale", True, out)
+    scale = _positive_factor(plan, "scale_demand", False, out) * _positive_factor(plan, "scale", True, out)
 
     raw_placements = plan.get("placements")
     if not isinstance(raw_placements, list):
