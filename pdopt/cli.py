@@ -141,8 +141,8 @@ def _cmd_capacity(args: argparse.Namespace) -> int:
         print(dump_json({
             "shapes": [{"model": s.model, "role": s.role, "gpu_type": s.gpu_type,
                         "gpus_per_instance": s.gpus_per_instance, "capacity_rps": s.capacity_rps,
-                        "throughput_tok_per_s": s.throughput_tok_per_s, "formula": s.formula,
-                        "detail": s.detail} for s in tab.shapes],
+                        "throughput_tok_per_s": s.throughput_tok_per_s, "binding": s.binding,
+                        "formula": s.formula, "variant": s.variant, "detail": s.detail} for s in tab.shapes],
             "skipped_shapes": [vars(k) for k in tab.skipped],
         }))
     else:

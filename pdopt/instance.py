@@ -173,6 +173,9 @@ class Workload(StrictModel):
     tpot: TpotSlo
     ttft_overhead_s: NonNegativeFloat = 0.0
     """Fixed time added to every TTFT: P->D KV transfer plus client I/O (the paper's T_overhead)."""
+    decode_model: Literal["paper", "under_load"] = "paper"
+    """``paper``: every request sees TPOT at the planned batch; ``under_load``: the running batch fluctuates
+    (Poisson, as the number in service of an M/G/inf queue) and the TPOT statistic is taken over it."""
     spare_instances: dict[Literal["prefill", "decode"], NonNegativeInt] = Field(default_factory=dict)
     """N+k: the demand stays covered after losing any k instances of the role (k per role, default 0)."""
 
@@ -280,6 +283,8 @@ class PlannerOptions(StrictModel):
     decode_batch_rule: Literal["whole", "fractional"] = "whole"
     """``whole``: the largest integer batch whose interpolated TPOT meets the target; ``fractional``: the
     batch at which the interpolated TPOT equals the target exactly."""
+    kv_usable_fraction: float = Field(default=0.9, gt=0.0, le=1.0)
+    """Share of GPU memory the engine may use for weights and KV cache (vLLM's gpu_memory_utilization)."""
 
 
 class Instance(StrictModel):

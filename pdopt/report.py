@@ -80,9 +80,9 @@ def _pct(x: float | None) -> str:
 
 def format_capacities(tab: CapacityTable) -> str:
     """Per-instance capacity of every shape at the SLO, with the formula used; skipped shapes with reasons."""
-    rows = [[s.model, s.role, s.gpu_type, s.gpus_per_instance, s.capacity_rps, s.throughput_tok_per_s,
+    rows = [[s.model, s.role, s.gpu_type, s.gpus_per_instance, s.capacity_rps, s.throughput_tok_per_s, s.binding,
              _detail(s.detail), s.formula] for s in tab.shapes]
-    out = [table(["model", "role", "gpu_type", "gpus/inst", "req/s", "tok/s", "detail", "formula"], rows)]
+    out = [table(["model", "role", "gpu_type", "gpus/inst", "req/s", "tok/s", "binding", "detail", "formula"], rows)]
     if tab.skipped:
         out += ["", "skipped"] + [f"  {k.model} {k.role} {k.gpu_type} x{k.gpus_per_instance}: {k.reason}"
                                   for k in tab.skipped]
@@ -90,8 +90,8 @@ def format_capacities(tab: CapacityTable) -> str:
 
 
 def _detail(detail: dict[str, float]) -> str:
-    keys = {"batch": "B*", "tpot_ms": "TPOT ms", "max_throughput_tok_per_s": "X tok/s",
-            "utilisation_at_capacity": "rho"}
+    keys = {"batch": "B*", "mean_batch": "mean B", "tpot_ms": "TPOT ms", "batch_cap": "cap",
+            "max_throughput_tok_per_s": "X tok/s", "utilisation_at_capacity": "rho"}
     return " ".join(f"{label}={_fmt(detail[k])}" for k, label in keys.items() if k in detail)
 
 

@@ -178,15 +178,79 @@ def _decode_batch(batches: np.ndarray[Any, np.dtype[np.float64]], tpots: np.ndar
     return float(ok.max()) if ok.size else float(lo_b)
 
 
+def _kv_cap(profile: DecodeProfile, instance: Instance) -> int:
+    """Batches whose KV cache (KV bytes per token x (L_in + L_out) per request) fits in the memory the engine may
+    use (memory x GPUs x usable fraction) beside the weights."""
+    wl = instance.workloads[profile.model]
+    model = instance.models[profile.model]
+    usable = instance.gpu_types[profile.gpu_type].memory_gb * profile.gpus_per_instance \
+        * instance.options.kv_usable_fraction
+    per_request = model.kv_bytes_per_token_value * (wl.input_tokens_mean + wl.output_tokens_mean)
+    return int(max(0.0, (usable - model.weights_gb_value) * 1e9) // per_request)
+
+
+def _under_load_rps(batches: np.ndarray[Any, np.dtype[np.float64]], tpots: np.ndarray[Any, np.dtype[np.float64]],
+                    cap: int, instance: Instance, profile: DecodeProfile) -> float:
+    """Decode under load, recomputed: others running ~ Poisson(m); a request's batch is 1 + N clamped to
+    [first batch, cap]; find the largest m whose TPOT statistic meets the target with P(N <= cap - 1) >= 0.99,
+    then lambda = m / (L_out x mean TPOT)."""
+    wl = instance.workloads[profile.model]
+    quant = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+
+    def dist(m: float) -> tuple[list[float], list[float]]:
+        pmf, p = [], math.exp(-m)
+        for n in range(cap):
+            pmf.append(p)
+            p = p * m / (n + 1)
+        pmf.append(max(0.0, 1.0 - sum(pmf)))
+        t = [float(np.interp(min(max(n + 1, batches[0]), cap), batches, tpots)) for n in range(cap + 1)]
+        return pmf, t
+
+    def stat(m: float, which: str) -> float:
+        pmf, t = dist(m)
+        if which == "mean":
+            return sum(a * b for a, b in zip(pmf, t, strict=True))
+        acc = 0.0
+        for a, b in zip(pmf, t, strict=True):
+            acc += a
+            if acc >= quant[which]:
+                return b
+        return t[-1]
+
+    def ok(m: float) -> bool:
+        return stat(m, wl.tpot.statistic) <= wl.tpot.target_ms and sum(dist(m)[0][:cap]) >= 0.99
+
+    if not ok(0.0):
+        return 0.0
+    lo, hi = 0.0, float(cap)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo / (wl.output_tokens_mean * stat(lo, "mean") / 1000.0)
+
+
 def _decode_rps(profile: DecodeProfile, instance: Instance) -> RecomputedShape:
-    """Little's law at the planned batch: B* / (TPOT(B*) / 1000 x L_out) req/s."""
+    """Little's law at the planned batch: B* / (TPOT(B*) / 1000 x L_out) req/s, B* within the KV-cache bound;
+    or the under-load model when the workload asks for it."""
     wl = instance.workloads[profile.model]
     batches = np.array([p.batch for p in profile.tpot_by_batch], dtype=float)
     tpots = np.array([p.tpot_ms for p in profile.tpot_by_batch], dtype=float)
+    cap = min(int(batches[-1]), _kv_cap(profile, instance))
+    if cap < 1:
+        return RecomputedShape(0.0, "the KV cache of one request does not fit beside the weights")
+    if wl.decode_model == "under_load":
+        rate = _under_load_rps(batches, tpots, cap, instance, profile)
+        return RecomputedShape(rate, None if rate > 0 else "TPOT target missed at the lightest load")
     batch = _decode_batch(batches, tpots, wl.tpot.target_ms, instance.options.decode_batch_rule)
     if batch is None:
         return RecomputedShape(0.0, f"TPOT target {wl.tpot.target_ms:g} ms is below the TPOT "
                                     f"{tpots[0]:g} ms at the smallest benchmarked batch")
+    batch = min(batch, float(cap))
+    if batch < batches[0]:
+        return RecomputedShape(0.0, "the KV-cache bound is below the smallest benchmarked batch")
     tpot = float(np.interp(batch, batches, tpots))
     return RecomputedShape(batch / (tpot / 1000.0 * wl.output_tokens_mean))
 

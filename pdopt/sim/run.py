@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from pdopt.capacity import kv_batch_bound
 from pdopt.instance import DecodeProfile, Instance, PrefillProfile
 from pdopt.io import InputError
 from pdopt.sim.engine import (
@@ -50,7 +51,6 @@ class SimOptions:
     lengths: str = "fixed"
     warmup_fraction: float = 0.1
     cooldown_fraction: float = 0.05
-    kv_usable_fraction: float = 0.9
     trace_rate: str | float = "workload"
     """With a trace: ``workload`` rescales it to each model's planned rate, ``native`` keeps its times, a number
     rescales it to that many requests/s per model."""
@@ -142,17 +142,14 @@ def check_plan_matches(instance: Instance, plan: dict[str, Any]) -> None:
                 raise InputError(f"plan: no {role} instance for model '{m}'")
 
 
-def decode_cap(instance: Instance, model: str, profile: DecodeProfile, usable: float) -> tuple[int, str]:
+def decode_cap(instance: Instance, model: str, profile: DecodeProfile) -> tuple[int, str]:
     """Batch cap of a decode instance: min(largest benchmarked batch, KV-cache bound), and which binds."""
-    w = instance.workloads[model]
-    m = instance.models[model]
-    free_bytes = (instance.gpu_types[profile.gpu_type].memory_gb * profile.gpus_per_instance * usable
-                  - m.weights_gb_value) * 1e9
-    kv_bound = int(free_bytes // (m.kv_bytes_per_token_value * (w.input_tokens_mean + w.output_tokens_mean)))
+    kv_bound = kv_batch_bound(instance, model, profile.gpu_type, profile.gpus_per_instance)
     bench = profile.tpot_by_batch[-1].batch
     if kv_bound < 1:
         raise InputError(f"model '{model}' on {profile.gpu_type} x{profile.gpus_per_instance}: the KV cache of one "
-                         f"request does not fit beside the weights at usable fraction {usable}")
+                         f"request does not fit beside the weights at usable fraction "
+                         f"{instance.options.kv_usable_fraction}")
     return (bench, "benchmark") if bench <= kv_bound else (kv_bound, "kv_memory")
 
 
@@ -253,7 +250,7 @@ def simulate(instance: Instance, plan: dict[str, Any], options: SimOptions | Non
                 np.array([p.input_tokens for p in prof.max_throughput_by_input]),
                 np.array([p.max_throughput_tok_per_s for p in prof.max_throughput_by_input])))
         else:
-            cap, bound = decode_cap(instance, pi.model, prof, opts.kv_usable_fraction)
+            cap, bound = decode_cap(instance, pi.model, prof)
             decode.append(DecodeServer(models.index(pi.model), pi.capacity_rps, _step_table(prof, cap), cap))
             desc.update(batch_cap=cap, batch_cap_bound=bound)
         described.append(desc)
