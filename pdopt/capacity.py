@@ -128,6 +128,16 @@ class ShapeCapacity:
     spans_nodes: bool = False
     binding: str = "tpot_target"
     """What limits the capacity: ``ttft_target``, ``tpot_target``, ``kv_memory`` or ``benchmark_range``."""
+    pooled_gains: tuple[float, ...] = ()
+    """``ggc`` prefill: marginal capacity of the 1st, 2nd, ... pooled instance; the last repeats for every further
+    instance. Empty when instances queue independently (capacity_rps each)."""
+
+    def pooled_capacity_rps(self, count: int) -> float:
+        """Capacity of ``count`` instances of this shape: pooled gains summed, else count x capacity_rps."""
+        if not self.pooled_gains:
+            return count * self.capacity_rps
+        g = self.pooled_gains
+        return sum(g[:count]) + max(0, count - len(g)) * g[-1]
 
     @property
     def shape_id(self) -> str:
@@ -153,8 +163,36 @@ def _skip(profile: PrefillProfile | DecodeProfile, reason: str) -> SkippedShape:
                         profile.variant)
 
 
-def prefill_capacity(profile: PrefillProfile, workload: Workload) -> ShapeCapacity | SkippedShape:
-    """Capacity of one prefill instance under M/M/1 at the workload's TTFT target and statistic."""
+def pooled_gains(mu: float, budget: float, workload: Workload, epsilon: float, max_steps: int) -> tuple[float, ...]:
+    """Marginal capacity gains of a pooled queue: g_c = lambda_c - lambda_{c-1}, lambda_c the G/G/c capacity.
+
+    Computed for c = 1, 2, ... until two successive gains agree within ``epsilon`` (relative) or ``max_steps``
+    are reached; the last gain is then the gain of every further instance (the affine tail of the MILP's
+    linearisation, formulations/f1.yaml). lambda_c / c grows with c (pooling), so the gains rise, then flatten.
+    """
+    from pdopt.queueing import max_arrival_rate  # queueing imports this module's constants
+
+    ca2, cs2, stat = workload.arrival_scv, workload.service_scv, workload.ttft.statistic
+    gains: list[float] = []
+    prev = 0.0
+    for c in range(1, max_steps + 1):
+        lam = max_arrival_rate(mu, c, ca2, cs2, budget, stat)
+        gains.append(lam - prev)
+        prev = lam
+        if len(gains) >= 2 and abs(gains[-1] - gains[-2]) <= epsilon * max(abs(gains[-1]), 1e-12):
+            break
+    return tuple(gains)
+
+
+def prefill_capacity(profile: PrefillProfile, workload: Workload, epsilon: float = 1e-3,
+                     max_steps: int = 32) -> ShapeCapacity | SkippedShape:
+    """Capacity of one prefill instance at the workload's TTFT target and statistic.
+
+    ``mm1`` (the paper): closed form above. ``gg1``: the largest rate whose G/G/1 sojourn statistic meets the
+    budget (:func:`pdopt.queueing.max_arrival_rate`, Allen-Cunneen mean, two-moment gamma percentiles). ``ggc``:
+    the same for c pooled instances; ``capacity_rps`` is then the c = 1 value and ``pooled_gains`` the marginal
+    gains the MILP uses.
+    """
     l_in = workload.input_tokens_mean
     x = interpolate_prefill_throughput(profile.max_throughput_by_input, l_in)
     args: tuple[str, Role, str, int] = (profile.model, "prefill", profile.gpu_type, profile.gpus_per_instance)
@@ -169,6 +207,24 @@ def prefill_capacity(profile: PrefillProfile, workload: Workload) -> ShapeCapaci
         return _skip(profile, f"TTFT target {target:g} s is not above the unloaded TTFT {unloaded:.4g} s "
                                    f"(L_in/X = {l_in / x:.4g} s + overhead {workload.ttft_overhead_s:g} s)")
     budget = target - workload.ttft_overhead_s
+    if workload.queue_model != "mm1":
+        from pdopt.queueing import max_arrival_rate  # queueing imports this module's constants
+
+        ca2, cs2 = workload.arrival_scv, workload.service_scv
+        lam = max_arrival_rate(mu, 1, ca2, cs2, budget, stat)
+        gains = pooled_gains(mu, budget, workload, epsilon, max_steps) if workload.queue_model == "ggc" else ()
+        if (gains[-1] if gains else lam) <= 0.0:
+            return _skip(profile, f"under {workload.queue_model.upper()} (arrival SCV {ca2:g}, service SCV {cs2:g}) "
+                                  f"the {stat} TTFT at any load exceeds {target:g} s")
+        return ShapeCapacity(
+            *args, capacity_rps=lam, throughput_tok_per_s=lam * l_in,
+            formula=f"{workload.queue_model}_{stat}: largest lambda with the G/G/{'c' if gains else '1'} sojourn "
+                    f"{stat} <= T - T_overhead (Allen-Cunneen mean, two-moment gamma percentiles; ca2 {ca2:g}, "
+                    f"cs2 {cs2:g})",
+            detail={"max_throughput_tok_per_s": x, "service_rate_rps": mu, "ttft_budget_s": budget,
+                    "unloaded_ttft_s": unloaded, "utilisation_at_capacity": lam / mu},
+            variant=profile.variant, spans_nodes=profile.spans_nodes, binding="ttft_target", pooled_gains=gains,
+        )
     lam = mm1_max_arrival_rate(mu, budget, stat)
     if lam <= 0.0:
         return _skip(profile, f"under M/M/1 the {stat} TTFT at any load exceeds {target:g} s: "
@@ -325,7 +381,8 @@ def capacity_table(instance: Instance) -> CapacityTable:
         if misfit is not None:
             result = _skip(prof, misfit)
         elif isinstance(prof, PrefillProfile):
-            result = prefill_capacity(prof, workload)
+            result = prefill_capacity(prof, workload, instance.options.pooled_gain_epsilon,
+                                      instance.options.pooled_max_steps)
         else:
             result = decode_capacity(prof, workload, instance.options.decode_batch_rule,
                                      kv_batch_bound(instance, prof.model, prof.gpu_type, prof.gpus_per_instance))

@@ -173,6 +173,13 @@ class Workload(StrictModel):
     tpot: TpotSlo
     ttft_overhead_s: NonNegativeFloat = 0.0
     """Fixed time added to every TTFT: P->D KV transfer plus client I/O (the paper's T_overhead)."""
+    queue_model: Literal["mm1", "gg1", "ggc"] = "mm1"
+    """Prefill queue: ``mm1`` (the paper's), ``gg1`` (general service and arrival variability, one queue per
+    instance), ``ggc`` (one pooled queue in front of all instances of a shape; capacity grows with their number)."""
+    service_scv: NonNegativeFloat = 1.0
+    """Squared coefficient of variation of prefill service times (``gg1``/``ggc``): 0 deterministic, 1 exponential."""
+    arrival_scv: NonNegativeFloat = 1.0
+    """Squared coefficient of variation of inter-arrival times (``gg1``/``ggc``): 1 for Poisson; a trace gives it."""
     decode_model: Literal["paper", "under_load"] = "paper"
     """``paper``: every request sees TPOT at the planned batch; ``under_load``: the running batch fluctuates
     (Poisson, as the number in service of an M/G/inf queue) and the TPOT statistic is taken over it."""
@@ -283,6 +290,11 @@ class PlannerOptions(StrictModel):
     decode_batch_rule: Literal["whole", "fractional"] = "whole"
     """``whole``: the largest integer batch whose interpolated TPOT meets the target; ``fractional``: the
     batch at which the interpolated TPOT equals the target exactly."""
+    pooled_gain_epsilon: float = Field(default=1e-3, gt=0.0, lt=1.0)
+    """``ggc``: beyond the first pooled instance whose marginal gain is within this relative tolerance of the
+    next, every further instance adds that same gain (the affine tail of the linearisation)."""
+    pooled_max_steps: int = Field(default=32, ge=1, le=512)
+    """``ggc``: at most this many exact binary increments before the affine tail."""
     kv_usable_fraction: float = Field(default=0.9, gt=0.0, le=1.0)
     """Share of GPU memory the engine may use for weights and KV cache (vLLM's gpu_memory_utilization)."""
 

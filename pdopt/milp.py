@@ -24,10 +24,10 @@ from pdopt.model_data import ModelData
 
 CONSTRAINT_FAMILIES: tuple[str, ...] = (
     "demand_cover", "pool_gpu_capacity", "pattern_cover", "pattern_node_count", "gpu_type_availability", "budget",
-    "pool_node_limit",
+    "pool_node_limit", "pooled_count", "pooled_step_order", "pooled_tail_link",
 )
 VARIABLE_FAMILIES: tuple[str, ...] = ("x", "nodes", "pattern_nodes", "scale", "shortfall", "extra_nodes",
-                                      "extra_gpus", "extra_budget")
+                                      "extra_gpus", "extra_budget", "pooled_step", "pooled_tail")
 
 TIE_BREAK_USD_PER_GPU = 1e-6
 """Secondary objective weight: among plans whose cost differs by less than this per GPU, fewer GPUs win."""
@@ -56,6 +56,8 @@ class BuiltProblem:
     """Elastic variant: resource slack variables by name."""
     shortfall: dict[tuple[str, str], pulp.LpVariable] = field(default_factory=dict)
     """Shortfall variant: (model, role) -> demand left uncovered."""
+    pooled_capacity: dict[str, pulp.LpAffineExpression] = field(default_factory=dict)
+    """Pooled (ggc) shapes: shape id -> capacity of all its instances (the linearisation)."""
 
     def add_row(self, family: str, index: tuple[str, ...], constraint: pulp.LpConstraint) -> None:
         """Add a named row ``family__i__j`` and register it under its family."""
@@ -98,6 +100,31 @@ def gpus_expression(built: BuiltProblem, data: ModelData) -> pulp.LpAffineExpres
     return pulp.lpSum(data.shapes[s].gpus_per_instance * v for (s, _), v in built.x.items())
 
 
+def add_pooled_capacity(built: BuiltProblem, data: ModelData) -> None:
+    """Pooled (``ggc``) shapes: capacity of n pooled instances, exact in n by ordered binary increments.
+
+    With marginal gains g_1 <= g_2 <= ... <= g_C (flat within epsilon at C) and n = sum_p x[s,p]:
+    pooled_count[s]: n = sum_c pooled_step[s,c] + pooled_tail[s]; pooled_step_order[s,c]: step[c] >= step[c+1]
+    (the c-th instance's gain counts only after the (c-1)-th); pooled_tail_link[s]: tail <= n_max x step[C]
+    (further instances add g_C each). Capacity = sum_c g_c step[s,c] + g_C tail[s].
+    """
+    for sid, shape in data.shapes.items():
+        gains = shape.pooled_gains
+        xs = [v for (s, _), v in built.x.items() if s == sid]
+        if not gains or not xs:
+            continue
+        prob = built.problem
+        steps = [prob.add_variable(f"pooled_step__{sid}__c{c + 1}", lowBound=0, upBound=1, cat=pulp.LpInteger)
+                 for c in range(len(gains))]
+        n_max = sum(data.pools[p].gpus // shape.gpus_per_instance for (s, p) in built.x if s == sid)
+        tail = prob.add_variable(f"pooled_tail__{sid}", lowBound=0, upBound=n_max, cat=pulp.LpInteger)
+        built.add_row("pooled_count", (sid,), pulp.lpSum(xs) == pulp.lpSum(steps) + tail)
+        for c in range(len(steps) - 1):
+            built.add_row("pooled_step_order", (sid, f"c{c + 1}"), steps[c] >= steps[c + 1])
+        built.add_row("pooled_tail_link", (sid,), tail <= n_max * steps[-1])
+        built.pooled_capacity[sid] = pulp.lpSum(g * st for g, st in zip(gains, steps, strict=True)) + gains[-1] * tail
+
+
 def add_demand_cover(built: BuiltProblem, data: ModelData) -> None:
     """demand_cover[m,r]: sum_s,p cap[s] x[s,p] (+ shortfall) >= scale x demand[m,r] + spare[m,r].
 
@@ -106,7 +133,9 @@ def add_demand_cover(built: BuiltProblem, data: ModelData) -> None:
     """
     for (m, r), demand in data.demand_rps.items():
         terms = [data.shapes[s].capacity_rps * v for (s, p), v in built.x.items()
-                 if data.shapes[s].model == m and data.shapes[s].role == r]
+                 if data.shapes[s].model == m and data.shapes[s].role == r and s not in built.pooled_capacity]
+        terms += [cap for s, cap in built.pooled_capacity.items()
+                  if data.shapes[s].model == m and data.shapes[s].role == r]
         if (m, r) in built.shortfall:
             terms.append(built.shortfall[(m, r)])
         need = demand * built.scale if built.scale is not None else demand
@@ -242,6 +271,7 @@ def build_problem(data: ModelData, name: str = "pdopt_f1", mode: Mode = "min_cos
         problem += built.cost + tie + pulp.lpSum(1e4 * worst * v for v in built.shortfall.values())
     else:
         problem += built.cost + tie
+    add_pooled_capacity(built, data)
     add_demand_cover(built, data)
     add_pool_gpu_capacity(built, data)
     add_patterns(built, data)

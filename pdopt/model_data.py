@@ -148,8 +148,8 @@ def dominated_shapes(shapes: dict[str, ShapeCapacity], pools: dict[str, PoolData
     for members in groups.values():
         for sid in members:
             g = shapes[sid].gpus_per_instance
-            if not fits[sid]:
-                continue
+            if not fits[sid] or shapes[sid].pooled_gains:
+                continue  # a pooled shape's capacity is not linear in its count: never pruned
             # the replacement must fit where s sits: inside s's GPUs of one node, or, for an instance spanning
             # whole nodes, node by node (g/k copies of the best packing of one k-GPU node)
             worst = min(pools[p].gpus_per_node for p in fits[sid])

@@ -189,11 +189,15 @@ def pool_costs(data: ModelData, counts: dict[tuple[str, str], int], nodes: dict[
 def _placements(counts: dict[tuple[str, str], int], nodes: dict[str, int], data: ModelData) -> tuple[Placement, ...]:
     costs = pool_costs(data, counts, nodes)
     gpus_in = {p: sum(c * data.shapes[s].gpus_per_instance for (s, q), c in counts.items() if q == p) for p in nodes}
+    total_of: dict[str, int] = {}
+    for (sid, _), n in counts.items():
+        total_of[sid] = total_of.get(sid, 0) + n
     out = []
     for (sid, pid), n in sorted(counts.items()):
         s = data.shapes[sid]
         share = n * s.gpus_per_instance / gpus_in[pid] if gpus_in[pid] else 0.0
-        out.append(Placement(s.model, s.role, s.gpu_type, s.gpus_per_instance, pid, n, s.capacity_rps,
+        per_instance = s.pooled_capacity_rps(total_of[sid]) / total_of[sid]  # pooled: the group's average
+        out.append(Placement(s.model, s.role, s.gpu_type, s.gpus_per_instance, pid, n, per_instance,
                              costs[pid] * share, s.variant))
     return tuple(out)
 
@@ -273,8 +277,11 @@ def achieved_scale(data: ModelData, counts: dict[tuple[str, str], int]) -> float
     for (m, r), d in data.demand_rps.items():
         if d <= 0:
             continue
-        cap = sum(c * data.shapes[s].capacity_rps for (s, _), c in counts.items()
-                  if data.shapes[s].model == m and data.shapes[s].role == r)
+        totals: dict[str, int] = {}
+        for (s, _), c in counts.items():
+            if data.shapes[s].model == m and data.shapes[s].role == r:
+                totals[s] = totals.get(s, 0) + c
+        cap = sum(data.shapes[s].pooled_capacity_rps(n) for s, n in totals.items())
         ratios.append(max(0.0, cap - data.spare_rps[(m, r)]) / d)
     return min(ratios, default=0.0) * (1 - 1e-12)
 

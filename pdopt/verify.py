@@ -5,7 +5,9 @@ Why independent: a verifier that reused :mod:`pdopt.capacity`, :mod:`pdopt.model
 the data model (:mod:`pdopt.instance`) and reimplements, from the maths stated in the capacity module's
 docstring, the per-instance capacities (M/M/1 prefill, TPOT-curve decode), the demand in req/s, the spares, the
 prices and billing of node pools, and the packing of instances onto nodes. It never solves anything and needs
-no solver: node packing is decided exactly by its own search.
+no solver: node packing is decided exactly by its own search. The one exception is the G/G/1 and G/G/c queueing
+formulas, taken from :mod:`pdopt.queueing` (pure functions checked against the simulator): for pooled prefill it
+evaluates the exact pooled capacity of the plan's group sizes, not the MILP's linearisation of it.
 
 It reads the plan in its JSON form (``Plan.to_dict()`` or a plan file read back), because that is what users
 keep and exchange; a malformed plan (missing keys, wrong types) becomes ``bad_plan_field`` violations rather
@@ -68,6 +70,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
+from pdopt import queueing
 from pdopt.instance import DecodeProfile, Instance, NodePool, PrefillProfile
 
 PLANNED_STATUSES: frozenset[str] = frozenset({"optimal", "feasible"})
@@ -154,6 +157,9 @@ def _prefill_rps(profile: PrefillProfile, instance: Instance) -> RecomputedShape
     if target <= l_in / x + overhead:
         return RecomputedShape(0.0, f"TTFT target {target:g} s is not above the unloaded TTFT "
                                     f"{l_in / x + overhead:.4g} s")
+    if wl.queue_model != "mm1":
+        lam = queueing.max_arrival_rate(mu, 1, wl.arrival_scv, wl.service_scv, target - overhead, wl.ttft.statistic)
+        return RecomputedShape(lam, None if lam > 0 else f"{wl.ttft.statistic} TTFT exceeds {target:g} s at any load")
     factor = 1.0 if wl.ttft.statistic == "mean" else math.log(1.0 / (1.0 - PERCENTILES[wl.ttft.statistic]))
     lam = mu - factor / (target - overhead)
     if lam <= 0.0:
@@ -771,10 +777,39 @@ def _check_shapes(instance: Instance, placements: list[_Placement], tol: float,
         if shape.unusable is not None:
             out.append(Violation("unusable_shape", f"{p.label}: this shape serves nothing at the SLOs "
                                                    f"({shape.unusable})"))
+        pooled = _pooled_per_instance(instance, p, placements)
+        if pooled is not None and shape.unusable is None:
+            capacity[id(p)] = pooled
+            if p.capacity_rps is not None and p.capacity_rps > pooled * (1.0 + tol):
+                out.append(Violation("capacity_mismatch", f"{p.label}: capacity_rps {p.capacity_rps:.10g} per "
+                                                          f"instance over-states the pooled G/G/c capacity "
+                                                          f"{pooled:.10g} of its group"))
+            continue
         if p.capacity_rps is not None and not _close(p.capacity_rps, shape.capacity_rps, tol):
             out.append(Violation("capacity_mismatch", f"{p.label}: capacity_rps {p.capacity_rps:.10g} per instance, "
                                                       f"recomputed {shape.capacity_rps:.10g} req/s"))
     return capacity
+
+
+def _pooled_per_instance(instance: Instance, p: _Placement, placements: list[_Placement]) -> float | None:
+    """For a ``ggc`` prefill placement: the pooled capacity of all instances of its shape (one queue in front of
+    n = their total count, computed exactly by :func:`pdopt.queueing.max_arrival_rate`, independently of the
+    MILP's linearisation) over n. None for any other placement."""
+    wl = instance.workloads.get(p.model)
+    if wl is None or p.role != "prefill" or wl.queue_model != "ggc":
+        return None
+    prof = _find_profile(instance, p.model, p.role, p.gpu_type, p.gpus, p.variant)
+    if not isinstance(prof, PrefillProfile):
+        return None
+    xs = np.array([q.input_tokens for q in prof.max_throughput_by_input], dtype=float)
+    ys = np.array([q.max_throughput_tok_per_s for q in prof.max_throughput_by_input], dtype=float)
+    mu = float(np.interp(wl.input_tokens_mean, xs, ys)) / wl.input_tokens_mean
+    n = int(sum(q.count for q in placements if (q.model, q.role, q.gpu_type, q.gpus, q.variant)
+                == (p.model, p.role, p.gpu_type, p.gpus, p.variant)))
+    if n < 1:
+        return None
+    budget = wl.ttft.target_s - wl.ttft_overhead_s
+    return queueing.max_arrival_rate(mu, n, wl.arrival_scv, wl.service_scv, budget, wl.ttft.statistic) / n
 
 
 def _check_demand_cover(instance: Instance, placements: list[_Placement], capacity: dict[int, float],

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _doc() -> dict[str, Any]:
-    """One model; a chain pool (TP 2 and 4 on 8-GPU nodes) and a pattern pool (TP 3 and 2); a cap; a budget."""
+    """One model with pooled prefill; a chain pool (TP 2 and 4 on 8-GPU nodes), a pattern pool (TP 3 and 2); a cap;
+    a budget."""
     profiles = []
     for gpu, sizes in (("a", (2, 4)), ("b", (2, 3))):
         for n in sizes:
@@ -32,7 +33,8 @@ def _doc() -> dict[str, Any]:
                        "pb": {"gpu_type": "b", "gpus_per_node": 8, "node_count": 3}},
         "models": {"m": {"kv_bytes_per_token": 1e5, "weights_gb": 10.0}},
         "workloads": {"m": {"demand": {"requests_per_s": 6.0}, "input_tokens_mean": 1000.0,
-                            "output_tokens_mean": 100.0, "ttft": {"target_s": 1.0}, "tpot": {"target_ms": 50.0}}},
+                            "output_tokens_mean": 100.0, "ttft": {"target_s": 1.0}, "tpot": {"target_ms": 50.0},
+                            "queue_model": "ggc"}},
         "profiles": profiles,
         "limits": {"budget_usd_per_hour": 500.0},
     }

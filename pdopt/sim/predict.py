@@ -16,7 +16,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from pdopt.capacity import QUANTILES, interpolate_prefill_throughput, tpot_at_batch
-from pdopt.instance import DecodeProfile, Instance, PrefillProfile
+from pdopt.instance import DecodeProfile, Instance, PrefillProfile, Workload
 
 
 def _mixture_quantile(weights: list[float], rates: list[float], p: float) -> float:
@@ -44,6 +44,31 @@ def _decode_tpot_ms(profile: DecodeProfile, tokens_per_s: float) -> float | None
     return tpot_at_batch(pts, b)
 
 
+def _general_prefill(w: Workload, lam: float, pre: list[tuple[dict[str, Any], float]],
+                     mus: list[float]) -> dict[str, float] | None:
+    """G/G/1 per instance (capacity-weighted split; the percentile of the worst-loaded instance, a bound), or,
+    for ``ggc`` with one shape, one G/G/c queue over all instances."""
+    from pdopt.queueing import sojourn_statistic
+
+    if not mus:
+        return None
+    if w.queue_model == "ggc" and len({round(m, 12) for m in mus}) == 1:
+        c = len(mus)
+        out = {k: w.ttft_overhead_s + sojourn_statistic(lam, mus[0], c, w.arrival_scv, w.service_scv, k)
+               for k in ("mean", *QUANTILES)}
+        return None if any(math.isinf(v) for v in out.values()) else out
+    total = sum(cap for _, cap in pre)
+    shares = [cap / total for _, cap in pre]
+    per = [{k: sojourn_statistic(lam * sh, mu, 1, w.arrival_scv, w.service_scv, k) for k in ("mean", *QUANTILES)}
+           for sh, mu in zip(shares, mus, strict=True)]
+    if any(math.isinf(v) for d in per for v in d.values()):
+        return None
+    out = {"mean": w.ttft_overhead_s + sum(sh * d["mean"] for sh, d in zip(shares, per, strict=True))}
+    for k in QUANTILES:
+        out[k] = w.ttft_overhead_s + max(d[k] for d in per)
+    return out
+
+
 def predicted_metrics(instance: Instance, plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per model: predicted ``ttft_s`` and ``tpot_ms`` statistics (None where an instance would be overloaded)."""
     scale = float(plan.get("scale_demand", 1.0))
@@ -51,8 +76,10 @@ def predicted_metrics(instance: Instance, plan: dict[str, Any]) -> dict[str, dic
     for m, w in instance.workloads.items():
         lam = w.demand_rps() * scale
         pl = [p for p in plan.get("placements", []) if p["model"] == m]
-        result: dict[str, Any] = {"model": "M/M/1 prefill with capacity-weighted Poisson splitting; "
-                                           "constant-batch decode at Little's-law batch"}
+        prefill_model = {"mm1": "M/M/1 prefill with capacity-weighted Poisson splitting",
+                         "gg1": "G/G/1 prefill per instance (Allen-Cunneen; gamma percentiles)",
+                         "ggc": "one pooled G/G/c prefill queue"}[w.queue_model]
+        result: dict[str, Any] = {"model": f"{prefill_model}; constant-batch decode at Little's-law batch"}
         pre = [(p, float(p["capacity_rps"])) for p in pl if p["role"] == "prefill" for _ in range(int(p["count"]))]
         total = sum(c for _, c in pre)
         weights, rates = [], []
@@ -64,7 +91,10 @@ def predicted_metrics(instance: Instance, plan: dict[str, Any]) -> dict[str, dic
             mu = (x or 0.0) / w.input_tokens_mean
             weights.append(c / total)
             rates.append(mu - lam_i)
-        if rates and min(rates) > 0:
+        if w.queue_model != "mm1":
+            result["ttft_s"] = _general_prefill(w, lam, pre, [r + lam * wt for r, wt in zip(rates, weights,
+                                                                                             strict=True)])
+        elif rates and min(rates) > 0:
             ttft = {"mean": w.ttft_overhead_s + sum(a / r for a, r in zip(weights, rates, strict=True))}
             for key, q in QUANTILES.items():
                 ttft[key] = w.ttft_overhead_s + _mixture_quantile(weights, rates, q)
