@@ -1,4 +1,4 @@
-"""The ``pdopt`` command line: plan, capacity, validate, verify, simulate, generate, schema.
+"""The ``pdopt`` command line: plan, capacity, validate, verify, simulate, generate, profile import, schema.
 
 Exit codes: 0 success; 1 a plan failed verification or the solver failed; 2 invalid input (a message that names
 the field, no traceback); 3 no feasible plan (with the reason in the instance's terms).
@@ -22,6 +22,7 @@ from pdopt.generate import FAMILIES, generate
 from pdopt.instance import Instance
 from pdopt.io import InputError, dump_json, load_instance, load_json
 from pdopt.plan import solve
+from pdopt.profiles import detect_format, import_csv, import_splitwise, import_vllm_bench
 from pdopt.report import format_capacities, format_plan, format_simulation
 from pdopt.sim.engine import DISPATCH_POLICIES
 from pdopt.sim.run import LENGTH_MODES, SERVICE_DISTRIBUTIONS, SimOptions, simulate, tightness
@@ -116,6 +117,18 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--demand-level", type=float, help="share of the inventory the cheapest plan should use")
     gen.add_argument("--seed", type=int)
     gen.add_argument("--output", default=None, metavar="FILE", help="write here (never overwrites); else stdout")
+
+    prof = sub.add_parser("profile", help="benchmark profiles: import measurements into the instance format")
+    prof_sub = prof.add_subparsers(dest="profile_command", required=True)
+    imp = prof_sub.add_parser("import", help="read a pdopt CSV, vLLM bench JSON files or Splitwise perf_model.csv")
+    imp.add_argument("files", nargs="+", help="input file(s); several only for vLLM bench JSON runs of one sweep")
+    imp.add_argument("--model", default=None, help="model id (vLLM: required; Splitwise: its model name)")
+    imp.add_argument("--gpu-type", default=None, help="GPU type id (vLLM: required; Splitwise: the id to write)")
+    imp.add_argument("--gpus-per-instance", type=int, default=None, help="vLLM: GPUs of the benchmarked instance")
+    imp.add_argument("--role", choices=("prefill", "decode"), default=None, help="vLLM: which profile to build")
+    imp.add_argument("--hardware", default=None, help="Splitwise: hardware name (a100-80gb, h100-80gb, ...)")
+    imp.add_argument("--tensor-parallel", type=int, default=None, help="Splitwise: TP size")
+    imp.add_argument("--output", default=None, metavar="FILE", help="write YAML here (never overwrites); else stdout")
 
     sub.add_parser("schema", help="print the JSON Schema of the instance format")
     return p
@@ -248,13 +261,46 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _need(args: argparse.Namespace, fmt: str, *names: str) -> None:
+    missing = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is None]
+    if missing:
+        raise InputError(f"{args.files[0]}: a {fmt} import needs {', '.join(missing)}")
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    fmt = detect_format(args.files[0])
+    out: dict[str, Any]
+    if fmt == "vllm_bench":
+        _need(args, "vLLM bench", "model", "gpu_type", "gpus_per_instance", "role")
+        res = import_vllm_bench(args.files, args.model, args.gpu_type, args.gpus_per_instance, args.role)
+        out = {"profiles": [res.profile], "measured_points": res.points}
+    elif len(args.files) > 1:
+        raise InputError(f"{args.files[1]}: only vLLM bench runs may be given as several files")
+    elif fmt == "splitwise":
+        _need(args, "Splitwise", "model", "hardware", "tensor_parallel")
+        out = {"profiles": import_splitwise(args.files[0], args.model, args.hardware, args.tensor_parallel,
+                                            args.gpu_type)}
+    else:
+        out = {"profiles": import_csv(args.files[0], args.model, args.gpu_type)}
+    text = yaml.safe_dump(out, sort_keys=False)
+    if args.output is None:
+        print(text, end="")
+        return EXIT_OK
+    path = Path(args.output)
+    if path.exists():
+        raise InputError(f"--output: {path} exists; pdopt does not overwrite files (choose another name)")
+    path.write_text(text)
+    print(f"wrote {path}: {len(out['profiles'])} profile(s) from {fmt}")
+    return EXIT_OK
+
+
 def _cmd_schema(_: argparse.Namespace) -> int:
     print(json.dumps(Instance.model_json_schema(), indent=2))
     return EXIT_OK
 
 
 COMMANDS = {"plan": _cmd_plan, "capacity": _cmd_capacity, "validate": _cmd_validate, "verify": _cmd_verify,
-            "simulate": _cmd_simulate, "generate": _cmd_generate, "schema": _cmd_schema}
+            "simulate": _cmd_simulate, "generate": _cmd_generate, "profile": _cmd_profile, "schema": _cmd_schema}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
