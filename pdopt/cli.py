@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--maximize-scale", action="store_true",
                       help="fixed inventory: the largest uniform demand multiplier it serves, and its plan")
 
-    cap = sub.add_parser("capacity", help="per-instance capacity of every benchmarked shape at the SLOs")
+    cap = sub.add_parser("capacity", aliases=["curves"],
+                         help="per shape: capacity at the SLOs, the binding limit, the model used, its inputs")
     cap.add_argument("file")
     cap.add_argument("--format", choices=("table", "json"), default="table")
 
@@ -149,13 +150,24 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_capacity(args: argparse.Namespace) -> int:
-    tab = capacity_table(load_instance(args.file))
+    inst = load_instance(args.file)
+    tab = capacity_table(inst)
     if args.format == "json":
+        def inputs(model: str, role: str, gpu: str, gpus: int, variant: str) -> dict[str, Any]:
+            w = inst.workloads[model]
+            prof = inst.profile(model, role, gpu, gpus, variant)
+            return {"profile_source": prof.source, "input_tokens_mean": w.input_tokens_mean,
+                    "output_tokens_mean": w.output_tokens_mean, "ttft": w.ttft.model_dump(),
+                    "tpot": w.tpot.model_dump(), "ttft_overhead_s": w.ttft_overhead_s,
+                    "queue_model": w.queue_model, "decode_model": w.decode_model}
         print(dump_json({
             "shapes": [{"model": s.model, "role": s.role, "gpu_type": s.gpu_type,
                         "gpus_per_instance": s.gpus_per_instance, "capacity_rps": s.capacity_rps,
                         "throughput_tok_per_s": s.throughput_tok_per_s, "binding": s.binding,
-                        "formula": s.formula, "variant": s.variant, "detail": s.detail} for s in tab.shapes],
+                        "formula": s.formula, "variant": s.variant, "detail": s.detail,
+                        "pooled_gains": list(s.pooled_gains),
+                        "inputs": inputs(s.model, s.role, s.gpu_type, s.gpus_per_instance, s.variant)}
+                       for s in tab.shapes],
             "skipped_shapes": [vars(k) for k in tab.skipped],
         }))
     else:
@@ -299,8 +311,8 @@ def _cmd_schema(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"plan": _cmd_plan, "capacity": _cmd_capacity, "validate": _cmd_validate, "verify": _cmd_verify,
-            "simulate": _cmd_simulate, "generate": _cmd_generate, "profile": _cmd_profile, "schema": _cmd_schema}
+COMMANDS = {"plan": _cmd_plan, "capacity": _cmd_capacity, "curves": _cmd_capacity, "validate": _cmd_validate,
+            "verify": _cmd_verify, "simulate": _cmd_simulate, "generate": _cmd_generate, "profile": _cmd_profile, "schema": _cmd_schema}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -95,3 +95,11 @@ def test_cli_capacity_shows_paper_numbers(capsys: pytest.CaptureFixture[str]) ->
     shapes = {s["role"]: s for s in json.loads(capsys.readouterr().out)["shapes"]}
     assert round(shapes["prefill"]["throughput_tok_per_s"]) == 25075
     assert round(shapes["decode"]["throughput_tok_per_s"]) == 1707
+
+
+def test_cli_curves_names_binding_limit_and_inputs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["curves", str(PAPER), "--format", "json"]) == 0
+    shapes = {s["role"]: s for s in json.loads(capsys.readouterr().out)["shapes"]}
+    assert shapes["prefill"]["binding"] == "ttft_target" and shapes["decode"]["binding"] == "tpot_target"
+    assert shapes["prefill"]["inputs"]["queue_model"] == "mm1"
+    assert "Li et al. 2026" in shapes["decode"]["inputs"]["profile_source"]
