@@ -311,8 +311,11 @@ def _cmd_schema(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"plan": _cmd_plan, "capacity": _cmd_capacity, "curves": _cmd_capacity, "validate": _cmd_validate,
-            "verify": _cmd_verify, "simulate": _cmd_simulate, "generate": _cmd_generate, "profile": _cmd_profile, "schema": _cmd_schema}
+COMMANDS = {
+    "plan": _cmd_plan, "capacity": _cmd_capacity, "curves": _cmd_capacity, "validate": _cmd_validate,
+    "verify": _cmd_verify, "simulate": _cmd_simulate, "generate": _cmd_generate, "profile": _cmd_profile,
+    "schema": _cmd_schema,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
