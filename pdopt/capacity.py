@@ -163,7 +163,42 @@ def _skip(profile: PrefillProfile | DecodeProfile, reason: str) -> SkippedShape:
                         profile.variant)
 
 
-def pooled_gains(mu: float, budget: float, workload: Workload, epsilon: float, max_steps: int) -> tuple[float, ...]:
+def prefill_service(profile: PrefillProfile, workload: Workload) -> tuple[float, float] | str:
+    """Mean and SCV of one request's prefill service time, or why it cannot be computed.
+
+    A request of input length L computes (1 - h) L tokens (h the prefix-cache hit rate) at the benchmarked max
+    throughput X((1 - h) L), interpolated linearly between measured lengths and never beyond them, so
+    t(L) = (1 - h) L / X((1 - h) L). With one length (the mean), t is fixed (SCV 0 from the lengths); with an
+    ``input_length_distribution``, E[t] and SCV = E[t^2]/E[t]^2 - 1 over it. The paper's mu = X / L_in is 1/E[t].
+    """
+    h = workload.prefix_cache_hit_rate
+    dist = workload.input_length_distribution
+    lengths, weights = (dist.lengths, dist.weights) if dist is not None else ([workload.input_tokens_mean], [1.0])
+    pts = profile.max_throughput_by_input
+    times = []
+    for length in lengths:
+        eff = (1.0 - h) * length
+        x = interpolate_prefill_throughput(pts, eff)
+        if x is None:
+            what = "uncached input length" if h else "input length"
+            return (f"{what} {eff:g} is outside the benchmarked range [{pts[0].input_tokens:g}, "
+                    f"{pts[-1].input_tokens:g}] tokens (no extrapolation)")
+        times.append(eff / x)
+    total = sum(weights)
+    mean_t = sum(w * t for w, t in zip(weights, times, strict=True)) / total
+    second = sum(w * t * t for w, t in zip(weights, times, strict=True)) / total
+    return mean_t, max(0.0, second / (mean_t * mean_t) - 1.0)
+
+
+def service_scv(workload: Workload, derived: float) -> float:
+    """The prefill service SCV a G/G model uses: stated, else derived from the length distribution, else 1."""
+    if workload.service_scv is not None:
+        return workload.service_scv
+    return derived if workload.input_length_distribution is not None else 1.0
+
+
+def pooled_gains(mu: float, budget: float, workload: Workload, epsilon: float, max_steps: int,
+                 cs2: float) -> tuple[float, ...]:
     """Marginal capacity gains of a pooled queue: g_c = lambda_c - lambda_{c-1}, lambda_c the G/G/c capacity.
 
     Computed for c = 1, 2, ... until two successive gains agree within ``epsilon`` (relative) or ``max_steps``
@@ -172,7 +207,7 @@ def pooled_gains(mu: float, budget: float, workload: Workload, epsilon: float, m
     """
     from pdopt.queueing import max_arrival_rate  # queueing imports this module's constants
 
-    ca2, cs2, stat = workload.arrival_scv, workload.service_scv, workload.ttft.statistic
+    ca2, stat = workload.arrival_scv, workload.ttft.statistic
     gains: list[float] = []
     prev = 0.0
     for c in range(1, max_steps + 1):
@@ -193,26 +228,26 @@ def prefill_capacity(profile: PrefillProfile, workload: Workload, epsilon: float
     the same for c pooled instances; ``capacity_rps`` is then the c = 1 value and ``pooled_gains`` the marginal
     gains the MILP uses.
     """
-    l_in = workload.input_tokens_mean
-    x = interpolate_prefill_throughput(profile.max_throughput_by_input, l_in)
     args: tuple[str, Role, str, int] = (profile.model, "prefill", profile.gpu_type, profile.gpus_per_instance)
-    if x is None:
-        lo, hi = profile.max_throughput_by_input[0].input_tokens, profile.max_throughput_by_input[-1].input_tokens
-        return _skip(profile, f"input length {l_in:g} is outside the benchmarked range [{lo:g}, {hi:g}] "
-                                   "tokens (no extrapolation)")
-    mu = x / l_in
+    service = prefill_service(profile, workload)
+    if isinstance(service, str):
+        return _skip(profile, service)
+    mean_t, derived_scv = service
+    l_in = workload.input_tokens_mean * (1.0 - workload.prefix_cache_hit_rate)
+    x = l_in / mean_t  # effective throughput: X(L) at one length; E[L]/E[L/X(L)] over a distribution
+    mu = 1.0 / mean_t
     target, stat = workload.ttft.target_s, workload.ttft.statistic
-    unloaded = l_in / x + workload.ttft_overhead_s
+    unloaded = mean_t + workload.ttft_overhead_s
     if target <= unloaded:
         return _skip(profile, f"TTFT target {target:g} s is not above the unloaded TTFT {unloaded:.4g} s "
-                                   f"(L_in/X = {l_in / x:.4g} s + overhead {workload.ttft_overhead_s:g} s)")
+                              f"(mean service {mean_t:.4g} s + overhead {workload.ttft_overhead_s:g} s)")
     budget = target - workload.ttft_overhead_s
     if workload.queue_model != "mm1":
         from pdopt.queueing import max_arrival_rate  # queueing imports this module's constants
 
-        ca2, cs2 = workload.arrival_scv, workload.service_scv
+        ca2, cs2 = workload.arrival_scv, service_scv(workload, derived_scv)
         lam = max_arrival_rate(mu, 1, ca2, cs2, budget, stat)
-        gains = pooled_gains(mu, budget, workload, epsilon, max_steps) if workload.queue_model == "ggc" else ()
+        gains = pooled_gains(mu, budget, workload, epsilon, max_steps, cs2) if workload.queue_model == "ggc" else ()
         if (gains[-1] if gains else lam) <= 0.0:
             return _skip(profile, f"under {workload.queue_model.upper()} (arrival SCV {ca2:g}, service SCV {cs2:g}) "
                                   f"the {stat} TTFT at any load exceeds {target:g} s")

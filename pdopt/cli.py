@@ -93,8 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--trace-rate", default="workload", metavar="workload|native|RPS",
                      help="rescale the trace to each model's planned rate (default), keep it, or set a rate")
     sim.add_argument("--lengths", choices=LENGTH_MODES, default=None,
-                     help="request lengths: the workload's means (fixed), exponential, or the trace's own "
-                          "(default: trace with --trace, else fixed)")
+                     help="request lengths: the workload's distribution or means (workload), the means (fixed), "
+                          "exponential, or the trace's own (default: trace with --trace, else workload)")
     sim.add_argument("--dispatch", choices=DISPATCH_CHOICES, default="round_robin", help="prefill dispatch")
     sim.add_argument("--decode-dispatch", choices=DISPATCH_CHOICES, default="least_loaded")
     sim.add_argument("--prefill-service", choices=SERVICE_DISTRIBUTIONS, default="deterministic")
@@ -221,7 +221,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             return EXIT_INFEASIBLE
         plan = planned.to_dict()
     trace = read_trace(args.trace) if args.trace else None
-    lengths = args.lengths or ("trace" if trace is not None else "fixed")
+    lengths = args.lengths or ("trace" if trace is not None else "workload")
     opts = SimOptions(requests=args.requests, seed=args.seed, prefill_dispatch=_policy(args.dispatch),
                       decode_dispatch=_policy(args.decode_dispatch), prefill_service=args.prefill_service,
                       prefill_scv=args.prefill_scv, lengths=lengths, trace_rate=_trace_rate(args.trace_rate))

@@ -149,6 +149,28 @@ class Demand(StrictModel):
         return self
 
 
+class LengthDistribution(StrictModel):
+    """A discrete distribution of input lengths: ``lengths`` with relative ``weights`` (a histogram's bin centres
+    and counts, or the distinct lengths of a trace)."""
+
+    lengths: list[PositiveFloat] = Field(min_length=1)
+    weights: list[PositiveFloat] = Field(min_length=1)
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _aligned(self) -> LengthDistribution:
+        if len(self.lengths) != len(self.weights):
+            raise ValueError(f"lengths has {len(self.lengths)} entries but weights has {len(self.weights)}")
+        if any(b <= a for a, b in itertools.pairwise(self.lengths)):
+            raise ValueError("lengths must be strictly increasing")
+        return self
+
+    @property
+    def mean(self) -> float:
+        """Weighted mean length."""
+        return sum(x * w for x, w in zip(self.lengths, self.weights, strict=True)) / sum(self.weights)
+
+
 class TtftSlo(StrictModel):
     """Time-to-first-token target and the statistic over requests it applies to."""
 
@@ -173,11 +195,16 @@ class Workload(StrictModel):
     tpot: TpotSlo
     ttft_overhead_s: NonNegativeFloat = 0.0
     """Fixed time added to every TTFT: P->D KV transfer plus client I/O (the paper's T_overhead)."""
+    input_length_distribution: LengthDistribution | None = None
+    """The mix of input lengths: prefill service time then follows each length (and its SCV is derived)."""
+    prefix_cache_hit_rate: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Share of each prompt served from the prefix cache: prefill computes only the uncached (1 - h) part."""
     queue_model: Literal["mm1", "gg1", "ggc"] = "mm1"
     """Prefill queue: ``mm1`` (the paper's), ``gg1`` (general service and arrival variability, one queue per
     instance), ``ggc`` (one pooled queue in front of all instances of a shape; capacity grows with their number)."""
-    service_scv: NonNegativeFloat = 1.0
-    """Squared coefficient of variation of prefill service times (``gg1``/``ggc``): 0 deterministic, 1 exponential."""
+    service_scv: NonNegativeFloat | None = None
+    """Squared coefficient of variation of prefill service times (``gg1``/``ggc``): 0 deterministic, 1 exponential.
+    Default: derived from ``input_length_distribution`` when given, else 1."""
     arrival_scv: NonNegativeFloat = 1.0
     """Squared coefficient of variation of inter-arrival times (``gg1``/``ggc``): 1 for Poisson; a trace gives it."""
     decode_model: Literal["paper", "under_load"] = "paper"
@@ -185,6 +212,14 @@ class Workload(StrictModel):
     (Poisson, as the number in service of an M/G/inf queue) and the TPOT statistic is taken over it."""
     spare_instances: dict[Literal["prefill", "decode"], NonNegativeInt] = Field(default_factory=dict)
     """N+k: the demand stays covered after losing any k instances of the role (k per role, default 0)."""
+
+    @model_validator(mode="after")
+    def _distribution_matches_mean(self) -> Workload:
+        dist = self.input_length_distribution
+        if dist is not None and abs(dist.mean - self.input_tokens_mean) > 0.01 * self.input_tokens_mean:
+            raise ValueError(f"input_tokens_mean {self.input_tokens_mean:g} differs from the mean "
+                             f"{dist.mean:.6g} of input_length_distribution by more than 1%")
+        return self
 
     def demand_rps(self) -> float:
         """Requests per second: stated, or eq. (1) of the paper inverted, N = TP_total / (L_in + L_out)."""

@@ -142,23 +142,44 @@ def _weights_gb(instance: Instance, model: str) -> float:
     return m.architecture.num_parameters_billion * m.architecture.bytes_per_parameter
 
 
-def _prefill_rps(profile: PrefillProfile, instance: Instance) -> RecomputedShape:
-    """M/M/1: lambda = X/L_in - f/(T - overhead), with X interpolated (never extrapolated) at L_in."""
-    wl = instance.workloads[profile.model]
-    l_in = wl.input_tokens_mean
+def _service(profile: PrefillProfile, wl: Any) -> tuple[float, float] | str:
+    """Mean and SCV of a request's prefill time: (1 - h) L / X((1 - h) L) over the input lengths (the stated
+    distribution, or the mean), X interpolated between measured lengths and never beyond them."""
     xs = np.array([p.input_tokens for p in profile.max_throughput_by_input], dtype=float)
     ys = np.array([p.max_throughput_tok_per_s for p in profile.max_throughput_by_input], dtype=float)
-    if not xs[0] <= l_in <= xs[-1]:
-        return RecomputedShape(0.0, f"mean input {l_in:g} tokens is outside the benchmarked lengths "
-                                    f"[{xs[0]:g}, {xs[-1]:g}]")
-    x = float(np.interp(l_in, xs, ys))
-    mu = x / l_in
+    dist = wl.input_length_distribution
+    lengths = np.array(dist.lengths if dist is not None else [wl.input_tokens_mean], dtype=float)
+    weights = np.array(dist.weights if dist is not None else [1.0], dtype=float)
+    eff = lengths * (1.0 - wl.prefix_cache_hit_rate)
+    if eff.min() < xs[0] or eff.max() > xs[-1]:
+        return f"input lengths {eff.min():g}-{eff.max():g} leave the benchmarked lengths [{xs[0]:g}, {xs[-1]:g}]"
+    t = eff / np.interp(eff, xs, ys)
+    p = weights / weights.sum()
+    mean = float(np.dot(p, t))
+    return mean, max(0.0, float(np.dot(p, t * t)) / mean ** 2 - 1.0)
+
+
+def _cs2(wl: Any, derived: float) -> float:
+    if wl.service_scv is not None:
+        return float(wl.service_scv)
+    return derived if wl.input_length_distribution is not None else 1.0
+
+
+def _prefill_rps(profile: PrefillProfile, instance: Instance) -> RecomputedShape:
+    """M/M/1: lambda = 1/E[t] - f/(T - overhead) (E[t] = L_in / X for one length); G/G/1 through queueing."""
+    wl = instance.workloads[profile.model]
+    service = _service(profile, wl)
+    if isinstance(service, str):
+        return RecomputedShape(0.0, service)
+    mean_t, derived = service
+    mu = 1.0 / mean_t
     target, overhead = wl.ttft.target_s, wl.ttft_overhead_s
-    if target <= l_in / x + overhead:
+    if target <= mean_t + overhead:
         return RecomputedShape(0.0, f"TTFT target {target:g} s is not above the unloaded TTFT "
-                                    f"{l_in / x + overhead:.4g} s")
+                                    f"{mean_t + overhead:.4g} s")
     if wl.queue_model != "mm1":
-        lam = queueing.max_arrival_rate(mu, 1, wl.arrival_scv, wl.service_scv, target - overhead, wl.ttft.statistic)
+        lam = queueing.max_arrival_rate(mu, 1, wl.arrival_scv, _cs2(wl, derived), target - overhead,
+                                        wl.ttft.statistic)
         return RecomputedShape(lam, None if lam > 0 else f"{wl.ttft.statistic} TTFT exceeds {target:g} s at any load")
     factor = 1.0 if wl.ttft.statistic == "mean" else math.log(1.0 / (1.0 - PERCENTILES[wl.ttft.statistic]))
     lam = mu - factor / (target - overhead)
@@ -801,15 +822,16 @@ def _pooled_per_instance(instance: Instance, p: _Placement, placements: list[_Pl
     prof = _find_profile(instance, p.model, p.role, p.gpu_type, p.gpus, p.variant)
     if not isinstance(prof, PrefillProfile):
         return None
-    xs = np.array([q.input_tokens for q in prof.max_throughput_by_input], dtype=float)
-    ys = np.array([q.max_throughput_tok_per_s for q in prof.max_throughput_by_input], dtype=float)
-    mu = float(np.interp(wl.input_tokens_mean, xs, ys)) / wl.input_tokens_mean
+    service = _service(prof, wl)
+    if isinstance(service, str):
+        return None
+    mu = 1.0 / service[0]
     n = int(sum(q.count for q in placements if (q.model, q.role, q.gpu_type, q.gpus, q.variant)
                 == (p.model, p.role, p.gpu_type, p.gpus, p.variant)))
     if n < 1:
         return None
     budget = wl.ttft.target_s - wl.ttft_overhead_s
-    return queueing.max_arrival_rate(mu, n, wl.arrival_scv, wl.service_scv, budget, wl.ttft.statistic) / n
+    return queueing.max_arrival_rate(mu, n, wl.arrival_scv, _cs2(wl, service[1]), budget, wl.ttft.statistic) / n
 
 
 def _check_demand_cover(instance: Instance, placements: list[_Placement], capacity: dict[int, float],

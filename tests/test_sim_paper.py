@@ -62,7 +62,7 @@ def decode_instances(result: SimResult) -> list[dict[str, Any]]:
 
 def test_options_are_the_defaults() -> None:
     assert SimOptions() == OPTIONS
-    assert (OPTIONS.prefill_service, OPTIONS.lengths) == ("deterministic", "fixed")
+    assert (OPTIONS.prefill_service, OPTIONS.lengths) == ("deterministic", "workload")  # the paper has no distribution
 
 
 def test_4p4d_meets_both_slos(paper: Instance, paper_plan: dict[str, Any]) -> None:

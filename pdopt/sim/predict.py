@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
-from pdopt.capacity import QUANTILES, interpolate_prefill_throughput, tpot_at_batch
+from pdopt.capacity import QUANTILES, prefill_service, service_scv, tpot_at_batch
 from pdopt.instance import DecodeProfile, Instance, PrefillProfile, Workload
 
 
@@ -45,7 +45,7 @@ def _decode_tpot_ms(profile: DecodeProfile, tokens_per_s: float) -> float | None
 
 
 def _general_prefill(w: Workload, lam: float, pre: list[tuple[dict[str, Any], float]],
-                     mus: list[float]) -> dict[str, float] | None:
+                     mus: list[float], derived_scv: float) -> dict[str, float] | None:
     """G/G/1 per instance (capacity-weighted split; the percentile of the worst-loaded instance, a bound), or,
     for ``ggc`` with one shape, one G/G/c queue over all instances."""
     from pdopt.queueing import sojourn_statistic
@@ -54,12 +54,14 @@ def _general_prefill(w: Workload, lam: float, pre: list[tuple[dict[str, Any], fl
         return None
     if w.queue_model == "ggc" and len({round(m, 12) for m in mus}) == 1:
         c = len(mus)
-        out = {k: w.ttft_overhead_s + sojourn_statistic(lam, mus[0], c, w.arrival_scv, w.service_scv, k)
+        cs2 = service_scv(w, derived_scv)
+        out = {k: w.ttft_overhead_s + sojourn_statistic(lam, mus[0], c, w.arrival_scv, cs2, k)
                for k in ("mean", *QUANTILES)}
         return None if any(math.isinf(v) for v in out.values()) else out
     total = sum(cap for _, cap in pre)
     shares = [cap / total for _, cap in pre]
-    per = [{k: sojourn_statistic(lam * sh, mu, 1, w.arrival_scv, w.service_scv, k) for k in ("mean", *QUANTILES)}
+    cs2 = service_scv(w, derived_scv)
+    per = [{k: sojourn_statistic(lam * sh, mu, 1, w.arrival_scv, cs2, k) for k in ("mean", *QUANTILES)}
            for sh, mu in zip(shares, mus, strict=True)]
     if any(math.isinf(v) for d in per for v in d.values()):
         return None
@@ -84,16 +86,24 @@ def predicted_metrics(instance: Instance, plan: dict[str, Any]) -> dict[str, dic
         total = sum(c for _, c in pre)
         weights, rates = [], []
         for p, c in pre:
-            prof = instance.profile(m, "prefill", p["gpu_type"], int(p["gpus_per_instance"]))
+            prof = instance.profile(m, "prefill", p["gpu_type"], int(p["gpus_per_instance"]),
+                                    p.get("variant", "default"))
             assert isinstance(prof, PrefillProfile)
-            x = interpolate_prefill_throughput(prof.max_throughput_by_input, w.input_tokens_mean)
+            service = prefill_service(prof, w)
             lam_i = lam * c / total
-            mu = (x or 0.0) / w.input_tokens_mean
+            mu = 1.0 / service[0] if not isinstance(service, str) else 0.0
             weights.append(c / total)
             rates.append(mu - lam_i)
         if w.queue_model != "mm1":
-            result["ttft_s"] = _general_prefill(w, lam, pre, [r + lam * wt for r, wt in zip(rates, weights,
-                                                                                             strict=True)])
+            derived = 0.0
+            if pre:
+                first = instance.profile(m, "prefill", pre[0][0]["gpu_type"], int(pre[0][0]["gpus_per_instance"]),
+                                         pre[0][0].get("variant", "default"))
+                assert isinstance(first, PrefillProfile)
+                svc = prefill_service(first, w)
+                derived = svc[1] if not isinstance(svc, str) else 0.0
+            mus = [r + lam * wt for r, wt in zip(rates, weights, strict=True)]
+            result["ttft_s"] = _general_prefill(w, lam, pre, mus, derived)
         elif rates and min(rates) > 0:
             ttft = {"mean": w.ttft_overhead_s + sum(a / r for a, r in zip(weights, rates, strict=True))}
             for key, q in QUANTILES.items():
@@ -105,7 +115,8 @@ def predicted_metrics(instance: Instance, plan: dict[str, Any]) -> dict[str, dic
         total = sum(c for _, c in dec)
         tp: list[float] = []
         for p, c in dec:
-            prof = instance.profile(m, "decode", p["gpu_type"], int(p["gpus_per_instance"]))
+            prof = instance.profile(m, "decode", p["gpu_type"], int(p["gpus_per_instance"]),
+                                    p.get("variant", "default"))
             assert isinstance(prof, DecodeProfile)
             value = _decode_tpot_ms(prof, lam * c / total * w.output_tokens_mean)
             if value is None:

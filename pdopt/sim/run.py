@@ -32,7 +32,7 @@ from pdopt.sim.predict import predicted_metrics
 from pdopt.sim.traces import Trace
 
 SERVICE_DISTRIBUTIONS = ("deterministic", "exponential", "gamma", "lognormal")
-LENGTH_MODES = ("fixed", "exponential", "trace")
+LENGTH_MODES = ("workload", "fixed", "exponential", "trace")
 STAT_KEYS = ("mean", "p50", "p90", "p95", "p99")
 BATCH_MEANS = 20
 
@@ -48,7 +48,9 @@ class SimOptions:
     prefill_service: str = "deterministic"
     prefill_scv: float = 0.0
     """SCV of the prefill service time for ``gamma`` and ``lognormal`` (exponential is 1, deterministic 0)."""
-    lengths: str = "fixed"
+    lengths: str = "workload"
+    """``workload``: each model's input_length_distribution where it has one, else its mean lengths; ``fixed``:
+    the means; ``exponential``: exponential with the means; ``trace``: the trace's own."""
     warmup_fraction: float = 0.1
     cooldown_fraction: float = 0.05
     trace_rate: str | float = "workload"
@@ -84,6 +86,7 @@ class PlannedInstance:
     gpus_per_instance: int
     pool: str
     capacity_rps: float
+    variant: str = "default"
 
 
 @dataclass
@@ -116,7 +119,7 @@ def planned_instances(plan: dict[str, Any]) -> list[PlannedInstance]:
     for p in plan.get("placements", []):
         for _ in range(int(p["count"])):
             out.append(PlannedInstance(p["model"], p["role"], p["gpu_type"], int(p["gpus_per_instance"]), p["pool"],
-                                       float(p["capacity_rps"])))
+                                       float(p["capacity_rps"]), str(p.get("variant") or "default")))
     return out
 
 
@@ -132,7 +135,7 @@ def check_plan_matches(instance: Instance, plan: dict[str, Any]) -> None:
         raise InputError(f"plan.placements: malformed placement ({exc})") from None
     for inst in insts:
         try:
-            instance.profile(inst.model, inst.role, inst.gpu_type, inst.gpus_per_instance)
+            instance.profile(inst.model, inst.role, inst.gpu_type, inst.gpus_per_instance, inst.variant)
         except KeyError:
             raise InputError(f"plan.placements: no {inst.role} profile for model '{inst.model}' on "
                              f"{inst.gpu_type} x{inst.gpus_per_instance} in the instance") from None
@@ -202,6 +205,14 @@ def _traffic(instance: Instance, models: list[str], rates: list[float], opts: Si
     if opts.lengths == "exponential":
         lin = np.maximum(1.0, np.round(rng.exponential(lin)))
         lout = np.maximum(1.0, np.round(rng.exponential(lout)))
+    if opts.lengths == "workload":
+        lin = lin.copy()
+        for i, m in enumerate(models):
+            dist = instance.workloads[m].input_length_distribution
+            sel = model.astype(int) == i
+            if dist is not None and sel.any():
+                p = np.array(dist.weights) / sum(dist.weights)
+                lin[sel] = rng.choice(np.array(dist.lengths), size=int(sel.sum()), p=p)
     return arrival, model, lin, lout
 
 
@@ -233,7 +244,9 @@ def simulate(instance: Instance, plan: dict[str, Any], options: SimOptions | Non
     arrival, model, lin, lout = _traffic(instance, models, rates, opts, rng, trace)
     n = len(arrival)
     req = RequestArrays(
-        model=model.astype(np.int64), arrival_s=arrival, input_tokens=lin,
+        model=model.astype(np.int64), arrival_s=arrival,
+        input_tokens=lin * (1.0 - np.array([instance.workloads[m].prefix_cache_hit_rate for m in models])[
+            model.astype(int)]),  # prefill computes only the uncached part
         decode_steps=np.maximum(1, np.round(lout)).astype(np.int64),
         service_factor=_service_factors(rng, n, opts.prefill_service, opts.prefill_scv),
         dispatch_u=rng.random(n),
@@ -241,7 +254,7 @@ def simulate(instance: Instance, plan: dict[str, Any], options: SimOptions | Non
     insts = planned_instances(plan)
     prefill, decode, described = [], [], []
     for pi in insts:
-        prof = instance.profile(pi.model, pi.role, pi.gpu_type, pi.gpus_per_instance)
+        prof = instance.profile(pi.model, pi.role, pi.gpu_type, pi.gpus_per_instance, pi.variant)
         desc: dict[str, Any] = {"model": pi.model, "role": pi.role, "gpu_type": pi.gpu_type,
                                 "gpus_per_instance": pi.gpus_per_instance, "pool": pi.pool}
         if isinstance(prof, PrefillProfile):
