@@ -340,7 +340,10 @@ def decode_capacity(profile: DecodeProfile, workload: Workload, rule: str,
     """
     args: tuple[str, Role, str, int] = (profile.model, "decode", profile.gpu_type, profile.gpus_per_instance)
     target = workload.tpot.target_ms
-    pts = profile.tpot_by_batch
+    curve = profile.points_for(workload.input_tokens_mean)
+    if isinstance(curve, str):
+        return _skip(profile, curve)
+    pts = curve
     bench_cap = pts[-1].batch
     cap = bench_cap if kv_bound is None else min(bench_cap, kv_bound)
     cap_bound = "benchmark_range" if kv_bound is None or bench_cap <= kv_bound else "kv_memory"

@@ -283,11 +283,34 @@ class PrefillProfile(_ProfileBase):
         return self
 
 
+def _check_curve(pts: list[DecodePoint], where: str) -> None:
+    if len(pts) < 2:
+        raise ValueError(f"{where}: needs at least 2 points")
+    for i in range(1, len(pts)):
+        if pts[i].batch <= pts[i - 1].batch:
+            raise ValueError(f"{where}[{i}]: batch must be strictly increasing")
+        if pts[i].tpot_ms < pts[i - 1].tpot_ms:
+            raise ValueError(
+                f"{where}[{i}]: tpot_ms {pts[i].tpot_ms} is below the previous point's "
+                f"{pts[i - 1].tpot_ms}; TPOT must not fall as the batch grows (drop or re-measure the row)"
+            )
+
+
+class DecodeCurve(StrictModel):
+    """TPOT against batch measured at one input length (one row of a 2-D TPOT(batch, context) table)."""
+
+    input_tokens: PositiveFloat
+    tpot_by_batch: list[DecodePoint] = Field(min_length=2)
+    tpot_csv: str | None = None
+
+
 class DecodeProfile(_ProfileBase):
-    """Decode benchmark: TPOT against batch, inline or loaded from a CSV (columns ``batch,tpot_ms``)."""
+    """Decode benchmark: TPOT against batch (inline or a CSV with columns ``batch,tpot_ms``), or a 2-D table of
+    such curves at several input lengths (``tpot_by_input``), interpolated at the workload's input length."""
 
     role: Literal["decode"]
-    tpot_by_batch: list[DecodePoint] = Field(min_length=2)
+    tpot_by_batch: list[DecodePoint] = Field(default_factory=list)
+    tpot_by_input: list[DecodeCurve] | None = None
     tpot_csv: str | None = None
     """The CSV the points were read from, relative to the instance file (kept for provenance)."""
     input_tokens: PositiveFloat | None = None
@@ -297,16 +320,54 @@ class DecodeProfile(_ProfileBase):
 
     @model_validator(mode="after")
     def _monotone_curve(self) -> DecodeProfile:
-        pts = self.tpot_by_batch
-        for i in range(1, len(pts)):
-            if pts[i].batch <= pts[i - 1].batch:
-                raise ValueError(f"tpot_by_batch[{i}]: batch must be strictly increasing")
-            if pts[i].tpot_ms < pts[i - 1].tpot_ms:
-                raise ValueError(
-                    f"tpot_by_batch[{i}]: tpot_ms {pts[i].tpot_ms} is below the previous point's "
-                    f"{pts[i - 1].tpot_ms}; TPOT must not fall as the batch grows (drop or re-measure the row)"
-                )
+        if self.tpot_by_input is None:
+            _check_curve(self.tpot_by_batch, "tpot_by_batch")
+            return self
+        if self.tpot_by_batch:
+            raise ValueError("give tpot_by_batch or tpot_by_input, not both")
+        curves = self.tpot_by_input
+        if len(curves) < 2:
+            raise ValueError("tpot_by_input: needs curves at 2 or more input lengths (else use tpot_by_batch)")
+        for i, curve in enumerate(curves):
+            _check_curve(curve.tpot_by_batch, f"tpot_by_input[{i}].tpot_by_batch")
+            if i and curve.input_tokens <= curves[i - 1].input_tokens:
+                raise ValueError(f"tpot_by_input[{i}].input_tokens: must be strictly increasing")
+        lo = max(c.tpot_by_batch[0].batch for c in curves)
+        hi = min(c.tpot_by_batch[-1].batch for c in curves)
+        if hi <= lo:
+            raise ValueError(f"tpot_by_input: the curves share no batch range (smallest batches up to {lo}, "
+                             f"largest from {hi}); a table with such gaps cannot be interpolated")
         return self
+
+    def points_for(self, input_tokens: float) -> list[DecodePoint] | str:
+        """The TPOT(batch) curve at ``input_tokens``: the 1-D curve, or, from a 2-D table, linear interpolation
+        between the two measured input lengths around it, at every measured batch inside the range all curves
+        share (nothing is extrapolated: outside the measured lengths, a reason string)."""
+        if self.tpot_by_input is None:
+            return self.tpot_by_batch
+        curves = self.tpot_by_input
+        if not curves[0].input_tokens <= input_tokens <= curves[-1].input_tokens:
+            return (f"input length {input_tokens:g} is outside the decode table's measured lengths "
+                    f"[{curves[0].input_tokens:g}, {curves[-1].input_tokens:g}] (no extrapolation)")
+        j = next(i for i in range(1, len(curves)) if input_tokens <= curves[i].input_tokens)
+        a, b = curves[j - 1], curves[j]
+        w = (input_tokens - a.input_tokens) / (b.input_tokens - a.input_tokens)
+        lo = max(c.tpot_by_batch[0].batch for c in curves)
+        hi = min(c.tpot_by_batch[-1].batch for c in curves)
+        batches = sorted({p.batch for c in (a, b) for p in c.tpot_by_batch if lo <= p.batch <= hi} | {lo, hi})
+        out = []
+        for batch in batches:
+            ta = _interp_tpot(a.tpot_by_batch, batch)
+            tb = _interp_tpot(b.tpot_by_batch, batch)
+            out.append(DecodePoint(batch=batch, tpot_ms=(1 - w) * ta + w * tb))
+        return out
+
+
+def _interp_tpot(pts: list[DecodePoint], batch: int) -> float:
+    for lo, hi in itertools.pairwise(pts):
+        if lo.batch <= batch <= hi.batch:
+            return lo.tpot_ms + (batch - lo.batch) / (hi.batch - lo.batch) * (hi.tpot_ms - lo.tpot_ms)
+    raise ValueError(f"batch {batch} outside the curve")
 
 
 Profile = Annotated[PrefillProfile | DecodeProfile, Field(discriminator="role")]

@@ -263,8 +263,11 @@ def _decode_rps(profile: DecodeProfile, instance: Instance) -> RecomputedShape:
     """Little's law at the planned batch: B* / (TPOT(B*) / 1000 x L_out) req/s, B* within the KV-cache bound;
     or the under-load model when the workload asks for it."""
     wl = instance.workloads[profile.model]
-    batches = np.array([p.batch for p in profile.tpot_by_batch], dtype=float)
-    tpots = np.array([p.tpot_ms for p in profile.tpot_by_batch], dtype=float)
+    curve = profile.points_for(wl.input_tokens_mean)
+    if isinstance(curve, str):
+        return RecomputedShape(0.0, curve)
+    batches = np.array([p.batch for p in curve], dtype=float)
+    tpots = np.array([p.tpot_ms for p in curve], dtype=float)
     cap = min(int(batches[-1]), _kv_cap(profile, instance))
     if cap < 1:
         return RecomputedShape(0.0, "the KV cache of one request does not fit beside the weights")

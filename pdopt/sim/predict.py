@@ -29,8 +29,10 @@ def _mixture_quantile(weights: list[float], rates: list[float], p: float) -> flo
     return float(brentq(f, 0.0, hi, xtol=1e-12))
 
 
-def _decode_tpot_ms(profile: DecodeProfile, tokens_per_s: float) -> float | None:
-    pts = profile.tpot_by_batch
+def _decode_tpot_ms(profile: DecodeProfile, input_tokens: float, tokens_per_s: float) -> float | None:
+    pts = profile.points_for(input_tokens)
+    if isinstance(pts, str):
+        return None
     lo, hi = float(pts[0].batch), float(pts[-1].batch)
 
     def rate(b: float) -> float:
@@ -118,7 +120,7 @@ def predicted_metrics(instance: Instance, plan: dict[str, Any]) -> dict[str, dic
             prof = instance.profile(m, "decode", p["gpu_type"], int(p["gpus_per_instance"]),
                                     p.get("variant", "default"))
             assert isinstance(prof, DecodeProfile)
-            value = _decode_tpot_ms(prof, lam * c / total * w.output_tokens_mean)
+            value = _decode_tpot_ms(prof, w.input_tokens_mean, lam * c / total * w.output_tokens_mean)
             if value is None:
                 tp = []
                 break

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats
 
 from pdopt.capacity import kv_batch_bound
-from pdopt.instance import DecodeProfile, Instance, PrefillProfile
+from pdopt.instance import DecodePoint, DecodeProfile, Instance, PrefillProfile
 from pdopt.io import InputError
 from pdopt.sim.engine import (
     DISPATCH_POLICIES,
@@ -148,7 +148,7 @@ def check_plan_matches(instance: Instance, plan: dict[str, Any]) -> None:
 def decode_cap(instance: Instance, model: str, profile: DecodeProfile) -> tuple[int, str]:
     """Batch cap of a decode instance: min(largest benchmarked batch, KV-cache bound), and which binds."""
     kv_bound = kv_batch_bound(instance, model, profile.gpu_type, profile.gpus_per_instance)
-    bench = profile.tpot_by_batch[-1].batch
+    bench = _curve(instance, model, profile)[-1].batch
     if kv_bound < 1:
         raise InputError(f"model '{model}' on {profile.gpu_type} x{profile.gpus_per_instance}: the KV cache of one "
                          f"request does not fit beside the weights at usable fraction "
@@ -156,9 +156,17 @@ def decode_cap(instance: Instance, model: str, profile: DecodeProfile) -> tuple[
     return (bench, "benchmark") if bench <= kv_bound else (kv_bound, "kv_memory")
 
 
-def _step_table(profile: DecodeProfile, cap: int) -> list[float]:
-    bs = np.array([p.batch for p in profile.tpot_by_batch], dtype=float)
-    ts = np.array([p.tpot_ms for p in profile.tpot_by_batch], dtype=float) / 1000.0
+def _curve(instance: Instance, model: str, profile: DecodeProfile) -> list[DecodePoint]:
+    """The decode TPOT(batch) curve at the workload's input length (a 2-D table interpolated)."""
+    curve = profile.points_for(instance.workloads[model].input_tokens_mean)
+    if isinstance(curve, str):
+        raise InputError(f"model '{model}' on {profile.gpu_type} x{profile.gpus_per_instance}: {curve}")
+    return curve
+
+
+def _step_table(curve: list[DecodePoint], cap: int) -> list[float]:
+    bs = np.array([p.batch for p in curve], dtype=float)
+    ts = np.array([p.tpot_ms for p in curve], dtype=float) / 1000.0
     return [0.0, *[float(v) for v in np.interp(np.arange(1, cap + 1), bs, ts)]]
 
 
@@ -264,7 +272,8 @@ def simulate(instance: Instance, plan: dict[str, Any], options: SimOptions | Non
                 np.array([p.max_throughput_tok_per_s for p in prof.max_throughput_by_input])))
         else:
             cap, bound = decode_cap(instance, pi.model, prof)
-            decode.append(DecodeServer(models.index(pi.model), pi.capacity_rps, _step_table(prof, cap), cap))
+            steps = _step_table(_curve(instance, pi.model, prof), cap)
+            decode.append(DecodeServer(models.index(pi.model), pi.capacity_rps, steps, cap))
             desc.update(batch_cap=cap, batch_cap_bound=bound)
         described.append(desc)
     overhead = [instance.workloads[m].ttft_overhead_s for m in models]
