@@ -47,7 +47,8 @@ SCV_BOUNDS = (0.0, 20.0)
 THROUGHPUT_GRID = 80
 """Grid values of mu / max rate - 1, geometric from 1e-3 to 1e3, scanned to start the fit when X is fitted."""
 
-Point = Mapping[str, Any] | tuple[float, float] | Sequence[float]
+Point = Mapping[str, Any] | Sequence[float]
+"""A measured point: a dict as ``import_vllm_bench`` writes it, or a (rate req/s, mean TTFT s) pair."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,9 @@ def _observations(points: Sequence[Point], percentiles: Sequence[str]) -> tuple[
 
 
 def _predict(obs: Sequence[_Obs], cs2: float, overhead: float, mu: float, ca2: float) -> FloatArray:
-    return np.array([overhead + sojourn_statistic(o.rate, mu, 1, ca2, cs2, o.statistic) for o in obs])
+    out: FloatArray = np.array([overhead + sojourn_statistic(o.rate, mu, 1, ca2, cs2, o.statistic) for o in obs],
+                               dtype=float)
+    return out
 
 
 def _linear_start(rates: FloatArray, ttft: FloatArray, mu: float, ca2: float,
@@ -223,9 +226,9 @@ def fit_gg1(points: Sequence[Point], input_tokens: float, max_throughput_tok_per
                          f"{len(distinct)}{left}")
     max_rate = distinct[-1]
     means = [o for o in obs if o.statistic == "mean"]
-    rates = np.array([o.rate for o in means])
-    ttft_mean = np.array([o.ttft_s for o in means])
-    measured = np.array([o.ttft_s for o in obs])
+    rates: FloatArray = np.array([o.rate for o in means], dtype=float)
+    ttft_mean: FloatArray = np.array([o.ttft_s for o in means], dtype=float)
+    measured: FloatArray = np.array([o.ttft_s for o in obs], dtype=float)
     ca2 = float(arrival_scv)
 
     if not fit_x:
@@ -246,9 +249,11 @@ def fit_gg1(points: Sequence[Point], input_tokens: float, max_throughput_tok_per
     else:
         mu_lo = max_rate * (1.0 + 1e-9)
         grid = max_rate * (1.0 + np.geomspace(1e-3, 1e3, THROUGHPUT_GRID))
-        best = min((( *_linear_start(rates, ttft_mean, float(m), ca2, bounded=True), float(m)) for m in grid),
-                   key=lambda t: t[2])
-        cs2_0, oh_0, _, mu_0 = best
+        starts = []
+        for m in grid:
+            c0, o0, ssr = _linear_start(rates, ttft_mean, float(m), ca2, bounded=True)
+            starts.append((ssr, c0, o0, float(m)))
+        _, cs2_0, oh_0, mu_0 = min(starts)
 
         def residuals3(theta: FloatArray) -> FloatArray:
             return _predict(obs, float(theta[0]), float(theta[1]), float(theta[2]), ca2) / measured - 1.0
@@ -262,11 +267,11 @@ def fit_gg1(points: Sequence[Point], input_tokens: float, max_throughput_tok_per
     predicted = _predict(obs, cs2, overhead, mu, ca2)
     err = predicted - measured
     at_bound = []
-    if cs2 <= SCV_BOUNDS[0] + 1e-9:
+    if cs2 <= SCV_BOUNDS[0] + 1e-6:
         at_bound.append(f"service_scv={SCV_BOUNDS[0]:g}")
-    if cs2 >= SCV_BOUNDS[1] - 1e-9:
+    if cs2 >= SCV_BOUNDS[1] - 1e-6:
         at_bound.append(f"service_scv={SCV_BOUNDS[1]:g}")
-    if overhead <= 1e-9:
+    if overhead <= 1e-6:
         at_bound.append("overhead_s=0")
     if fit_x and mu <= max_rate * (1.0 + 1e-6):
         at_bound.append("max_throughput_tok_per_s=largest rate x L_in")

@@ -406,6 +406,19 @@ class CapacityTable:
         return [s for s in self.shapes if s.model == model and s.role == role]
 
 
+def transfer_overhead_s(instance: Instance, model: str, gpu_type: str, gpus: int) -> float | None:
+    """TTFT overhead of a prefill shape when the network states it: client I/O + the prompt's KV bytes over the
+    instance's NIC bandwidth (GPUs x nic_gbps_per_gpu), the first hop being the bottleneck of the transfer; links
+    further on are held to their bandwidth by the MILP's flow constraints. None: use ``ttft_overhead_s``."""
+    net = instance.network
+    if net is None or net.client_io_s is None:
+        return None
+    nic = instance.gpu_types[gpu_type].nic_gbps_per_gpu
+    assert nic is not None  # checked when the instance is read
+    kv_bits = instance.models[model].kv_bytes_per_token_value * instance.workloads[model].input_tokens_mean * 8.0
+    return net.client_io_s + kv_bits / (gpus * nic * 1e9)
+
+
 def capacity_table(instance: Instance) -> CapacityTable:
     """Capacities of every benchmarked shape of every model that has a workload."""
     usable: list[ShapeCapacity] = []
@@ -419,8 +432,13 @@ def capacity_table(instance: Instance) -> CapacityTable:
         if misfit is not None:
             result = _skip(prof, misfit)
         elif isinstance(prof, PrefillProfile):
+            transfer = transfer_overhead_s(instance, prof.model, prof.gpu_type, prof.gpus_per_instance)
+            if transfer is not None:
+                workload = workload.model_copy(update={"ttft_overhead_s": transfer})
             result = prefill_capacity(prof, workload, instance.options.pooled_gain_epsilon,
                                       instance.options.pooled_max_steps)
+            if transfer is not None and isinstance(result, ShapeCapacity):
+                result.detail["transfer_s"] = transfer
         else:
             result = decode_capacity(prof, workload, instance.options.decode_batch_rule,
                                      kv_batch_bound(instance, prof.model, prof.gpu_type, prof.gpus_per_instance))

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from pdopt import __version__
+from pdopt.calibrate import fit_gg1
 from pdopt.capacity import capacity_table
 from pdopt.generate import FAMILIES, generate
 from pdopt.instance import Instance
@@ -130,6 +131,16 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--hardware", default=None, help="Splitwise: hardware name (a100-80gb, h100-80gb, ...)")
     imp.add_argument("--tensor-parallel", type=int, default=None, help="Splitwise: TP size")
     imp.add_argument("--output", default=None, metavar="FILE", help="write YAML here (never overwrites); else stdout")
+
+    fit = prof_sub.add_parser("fit", help="fit a G/G/1 prefill model (service SCV, overhead) to a TTFT sweep")
+    fit.add_argument("files", nargs="+", help="vLLM bench serve JSON runs of a --request-rate sweep, or one CSV "
+                                             "with columns request_rate_rps,ttft_mean_s")
+    fit.add_argument("--input-tokens", type=_positive_float, required=True, help="mean input length of the sweep")
+    fit.add_argument("--max-throughput", type=_positive_float, default=None, metavar="TOK_S",
+                     help="benchmarked max prefill throughput (fitted too when not given)")
+    fit.add_argument("--arrival-scv", type=float, default=1.0)
+    fit.add_argument("--ttft-target", type=_positive_float, default=None, metavar="SECONDS",
+                     help="also report the fitted capacity at this mean TTFT")
 
     sub.add_parser("schema", help="print the JSON Schema of the instance format")
     return p
@@ -279,7 +290,41 @@ def _need(args: argparse.Namespace, fmt: str, *names: str) -> None:
         raise InputError(f"{args.files[0]}: a {fmt} import needs {', '.join(missing)}")
 
 
+def _fit_points(files: list[str]) -> list[Any]:
+    first = Path(files[0])
+    if first.suffix == ".csv":
+        import csv
+
+        try:
+            with first.open(newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        except OSError as exc:
+            raise InputError(f"{first}: cannot read ({exc.strerror})") from None
+        try:
+            return [(float(r["request_rate_rps"]), float(r["ttft_mean_s"])) for r in rows]
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"{first}: needs numeric columns request_rate_rps,ttft_mean_s") from None
+    if detect_format(files[0]) != "vllm_bench":
+        raise InputError(f"{files[0]}: profile fit reads vLLM bench JSON runs or a CSV of request_rate_rps,ttft_mean_s")
+    return list(import_vllm_bench(files, "model", "gpu", 1, "prefill").points)
+
+
+def _cmd_profile_fit(args: argparse.Namespace) -> int:
+    points = _fit_points(args.files)
+    try:
+        result = fit_gg1(points, args.input_tokens, args.max_throughput, args.arrival_scv)
+    except ValueError as exc:
+        raise InputError(f"profile fit: {exc}") from None
+    out: dict[str, Any] = {"fit": result.to_dict(), "workload_fields": result.workload_fields()}
+    if args.ttft_target is not None:
+        out["capacity_rps_at_target"] = result.capacity_rps(args.ttft_target)
+    print(yaml.safe_dump(out, sort_keys=False), end="")
+    return EXIT_OK
+
+
 def _cmd_profile(args: argparse.Namespace) -> int:
+    if args.profile_command == "fit":
+        return _cmd_profile_fit(args)
     fmt = detect_format(args.files[0])
     out: dict[str, Any]
     if fmt == "vllm_bench":

@@ -49,6 +49,8 @@ class GpuType(StrictModel):
     """Price of one GPU for one hour, used when a node pool gives no node-hour price."""
     max_gpus: NonNegativeInt | None = None
     """Availability cap: at most this many GPUs of this type over all pools (``null``: no cap)."""
+    nic_gbps_per_gpu: PositiveFloat | None = None
+    """Network bandwidth per GPU for KV transfer, Gbit/s (needed when ``network.client_io_s`` is set)."""
     description: str = ""
 
 
@@ -373,6 +375,36 @@ def _interp_tpot(pts: list[DecodePoint], batch: int) -> float:
 Profile = Annotated[PrefillProfile | DecodeProfile, Field(discriminator="role")]
 
 
+class Link(StrictModel):
+    """A network link between two domains or switches."""
+
+    a: Identifier
+    b: Identifier
+    bandwidth_gbps: PositiveFloat
+    latency_ms: NonNegativeFloat = 0.0
+
+
+class Network(StrictModel):
+    """Domains (the pools' ``domain`` names), switches and links: KV traffic between prefill and decode domains
+    must fit the links on its route."""
+
+    switches: list[Identifier] = Field(default_factory=list)
+    links: list[Link] = Field(min_length=1)
+    routing: Literal["shortest_path", "ecmp"] = "shortest_path"
+    """``shortest_path``: each domain pair uses one shortest path (fewest hops, then lowest latency, then names);
+    ``ecmp``: traffic splits evenly over all fewest-hop paths."""
+    client_io_s: NonNegativeFloat | None = None
+    """When set, a prefill shape's TTFT overhead is this plus its KV transfer time (KV bytes of the prompt over
+    GPUs x nic_gbps_per_gpu), instead of the workload's ``ttft_overhead_s``."""
+
+
+class Resilience(StrictModel):
+    """Survive the loss of any one domain."""
+
+    domain_loss_fraction: float = Field(gt=0.0, le=1.0)
+    """After removing every instance in any one domain, the rest serves this fraction of each model's demand."""
+
+
 class Limits(StrictModel):
     """Fleet-wide limits."""
 
@@ -408,6 +440,8 @@ class Instance(StrictModel):
     profiles: list[Profile] = Field(min_length=1)
     options: PlannerOptions = PlannerOptions()
     limits: Limits = Limits()
+    network: Network | None = None
+    resilience: Resilience | None = None
     generated_by: dict[str, str | int | float | list[int]] | None = None
     """For generated instances: the generator's family and parameters (so the instance can be regenerated)."""
 
@@ -435,9 +469,41 @@ class Instance(StrictModel):
                 if mid in self.models and not any(p.model == mid and p.role == role for p in self.profiles):
                     problems.append(f"profiles: no {role} profile for model '{mid}' (workloads.{mid} needs one)")
         problems.extend(self._packing_problems())
+        problems.extend(self._network_problems())
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _network_problems(self) -> list[str]:
+        """Links name known domains or switches; every pool's domain is on the network; the domains that hold
+        pools are connected; transfer times need NIC bandwidths."""
+        net = self.network
+        if net is None:
+            return []
+        import networkx as nx
+
+        domains = {p.domain for p in self.node_pools.values()}
+        known = domains | set(net.switches)
+        problems: list[str] = []
+        graph = nx.Graph()
+        graph.add_nodes_from(known)
+        for i, link in enumerate(net.links):
+            for end in ("a", "b"):
+                if getattr(link, end) not in known:
+                    problems.append(f"network.links[{i}].{end}: '{getattr(link, end)}' is neither a pool domain nor "
+                                    f"a switch (known: {', '.join(sorted(known))})")
+            graph.add_edge(link.a, link.b)
+        if not problems:
+            comps = [c & domains for c in nx.connected_components(graph) if c & domains]
+            if len(comps) > 1:
+                problems.append("network: pool domains are disconnected: " + " | ".join(
+                    ", ".join(sorted(c)) for c in comps) + " (prefill and decode in different parts cannot talk)")
+        if net.client_io_s is not None:
+            for g in sorted({p.gpu_type for p in self.node_pools.values()}):
+                if g in self.gpu_types and self.gpu_types[g].nic_gbps_per_gpu is None:
+                    problems.append(f"gpu_types.{g}.nic_gbps_per_gpu: needed when network.client_io_s is set "
+                                    "(the KV transfer time depends on it)")
+        return problems
 
     def _packing_problems(self) -> list[str]:
         """Every profile must fit the nodes of at least one pool of its GPU type (when the type has pools)."""

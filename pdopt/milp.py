@@ -24,10 +24,12 @@ from pdopt.model_data import ModelData
 
 CONSTRAINT_FAMILIES: tuple[str, ...] = (
     "demand_cover", "pool_gpu_capacity", "pattern_cover", "pattern_node_count", "gpu_type_availability", "budget",
-    "pool_node_limit", "pooled_count", "pooled_step_order", "pooled_tail_link",
+    "pool_node_limit", "pooled_count", "pooled_step_order", "pooled_tail_link", "kv_prefill_out", "kv_decode_in",
+    "kv_flow_total", "link_bandwidth", "domain_loss_cover",
 )
 VARIABLE_FAMILIES: tuple[str, ...] = ("x", "nodes", "pattern_nodes", "scale", "shortfall", "extra_nodes",
-                                      "extra_gpus", "extra_budget", "pooled_step", "pooled_tail")
+                                      "extra_gpus", "extra_budget", "pooled_step", "pooled_tail", "kv_flow",
+                                      "extra_bandwidth")
 
 TIE_BREAK_USD_PER_GPU = 1e-6
 """Secondary objective weight: among plans whose cost differs by less than this per GPU, fewer GPUs win."""
@@ -56,6 +58,8 @@ class BuiltProblem:
     """Elastic variant: resource slack variables by name."""
     shortfall: dict[tuple[str, str], pulp.LpVariable] = field(default_factory=dict)
     """Shortfall variant: (model, role) -> demand left uncovered."""
+    kv_flow: dict[tuple[str, str, str], pulp.LpVariable] = field(default_factory=dict)
+    """(model, prefill domain, decode domain) -> requests/s whose KV cache moves between them."""
     pooled_capacity: dict[str, pulp.LpAffineExpression] = field(default_factory=dict)
     """Pooled (ggc) shapes: shape id -> capacity of all its instances (the linearisation)."""
 
@@ -123,6 +127,61 @@ def add_pooled_capacity(built: BuiltProblem, data: ModelData) -> None:
             built.add_row("pooled_step_order", (sid, f"c{c + 1}"), steps[c] >= steps[c + 1])
         built.add_row("pooled_tail_link", (sid,), tail <= n_max * steps[-1])
         built.pooled_capacity[sid] = pulp.lpSum(g * st for g, st in zip(gains, steps, strict=True)) + gains[-1] * tail
+
+
+def _role_capacity_in(built: BuiltProblem, data: ModelData, m: str, r: str, domain: str,
+                      inside: bool) -> pulp.LpAffineExpression:
+    """Capacity of model m, role r from pools in ``domain`` (``inside``) or outside it. Pooled shapes count their
+    single-instance capacity per instance here: a lower bound, as their group may be split."""
+    return pulp.lpSum(data.shapes[s].capacity_rps * v for (s, p), v in built.x.items()
+                      if data.shapes[s].model == m and data.shapes[s].role == r
+                      and (data.pools[p].domain == domain) == inside)
+
+
+def add_kv_flows(built: BuiltProblem, data: ModelData) -> None:
+    """KV traffic between domains (networks only).
+
+    kv_flow[m,d,e] >= 0: requests/s of model m prefilled in domain d and decoded in domain e.
+    kv_prefill_out[m,d]: sum_e kv_flow[m,d,e] <= prefill capacity of m in d;
+    kv_decode_in[m,e]: sum_d kv_flow[m,d,e] <= decode capacity of m in e;
+    kv_flow_total[m]: sum_{d,e} kv_flow[m,d,e] >= demand[m] (x scale);
+    link_bandwidth[l]: sum_{m,d!=e} kv_gbit[m] share_l(d,e) kv_flow[m,d,e] <= bandwidth_l (+ extra_bandwidth[l]).
+    """
+    if not data.routes:
+        return
+    doms = sorted({d for d, _ in data.routes})
+    models = sorted({m for m, _ in data.demand_rps})
+    for m in models:
+        for d in doms:
+            for e in doms:
+                built.kv_flow[(m, d, e)] = built.problem.add_variable(f"kv_flow__{m}__{d}__{e}", lowBound=0)
+        for d in doms:
+            out = pulp.lpSum(built.kv_flow[(m, d, e)] for e in doms)
+            built.add_row("kv_prefill_out", (m, d), out <= _role_capacity_in(built, data, m, "prefill", d, True))
+            inn = pulp.lpSum(built.kv_flow[(m, e, d)] for e in doms)
+            built.add_row("kv_decode_in", (m, d), inn <= _role_capacity_in(built, data, m, "decode", d, True))
+        demand = data.demand_rps[(m, "prefill")]
+        need = demand * built.scale if built.scale is not None else demand
+        built.add_row("kv_flow_total", (m,), pulp.lpSum(built.kv_flow[(m, d, e)] for d in doms for e in doms) >= need)
+    for link, bandwidth in sorted(data.links.items()):
+        load = pulp.lpSum(data.kv_gbit_per_request[m] * share[link] * built.kv_flow[(m, d, e)]
+                          for (d, e), share in data.routes.items() if link in share for m in models)
+        key = f"extra_bandwidth__{link[0]}__{link[1]}"
+        rhs = bandwidth + built.extra[key] if key in built.extra else bandwidth
+        built.add_row("link_bandwidth", link, load <= rhs)
+
+
+def add_domain_loss_cover(built: BuiltProblem, data: ModelData) -> None:
+    """domain_loss_cover[m,r,D]: capacity of model m, role r outside domain D >= fraction x demand (x scale),
+    for every domain D that holds a pool: the fleet survives losing any one domain."""
+    if data.domain_loss_fraction is None:
+        return
+    doms = sorted({p.domain for p in data.pools.values()})
+    for (m, r), demand in data.demand_rps.items():
+        need = demand * built.scale if built.scale is not None else demand
+        for lost in doms:
+            left = _role_capacity_in(built, data, m, r, lost, False)
+            built.add_row("domain_loss_cover", (m, r, lost), left >= data.domain_loss_fraction * need)
 
 
 def add_demand_cover(built: BuiltProblem, data: ModelData) -> None:
@@ -224,6 +283,8 @@ def _add_elastic(built: BuiltProblem, data: ModelData) -> None:
         built.extra[f"extra_gpus__{g}"] = prob.add_variable(f"extra_gpus__{g}", lowBound=0)
     if data.budget_usd_per_hour is not None:
         built.extra["extra_budget"] = prob.add_variable("extra_budget", lowBound=0)
+    for a, b in data.links:
+        built.extra[f"extra_bandwidth__{a}__{b}"] = prob.add_variable(f"extra_bandwidth__{a}__{b}", lowBound=0)
 
 
 def build_problem(data: ModelData, name: str = "pdopt_f1", mode: Mode = "min_cost",
@@ -263,6 +324,8 @@ def build_problem(data: ModelData, name: str = "pdopt_f1", mode: Mode = "min_cos
                 slack.append(penalty * data.pools[key.removeprefix("extra_nodes__")].gpus_per_node * var)
             elif key.startswith("extra_gpus__"):
                 slack.append(penalty * var)
+            elif key.startswith("extra_bandwidth__"):
+                slack.append(penalty * var)  # a Gbit/s of missing bandwidth weighs like a missing GPU
             else:
                 slack.append(penalty / top * var)
         problem += built.cost + tie + pulp.lpSum(slack)
@@ -277,6 +340,8 @@ def build_problem(data: ModelData, name: str = "pdopt_f1", mode: Mode = "min_cos
     add_patterns(built, data)
     add_gpu_type_availability(built, data)
     add_budget(built, data)
+    add_kv_flows(built, data)
+    add_domain_loss_cover(built, data)
     return built
 
 

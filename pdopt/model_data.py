@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from pdopt import topology
 from pdopt.capacity import CapacityTable, ShapeCapacity
 from pdopt.instance import ROLES, Instance
 
@@ -86,6 +87,13 @@ class ModelData:
     """(model, role) -> capacity to hold in reserve: k spares x the largest per-instance capacity of the role."""
     spares: dict[tuple[str, str], int]
     budget_usd_per_hour: float | None
+    links: dict[tuple[str, str], float] = field(default_factory=dict)
+    """Network links (a, b) -> bandwidth, Gbit/s (empty without a network)."""
+    routes: dict[tuple[str, str], dict[tuple[str, str], float]] = field(default_factory=dict)
+    """(prefill domain, decode domain) -> link -> share of the flow on it."""
+    kv_gbit_per_request: dict[str, float] = field(default_factory=dict)
+    """Model -> KV cache of one request's prompt, Gbit."""
+    domain_loss_fraction: float | None = None
 
     def cost_usd_per_hour(self, shape_id: str, pool_id: str) -> float:
         """Hourly cost of one instance at the pool's per-GPU price (exact for GPU billing, prorated otherwise)."""
@@ -187,7 +195,20 @@ def build_model_data(instance: Instance, table: CapacityTable, scale_demand: flo
         role_caps = [s.capacity_rps for s in table.shapes if s.model == m and s.role == r]
         spare_rps[(m, r)] = k * max(role_caps, default=0.0)
     caps = {g: t.max_gpus for g, t in instance.gpu_types.items() if t.max_gpus is not None}
-    return ModelData(demand, shapes, pools, arcs, caps, spare_rps, spares, instance.limits.budget_usd_per_hour)
+    links: dict[tuple[str, str], float] = {}
+    routes: dict[tuple[str, str], dict[tuple[str, str], float]] = {}
+    kv: dict[str, float] = {}
+    if instance.network is not None:
+        g = topology.graph(instance.network)
+        links = {(a, b): float(d["bandwidth_gbps"]) for a, b, d in g.edges(data=True)}
+        links = {topology.link_key(a, b): bw for (a, b), bw in links.items()}
+        doms = topology.domains(instance)
+        routes = {(d, e): topology.route_shares(instance.network, d, e) for d in doms for e in doms if d != e}
+        kv = {m: instance.models[m].kv_bytes_per_token_value * w.input_tokens_mean * 8.0 / 1e9
+              for m, w in instance.workloads.items()}
+    fraction = instance.resilience.domain_loss_fraction if instance.resilience is not None else None
+    return ModelData(demand, shapes, pools, arcs, caps, spare_rps, spares, instance.limits.budget_usd_per_hour,
+                     links, routes, kv, fraction)
 
 
 def unservable_roles(data: ModelData) -> list[tuple[str, str]]:

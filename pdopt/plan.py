@@ -109,6 +109,12 @@ class Plan:
     """With ``maximize_scale``: the largest uniform demand multiplier the inventory serves at the SLOs."""
     resource_needs: tuple[str, ...] = ()
     """For an infeasible instance: each resource that runs out and by how much (elastic re-solve)."""
+    links: tuple[dict[str, Any], ...] = ()
+    """With a network: per link, the planned KV traffic (Gbit/s) and its utilisation."""
+    kv_flows: tuple[dict[str, Any], ...] = ()
+    """With a network: requests/s per (model, prefill domain, decode domain)."""
+    failure_scenarios: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    """Per lost domain, per model: prefill and decode capacity left (req/s) and the share of demand it serves."""
 
     @property
     def has_plan(self) -> bool:
@@ -132,6 +138,9 @@ class Plan:
             "cost_breakdown": self.cost_breakdown,
             "shortfall_rps": self.shortfall_rps,
             "resource_needs": list(self.resource_needs),
+            "links": list(self.links),
+            "kv_flows": list(self.kv_flows),
+            "failure_scenarios": self.failure_scenarios,
             "skipped_shapes": [asdict(s) for s in self.skipped_shapes],
             "solver": asdict(self.solver),
         }
@@ -373,6 +382,9 @@ def diagnose(data: ModelData, options: SolverOptions) -> tuple[dict[str, dict[st
                             if data.shapes[s].gpu_type == g})
             needs.append(f"GPU type '{g}': {math.ceil(val - 1e-6)} more GPU(s) beyond its availability cap "
                          f"{data.gpu_caps[g]} (used by {', '.join(users) or '-'})")
+        elif key.startswith("extra_bandwidth__"):
+            a, b = key.removeprefix("extra_bandwidth__").split("__")
+            needs.append(f"link {a}-{b}: {val:.4g} Gbit/s more KV bandwidth than its {data.links[(a, b)]:g} Gbit/s")
         else:
             needs.append(f"budget: the cheapest plan that serves every demand costs {val:.2f} USD/hour more than "
                          f"the budget of {data.budget_usd_per_hour:g} USD/hour")
@@ -422,10 +434,23 @@ def extract(instance: Instance, table: CapacityTable, data: ModelData, built: Bu
         pool = data.pools[pid]
         used = sum(pl.gpus_per_instance * pl.count for pl in placements if pl.pool == pid)
         pools[pid] = PoolUse(pool.gpu_type, pool.domain, pool.node_count, n, used, pool.packing, costs[pid])
+    flow_vals = {key: float(v.value() or 0.0) for key, v in sorted(built.kv_flow.items())}
+    flows = tuple({"model": m, "from_domain": d, "to_domain": e, "rps": rps}
+                  for (m, d, e), rps in flow_vals.items() if rps > 1e-9)
+    links = []
+    for link, bandwidth in sorted(data.links.items()):
+        load = sum(data.kv_gbit_per_request[m] * data.routes.get((d, e), {}).get(link, 0.0) * rps
+                   for (m, d, e), rps in flow_vals.items())
+        links.append({"a": link[0], "b": link[1], "bandwidth_gbps": bandwidth, "kv_traffic_gbps": load,
+                      "utilisation": load / bandwidth})
     return Plan(
         instance=instance.name,
         status=result.status,
         objective_usd_per_hour=sum(costs.values()),
+        links=tuple(links),
+        kv_flows=flows,
+        failure_scenarios=_failure_scenarios(data, placements, scale or 1.0) if data.routes or
+        data.domain_loss_fraction is not None else {},
         scale_demand=scale_demand,
         placements=placements,
         models=_model_plans(placements, data, instance, scale or 1.0),
@@ -437,6 +462,29 @@ def extract(instance: Instance, table: CapacityTable, data: ModelData, built: Bu
         cost_breakdown=_breakdown(placements),
         scale=scale,
     )
+
+
+def _failure_scenarios(data: ModelData, placements: tuple[Placement, ...],
+                       scale: float) -> dict[str, dict[str, dict[str, float]]]:
+    """For each domain holding pools: what each model keeps when every instance there is lost (single-instance
+    capacities, as the domain_loss_cover rows count them)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for lost in sorted({p.domain for p in data.pools.values()}):
+        per: dict[str, dict[str, float]] = {}
+        for m in sorted({m for m, _ in data.demand_rps}):
+            left = {r: sum(pl.count * data.shapes[_sid(data, pl)].capacity_rps for pl in placements
+                           if pl.model == m and pl.role == r and data.pools[pl.pool].domain != lost)
+                    for r in ROLES}
+            demand = data.demand_rps[(m, "prefill")] * scale
+            per[m] = {"prefill_rps": left["prefill"], "decode_rps": left["decode"],
+                      "served_fraction": min(left.values()) / demand if demand > 0 else 1.0}
+        out[lost] = per
+    return out
+
+
+def _sid(data: ModelData, pl: Placement) -> str:
+    return next(s for s, c in data.shapes.items() if (c.model, c.role, c.gpu_type, c.gpus_per_instance, c.variant)
+                == (pl.model, pl.role, pl.gpu_type, pl.gpus_per_instance, pl.variant))
 
 
 def shape_capacities(instance: Instance) -> dict[str, ShapeCapacity]:

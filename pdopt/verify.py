@@ -777,7 +777,106 @@ def verify(instance: Instance, plan: dict[str, Any], tol: float = 1e-6) -> list[
     _check_budget(instance, total, tol, out)
     _check_gpu_types(instance, pools, placements, plan, out)
     _check_models_summary(instance, placements, plan, scale, tol, out)
+    _check_network(instance, placements, capacity, plan, scale, tol, out)
+    _check_domain_loss(instance, placements, capacity, scale, tol, out)
     return out
+
+
+def _single_capacity(instance: Instance, p: _Placement) -> float:
+    """The shape's single-instance capacity (what the flow and domain-loss rows count per instance)."""
+    shape = recompute_shape(instance, p.model, p.role, p.gpu_type, p.gpus, p.variant)
+    return shape.capacity_rps if shape is not None and shape.unusable is None else 0.0
+
+
+def _route_shares(instance: Instance, src: str, dst: str) -> dict[tuple[str, str], float]:
+    """Shares of a src -> dst flow per link, recomputed with networkx from the instance's links: one fewest-hop
+    path (lowest latency, then smallest name sequence) or an even split over all fewest-hop paths (ecmp)."""
+    import networkx as nx
+
+    net = instance.network
+    assert net is not None
+    g = nx.Graph()
+    for link in net.links:
+        k = tuple(sorted((link.a, link.b)))
+        lat = g.edges[k]["lat"] if g.has_edge(*k) else math.inf
+        g.add_edge(*k, lat=min(lat, link.latency_ms))
+    paths = [list(x) for x in nx.all_shortest_paths(g, src, dst)]
+    if net.routing == "shortest_path":
+        paths = [min(paths, key=lambda q: (sum(g.edges[tuple(sorted(e))]["lat"] for e in itertools.pairwise(q)), q))]
+    shares: dict[tuple[str, str], float] = {}
+    for q in paths:
+        for u, v in itertools.pairwise(q):
+            k2 = (u, v) if u < v else (v, u)
+            shares[k2] = shares.get(k2, 0.0) + 1.0 / len(paths)
+    return shares
+
+
+def _check_network(instance: Instance, placements: list[_Placement], capacity: dict[int, float],
+                   plan: dict[str, Any], scale: float, tol: float, out: list[Violation]) -> None:
+    """KV flows: conserved within prefill and decode capacity per domain, covering demand, fitting every link."""
+    net = instance.network
+    if net is None or len({p.domain for p in instance.node_pools.values()}) < 2:
+        return
+    raw = plan.get("kv_flows")
+    if not isinstance(raw, list):
+        out.append(Violation("bad_plan_field", f"kv_flows: expected a list (the instance has a network), got {raw!r}"))
+        return
+    flows: list[tuple[str, str, str, float]] = []
+    for i, f in enumerate(raw):
+        keys_ok = isinstance(f, dict) and all(isinstance(f.get(k), str) for k in ("model", "from_domain", "to_domain"))
+        if not keys_ok or not _is_number(f.get("rps")) or f["rps"] < 0:
+            out.append(Violation("bad_plan_field", f"kv_flows[{i}]: needs model, from_domain, to_domain and rps >= 0"))
+            continue
+        flows.append((f["model"], f["from_domain"], f["to_domain"], float(f["rps"])))
+    dom = {pid: pool.domain for pid, pool in instance.node_pools.items()}
+    for model in instance.workloads:
+        mine = [f for f in flows if f[0] == model]
+        total = sum(f[3] for f in mine)
+        demand = demand_rps(instance, model, scale)
+        if total < demand * (1.0 - tol):
+            out.append(Violation("kv_flow_total", f"model '{model}': KV flows carry {total:.6g} req/s, below the "
+                                                  f"demand {demand:.6g}"))
+        for role, end in (("prefill", 1), ("decode", 2)):
+            for d in sorted({f[end] for f in mine}):
+                cap = sum(_single_capacity(instance, p) * p.count for p in placements
+                          if p.model == model and p.role == role and dom.get(p.pool) == d)
+                sent = sum(f[3] for f in mine if f[end] == d)
+                if sent > cap * (1.0 + tol) + 1e-9:
+                    out.append(Violation("kv_flow_capacity", f"model '{model}': {sent:.6g} req/s flow through "
+                                                             f"{role} in domain '{d}', which serves {cap:.6g}"))
+    load: dict[tuple[str, str], float] = {}
+    for model, d, e, rps in flows:
+        if d == e or model not in instance.models:
+            continue
+        gbit = instance.models[model].kv_bytes_per_token_value * instance.workloads[model].input_tokens_mean * 8e-9
+        for k, share in _route_shares(instance, d, e).items():
+            load[k] = load.get(k, 0.0) + gbit * share * rps
+    bandwidth: dict[tuple[str, str], float] = {}
+    for link in net.links:
+        k = (link.a, link.b) if link.a < link.b else (link.b, link.a)
+        bandwidth[k] = bandwidth.get(k, 0.0) + link.bandwidth_gbps
+    for k, used in sorted(load.items()):
+        if used > bandwidth[k] * (1.0 + tol):
+            out.append(Violation("link_bandwidth", f"link {k[0]}-{k[1]}: {used:.6g} Gbit/s of KV traffic over its "
+                                                   f"{bandwidth[k]:g} Gbit/s"))
+
+
+def _check_domain_loss(instance: Instance, placements: list[_Placement], capacity: dict[int, float], scale: float,
+                       tol: float, out: list[Violation]) -> None:
+    """After losing every instance in any one domain, each model and role keeps the stated share of demand."""
+    if instance.resilience is None:
+        return
+    fraction = instance.resilience.domain_loss_fraction
+    dom = {pid: pool.domain for pid, pool in instance.node_pools.items()}
+    for lost in sorted(set(dom.values())):
+        for model in instance.workloads:
+            need = fraction * demand_rps(instance, model, scale)
+            for role in ROLE_NAMES:
+                left = sum(_single_capacity(instance, p) * p.count for p in placements
+                           if p.model == model and p.role == role and dom.get(p.pool) != lost)
+                if left < need * (1.0 - tol):
+                    out.append(Violation("domain_loss_cover", f"losing domain '{lost}' leaves model '{model}' "
+                                                              f"{left:.6g} req/s of {role}, below {need:.6g}"))
 
 
 def _check_shapes(instance: Instance, placements: list[_Placement], tol: float,

@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _doc() -> dict[str, Any]:
-    """One model with pooled prefill; a chain pool (TP 2 and 4 on 8-GPU nodes), a pattern pool (TP 3 and 2); a cap;
-    a budget."""
+    """One model with pooled prefill; a chain pool (TP 2 and 4 on 8-GPU nodes) and a pattern pool (TP 3 and 2) in
+    two domains joined by a link; a cap; a budget; resilience to a domain loss."""
     profiles = []
     for gpu, sizes in (("a", (2, 4)), ("b", (2, 3))):
         for n in sizes:
@@ -29,8 +29,11 @@ def _doc() -> dict[str, Any]:
         "name": "families",
         "gpu_types": {"a": {"memory_gb": 80.0, "price_usd_per_gpu_hour": 2.0, "max_gpus": 16},
                       "b": {"memory_gb": 80.0, "price_usd_per_gpu_hour": 1.5}},
-        "node_pools": {"pa": {"gpu_type": "a", "gpus_per_node": 8, "node_count": 2, "price_usd_per_node_hour": 15.0},
-                       "pb": {"gpu_type": "b", "gpus_per_node": 8, "node_count": 3}},
+        "node_pools": {"pa": {"gpu_type": "a", "gpus_per_node": 8, "node_count": 2, "price_usd_per_node_hour": 15.0,
+                              "domain": "d0"},
+                       "pb": {"gpu_type": "b", "gpus_per_node": 8, "node_count": 3, "domain": "d1"}},
+        "network": {"links": [{"a": "d0", "b": "d1", "bandwidth_gbps": 100.0}]},
+        "resilience": {"domain_loss_fraction": 0.3},
         "models": {"m": {"kv_bytes_per_token": 1e5, "weights_gb": 10.0}},
         "workloads": {"m": {"demand": {"requests_per_s": 6.0}, "input_tokens_mean": 1000.0,
                             "output_tokens_mean": 100.0, "ttft": {"target_s": 1.0}, "tpot": {"target_ms": 50.0},

@@ -50,6 +50,8 @@ class PrefillServer:
     lengths: FloatArray
     throughputs: FloatArray
     queue: deque[int] = field(default_factory=deque)
+    transfer_s: float | None = None
+    """P->D transfer time of this instance's requests (network-derived); None: the model's overhead."""
     busy: bool = False
     busy_time: float = 0.0
     served: int = 0
@@ -291,7 +293,8 @@ def simulate_engine(
             prefill_end[b] = now
             m = srv.model
             seq += 1
-            push(heap, (now + overhead_s[m], seq, EV_DECODE_READY, m, b))
+            transfer = srv.transfer_s if srv.transfer_s is not None else overhead_s[m]
+            push(heap, (now + transfer, seq, EV_DECODE_READY, m, b))
             q = pool_queue[m] if prefill_policy == "pooled" else srv.queue
             if q:
                 start_prefill(a, q.popleft(), now)

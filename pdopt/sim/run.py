@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from pdopt.capacity import kv_batch_bound
+from pdopt.capacity import kv_batch_bound, transfer_overhead_s
 from pdopt.instance import DecodePoint, DecodeProfile, Instance, PrefillProfile
 from pdopt.io import InputError
 from pdopt.sim.engine import (
@@ -269,7 +269,8 @@ def simulate(instance: Instance, plan: dict[str, Any], options: SimOptions | Non
             prefill.append(PrefillServer(
                 models.index(pi.model), pi.capacity_rps,
                 np.array([p.input_tokens for p in prof.max_throughput_by_input]),
-                np.array([p.max_throughput_tok_per_s for p in prof.max_throughput_by_input])))
+                np.array([p.max_throughput_tok_per_s for p in prof.max_throughput_by_input]),
+                transfer_s=transfer_overhead_s(instance, pi.model, pi.gpu_type, pi.gpus_per_instance)))
         else:
             cap, bound = decode_cap(instance, pi.model, prof)
             steps = _step_table(_curve(instance, pi.model, prof), cap)
