@@ -118,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--domains", type=int)
     gen.add_argument("--demand-level", type=float, help="share of the inventory the cheapest plan should use")
     gen.add_argument("--seed", type=int)
+    gen.add_argument("--spine-gbps", type=float, help="add a network: each domain joined to a spine at this Gbit/s")
     gen.add_argument("--output", default=None, metavar="FILE", help="write here (never overwrites); else stdout")
 
     prof = sub.add_parser("profile", help="benchmark profiles: import measurements into the instance format")
@@ -255,7 +256,7 @@ def _policy(name: str) -> str:
 def _cmd_generate(args: argparse.Namespace) -> int:
     base = FAMILIES[args.family]
     changes: dict[str, Any] = {}
-    for name in ("models", "gpu_types", "pools", "domains", "demand_level", "seed"):
+    for name in ("models", "gpu_types", "pools", "domains", "demand_level", "seed", "spine_gbps"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     try:

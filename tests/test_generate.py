@@ -59,3 +59,17 @@ def test_cli_writes_and_never_overwrites(tmp_path: Path, capsys: pytest.CaptureF
     assert out.read_bytes() == before
     assert "does not overwrite" in capsys.readouterr().err
     assert main(["generate", "--tp", "two"]) == 2
+
+
+def test_network_option_adds_a_spine() -> None:
+    """With spine_gbps the instance gets a spine switch joined to every domain; a very thick spine changes
+    nothing (the same optimum as without a network), a thin one can only cost more."""
+    base = instance_from_dict(generate(FAMILIES["fleet-S"]))
+    thick = instance_from_dict(generate(dataclasses.replace(FAMILIES["fleet-S"], spine_gbps=1e5)))
+    thin = instance_from_dict(generate(dataclasses.replace(FAMILIES["fleet-S"], spine_gbps=100.0)))
+    assert thick.network is not None and {link.b for link in thick.network.links} == {"spine"}
+    costs = [pdopt.solve(i).objective_usd_per_hour for i in (base, thick, thin)]
+    assert costs[0] == pytest.approx(costs[1], rel=1e-6)
+    assert costs[2] >= costs[0] - 1e-6
+    plan = pdopt.solve(thin)
+    assert pdopt.verify(thin, plan.to_dict()) == []
