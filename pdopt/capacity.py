@@ -419,6 +419,25 @@ def transfer_overhead_s(instance: Instance, model: str, gpu_type: str, gpus: int
     return net.client_io_s + kv_bits / (gpus * nic * 1e9)
 
 
+def calibrated_fields(profile: PrefillProfile, workload: Workload) -> dict[str, object] | str:
+    """With ``queue_model: gg1`` and a measured TTFT sweep on the profile: the fitted service SCV and TTFT
+    overhead (pdopt/calibrate.py, max throughput from the profile at the workload's length); {} otherwise; a
+    reason string when the fit fails."""
+    if workload.queue_model != "gg1" or not profile.measured_ttft:
+        return {}
+    from pdopt.calibrate import fit_gg1  # calibrate imports queueing, which imports this module
+
+    x = interpolate_prefill_throughput(profile.max_throughput_by_input, workload.input_tokens_mean)
+    if x is None:
+        return "the measured TTFT sweep needs the max throughput at the workload's input length"
+    try:
+        fit = fit_gg1([(p.request_rate_rps, p.ttft_mean_s) for p in profile.measured_ttft],
+                      workload.input_tokens_mean, x, workload.arrival_scv)
+    except ValueError as exc:
+        return f"cannot calibrate to the measured TTFT sweep: {exc}"
+    return {"service_scv": fit.service_scv, "ttft_overhead_s": fit.overhead_s}
+
+
 def capacity_table(instance: Instance) -> CapacityTable:
     """Capacities of every benchmarked shape of every model that has a workload."""
     usable: list[ShapeCapacity] = []
@@ -435,6 +454,11 @@ def capacity_table(instance: Instance) -> CapacityTable:
             transfer = transfer_overhead_s(instance, prof.model, prof.gpu_type, prof.gpus_per_instance)
             if transfer is not None:
                 workload = workload.model_copy(update={"ttft_overhead_s": transfer})
+            fitted = calibrated_fields(prof, workload)
+            if isinstance(fitted, str):
+                skipped.append(_skip(prof, fitted))
+                continue
+            workload = workload.model_copy(update=fitted)
             result = prefill_capacity(prof, workload, instance.options.pooled_gain_epsilon,
                                       instance.options.pooled_max_steps)
             if transfer is not None and isinstance(result, ShapeCapacity):

@@ -271,11 +271,22 @@ class _ProfileBase(StrictModel):
         return self.spans_nodes and self.gpus_per_instance % pool.gpus_per_node == 0
 
 
+class MeasuredTtft(StrictModel):
+    """One run of a request-rate sweep of one prefill instance: the offered rate and the mean TTFT measured."""
+
+    request_rate_rps: PositiveFloat
+    ttft_mean_s: PositiveFloat
+
+
 class PrefillProfile(_ProfileBase):
-    """Prefill benchmark: max throughput against input length (one point or a curve)."""
+    """Prefill benchmark: max throughput against input length (one point or a curve), and optionally a measured
+    TTFT sweep at the workload's input length, to which the G/G/1 model is calibrated (``queue_model: gg1``)."""
 
     role: Literal["prefill"]
     max_throughput_by_input: list[PrefillPoint] = Field(min_length=1)
+    measured_ttft: list[MeasuredTtft] | None = None
+    """With ``queue_model: gg1``: the service SCV and the TTFT overhead of this shape are fitted to these points
+    (pdopt/calibrate.py) instead of taken from the workload."""
 
     @model_validator(mode="after")
     def _sorted_inputs(self) -> PrefillProfile:

@@ -7,7 +7,8 @@ docstring, the per-instance capacities (M/M/1 prefill, TPOT-curve decode), the d
 prices and billing of node pools, and the packing of instances onto nodes. It never solves anything and needs
 no solver: node packing is decided exactly by its own search. The one exception is the G/G/1 and G/G/c queueing
 formulas, taken from :mod:`pdopt.queueing` (pure functions checked against the simulator): for pooled prefill it
-evaluates the exact pooled capacity of the plan's group sizes, not the MILP's linearisation of it.
+evaluates the exact pooled capacity of the plan's group sizes, not the MILP's linearisation of it; and, for a
+profile with a measured TTFT sweep, the fit of :mod:`pdopt.calibrate`.
 
 It reads the plan in its JSON form (``Plan.to_dict()`` or a plan file read back), because that is what users
 keep and exchange; a malformed plan (missing keys, wrong types) becomes ``bad_plan_field`` violations rather
@@ -70,7 +71,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
-from pdopt import queueing
+from pdopt import calibrate, queueing
 from pdopt.instance import DecodeProfile, Instance, NodePool, PrefillProfile
 
 PLANNED_STATUSES: frozenset[str] = frozenset({"optimal", "feasible"})
@@ -173,6 +174,12 @@ def _prefill_rps(profile: PrefillProfile, instance: Instance) -> RecomputedShape
         return RecomputedShape(0.0, service)
     mean_t, derived = service
     mu = 1.0 / mean_t
+    if wl.queue_model == "gg1" and profile.measured_ttft:
+        x = float(np.interp(wl.input_tokens_mean, [p.input_tokens for p in profile.max_throughput_by_input],
+                            [p.max_throughput_tok_per_s for p in profile.max_throughput_by_input]))
+        fit = calibrate.fit_gg1([(p.request_rate_rps, p.ttft_mean_s) for p in profile.measured_ttft],
+                                wl.input_tokens_mean, x, wl.arrival_scv)
+        wl = wl.model_copy(update={"service_scv": fit.service_scv, "ttft_overhead_s": fit.overhead_s})
     target, overhead = wl.ttft.target_s, wl.ttft_overhead_s
     if target <= mean_t + overhead:
         return RecomputedShape(0.0, f"TTFT target {target:g} s is not above the unloaded TTFT "

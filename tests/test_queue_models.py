@@ -80,3 +80,22 @@ def test_gg1_capacity_holds_in_simulation(scv: float) -> None:
     expected = sojourn_statistic(m.demand_rps / m.prefill.instances, 28309 / 6144, 1, 1.0, scv, "mean")
     sim = res["prefill_sojourn_s"]
     assert abs(sim["mean"] - expected) <= sim["ci99_half_width"] + 0.01 * expected
+
+
+def test_measured_ttft_sweep_calibrates_gg1() -> None:
+    """A prefill profile carrying a TTFT sweep generated from G/G/1 itself (mu = 28309/6144, cs2 0.5, overhead
+    0.1 s): with queue_model gg1 the shape's capacity is that of the fitted model, i.e. of cs2 0.5 and 0.1 s,
+    whatever the workload states (here 2.0 and 0.3 s)."""
+    from pdopt.queueing import max_arrival_rate, sojourn_statistic
+
+    mu = 28309 / 6144
+    sweep = [{"request_rate_rps": r, "ttft_mean_s": 0.1 + sojourn_statistic(r, mu, 1, 1.0, 0.5, "mean")}
+             for r in (0.5, 1.5, 2.5, 3.5)]
+    doc = yaml.safe_load(PAPER.read_text())
+    doc["profiles"][0]["measured_ttft"] = sweep
+    doc["workloads"]["dsv31"].update(queue_model="gg1", service_scv=2.0, ttft_overhead_s=0.3)
+    inst = instance_from_dict(doc, PAPER.parent)
+    (shape,) = pdopt.capacity_table(inst).for_role("dsv31", "prefill")
+    assert shape.capacity_rps == pytest.approx(max_arrival_rate(mu, 1, 1.0, 0.5, 1.9, "mean"), rel=1e-6)
+    plan = pdopt.solve(inst)
+    assert pdopt.verify(inst, plan.to_dict()) == []
