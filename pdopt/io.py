@@ -102,10 +102,48 @@ def _resolve_profile_csvs(doc: dict[str, Any], base: Path) -> None:
         prof["tpot_by_batch"] = _read_tpot_csv(base / prof["tpot_csv"], where)
 
 
+TRACE_BINS = 64
+
+
+def _resolve_length_traces(doc: dict[str, Any], base: Path) -> None:
+    """Replace ``input_length_distribution: {trace: FILE}`` by the trace's input lengths in equal-count bins.
+
+    The requests' input lengths, sorted, fall into ``TRACE_BINS`` bins of (nearly) equal count; each bin becomes
+    one length (its mean) with its count as weight, so the distribution keeps the trace's exact mean.
+    """
+    from pdopt.sim.traces import read_trace  # the reader of trace files lives with the simulator
+
+    workloads = doc.get("workloads")
+    if not isinstance(workloads, dict):
+        return
+    for mid, w in workloads.items():
+        dist = w.get("input_length_distribution") if isinstance(w, dict) else None
+        if not isinstance(dist, dict) or "trace" not in dist:
+            continue
+        where = f"workloads.{mid}.input_length_distribution.trace"
+        if set(dist) != {"trace"} or not isinstance(dist["trace"], str):
+            raise InputError(f"{where}: give only trace: PATH (relative to the instance file)")
+        try:
+            trace = read_trace(base / dist["trace"])
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+        lengths = sorted(float(x) for x in trace.input_tokens)
+        bins = [b for b in (lengths[i * len(lengths) // TRACE_BINS:(i + 1) * len(lengths) // TRACE_BINS]
+                            for i in range(TRACE_BINS)) if b]
+        merged: dict[float, int] = {}
+        for b in bins:
+            centre = round(sum(b) / len(b), 6)
+            merged[centre] = merged.get(centre, 0) + len(b)
+        w["input_length_distribution"] = {
+            "lengths": sorted(merged), "weights": [merged[c] for c in sorted(merged)],
+            "source": f"{dist['trace']}: {len(lengths)} requests' input lengths in {len(bins)} equal-count bins"}
+
+
 def instance_from_dict(doc: dict[str, Any], base_dir: Path | None = None, source: str = "<instance>") -> Instance:
-    """Validate a parsed document into an :class:`Instance`; CSV paths resolve against ``base_dir``."""
+    """Validate a parsed document into an :class:`Instance`; CSV and trace paths resolve against ``base_dir``."""
     doc = json.loads(json.dumps(doc))  # deep copy: the caller's data is never modified
     _resolve_profile_csvs(doc, base_dir or Path.cwd())
+    _resolve_length_traces(doc, base_dir or Path.cwd())
     try:
         return Instance.model_validate(doc)
     except ValidationError as err:

@@ -87,3 +87,25 @@ def test_distribution_must_match_the_stated_mean(tmp_path: Path, capsys: pytest.
     (tmp_path / "decode_tpot_6k.csv").write_text((PAPER.parent / "decode_tpot_6k.csv").read_text())
     assert main(["validate", str(path)]) == 2
     assert "workloads.dsv31.ttft.statistic" in capsys.readouterr().err
+
+
+def test_length_distribution_from_a_trace(tmp_path: Path) -> None:
+    """input_length_distribution: {trace: FILE} bins the trace's input lengths (64 equal-count bins): the bundled
+    Azure conversation trace has mean input 1,154.7 tokens, which the binned distribution keeps exactly."""
+    from tests.conftest import INSTANCES
+
+    doc = yaml.safe_load(PAPER.read_text())
+    w = doc["workloads"]["dsv31"]
+    w["input_tokens_mean"] = 1154.7
+    w["input_length_distribution"] = {"trace": str(INSTANCES / "traces" / "azure-conv-2023.csv")}
+    doc["profiles"][0]["max_throughput_by_input"] = [{"input_tokens": 1, "max_throughput_tok_per_s": 5000},
+                                                     {"input_tokens": 20000, "max_throughput_tok_per_s": 30000}]
+    inst = instance_from_dict(doc, PAPER.parent)
+    dist = inst.workloads["dsv31"].input_length_distribution
+    assert dist is not None and len(dist.lengths) <= 64 and sum(dist.weights) == 19366
+    assert dist.mean == pytest.approx(1154.697, abs=1e-3)
+    assert "equal-count bins" in dist.source
+    assert pdopt.capacity_table(inst).for_role("dsv31", "prefill")
+    w["input_length_distribution"] = {"trace": "missing.csv"}
+    with pytest.raises(InputError, match="input_length_distribution.trace"):
+        instance_from_dict(doc, PAPER.parent)
