@@ -272,16 +272,21 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         doc = generate(params)
     except ValueError as exc:
         raise InputError(f"generate: {exc}") from None
+    return _emit_yaml(doc, args.output, f"{params.family} with {params.models} models, {params.gpu_types} GPU "
+                      f"types, {params.pools} pools, seed {params.seed}")
+
+
+def _emit_yaml(doc: dict[str, Any], output: str | None, summary: str) -> int:
+    """Print YAML, or write it to ``output``, never overwriting an existing file (the user's data is kept)."""
     text = yaml.safe_dump(doc, sort_keys=False)
-    if args.output is None:
+    if output is None:
         print(text, end="")
         return EXIT_OK
-    out = Path(args.output)
-    if out.exists():
-        raise InputError(f"--output: {out} exists; pdopt does not overwrite files (choose another name)")
-    out.write_text(text)
-    print(f"wrote {out}: {params.family} with {params.models} models, {params.gpu_types} GPU types, "
-          f"{params.pools} pools, seed {params.seed}")
+    path = Path(output)
+    if path.exists():
+        raise InputError(f"--output: {path} exists; pdopt does not overwrite files (choose another name)")
+    path.write_text(text)
+    print(f"wrote {path}: {summary}")
     return EXIT_OK
 
 
@@ -340,16 +345,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
                                             args.gpu_type)}
     else:
         out = {"profiles": import_csv(args.files[0], args.model, args.gpu_type)}
-    text = yaml.safe_dump(out, sort_keys=False)
-    if args.output is None:
-        print(text, end="")
-        return EXIT_OK
-    path = Path(args.output)
-    if path.exists():
-        raise InputError(f"--output: {path} exists; pdopt does not overwrite files (choose another name)")
-    path.write_text(text)
-    print(f"wrote {path}: {len(out['profiles'])} profile(s) from {fmt}")
-    return EXIT_OK
+    return _emit_yaml(out, args.output, f"{len(out['profiles'])} profile(s) from {fmt}")
 
 
 def _cmd_schema(_: argparse.Namespace) -> int:

@@ -83,23 +83,24 @@ def _resolve_profile_csvs(doc: dict[str, Any], base: Path) -> None:
     if not isinstance(profiles, list):
         return
     for i, prof in enumerate(profiles):
-        if isinstance(prof, dict) and isinstance(prof.get("tpot_by_input"), list):
-            for j, curve in enumerate(prof["tpot_by_input"]):
-                if isinstance(curve, dict) and "tpot_csv" in curve:
-                    where = f"profiles[{i}].tpot_by_input[{j}].tpot_csv"
-                    if "tpot_by_batch" in curve:
-                        raise InputError(f"{where}: give tpot_by_batch inline or tpot_csv, not both")
-                    if not isinstance(curve["tpot_csv"], str):
-                        raise InputError(f"{where}: must be a path (string) relative to the instance file")
-                    curve["tpot_by_batch"] = _read_tpot_csv(base / curve["tpot_csv"], where)
-        if not isinstance(prof, dict) or "tpot_csv" not in prof:
+        if not isinstance(prof, dict):
             continue
-        where = f"profiles[{i}].tpot_csv"
-        if "tpot_by_batch" in prof:
-            raise InputError(f"{where}: give tpot_by_batch inline or tpot_csv, not both")
-        if not isinstance(prof["tpot_csv"], str):
-            raise InputError(f"{where}: must be a path (string) relative to the instance file")
-        prof["tpot_by_batch"] = _read_tpot_csv(base / prof["tpot_csv"], where)
+        _load_curve_csv(prof, f"profiles[{i}].tpot_csv", base)
+        if isinstance(prof.get("tpot_by_input"), list):
+            for j, curve in enumerate(prof["tpot_by_input"]):
+                if isinstance(curve, dict):
+                    _load_curve_csv(curve, f"profiles[{i}].tpot_by_input[{j}].tpot_csv", base)
+
+
+def _load_curve_csv(entry: dict[str, Any], where: str, base: Path) -> None:
+    """Fill ``tpot_by_batch`` from ``tpot_csv`` (a path relative to the instance file) when the entry names one."""
+    if "tpot_csv" not in entry:
+        return
+    if "tpot_by_batch" in entry:
+        raise InputError(f"{where}: give tpot_by_batch inline or tpot_csv, not both")
+    if not isinstance(entry["tpot_csv"], str):
+        raise InputError(f"{where}: must be a path (string) relative to the instance file")
+    entry["tpot_by_batch"] = _read_tpot_csv(base / entry["tpot_csv"], where)
 
 
 TRACE_BINS = 64
