@@ -7,13 +7,14 @@ all families (results in docs/benchmarks.md):
         .venv/bin/pytest tests/bench/test_bench_milp.py --benchmark-enable --benchmark-json=bench.json
 """
 
+import dataclasses
 import os
 from typing import Any
 
 import pytest
 
 from pdopt.capacity import capacity_table
-from pdopt.generate import FAMILIES, generate
+from pdopt.generate import FAMILIES, GeneratorParams, generate
 from pdopt.io import instance_from_dict
 from pdopt.milp import build_problem
 from pdopt.model_data import build_model_data
@@ -22,12 +23,19 @@ from pdopt.solver import SolverOptions, available_solvers
 
 SELECTED = os.environ.get("PDOPT_BENCH_FAMILIES", "fleet-S").split(",")
 TIME_LIMIT = float(os.environ.get("PDOPT_BENCH_TIME_LIMIT", "60"))
+SPINE = os.environ.get("PDOPT_BENCH_SPINE_GBPS")
+"""When set, the families get a spine network at this bandwidth (Gbit/s)."""
+
+
+def _family(name: str) -> GeneratorParams:
+    params = FAMILIES[name]
+    return dataclasses.replace(params, spine_gbps=float(SPINE)) if SPINE else params
 SOLVERS = [s for s in ("cbc", "highs") if s in available_solvers()]
 
 
 @pytest.mark.parametrize("family", SELECTED)
 def test_build(benchmark: Any, family: str) -> None:
-    inst = instance_from_dict(generate(FAMILIES[family]))
+    inst = instance_from_dict(generate(_family(family)))
     data = build_model_data(inst, capacity_table(inst))
     built = benchmark.pedantic(build_problem, args=(data,), rounds=3, iterations=1)
     benchmark.extra_info.update(variables=len(built.problem.variables()), rows=built.problem.numConstraints(),
@@ -38,7 +46,7 @@ def test_build(benchmark: Any, family: str) -> None:
 @pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("family", SELECTED)
 def test_solve(benchmark: Any, family: str, solver: str) -> None:
-    inst = instance_from_dict(generate(FAMILIES[family]))
+    inst = instance_from_dict(generate(_family(family)))
     opts = SolverOptions(name=solver, time_limit_s=TIME_LIMIT, threads=2)
     plan = benchmark.pedantic(solve, args=(inst, opts), rounds=1, iterations=1)
     assert plan.has_plan
