@@ -107,5 +107,5 @@ def test_length_distribution_from_a_trace(tmp_path: Path) -> None:
     assert "equal-count bins" in dist.source
     assert pdopt.capacity_table(inst).for_role("dsv31", "prefill")
     w["input_length_distribution"] = {"trace": "missing.csv"}
-    with pytest.raises(InputError, match="input_length_distribution.trace"):
+    with pytest.raises(InputError, match=r"input_length_distribution\.trace"):
         instance_from_dict(doc, PAPER.parent)
