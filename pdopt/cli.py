@@ -1,4 +1,4 @@
-"""The ``pdopt`` command line: plan, capacity, validate, verify, simulate, generate, profile import, schema.
+"""The ``pdopt`` command line: plan, capacity/curves, validate, verify, simulate, compare, generate, profile, schema.
 
 Exit codes: 0 success; 1 a plan failed verification or the solver failed; 2 invalid input (a message that names
 the field, no traceback); 3 no feasible plan (with the reason in the instance's terms).
@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from pdopt import __version__
+from pdopt.baselines import compare
 from pdopt.calibrate import fit_gg1
 from pdopt.capacity import capacity_table
 from pdopt.generate import FAMILIES, generate
@@ -24,7 +25,7 @@ from pdopt.instance import Instance
 from pdopt.io import InputError, dump_json, load_instance, load_json
 from pdopt.plan import solve
 from pdopt.profiles import detect_format, import_csv, import_splitwise, import_vllm_bench
-from pdopt.report import format_capacities, format_plan, format_simulation
+from pdopt.report import format_capacities, format_plan, format_simulation, table
 from pdopt.sim.engine import DISPATCH_POLICIES
 from pdopt.sim.run import LENGTH_MODES, SERVICE_DISTRIBUTIONS, SimOptions, simulate, tightness
 from pdopt.sim.traces import read_trace
@@ -106,6 +107,13 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--tightness", action="store_true",
                      help="also simulate with one instance fewer in each (model, role) that has more than one")
     sim.add_argument("--format", choices=("table", "json"), default="table")
+
+    cmp_ = sub.add_parser("compare", help="the MILP plan against heuristic baselines (cost, feasibility, SLOs)")
+    cmp_.add_argument("file")
+    cmp_.add_argument("--simulate", type=int, default=0, metavar="N",
+                      help="also simulate every plan with N requests and report SLO attainment")
+    cmp_.add_argument("--seed", type=int, default=0)
+    cmp_.add_argument("--format", choices=("table", "json"), default="table")
 
     gen = sub.add_parser("generate", help="write a synthetic instance of a scaling family (for benchmarks)")
     gen.add_argument("--family", choices=sorted(FAMILIES), default="fleet-S",
@@ -205,6 +213,23 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(format_violations(violations))
         return EXIT_FAILED
     print(f"{args.plan}: the plan satisfies every constraint of '{instance.name}'")
+    return EXIT_OK
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    if args.simulate < 0:
+        raise InputError(f"--simulate: must be 0 or more requests, got {args.simulate}")
+    rows = compare(load_instance(args.file), simulate_requests=args.simulate, seed=args.seed)
+    if args.format == "json":
+        print(dump_json({"rows": rows}))
+        return EXIT_OK
+    cols = ["name", "cost_usd_per_hour", "gpus", "nodes", "feasible", "saving_vs_milp_usd_per_hour", "saving_pct"]
+    if args.simulate:
+        cols += ["slo_met", "attainment"]
+    print(table(cols, [[r.get(c) for c in cols] for r in rows]))
+    for r in rows:
+        if r.get("reason"):
+            print(f"  {r['name']}: {r['reason']}")
     return EXIT_OK
 
 
@@ -355,8 +380,8 @@ def _cmd_schema(_: argparse.Namespace) -> int:
 
 COMMANDS = {
     "plan": _cmd_plan, "capacity": _cmd_capacity, "curves": _cmd_capacity, "validate": _cmd_validate,
-    "verify": _cmd_verify, "simulate": _cmd_simulate, "generate": _cmd_generate, "profile": _cmd_profile,
-    "schema": _cmd_schema,
+    "verify": _cmd_verify, "simulate": _cmd_simulate, "compare": _cmd_compare, "generate": _cmd_generate,
+    "profile": _cmd_profile, "schema": _cmd_schema,
 }
 
 
