@@ -18,6 +18,8 @@ import yaml
 
 from pdopt import __version__
 from pdopt.baselines import compare
+from pdopt.bench import load_set
+from pdopt.bench import run as run_bench
 from pdopt.calibrate import fit_gg1
 from pdopt.capacity import capacity_table
 from pdopt.generate import FAMILIES, generate
@@ -114,6 +116,13 @@ def _parser() -> argparse.ArgumentParser:
                       help="also simulate every plan with N requests and report SLO attainment")
     cmp_.add_argument("--seed", type=int, default=0)
     cmp_.add_argument("--format", choices=("table", "json"), default="table")
+
+    bench = sub.add_parser("bench", help="solve a set of instances; write tables, plots and the machine description")
+    bench.add_argument("--set", default="smoke", help="a set of instances/sets.yaml (smoke, ci, bench)")
+    bench.add_argument("--out", default="bench-results", metavar="DIR", help="folder for the report (must be new)")
+    bench.add_argument("--solver", choices=SOLVERS, default="cbc")
+    bench.add_argument("--time-limit", type=_positive_float, default=60.0, metavar="SECONDS")
+    bench.add_argument("--no-baselines", action="store_true", help="skip the heuristic baselines")
 
     gen = sub.add_parser("generate", help="write a synthetic instance of a scaling family (for benchmarks)")
     gen.add_argument("--family", choices=sorted(FAMILIES), default="fleet-S",
@@ -213,6 +222,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(format_violations(violations))
         return EXIT_FAILED
     print(f"{args.plan}: the plan satisfies every constraint of '{instance.name}'")
+    return EXIT_OK
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    entries = load_set(args.set)
+    rows = run_bench(entries, Path(args.out), SolverOptions(args.solver, args.time_limit, threads=2),
+                     baselines=not args.no_baselines, progress=lambda line: print(line, file=sys.stderr))
+    print(f"{len(rows)} instance(s); report in {args.out}/ (results.csv, results.md, machine.json, "
+          "solve_time.png, cost_vs_baselines.png)")
     return EXIT_OK
 
 
@@ -380,7 +398,8 @@ def _cmd_schema(_: argparse.Namespace) -> int:
 
 COMMANDS = {
     "plan": _cmd_plan, "capacity": _cmd_capacity, "curves": _cmd_capacity, "validate": _cmd_validate,
-    "verify": _cmd_verify, "simulate": _cmd_simulate, "compare": _cmd_compare, "generate": _cmd_generate,
+    "verify": _cmd_verify, "simulate": _cmd_simulate, "compare": _cmd_compare, "bench": _cmd_bench,
+    "generate": _cmd_generate,
     "profile": _cmd_profile, "schema": _cmd_schema,
 }
 

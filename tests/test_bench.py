@@ -1,0 +1,37 @@
+"""`pdopt bench`: a set runs end to end and writes its report; sets name existing instances; nothing is
+overwritten."""
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pdopt.cli import main
+from tests.conftest import INSTANCES
+
+
+def test_sets_name_existing_instances() -> None:
+    sets = yaml.safe_load((INSTANCES / "sets.yaml").read_text())
+    assert {"smoke", "ci", "bench"} <= set(sets)
+    for entries in sets.values():
+        for e in entries:
+            assert e.startswith("generate:") or (INSTANCES / e).is_file(), e
+    known = yaml.safe_load((INSTANCES / "known_answers.yaml").read_text())["instances"]
+    assert set(sets["ci"]) == set(known)  # every instance with a known answer is in the ci set
+
+
+def test_bench_smoke_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report"
+    assert main(["bench", "--set", "smoke", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "2/2" in err
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [r["status"] for r in rows] == ["optimal", "optimal"]
+    assert float(rows[0]["cost_usd_per_hour"]) == pytest.approx(224.0)
+    assert all(r["verified"] == "True" for r in rows)
+    for name in ("results.md", "machine.json", "solve_time.png", "cost_vs_baselines.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "solve_time.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["bench", "--set", "smoke", "--out", str(out)]) == 2  # not empty: refused, nothing overwritten
+    assert main(["bench", "--set", "nope", "--out", str(tmp_path / "x")]) == 2
