@@ -19,6 +19,8 @@ def test_sets_name_existing_instances() -> None:
             assert e.startswith("generate:") or (INSTANCES / e).is_file(), e
     known = yaml.safe_load((INSTANCES / "known_answers.yaml").read_text())["instances"]
     assert set(sets["ci"]) == set(known)  # every instance with a known answer is in the ci set
+    tiers = [e for name, entries in sets.items() if name.startswith("tier_") for e in entries]
+    assert len(tiers) == len(set(tiers)) and set(known) <= set(tiers)  # every library instance has one tier
 
 
 def test_bench_smoke_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
