@@ -33,14 +33,12 @@ from pdopt.instance import ROLES, Instance
 from pdopt.model_data import ModelData, build_model_data
 from pdopt.plan import (
     Plan,
-    PoolUse,
     SolverReport,
     _breakdown,
     _model_plans,
-    _placements,
+    fleet_summary,
     greedy_start,
     min_nodes,
-    pool_costs,
     solve,
 )
 from pdopt.solver import SolverOptions, SolveStatus
@@ -165,16 +163,7 @@ def plan_from_counts(instance: Instance, counts: Counts, name: str, data: ModelD
     data = data or build_model_data(instance, table, prune=False)
     counts = {k: c for k, c in counts.items() if c > 0}
     nodes = {p: min_nodes(data, p, counts) for p in sorted({p for _, p in counts})}
-    placements = _placements(counts, nodes, data)
-    costs = pool_costs(data, counts, nodes)
-    gpus: dict[str, int] = {}
-    for pl in placements:
-        gpus[pl.gpu_type] = gpus.get(pl.gpu_type, 0) + pl.gpus_per_instance * pl.count
-    pools: dict[str, PoolUse] = {}
-    for pid, n in nodes.items():
-        pool = data.pools[pid]
-        used = sum(pl.gpus_per_instance * pl.count for pl in placements if pl.pool == pid)
-        pools[pid] = PoolUse(pool.gpu_type, pool.domain, pool.node_count, n, used, pool.packing, costs[pid])
+    placements, costs, gpus, pools = fleet_summary(data, counts, nodes)
     plan = Plan(
         instance=instance.name,
         status=SolveStatus.FEASIBLE,

@@ -264,11 +264,15 @@ class _ProfileBase(StrictModel):
 
     def fits_pool(self, pool: NodePool) -> bool:
         """Whether an instance of this shape can be placed on the pool's nodes."""
-        if pool.gpu_type != self.gpu_type:
-            return False
-        if self.gpus_per_instance <= pool.gpus_per_node:
-            return True
-        return self.spans_nodes and self.gpus_per_instance % pool.gpus_per_node == 0
+        return pool.gpu_type == self.gpu_type and fits_nodes(self.gpus_per_instance, pool.gpus_per_node,
+                                                            self.spans_nodes)
+
+
+def fits_nodes(gpus_per_instance: int, gpus_per_node: int, spans_nodes: bool) -> bool:
+    """An instance fits inside one node, or, when it may span nodes, takes a whole number of them."""
+    if gpus_per_instance <= gpus_per_node:
+        return True
+    return spans_nodes and gpus_per_instance % gpus_per_node == 0
 
 
 class MeasuredTtft(StrictModel):

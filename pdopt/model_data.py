@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from pdopt import topology
 from pdopt.capacity import CapacityTable, ShapeCapacity
-from pdopt.instance import ROLES, Instance
+from pdopt.instance import ROLES, Instance, fits_nodes
 
 
 def is_divisibility_chain(sizes: list[int], node_gpus: int) -> bool:
@@ -131,11 +131,8 @@ def _pool_data(instance: Instance, pid: str, shapes: list[ShapeCapacity]) -> Poo
 
 
 def _fits(shape: ShapeCapacity, pool: PoolData) -> bool:
-    if shape.gpu_type != pool.gpu_type:
-        return False
-    if shape.gpus_per_instance <= pool.gpus_per_node:
-        return True
-    return shape.spans_nodes and shape.gpus_per_instance % pool.gpus_per_node == 0
+    return shape.gpu_type == pool.gpu_type and fits_nodes(shape.gpus_per_instance, pool.gpus_per_node,
+                                                          shape.spans_nodes)
 
 
 def dominated_shapes(shapes: dict[str, ShapeCapacity], pools: dict[str, PoolData]) -> set[str]:

@@ -422,18 +422,7 @@ def extract(instance: Instance, table: CapacityTable, data: ModelData, built: Bu
                        result.runtime_s, result.message, short, needs)
     counts = solution_counts(built)
     nodes = {p: min(n, min_nodes(data, p, counts)) for p, n in solution_nodes(built).items()}
-    placements = _placements(counts, nodes, data)
-    costs = pool_costs(data, counts, nodes)
-    gpus: dict[str, int] = {}
-    for pl in placements:
-        gpus[pl.gpu_type] = gpus.get(pl.gpu_type, 0) + pl.gpus_per_instance * pl.count
-    pools: dict[str, PoolUse] = {}
-    for pid, n in nodes.items():
-        if n == 0:
-            continue
-        pool = data.pools[pid]
-        used = sum(pl.gpus_per_instance * pl.count for pl in placements if pl.pool == pid)
-        pools[pid] = PoolUse(pool.gpu_type, pool.domain, pool.node_count, n, used, pool.packing, costs[pid])
+    placements, costs, gpus, pools = fleet_summary(data, counts, nodes)
     flow_vals = {key: float(v.value() or 0.0) for key, v in sorted(built.kv_flow.items())}
     flows = tuple({"model": m, "from_domain": d, "to_domain": e, "rps": rps}
                   for (m, d, e), rps in flow_vals.items() if rps > 1e-9)
@@ -462,6 +451,25 @@ def extract(instance: Instance, table: CapacityTable, data: ModelData, built: Bu
         cost_breakdown=_breakdown(placements),
         scale=scale,
     )
+
+
+def fleet_summary(data: ModelData, counts: dict[tuple[str, str], int], nodes: dict[str, int]
+                  ) -> tuple[tuple[Placement, ...], dict[str, float], dict[str, int], dict[str, PoolUse]]:
+    """From instance counts and nodes per pool: the placements, each pool's cost, GPUs per GPU type, and the use
+    of every pool with nodes in use (shared by solved plans and baseline plans)."""
+    placements = _placements(counts, nodes, data)
+    costs = pool_costs(data, counts, nodes)
+    gpus: dict[str, int] = {}
+    for pl in placements:
+        gpus[pl.gpu_type] = gpus.get(pl.gpu_type, 0) + pl.gpus_per_instance * pl.count
+    pools: dict[str, PoolUse] = {}
+    for pid, n in nodes.items():
+        if n == 0:
+            continue
+        pool = data.pools[pid]
+        used = sum(pl.gpus_per_instance * pl.count for pl in placements if pl.pool == pid)
+        pools[pid] = PoolUse(pool.gpu_type, pool.domain, pool.node_count, n, used, pool.packing, costs[pid])
+    return placements, costs, gpus, pools
 
 
 def _failure_scenarios(data: ModelData, placements: tuple[Placement, ...],
