@@ -73,12 +73,22 @@ def _general_prefill(w: Workload, lam: float, pre: list[tuple[dict[str, Any], fl
     return out
 
 
+def served_demand_rps(instance: Instance, plan: dict[str, Any], model: str) -> float:
+    """Requests/s of ``model`` the plan is sized for: the instance's demand x ``scale_demand`` x ``scale``.
+
+    Both multipliers count: ``scale_demand`` is the what-if factor the plan was asked for, ``scale`` (null unless
+    the plan maximised it) the largest multiplier a fixed inventory serves. The verifier reads them the same way.
+    """
+    scale = plan.get("scale")
+    return instance.workloads[model].demand_rps() * float(plan.get("scale_demand", 1.0)) * float(
+        1.0 if scale is None else scale)
+
+
 def predicted_metrics(instance: Instance, plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per model: predicted ``ttft_s`` and ``tpot_ms`` statistics (None where an instance would be overloaded)."""
-    scale = float(plan.get("scale_demand", 1.0))
     out: dict[str, dict[str, Any]] = {}
     for m, w in instance.workloads.items():
-        lam = w.demand_rps() * scale
+        lam = served_demand_rps(instance, plan, m)
         pl = [p for p in plan.get("placements", []) if p["model"] == m]
         prefill_model = {"mm1": "M/M/1 prefill with capacity-weighted Poisson splitting",
                          "gg1": "G/G/1 prefill per instance (Allen-Cunneen; gamma percentiles)",

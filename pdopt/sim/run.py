@@ -1,7 +1,8 @@
 """Simulate a plan: build the servers from an instance and a plan, generate traffic, measure the SLOs.
 
-Traffic: per model a Poisson stream at the plan's demand (requests/s, ``scale_demand`` included), or a replayed
-trace, by default rescaled in time to that rate. Lengths: the workload's means (``fixed``), exponential with
+Traffic: per model a Poisson stream at the demand the plan serves (:func:`served_demand_rps`: the instance's
+demand x ``scale_demand`` x ``scale``, the multiplier a maximize-scale plan found), or a replayed trace, by default
+rescaled in time to that rate. Lengths: the workload's means (``fixed``), exponential with
 those means, or the trace's own. Statistics exclude the first ``warmup_fraction`` and the last
 ``cooldown_fraction`` of requests by arrival (the system fills up, then drains), and give a 99% confidence
 interval on each mean by batch means (20 consecutive batches, Student t).
@@ -21,6 +22,7 @@ from pdopt.instance import DecodePoint, DecodeProfile, Instance, PrefillProfile
 from pdopt.io import InputError
 from pdopt.sim.engine import (
     DISPATCH_POLICIES,
+    BoolArray,
     DecodeServer,
     EngineResult,
     FloatArray,
@@ -28,7 +30,7 @@ from pdopt.sim.engine import (
     RequestArrays,
     simulate_engine,
 )
-from pdopt.sim.predict import predicted_metrics
+from pdopt.sim.predict import predicted_metrics, served_demand_rps
 from pdopt.sim.traces import Trace
 
 SERVICE_DISTRIBUTIONS = ("deterministic", "exponential", "gamma", "lognormal")
@@ -111,6 +113,21 @@ class SimResult:
         return {"instance": self.instance, "requests_simulated": self.requests_simulated, "wall_s": self.wall_s,
                 "seed": self.seed, "options": self.options, "slo_met": self.slo_met(), "models": self.models,
                 "instances": self.instances}
+
+
+def _rates_measured(req: RequestArrays, keep: BoolArray, sel: BoolArray) -> dict[str, float]:
+    """Offered and completed rate of one model over the measured window (first to last kept arrival).
+
+    offered = kept arrivals / window; completed = completions inside the window / window. Under Poisson arrivals
+    the count N in the window is Poisson, so the offered rate's 99% interval half-width is 2.576 sqrt(N) / window.
+    """
+    t0, t1 = float(req.arrival_s[keep].min()), float(req.arrival_s[keep].max())
+    window = max(t1 - t0, 1e-12)
+    n = int(sel.sum())
+    finished = req.finish_s[req.model == req.model[sel][0]]
+    done = int(np.count_nonzero((finished >= t0) & (finished <= t1)))
+    return {"offered_rps": n / window, "offered_rps_ci99_half_width": 2.576 * float(np.sqrt(n)) / window,
+            "completed_rps": done / window}
 
 
 def planned_instances(plan: dict[str, Any]) -> list[PlannedInstance]:
@@ -244,9 +261,8 @@ def simulate(instance: Instance, plan: dict[str, Any], options: SimOptions | Non
     check_plan_matches(instance, plan)
     start = time.perf_counter()
     rng = np.random.default_rng(opts.seed)
-    scale = float(plan.get("scale_demand", 1.0))
     models = list(instance.workloads)
-    rates = [instance.workloads[m].demand_rps() * scale for m in models]
+    rates = [served_demand_rps(instance, plan, m) for m in models]
     if opts.lengths == "trace" and trace is None:
         raise InputError("lengths: 'trace' needs a trace (--trace FILE)")
     arrival, model, lin, lout = _traffic(instance, models, rates, opts, rng, trace)
@@ -306,6 +322,7 @@ def simulate(instance: Instance, plan: dict[str, Any], options: SimOptions | Non
         tpot_ok = p_ms[w.tpot.statistic] <= w.tpot.target_ms
         out[m] = {
             "requests": int(sel.sum()),
+            "target_rps": rates[i], **_rates_measured(req, keep, sel),
             "ttft_s": t_s, "tpot_ms": p_ms, "prefill_sojourn_s": sojourn,
             "slo": {"ttft_target_s": w.ttft.target_s, "ttft_statistic": w.ttft.statistic,
                     "tpot_target_ms": w.tpot.target_ms, "tpot_statistic": w.tpot.statistic},
