@@ -23,8 +23,9 @@ from pdopt.capacity import (
 )
 from pdopt.instance import Instance
 from pdopt.io import InputError, instance_from_dict, load_instance
-from pdopt.plan import Plan, solve
-from pdopt.solver import SolverOptions, SolveStatus
+from pdopt.optimize.pipeline import solve
+from pdopt.optimize.solver import SolverOptions
+from pdopt.plan import Plan, SolveStatus
 from pdopt.verify import Violation, format_violations, verify
 
 __version__ = "0.1.0"

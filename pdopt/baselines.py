@@ -2,7 +2,7 @@
 
 Every baseline reads the same capacity model as the planner (:func:`pdopt.capacity.capacity_table`: per-instance
 req/s at the SLOs), sizes each model with a simple rule, places the instances greedily into node pools of the
-chosen GPU type, and returns a :class:`BaselineResult`: the plan (``Plan.to_dict()`` form, status ``feasible``,
+chosen GPU type, and returns a :class:`BaselineResult`: the plan (a :class:`~pdopt.plan.Plan`, status ``feasible``,
 checkable by :func:`pdopt.verify.verify` and runnable by :func:`pdopt.sim.simulate`) or ``None`` with the reason
 it could not produce one. See docs/baselines.md.
 
@@ -13,7 +13,7 @@ Shared rules:
 - Every role must cover its demand plus the N+k spare reserve of the instance (``ModelData.spare_rps``), with the
   pooled capacity (``ShapeCapacity.pooled_capacity_rps``) where prefill instances pool.
 - Placement is first-fit over pools of the shape's GPU type, cheapest per-GPU price first (then pool id): an
-  instance goes to the first pool whose nodes still hold the pool's instances (:func:`pdopt.plan.min_nodes` at
+  instance goes to the first pool whose nodes still hold the pool's instances (:func:`pdopt.optimize.fleet.min_nodes` at
   most ``node_count``) and whose GPU type stays within its ``max_gpus`` cap. Models are placed one after another,
   largest demand first, over the shared inventory. When an instance fits nowhere the baseline returns ``None``
   with the reason (it never reports a plan that breaks the inventory).
@@ -30,18 +30,13 @@ from typing import Any
 
 from pdopt.capacity import CapacityTable, ShapeCapacity, capacity_table
 from pdopt.instance import ROLES, Instance
-from pdopt.model_data import ModelData, build_model_data
-from pdopt.plan import (
-    Plan,
-    SolverReport,
-    _breakdown,
-    _model_plans,
-    fleet_summary,
-    greedy_start,
-    min_nodes,
-    solve,
-)
-from pdopt.solver import SolverOptions, SolveStatus
+from pdopt.optimize import fleet
+from pdopt.optimize.fleet import min_nodes
+from pdopt.optimize.heuristics import greedy_start
+from pdopt.optimize.model_data import ModelData, build_model_data
+from pdopt.optimize.pipeline import solve
+from pdopt.optimize.solver import SolverOptions
+from pdopt.plan import CostBreakdown, Plan, SolverReport, SolveStatus
 from pdopt.verify import verify
 
 Counts = dict[tuple[str, str], int]
@@ -53,10 +48,10 @@ DERATES: tuple[float, ...] = (0.8, 0.9)
 
 @dataclass(frozen=True)
 class BaselineResult:
-    """A baseline's plan (JSON form) or, when it has none, why."""
+    """A baseline's plan or, when it has none, why."""
 
     name: str
-    plan: dict[str, Any] | None
+    plan: Plan | None
     reason: str | None = None
 
 
@@ -156,28 +151,27 @@ def _place(ctx: _Ctx, counts: Counts, sid: str, n: int) -> None:
 
 
 def plan_from_counts(instance: Instance, counts: Counts, name: str, data: ModelData | None = None,
-                     table: CapacityTable | None = None) -> dict[str, Any]:
-    """The plan JSON (``Plan.to_dict()``, status ``feasible``) of given instance counts, with the fewest nodes per
-    pool (:func:`pdopt.plan.min_nodes`) and the planner's pricing (:func:`pdopt.plan.pool_costs`)."""
+                     table: CapacityTable | None = None) -> Plan:
+    """The plan (status ``feasible``) of given instance counts, with the fewest nodes per pool
+    (:func:`pdopt.optimize.fleet.min_nodes`) and the planner's price book."""
     table = table or capacity_table(instance)
     data = data or build_model_data(instance, table, prune=False)
     counts = {k: c for k, c in counts.items() if c > 0}
     nodes = {p: min_nodes(data, p, counts) for p in sorted({p for _, p in counts})}
-    placements, costs, gpus, pools = fleet_summary(data, counts, nodes)
-    plan = Plan(
+    placed = fleet.placements(data, counts, nodes)
+    return Plan(
         instance=instance.name,
         status=SolveStatus.FEASIBLE,
-        objective_usd_per_hour=sum(costs.values()),
+        objective_usd_per_hour=sum(fleet.pool_costs(data, counts, nodes).values()),
         scale_demand=1.0,
-        placements=placements,
-        models=_model_plans(placements, data, instance, 1.0),
-        gpus_used=gpus,
+        placements=placed,
+        models=fleet.model_plans(data, placed, 1.0),
+        gpus_used=fleet.gpus_by_type(placed),
         skipped_shapes=table.skipped,
         solver=SolverReport(f"baseline:{name}", 0.0, None, None, "baseline sizing rule, not an optimiser"),
-        pools=pools,
-        cost_breakdown=_breakdown(placements),
+        pools=fleet.pool_use(data, counts, nodes),
+        cost_breakdown=CostBreakdown.of(placed),
     )
-    return plan.to_dict()
 
 
 def _run(instance: Instance, name: str, size: Callable[[_Ctx, Counts], None]) -> BaselineResult:
@@ -311,9 +305,9 @@ def rate_matching(instance: Instance, derate: float = 0.8) -> BaselineResult:
 
 
 def greedy(instance: Instance) -> BaselineResult:
-    """(e) The planner's own greedy start (:func:`pdopt.plan.greedy_start`, on the pruned model data the MILP
-    sees): each (model, role), largest demand first, takes its cheapest shapes per req/s in pools with room
-    (aggregate-packing pools only)."""
+    """(e) The planner's own greedy start (:func:`pdopt.optimize.heuristics.greedy_start`, on the pruned model
+    data the MILP sees): each (model, role), largest demand first, takes its cheapest shapes per req/s in pools
+    with room (aggregate-packing pools only)."""
     table = capacity_table(instance)
     data = build_model_data(instance, table)
     start = greedy_start(data)
@@ -331,17 +325,17 @@ def all_baselines(instance: Instance) -> list[BaselineResult]:
     return out
 
 
-def _row(instance: Instance, name: str, plan: dict[str, Any] | None, reason: str | None,
+def _row(instance: Instance, name: str, plan: Plan | None, reason: str | None,
          milp_cost: float | None, simulate_requests: int, seed: int) -> dict[str, Any]:
     row: dict[str, Any] = {"name": name, "cost_usd_per_hour": None, "gpus": None, "nodes": None, "feasible": False,
                            "violations": None, "saving_vs_milp_usd_per_hour": None, "saving_pct": None,
                            "slo_met": None, "attainment": None, "reason": reason}
     if plan is None:
         return row
-    violations = verify(instance, plan)
-    cost = float(plan["objective_usd_per_hour"])
-    row.update(cost_usd_per_hour=cost, gpus=sum(plan["gpus_used"].values()),
-               nodes=sum(u["nodes_used"] for u in plan["pools"].values()),
+    violations = verify(instance, plan.to_dict())
+    cost = plan.objective_usd_per_hour or 0.0
+    row.update(cost_usd_per_hour=cost, gpus=sum(plan.gpus_used.values()),
+               nodes=sum(u.nodes_used for u in plan.pools.values()),
                feasible=not violations, violations=len(violations))
     if violations:
         row["reason"] = "; ".join(sorted({v.check for v in violations}))
@@ -363,7 +357,7 @@ def compare(instance: Instance, simulate_requests: int = 0, options: SolverOptio
     the MILP's saving over it (``cost - milp cost``; percent of the baseline's cost); with ``simulate_requests``
     > 0 also the simulated SLO verdict and the worst model's attainment (share of requests meeting both SLOs)."""
     milp = solve(instance, options)
-    milp_plan = milp.to_dict() if milp.has_plan else None
+    milp_plan = milp if milp.has_plan else None
     milp_cost = milp.objective_usd_per_hour if milp.has_plan else None
     rows = [_row(instance, "milp", milp_plan, milp.reason, milp_cost, simulate_requests, seed)]
     for b in all_baselines(instance):

@@ -22,10 +22,10 @@ from pdopt.capacity import capacity_table
 from pdopt.generate import FAMILIES, generate
 from pdopt.instance import Instance
 from pdopt.io import InputError, instance_from_dict, load_instance
-from pdopt.milp import build_problem
-from pdopt.model_data import build_model_data
-from pdopt.plan import solve
-from pdopt.solver import SolverOptions
+from pdopt.optimize.build import build_problem
+from pdopt.optimize.model_data import build_model_data
+from pdopt.optimize.pipeline import solve
+from pdopt.optimize.solver import SolverOptions
 from pdopt.verify import verify
 
 INSTANCES = Path(__file__).resolve().parents[1] / "instances"
@@ -66,8 +66,8 @@ def measure(entry: str, options: SolverOptions, baselines: bool) -> dict[str, An
         "best_baseline": None, "best_baseline_usd_per_hour": None, "saving_pct": None,
     }
     if baselines and plan.has_plan:
-        feasible = [(b.plan["objective_usd_per_hour"], b.name) for b in all_baselines(inst)
-                    if b.plan is not None and not verify(inst, b.plan)]
+        feasible = [(b.plan.objective_usd_per_hour or 0.0, b.name) for b in all_baselines(inst)
+                    if b.plan is not None and not verify(inst, b.plan.to_dict())]
         if feasible:
             cost, name = min(feasible)
             row.update(best_baseline=name, best_baseline_usd_per_hour=cost,

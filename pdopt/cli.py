@@ -25,13 +25,14 @@ from pdopt.capacity import capacity_table
 from pdopt.generate import FAMILIES, generate
 from pdopt.instance import Instance
 from pdopt.io import InputError, dump_json, load_instance, load_json
-from pdopt.plan import solve
+from pdopt.optimize.pipeline import solve
+from pdopt.optimize.solver import SOLVERS, SolverOptions, SolverUnavailableError
+from pdopt.plan import Plan, SolveStatus
 from pdopt.profiles import detect_format, import_csv, import_splitwise, import_vllm_bench
 from pdopt.report import format_capacities, format_plan, format_simulation, table
 from pdopt.sim.engine import DISPATCH_POLICIES
 from pdopt.sim.run import LENGTH_MODES, SERVICE_DISTRIBUTIONS, SimOptions, simulate, tightness
 from pdopt.sim.traces import read_trace
-from pdopt.solver import SOLVERS, SolverOptions, SolverUnavailableError, SolveStatus
 from pdopt.verify import format_violations, verify
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE = 0, 1, 2, 3
@@ -268,13 +269,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.plan is not None:
         if args.scale_demand is not None:
             raise InputError("--scale-demand applies when planning first; a given --plan carries its own scale")
-        plan = load_json(args.plan, "plan")
+        plan = Plan.from_dict(load_json(args.plan, "plan"), args.plan)
     else:
-        planned = solve(instance, scale_demand=args.scale_demand or 1.0)
-        if not planned.has_plan:
-            print(f"pdopt: no feasible plan to simulate: {planned.reason}", file=sys.stderr)
+        plan = solve(instance, scale_demand=args.scale_demand or 1.0)
+        if not plan.has_plan:
+            print(f"pdopt: no feasible plan to simulate: {plan.reason}", file=sys.stderr)
             return EXIT_INFEASIBLE
-        plan = planned.to_dict()
     trace = read_trace(args.trace) if args.trace else None
     lengths = args.lengths or ("trace" if trace is not None else "workload")
     opts = SimOptions(requests=args.requests, seed=args.seed, prefill_dispatch=_policy(args.dispatch),

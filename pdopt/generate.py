@@ -94,9 +94,9 @@ def _calibrate(doc: dict[str, Any], level: float) -> float:
     """
     from pdopt.capacity import capacity_table  # local: generate is imported by the CLI at start-up
     from pdopt.io import instance_from_dict
-    from pdopt.milp import build_problem, gpus_expression, relax
-    from pdopt.model_data import build_model_data
-    from pdopt.solver import SolverOptions, run_solver
+    from pdopt.optimize.build import build_problem, relax
+    from pdopt.optimize.model_data import build_model_data
+    from pdopt.optimize.solver import SolverOptions, run_solver
 
     inst = instance_from_dict(doc)
     total = sum(p.gpus_per_node * p.node_count for p in inst.node_pools.values())
@@ -105,16 +105,17 @@ def _calibrate(doc: dict[str, Any], level: float) -> float:
         data = build_model_data(inst, capacity_table(inst), scale_demand=f)
         built = build_problem(data)
         relax(built)
-        if run_solver(built.problem, SolverOptions(name="highs")).objective is None:
+        sol = run_solver(built.problem, SolverOptions(name="highs"))
+        if sol.report.objective is None:
             return None
-        return float(gpus_expression(built, data).value()) / total
+        return sum(data.shapes[s].gpus_per_instance * sol.value(v.name) for (s, _), v in built.x.items()) / total
 
     data = build_model_data(inst, capacity_table(inst))
     top = build_problem(data, mode="max_scale")
     relax(top)
-    run_solver(top.problem, SolverOptions(name="highs"))
+    sol = run_solver(top.problem, SolverOptions(name="highs"))
     assert top.scale is not None
-    lo, hi = 0.0, 0.9 * float(top.scale.value() or 0.0)
+    lo, hi = 0.0, 0.9 * sol.value(top.scale.name)
     u_hi = usage(hi)
     if u_hi is None or u_hi <= level:
         return hi

@@ -56,9 +56,9 @@ def format_plan(plan: Plan) -> str:
         cb = plan.cost_breakdown
         out += ["", "cost by model and role (USD/hour)", table(
             ["model", "prefill", "decode", "total"],
-            [[m, f"{r.get('prefill', 0.0):.2f}", f"{r.get('decode', 0.0):.2f}", f"{cb['by_model'][m]:.2f}"]
-             for m, r in cb["by_model_role"].items()])]
-        out.append("by GPU type: " + ", ".join(f"{g} {c:.2f}" for g, c in cb["by_gpu_type"].items()))
+            [[m, f"{r.get('prefill', 0.0):.2f}", f"{r.get('decode', 0.0):.2f}", f"{cb.by_model[m]:.2f}"]
+             for m, r in cb.by_model_role.items()])]
+        out.append("by GPU type: " + ", ".join(f"{g} {c:.2f}" for g, c in cb.by_gpu_type.items()))
     if plan.models:
         out += ["", "models", table(
             ["model", "demand req/s", "prefill", "decode", "P/D", "prefill exact", "decode exact",

@@ -11,6 +11,7 @@ from pdopt import baselines
 from pdopt.generate import FAMILIES, generate
 from pdopt.instance import Instance
 from pdopt.io import instance_from_dict, load_instance
+from pdopt.plan import Plan
 from pdopt.verify import verify
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,11 +75,9 @@ def test_paper_hand_checked(paper_rows: dict[str, dict[str, object]]) -> None:
 
 def test_paper_counts(paper: Instance) -> None:
     """The instance counts behind the costs (4.0813 / 3.3336 req/s per instance, 12.52 req/s demand)."""
-    def counts(plan: dict[str, object] | None) -> tuple[int, int]:
+    def counts(plan: Plan | None) -> tuple[int, int]:
         assert plan is not None
-        models = plan["models"]
-        assert isinstance(models, dict)
-        return models["dsv31"]["prefill"]["instances"], models["dsv31"]["decode"]["instances"]
+        return plan.models["dsv31"].prefill.instances, plan.models["dsv31"].decode.instances
 
     assert counts(baselines.paper_closed_form(paper).plan) == (4, 4)
     assert counts(baselines.fixed_ratio(paper, 1, 2).plan) == (4, 8)
@@ -114,9 +113,11 @@ def test_baseline_plans_verify(label: str, inst: Instance) -> None:
         if b.plan is None:
             assert b.reason
             continue
-        assert b.plan["status"] == "feasible" and b.plan["scale_demand"] == 1.0 and b.plan["scale"] is None
-        assert b.plan["solver"]["name"] == f"baseline:{b.name}"
-        assert verify(inst, b.plan) == [], (label, b.name)
+        doc = b.plan.to_dict()
+        assert doc["status"] == "feasible" and doc["scale_demand"] == 1.0 and doc["scale"] is None
+        assert doc["solver"]["name"] == f"baseline:{b.name}"
+        assert verify(inst, doc) == [], (label, b.name)
+        assert Plan.from_dict(doc) == b.plan
 
 
 def test_mixed_two_models_values() -> None:

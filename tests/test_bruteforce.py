@@ -1,8 +1,8 @@
 """The MILP's optimum equals an exhaustive enumeration of instance counts on tiny generated instances.
 
-The enumerator shares no code with the formulation (no PuLP, no ``pdopt.milp``, ``pdopt.model_data`` or
-``pdopt.plan``); per-instance capacities come from ``pdopt.capacity.capacity_table`` and are checked against the
-values the generator designed. It states the placement semantics directly:
+The enumerator shares no code with the formulation (no PuLP, no ``pdopt.optimize``, or ``pdopt.plan``);
+per-instance capacities come from ``pdopt.capacity.capacity_table`` and are checked against the values the
+generator designed. It states the placement semantics directly:
 
 - every vector of instance counts over the (shape, pool) pairs is tried, the pool's GPUs bounding each count;
 - a pool's instances must pack exactly into its nodes: an instance of at most a node's GPUs sits inside one node
@@ -35,7 +35,8 @@ import pdopt
 from pdopt.capacity import capacity_table
 from pdopt.instance import Instance
 from pdopt.io import instance_from_dict, load_instance
-from pdopt.solver import SolverOptions, SolveStatus, available_solvers
+from pdopt.optimize.solver import SolverOptions, available_solvers
+from pdopt.plan import SolveStatus
 from pdopt.verify import verify
 from tests.conftest import ROOT
 

@@ -40,6 +40,7 @@ from pdopt.calibrate import FitResult, fit_gg1
 from pdopt.capacity import ShapeCapacity, mm1_max_arrival_rate, prefill_capacity
 from pdopt.instance import Instance, PrefillProfile, Statistic
 from pdopt.io import instance_from_dict
+from pdopt.plan import Plan
 from pdopt.profiles import import_vllm_bench
 from pdopt.queueing import max_arrival_rate, sojourn_statistic
 from pdopt.sim.run import SimOptions, simulate
@@ -91,7 +92,7 @@ def calib_instance(rate_rps: float, **workload: Any) -> Instance:
 def one_by_one_plan() -> dict[str, Any]:
     def placement(role: str) -> dict[str, Any]:
         return {"model": "m", "role": role, "gpu_type": "gpu", "gpus_per_instance": 1, "pool": "pool", "count": 1,
-                "capacity_rps": MU}
+                "capacity_rps": MU, "cost_usd_per_hour": 0.0}
     return {"instance": "calibration", "status": "optimal", "scale_demand": 1.0,
             "placements": [placement("prefill"), placement("decode")]}
 
@@ -100,7 +101,7 @@ def measure(rate_rps: float, requests: int, seed: int, case: str) -> dict[str, f
     """One simulated benchmark run: the simulator's TTFT summary (mean, p90) at ``rate_rps``."""
     service, scv = CASES[case]
     opts = SimOptions(requests=requests, seed=seed, prefill_service=service, prefill_scv=scv)
-    result = simulate(calib_instance(rate_rps), one_by_one_plan(), opts)
+    result = simulate(calib_instance(rate_rps), Plan.from_dict(one_by_one_plan()), opts)
     assert result.engine is not None
     req = result.engine.requests
     boundary_wait = (req.join_s - req.arrival_s) - (req.prefill_end_s - req.arrival_s + OVERHEAD_S)

@@ -8,6 +8,7 @@ import yaml
 import pdopt
 from pdopt.capacity import decode_rate_under_load
 from pdopt.io import instance_from_dict
+from pdopt.plan import Plan
 from pdopt.sim import SimOptions, simulate
 from tests.conftest import EXAMPLE, PAPER
 
@@ -36,11 +37,11 @@ def test_simulator_agrees_with_the_planned_decode_count(scale: float) -> None:
     inst = _paper_under_load()
     plan = pdopt.solve(inst, scale_demand=scale).to_dict()
     assert pdopt.verify(inst, plan) == []
-    res = simulate(inst, plan, SimOptions(requests=40000, seed=1)).models["dsv31"]
+    res = simulate(inst, Plan.from_dict(plan), SimOptions(requests=40000, seed=1)).models["dsv31"]
     assert res["tpot_slo_met"]
     fewer = {**plan, "placements": [dict(p, count=p["count"] - 1) if p["role"] == "decode" else p
                                     for p in plan["placements"]]}
-    res_fewer = simulate(inst, fewer, SimOptions(requests=40000, seed=1)).models["dsv31"]
+    res_fewer = simulate(inst, Plan.from_dict(fewer), SimOptions(requests=40000, seed=1)).models["dsv31"]
     assert not res_fewer["tpot_slo_met"]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pdopt.cli import main
-from pdopt.milp import CONSTRAINT_FAMILIES, VARIABLE_FAMILIES
+from pdopt.optimize.build import CONSTRAINT_FAMILIES, VARIABLE_FAMILIES
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -8,8 +8,8 @@ import yaml
 
 from pdopt.capacity import capacity_table
 from pdopt.io import instance_from_dict
-from pdopt.milp import CONSTRAINT_FAMILIES, VARIABLE_FAMILIES, BuiltProblem, build_problem
-from pdopt.model_data import build_model_data
+from pdopt.optimize.build import CONSTRAINT_FAMILIES, VARIABLE_FAMILIES, BuiltProblem, build_problem
+from pdopt.optimize.model_data import build_model_data
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ import pytest
 import pdopt
 from pdopt.cli import main
 from pdopt.io import load_instance
-from pdopt.solver import SolveStatus
+from pdopt.plan import SolveStatus
 from tests.conftest import INSTANCES
 
 TINY = INSTANCES / "tiny"

@@ -9,6 +9,7 @@ import yaml
 import pdopt
 from pdopt.cli import main
 from pdopt.io import InputError, instance_from_dict
+from pdopt.plan import Plan
 from pdopt.queueing import sojourn_statistic
 from pdopt.sim import SimOptions, simulate
 from tests.conftest import PAPER
@@ -69,7 +70,8 @@ def test_simulated_mix_matches_mg1_with_the_derived_scv() -> None:
                                    demand={"requests_per_s": 0.6 / MEAN_T}), PAPER.parent)
     plan = pdopt.solve(inst).to_dict()
     plan["placements"] = [dict(p, count=1) if p["role"] == "prefill" else p for p in plan["placements"]]
-    res = simulate(inst, plan, SimOptions(requests=100000, seed=5, prefill_dispatch="random")).models["dsv31"]
+    opts = SimOptions(requests=100000, seed=5, prefill_dispatch="random")
+    res = simulate(inst, Plan.from_dict(plan), opts).models["dsv31"]
     expected = sojourn_statistic(0.6 / MEAN_T, 1 / MEAN_T, 1, 1.0, SCV, "mean")
     sim = res["prefill_sojourn_s"]
     assert abs(sim["mean"] - expected) <= sim["ci99_half_width"] + 0.005 * expected

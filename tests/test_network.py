@@ -9,6 +9,7 @@ import yaml
 import pdopt
 from pdopt.cli import main
 from pdopt.io import InputError, instance_from_dict
+from pdopt.plan import Plan
 from pdopt.sim import SimOptions, simulate
 from tests.conftest import INSTANCES
 
@@ -31,7 +32,7 @@ def test_spine_bandwidth_decides_the_split(gbps: float, cost: float, split: bool
     assert plan.objective_usd_per_hour == pytest.approx(cost)
     domains = {plan.pools[p.pool].domain for p in plan.placements}
     assert (domains == {"r0", "r1"}) is split
-    load = {(link["a"], link["b"]): link["kv_traffic_gbps"] for link in plan.links}
+    load = {(link.a, link.b): link.kv_traffic_gbps for link in plan.links}
     assert load[("r0", "spine")] == pytest.approx(4.0 if split else 0.0)
     assert pdopt.verify(inst, plan.to_dict()) == []
 
@@ -66,7 +67,7 @@ def test_simulator_uses_the_transfer_time() -> None:
     for g in doc["gpu_types"].values():
         g["nic_gbps_per_gpu"] = 2.0  # 0.05 + 1 / 2 = 0.55 s
     inst = instance_from_dict(doc)
-    res = simulate(inst, pdopt.solve(inst).to_dict(), SimOptions(requests=5000, seed=2))
+    res = simulate(inst, pdopt.solve(inst), SimOptions(requests=5000, seed=2))
     eng = res.engine
     assert eng is not None
     gap = eng.requests.join_s - eng.requests.prefill_end_s
@@ -84,13 +85,13 @@ def test_surviving_a_domain_loss() -> None:
     assert plan.status is pdopt.SolveStatus.OPTIMAL
     assert pdopt.verify(inst, plan.to_dict()) == []
     for lost, per in plan.failure_scenarios.items():
-        assert per["m"]["served_fraction"] >= 0.5 - 1e-9, lost
+        assert per["m"].served_fraction >= 0.5 - 1e-9, lost
     half = instance_from_dict({**doc, "workloads": {"m": {**doc["workloads"]["m"],
                                                           "demand": {"requests_per_s": 2.0}}}})
     for lost in ("r0", "r1"):
         kept = [p for p in plan.to_dict()["placements"] if inst.node_pools[p["pool"]].domain != lost]
         survivor = {**plan.to_dict(), "instance": half.name, "placements": kept}
-        res = simulate(half, survivor, SimOptions(requests=8000, seed=3))
+        res = simulate(half, Plan.from_dict(survivor), SimOptions(requests=8000, seed=3))
         assert res.models["m"]["slo_met"], lost
 
 

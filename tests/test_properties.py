@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import pdopt
 from pdopt.io import instance_from_dict
-from pdopt.solver import SolverOptions, available_solvers
+from pdopt.optimize.solver import SolverOptions, available_solvers
 from pdopt.verify import verify
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

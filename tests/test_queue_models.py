@@ -8,6 +8,7 @@ import yaml
 
 import pdopt
 from pdopt.io import instance_from_dict
+from pdopt.plan import Plan
 from pdopt.sim import SimOptions, simulate
 from tests.conftest import PAPER
 
@@ -31,8 +32,8 @@ def test_p99_target_under_mm1_needs_six_prefill_instances() -> None:
     assert plan.models["dsv31"].prefill.instances == 6
     assert pdopt.capacity_table(inst).for_role("dsv31", "prefill")[0].capacity_rps == pytest.approx(2.18381, abs=1e-4)
     opts = SimOptions(requests=100000, seed=11, prefill_dispatch="random", prefill_service="exponential")
-    six = simulate(inst, plan.to_dict(), opts).models["dsv31"]
-    five = simulate(inst, _with_prefill(plan.to_dict(), 5), opts).models["dsv31"]
+    six = simulate(inst, plan, opts).models["dsv31"]
+    five = simulate(inst, Plan.from_dict(_with_prefill(plan.to_dict(), 5)), opts).models["dsv31"]
     assert six["ttft_slo_met"] and not five["ttft_slo_met"]
     assert 1.85 < six["ttft_s"]["p99"] < 2.0 < five["ttft_s"]["p99"] < 2.5
 
@@ -49,7 +50,7 @@ def test_pooled_prefill_needs_three_instances() -> None:
     assert plan.models["dsv31"].prefill.instances == 3
     assert pdopt.verify(inst, plan.to_dict()) == []
     opts = SimOptions(requests=100000, seed=11, prefill_dispatch="pooled", prefill_service="exponential")
-    res = simulate(inst, plan.to_dict(), opts).models["dsv31"]
+    res = simulate(inst, plan, opts).models["dsv31"]
     assert res["ttft_slo_met"]
     # the prefill sojourn alone against the exact M/M/3 mean at 12.52 req/s
     from pdopt.queueing import sojourn_statistic
@@ -71,7 +72,7 @@ def test_gg1_capacity_holds_in_simulation(scv: float) -> None:
     plan = pdopt.solve(inst)
     assert pdopt.verify(inst, plan.to_dict()) == []
     service = "deterministic" if scv == 0 else "gamma"
-    res = simulate(inst, plan.to_dict(), SimOptions(requests=60000, seed=11, prefill_dispatch="random",
+    res = simulate(inst, plan, SimOptions(requests=60000, seed=11, prefill_dispatch="random",
                                                     prefill_service=service, prefill_scv=scv)).models["dsv31"]
     assert res["ttft_slo_met"]
     # random dispatch splits Poisson arrivals: each instance is M/G/1, whose mean (Pollaczek-Khinchine) is exact

@@ -51,6 +51,7 @@ from scipy.special import gammainc
 from pdopt.capacity import mm1_max_arrival_rate, sojourn_factor
 from pdopt.instance import Instance
 from pdopt.io import instance_from_dict
+from pdopt.plan import Plan
 from pdopt.queueing import (
     erlang_c,
     max_arrival_rate,
@@ -405,14 +406,14 @@ def pooled_plan(servers: int) -> dict[str, Any]:
     """A hand-written plan: ``servers`` prefill instances (all of capacity 1 req/s) and one decode instance."""
     def placement(role: str, count: int) -> dict[str, Any]:
         return {"model": "m", "role": role, "gpu_type": "gpu", "gpus_per_instance": 1, "pool": "pool",
-                "count": count, "capacity_rps": 1.0}
+                "count": count, "capacity_rps": 1.0, "cost_usd_per_hour": 0.0}
     return {"instance": "pooled-queue", "status": "optimal", "scale_demand": 1.0,
             "placements": [placement("prefill", servers), placement("decode", 1)]}
 
 
 def kept_sojourns(instance: Instance, servers: int, options: SimOptions) -> tuple[FloatArray, FloatArray]:
     """Prefill sojourns and input lengths of the requests kept after warm-up and cool-down, in arrival order."""
-    result = simulate(instance, pooled_plan(servers), options)
+    result = simulate(instance, Plan.from_dict(pooled_plan(servers)), options)
     assert result.engine is not None
     req = result.engine.requests
     n = len(req.arrival_s)

@@ -34,6 +34,7 @@ import pytest
 
 import pdopt
 from pdopt.instance import Instance
+from pdopt.plan import Plan
 from pdopt.sim.run import SimOptions, SimResult, simulate
 
 LAMBDA_RPS = 5e6 / 60 / (6144 + 512)
@@ -67,7 +68,7 @@ def test_options_are_the_defaults() -> None:
 
 def test_4p4d_meets_both_slos(paper: Instance, paper_plan: dict[str, Any]) -> None:
     """4P4D at 5 M tok/min: mean TPOT near the Little's-law 18.87 ms (below 20), mean TTFT far below 2 s."""
-    result = simulate(paper, paper_plan, OPTIONS)
+    result = simulate(paper, Plan.from_dict(paper_plan), OPTIONS)
     m = result.models["dsv31"]
     assert m["slo_met"] and m["ttft_slo_met"] and m["tpot_slo_met"]
     assert result.slo_met()
@@ -84,7 +85,7 @@ def test_4p3d_misses_the_tpot_slo(paper: Instance, paper_plan: dict[str, Any]) -
     plan = with_decode_count(paper_plan, 3)
     assert [p for p in plan["placements"] if p["role"] == "prefill"] == \
         [p for p in paper_plan["placements"] if p["role"] == "prefill"]
-    result = simulate(paper, plan, OPTIONS)
+    result = simulate(paper, Plan.from_dict(plan), OPTIONS)
     m = result.models["dsv31"]
     assert not m["slo_met"]
     assert not m["tpot_slo_met"]

@@ -39,6 +39,7 @@ from scipy import stats
 
 from pdopt.instance import Instance
 from pdopt.io import instance_from_dict
+from pdopt.plan import Plan
 from pdopt.sim.run import SimOptions, SimResult, simulate
 
 FloatArray = npt.NDArray[np.float64]
@@ -82,7 +83,7 @@ def one_by_one_plan() -> dict[str, Any]:
     """A hand-written plan: one prefill and one decode instance."""
     def placement(role: str) -> dict[str, Any]:
         return {"model": "m", "role": role, "gpu_type": "gpu", "gpus_per_instance": 1, "pool": "pool", "count": 1,
-                "capacity_rps": MU}
+                "capacity_rps": MU, "cost_usd_per_hour": 0.0}
     return {"instance": "single-queue", "status": "optimal", "scale_demand": 1.0,
             "placements": [placement("prefill"), placement("decode")]}
 
@@ -107,7 +108,7 @@ def batch_means_ci(values: FloatArray) -> tuple[float, float]:
 def run_queue(rho: float, requests: int, service: str, scv: float = 0.0) -> tuple[FloatArray, SimResult]:
     opts = SimOptions(requests=requests, seed=SEED, prefill_service=service, prefill_scv=scv,
                       warmup_fraction=WARMUP, cooldown_fraction=COOLDOWN)
-    result = simulate(queue_instance(rho), one_by_one_plan(), opts)
+    result = simulate(queue_instance(rho), Plan.from_dict(one_by_one_plan()), opts)
     sojourn = prefill_sojourns(result)
     # the simulator's own summary keeps the same requests
     assert result.models["m"]["prefill_sojourn_s"]["mean"] == pytest.approx(float(sojourn.mean()), rel=1e-12)
@@ -146,8 +147,9 @@ def test_prefill_sojourn_does_not_depend_on_decode() -> None:
     """Same seed, a decode that is 1000x slower with batch cap 1 (so requests queue for decode): the prefill end
     times are identical, only the decode side changes (2000 requests)."""
     opts = SimOptions(requests=2000, seed=SEED, prefill_service="exponential")
-    fast = simulate(queue_instance(0.5), one_by_one_plan(), opts)
-    slow = simulate(queue_instance(0.5, decode_tpot_ms=1000.0, decode_max_batch=2), one_by_one_plan(), opts)
+    fast = simulate(queue_instance(0.5), Plan.from_dict(one_by_one_plan()), opts)
+    slow_instance = queue_instance(0.5, decode_tpot_ms=1000.0, decode_max_batch=2)
+    slow = simulate(slow_instance, Plan.from_dict(one_by_one_plan()), opts)
     assert fast.engine is not None and slow.engine is not None
     assert slow.instances[1]["batch_cap"] == 2
     np.testing.assert_array_equal(fast.engine.requests.prefill_end_s, slow.engine.requests.prefill_end_s)

@@ -4,7 +4,8 @@ import pulp
 import pytest
 
 import pdopt
-from pdopt.solver import SolverOptions, SolverUnavailableError, SolveStatus, normalise_status, run_solver
+from pdopt.optimize.solver import SolverOptions, SolverUnavailableError, normalise_status, run_solver
+from pdopt.plan import SolveStatus
 from tests.conftest import EXAMPLE
 
 
@@ -34,8 +35,8 @@ def test_cbc_reports_bound_and_zero_gap() -> None:
     prob += 2 * x >= 7, "cover"
     res = run_solver(prob, SolverOptions())
     assert res.status is SolveStatus.OPTIMAL
-    assert res.objective == pytest.approx(12.0)
-    assert res.bound == pytest.approx(12.0) and res.gap == 0.0
+    assert res.report.objective == pytest.approx(12.0)
+    assert res.report.bound == pytest.approx(12.0) and res.report.gap == 0.0
 
 
 def test_infeasible_problem() -> None:

@@ -17,6 +17,7 @@ from scipy.optimize import brentq
 
 from pdopt.capacity import QUANTILES, prefill_service, service_scv, tpot_at_batch
 from pdopt.instance import DecodeProfile, Instance, PrefillProfile, Workload
+from pdopt.plan import Placement, Plan
 
 
 def _mixture_quantile(weights: list[float], rates: list[float], p: float) -> float:
@@ -46,7 +47,7 @@ def _decode_tpot_ms(profile: DecodeProfile, input_tokens: float, tokens_per_s: f
     return tpot_at_batch(pts, b)
 
 
-def _general_prefill(w: Workload, lam: float, pre: list[tuple[dict[str, Any], float]],
+def _general_prefill(w: Workload, lam: float, pre: list[tuple[Placement, float]],
                      mus: list[float], derived_scv: float) -> dict[str, float] | None:
     """G/G/1 per instance (capacity-weighted split; the percentile of the worst-loaded instance, a bound), or,
     for ``ggc`` with one shape, one G/G/c queue over all instances."""
@@ -73,33 +74,22 @@ def _general_prefill(w: Workload, lam: float, pre: list[tuple[dict[str, Any], fl
     return out
 
 
-def served_demand_rps(instance: Instance, plan: dict[str, Any], model: str) -> float:
-    """Requests/s of ``model`` the plan is sized for: the instance's demand x ``scale_demand`` x ``scale``.
-
-    Both multipliers count: ``scale_demand`` is the what-if factor the plan was asked for, ``scale`` (null unless
-    the plan maximised it) the largest multiplier a fixed inventory serves. The verifier reads them the same way.
-    """
-    scale = plan.get("scale")
-    return instance.workloads[model].demand_rps() * float(plan.get("scale_demand", 1.0)) * float(
-        1.0 if scale is None else scale)
-
-
-def predicted_metrics(instance: Instance, plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def predicted_metrics(instance: Instance, plan: Plan) -> dict[str, dict[str, Any]]:
     """Per model: predicted ``ttft_s`` and ``tpot_ms`` statistics (None where an instance would be overloaded)."""
     out: dict[str, dict[str, Any]] = {}
+    served = plan.served_demand_rps(instance)
     for m, w in instance.workloads.items():
-        lam = served_demand_rps(instance, plan, m)
-        pl = [p for p in plan.get("placements", []) if p["model"] == m]
+        lam = served[m]
+        pl = [p for p in plan.placements if p.model == m]
         prefill_model = {"mm1": "M/M/1 prefill with capacity-weighted Poisson splitting",
                          "gg1": "G/G/1 prefill per instance (Allen-Cunneen; gamma percentiles)",
                          "ggc": "one pooled G/G/c prefill queue"}[w.queue_model]
         result: dict[str, Any] = {"model": f"{prefill_model}; constant-batch decode at Little's-law batch"}
-        pre = [(p, float(p["capacity_rps"])) for p in pl if p["role"] == "prefill" for _ in range(int(p["count"]))]
+        pre = [(p, p.capacity_rps) for p in pl if p.role == "prefill" for _ in range(p.count)]
         total = sum(c for _, c in pre)
         weights, rates = [], []
         for p, c in pre:
-            prof = instance.profile(m, "prefill", p["gpu_type"], int(p["gpus_per_instance"]),
-                                    p.get("variant", "default"))
+            prof = instance.profile(m, "prefill", p.gpu_type, p.gpus_per_instance, p.variant)
             assert isinstance(prof, PrefillProfile)
             service = prefill_service(prof, w)
             lam_i = lam * c / total
@@ -109,8 +99,8 @@ def predicted_metrics(instance: Instance, plan: dict[str, Any]) -> dict[str, dic
         if w.queue_model != "mm1":
             derived = 0.0
             if pre:
-                first = instance.profile(m, "prefill", pre[0][0]["gpu_type"], int(pre[0][0]["gpus_per_instance"]),
-                                         pre[0][0].get("variant", "default"))
+                first = instance.profile(m, "prefill", pre[0][0].gpu_type, pre[0][0].gpus_per_instance,
+                                         pre[0][0].variant)
                 assert isinstance(first, PrefillProfile)
                 svc = prefill_service(first, w)
                 derived = svc[1] if not isinstance(svc, str) else 0.0
@@ -123,12 +113,11 @@ def predicted_metrics(instance: Instance, plan: dict[str, Any]) -> dict[str, dic
             result["ttft_s"] = ttft
         else:
             result["ttft_s"] = None
-        dec = [(p, float(p["capacity_rps"])) for p in pl if p["role"] == "decode" for _ in range(int(p["count"]))]
+        dec = [(p, p.capacity_rps) for p in pl if p.role == "decode" for _ in range(p.count)]
         total = sum(c for _, c in dec)
         tp: list[float] = []
         for p, c in dec:
-            prof = instance.profile(m, "decode", p["gpu_type"], int(p["gpus_per_instance"]),
-                                    p.get("variant", "default"))
+            prof = instance.profile(m, "decode", p.gpu_type, p.gpus_per_instance, p.variant)
             assert isinstance(prof, DecodeProfile)
             value = _decode_tpot_ms(prof, w.input_tokens_mean, lam * c / total * w.output_tokens_mean)
             if value is None:

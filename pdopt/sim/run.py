@@ -1,8 +1,8 @@
 """Simulate a plan: build the servers from an instance and a plan, generate traffic, measure the SLOs.
 
-Traffic: per model a Poisson stream at the demand the plan serves (:func:`served_demand_rps`: the instance's
-demand x ``scale_demand`` x ``scale``, the multiplier a maximize-scale plan found), or a replayed trace, by default
-rescaled in time to that rate. Lengths: the workload's means (``fixed``), exponential with
+Traffic: per model a Poisson stream at the demand the plan serves (:meth:`pdopt.plan.Plan.served_demand_rps`:
+the instance's demand x ``scale_demand`` x ``scale``, the multiplier a maximize-scale plan found), or a replayed
+trace, by default rescaled in time to that rate. Lengths: the workload's means (``fixed``), exponential with
 those means, or the trace's own. Statistics exclude the first ``warmup_fraction`` and the last
 ``cooldown_fraction`` of requests by arrival (the system fills up, then drains), and give a 99% confidence
 interval on each mean by batch means (20 consecutive batches, Student t).
@@ -10,6 +10,7 @@ interval on each mean by batch means (20 consecutive batches, Student t).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from scipy import stats
 from pdopt.capacity import kv_batch_bound, transfer_overhead_s
 from pdopt.instance import DecodePoint, DecodeProfile, Instance, PrefillProfile
 from pdopt.io import InputError
+from pdopt.plan import Plan
 from pdopt.sim.engine import (
     DISPATCH_POLICIES,
     BoolArray,
@@ -30,7 +32,7 @@ from pdopt.sim.engine import (
     RequestArrays,
     simulate_engine,
 )
-from pdopt.sim.predict import predicted_metrics, served_demand_rps
+from pdopt.sim.predict import predicted_metrics
 from pdopt.sim.traces import Trace
 
 SERVICE_DISTRIBUTIONS = ("deterministic", "exponential", "gamma", "lognormal")
@@ -130,35 +132,29 @@ def _rates_measured(req: RequestArrays, keep: BoolArray, sel: BoolArray) -> dict
             "completed_rps": done / window}
 
 
-def planned_instances(plan: dict[str, Any]) -> list[PlannedInstance]:
-    """Expand a plan's placements (JSON form) into one entry per instance."""
-    out = []
-    for p in plan.get("placements", []):
-        for _ in range(int(p["count"])):
-            out.append(PlannedInstance(p["model"], p["role"], p["gpu_type"], int(p["gpus_per_instance"]), p["pool"],
-                                       float(p["capacity_rps"]), str(p.get("variant") or "default")))
-    return out
+def planned_instances(plan: Plan) -> list[PlannedInstance]:
+    """Expand a plan's placements into one entry per instance."""
+    return [PlannedInstance(p.model, p.role, p.gpu_type, p.gpus_per_instance, p.pool, p.capacity_rps, p.variant)
+            for p in plan.placements for _ in range(p.count)]
 
 
-def check_plan_matches(instance: Instance, plan: dict[str, Any]) -> None:
+def check_plan_matches(instance: Instance, plan: Plan) -> None:
     """InputError unless the plan is a plan of this instance with instances for every model and role."""
-    if plan.get("instance") != instance.name:
-        raise InputError(f"plan: it is a plan for instance '{plan.get('instance')}', not '{instance.name}'")
-    if plan.get("status") not in ("optimal", "feasible"):
-        raise InputError(f"plan: status '{plan.get('status')}' has no placements to simulate")
-    try:
-        insts = planned_instances(plan)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"plan.placements: malformed placement ({exc})") from None
-    for inst in insts:
+    if plan.instance != instance.name:
+        raise InputError(f"plan: it is a plan for instance '{plan.instance}', not '{instance.name}'")
+    if not plan.has_plan:
+        raise InputError(f"plan: status '{plan.status.value}' has no placements to simulate")
+    for i, p in enumerate(plan.placements):
+        if p.count < 1:
+            raise InputError(f"plan.placements[{i}].count: must be at least 1, got {p.count}")
         try:
-            instance.profile(inst.model, inst.role, inst.gpu_type, inst.gpus_per_instance, inst.variant)
+            instance.profile(p.model, p.role, p.gpu_type, p.gpus_per_instance, p.variant)
         except KeyError:
-            raise InputError(f"plan.placements: no {inst.role} profile for model '{inst.model}' on "
-                             f"{inst.gpu_type} x{inst.gpus_per_instance} in the instance") from None
+            raise InputError(f"plan.placements[{i}]: no {p.role} profile for model '{p.model}' on "
+                             f"{p.gpu_type} x{p.gpus_per_instance} in the instance") from None
     for m in instance.workloads:
         for role in ("prefill", "decode"):
-            if not any(i.model == m and i.role == role for i in insts):
+            if not any(p.model == m and p.role == role for p in plan.placements):
                 raise InputError(f"plan: no {role} instance for model '{m}'")
 
 
@@ -253,16 +249,17 @@ def _summary(values: FloatArray, scale: float = 1.0) -> dict[str, float]:
     return out
 
 
-def simulate(instance: Instance, plan: dict[str, Any], options: SimOptions | None = None,
+def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
              trace: Trace | None = None) -> SimResult:
-    """Simulate ``plan`` (its JSON form) under the instance's traffic; see the module docstring."""
+    """Simulate ``plan`` under the instance's traffic; see the module docstring."""
     opts = options or SimOptions()
     opts.validate()
     check_plan_matches(instance, plan)
     start = time.perf_counter()
     rng = np.random.default_rng(opts.seed)
     models = list(instance.workloads)
-    rates = [served_demand_rps(instance, plan, m) for m in models]
+    served = plan.served_demand_rps(instance)
+    rates = [served[m] for m in models]
     if opts.lengths == "trace" and trace is None:
         raise InputError("lengths: 'trace' needs a trace (--trace FILE)")
     arrival, model, lin, lout = _traffic(instance, models, rates, opts, rng, trace)
@@ -338,23 +335,24 @@ def simulate(instance: Instance, plan: dict[str, Any], options: SimOptions | Non
     return SimResult(instance.name, out, described, n, time.perf_counter() - start, opts.seed, opt_dict, eng)
 
 
-def plan_without_one(plan: dict[str, Any], model: str, role: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def plan_without_one(plan: Plan, model: str, role: str) -> tuple[Plan, dict[str, Any]] | None:
     """The plan with one instance fewer for (model, role), or None when it has only one.
 
     The instance removed is one of the smallest per-instance capacity, the removal most likely to keep the SLO.
+    The reduced plan keeps its demand multipliers, so it is simulated at the same traffic.
     """
-    placements = [dict(p) for p in plan.get("placements", [])]
-    mine = [p for p in placements if p["model"] == model and p["role"] == role]
-    if sum(int(p["count"]) for p in mine) <= 1:
+    mine = [p for p in plan.placements if p.model == model and p.role == role]
+    if sum(p.count for p in mine) <= 1:
         return None
-    victim = min(mine, key=lambda p: (float(p["capacity_rps"]), p["gpu_type"], p["pool"]))
-    victim["count"] = int(victim["count"]) - 1
-    reduced = {**plan, "placements": [p for p in placements if int(p["count"]) > 0]}
-    removed = {k: victim[k] for k in ("gpu_type", "gpus_per_instance", "pool", "capacity_rps")}
+    victim = min(mine, key=lambda p: (p.capacity_rps, p.gpu_type, p.pool))
+    placements = tuple(dataclasses.replace(p, count=p.count - 1) if p is victim else p for p in plan.placements)
+    reduced = plan.replace(placements=tuple(p for p in placements if p.count > 0))
+    removed = {"gpu_type": victim.gpu_type, "gpus_per_instance": victim.gpus_per_instance, "pool": victim.pool,
+               "capacity_rps": victim.capacity_rps}
     return reduced, removed
 
 
-def tightness(instance: Instance, plan: dict[str, Any], options: SimOptions | None = None,
+def tightness(instance: Instance, plan: Plan, options: SimOptions | None = None,
               trace: Trace | None = None) -> list[dict[str, Any]]:
     """For each (model, role) with more than one instance: does the plan still meet that model's SLO with one
     instance fewer? A plan is tight when none does (same traffic, same seed)."""

@@ -36,6 +36,6 @@ def fleet100() -> tuple[Instance, dict[str, Any]]:
         doc["workloads"][m]["demand"] = {"requests_per_s": rate}
     inst = instance_from_dict(doc)
     placements = [{"model": m, "role": r, "gpu_type": "gpu", "gpus_per_instance": 1, "pool": "pool",
-                   "count": n, "capacity_rps": cap[(m, r)]}
+                   "count": n, "capacity_rps": cap[(m, r)], "cost_usd_per_hour": 0.0}
                   for m in models for r, n in (("prefill", N_PREFILL), ("decode", N_DECODE))]
     return inst, {"instance": "fleet100", "status": "feasible", "scale_demand": 1.0, "placements": placements}

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from pdopt import solve
 from pdopt.capacity import capacity_table
 from pdopt.generate import FAMILIES, GeneratorParams, generate
 from pdopt.io import instance_from_dict
-from pdopt.milp import build_problem
-from pdopt.model_data import build_model_data
-from pdopt.plan import solve
-from pdopt.solver import SolverOptions, available_solvers
+from pdopt.optimize.build import build_problem
+from pdopt.optimize.model_data import build_model_data
+from pdopt.optimize.solver import SolverOptions, available_solvers
 
 SELECTED = os.environ.get("PDOPT_BENCH_FAMILIES", "fleet-S").split(",")
 TIME_LIMIT = float(os.environ.get("PDOPT_BENCH_TIME_LIMIT", "60"))

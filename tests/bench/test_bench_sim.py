@@ -10,6 +10,7 @@ The figure reached is recorded in docs/simulator.md.
 import os
 from typing import Any
 
+from pdopt.plan import Plan
 from pdopt.sim import SimOptions, simulate
 from tests.bench.fleet100 import fleet100
 
@@ -18,7 +19,8 @@ REQUESTS = int(os.environ.get("PDOPT_BENCH_REQUESTS", "20000"))
 
 def test_simulate_fleet100(benchmark: Any) -> None:
     inst, plan = fleet100()
-    result = benchmark.pedantic(simulate, args=(inst, plan, SimOptions(requests=REQUESTS)), rounds=1, iterations=1)
+    args = (inst, Plan.from_dict(plan), SimOptions(requests=REQUESTS))
+    result = benchmark.pedantic(simulate, args=args, rounds=1, iterations=1)
     assert result.requests_simulated == REQUESTS
     assert len(result.instances) == 100
     benchmark.extra_info["requests"] = REQUESTS

@@ -7,7 +7,6 @@ The status is read from BOTH ``prob.status`` and ``prob.sol_status``: after a ti
 from __future__ import annotations
 
 import contextlib
-import enum
 import math
 import os
 import re
@@ -15,28 +14,17 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulp
 
+from pdopt.plan import SolverReport, SolveStatus
+
 SOLVERS = ("cbc", "highs")
 OPTIMALITY_GAP = 1e-6
 """A relative gap at most this (solver round-off between incumbent and bound) counts as proven optimal."""
-
-
-class SolveStatus(enum.StrEnum):
-    """Outcome of a solve, as the plan reports it."""
-
-    OPTIMAL = "optimal"
-    FEASIBLE = "feasible"
-    """An incumbent that is not proven optimal (time limit, or a stated relative gap larger than zero)."""
-    INFEASIBLE = "infeasible"
-    NO_SOLUTION = "no_solution"
-    """The solver stopped (time limit) before finding any plan."""
-    UNBOUNDED = "unbounded"
-    ERROR = "error"
 
 
 @dataclass(frozen=True)
@@ -51,19 +39,30 @@ class SolverOptions:
 
 
 @dataclass(frozen=True)
-class SolveResult:
-    """What the solver said, normalised."""
+class Solution:
+    """What a solve returns, as values: the solver's report, and the value of every variable by name.
 
-    status: SolveStatus
-    solver_name: str
-    runtime_s: float
-    objective: float | None
-    bound: float | None
-    gap: float | None
-    """Relative gap |objective - bound| / max(|objective|, 1e-9) where the solver gives a bound, else None."""
-    message: str = ""
-    root_lp_bound: float | None = None
-    """Objective of the LP relaxation at the root (CBC reports it; None otherwise)."""
+    Nothing is read back from PuLP's variables after this: extraction and diagnosis take a ``Solution``.
+    ``values`` is empty when the solver found no solution.
+    """
+
+    report: SolverReport
+    values: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def status(self) -> SolveStatus:
+        """The normalised status (always set by :func:`run_solver`)."""
+        assert self.report.status is not None
+        return self.report.status
+
+    @property
+    def has_solution(self) -> bool:
+        """True when the values hold a solution (optimal or feasible)."""
+        return self.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
+
+    def value(self, name: str) -> float:
+        """A variable's value (0 for a variable the solver left out, as PuLP drops unused columns)."""
+        return self.values.get(name, 0.0)
 
 
 class SolverUnavailableError(RuntimeError):
@@ -140,8 +139,12 @@ def _cbc_root_lp(log: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool = False) -> SolveResult:
-    """Solve ``problem`` (a minimisation) in place and return its normalised status, objective, bound and gap."""
+def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool = False,
+               heuristic_usd_per_hour: float | None = None) -> Solution:
+    """Solve ``problem`` and return its report (normalised status, objective, bound, gap) and variable values.
+
+    ``heuristic_usd_per_hour`` is the cost of the start given with ``warm_start``, recorded in the report.
+    """
     if options.name not in SOLVERS:
         raise SolverUnavailableError(f"unknown solver '{options.name}' (choose from {', '.join(SOLVERS)})")
     start = time.perf_counter()
@@ -181,5 +184,12 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool
         bound = root = None  # the logs state bounds of the internal minimisation; not reported for maximisation
     gap = _relative_gap(objective, bound)
     st, gap = normalise_status(status, sol, gap, options.gap_rel)
-    return SolveResult(st, options.name, runtime, objective, bound if st in (SolveStatus.OPTIMAL,
-                       SolveStatus.FEASIBLE) else None, gap, pulp.LpStatus.get(status, str(status)), root)
+    has = st in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
+    values: dict[str, float] = {}
+    if has:
+        for v in problem.variables():
+            val = v.value()
+            values[v.name] = float(val) if val is not None and not math.isnan(val) else 0.0
+    report = SolverReport(options.name, runtime, gap, bound if has else None, pulp.LpStatus.get(status, str(status)),
+                          root, heuristic_usd_per_hour, st, objective)
+    return Solution(report, values)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from pdopt import topology
 from pdopt.capacity import CapacityTable, ShapeCapacity
 from pdopt.instance import ROLES, Instance, fits_nodes
+from pdopt.optimize import topology
+
+Arc = tuple[str, str]
+"""(shape id, pool id): where an instance of a shape may be placed."""
+K = TypeVar("K")
 
 
 def is_divisibility_chain(sizes: list[int], node_gpus: int) -> bool:
@@ -79,7 +86,7 @@ class ModelData:
     shapes: dict[str, ShapeCapacity]
     """shape id -> capacity of one instance."""
     pools: dict[str, PoolData]
-    arcs: tuple[tuple[str, str], ...]
+    arcs: tuple[Arc, ...]
     """(shape id, pool id) pairs where an instance of the shape may be placed."""
     gpu_caps: dict[str, int]
     """GPU type -> availability cap, only for capped types."""
@@ -95,14 +102,78 @@ class ModelData:
     """Model -> KV cache of one request's prompt, Gbit."""
     domain_loss_fraction: float | None = None
 
+    # -- the index: arcs grouped once, so that every family builds its rows in time linear in the arcs --------
+
+    @functools.cached_property
+    def arcs_by_role(self) -> Mapping[tuple[str, str], tuple[Arc, ...]]:
+        """(model, role) -> its arcs, in arc order."""
+        return _group(self.arcs, lambda a: (self.shapes[a[0]].model, self.shapes[a[0]].role))
+
+    @functools.cached_property
+    def arcs_by_pool(self) -> Mapping[str, tuple[Arc, ...]]:
+        """pool id -> the arcs placed in it."""
+        return _group(self.arcs, lambda a: a[1])
+
+    @functools.cached_property
+    def arcs_by_shape(self) -> Mapping[str, tuple[Arc, ...]]:
+        """shape id -> the arcs of that shape (one per pool it fits)."""
+        return _group(self.arcs, lambda a: a[0])
+
+    @functools.cached_property
+    def pools_in_use(self) -> tuple[str, ...]:
+        """Pools some arc can use, sorted (the pools that get a node-count variable)."""
+        return tuple(sorted(self.arcs_by_pool))
+
+    @functools.cached_property
+    def domains(self) -> tuple[str, ...]:
+        """Domains that hold at least one pool, sorted."""
+        return tuple(sorted({p.domain for p in self.pools.values()}))
+
+    @functools.cached_property
+    def models(self) -> tuple[str, ...]:
+        """Models with a demand, sorted."""
+        return tuple(sorted({m for m, _ in self.demand_rps}))
+
+    # -- the price book: one rule for the objective, extraction, the greedy start and the baselines -----------
+
+    def node_cost_usd_per_hour(self, pool_id: str) -> float:
+        """Hourly cost of one node in use: its activation cost, plus its price when the pool bills whole nodes."""
+        pool = self.pools[pool_id]
+        return pool.activation_usd_per_node_hour + (pool.price_usd_per_node_hour if pool.billed_per_node else 0.0)
+
+    def arc_cost_usd_per_hour(self, shape_id: str, pool_id: str) -> float:
+        """Hourly cost of one instance beyond its nodes' cost: its GPUs x the GPU price in a GPU-billed pool, 0 in
+        a node-billed one (the node price pays for it)."""
+        if self.pools[pool_id].billed_per_node:
+            return 0.0
+        return self.shapes[shape_id].gpus_per_instance * self.pools[pool_id].price_usd_per_gpu_hour
+
+    def pool_cost_usd_per_hour(self, pool_id: str, counts: Mapping[Arc, int], nodes: int) -> float:
+        """A pool's hourly cost: node cost x nodes in use + the arc cost of each of its instances.
+
+        The objective is this sum over pools with the same coefficients (:func:`pdopt.optimize.build`), so a
+        plan's reported cost and the solver's objective (less its tie-break terms) are one rule.
+        """
+        return nodes * self.node_cost_usd_per_hour(pool_id) + sum(
+            counts.get(a, 0) * self.arc_cost_usd_per_hour(*a) for a in self.arcs_by_pool.get(pool_id, ()))
+
     def cost_usd_per_hour(self, shape_id: str, pool_id: str) -> float:
-        """Hourly cost of one instance at the pool's per-GPU price (exact for GPU billing, prorated otherwise)."""
+        """Hourly cost of one instance at the pool's per-GPU price (exact for GPU billing, prorated by GPUs for node
+        billing): the price a heuristic ranks shapes by, before it knows how nodes fill."""
         return self.shapes[shape_id].gpus_per_instance * self.pools[pool_id].price_usd_per_gpu_hour
 
     def nodes_spanned(self, shape_id: str, pool_id: str) -> int:
         """Whole nodes one instance occupies when it spans nodes, else 0."""
         g, k = self.shapes[shape_id].gpus_per_instance, self.pools[pool_id].gpus_per_node
         return g // k if g > k else 0
+
+
+def _group(arcs: tuple[Arc, ...], key: Callable[[Arc], K]) -> dict[K, tuple[Arc, ...]]:
+    """Arcs grouped by ``key``, each group in arc order."""
+    out: dict[K, list[Arc]] = {}
+    for a in arcs:
+        out.setdefault(key(a), []).append(a)
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def pool_price_per_gpu_hour(instance: Instance, pool_id: str) -> float:

@@ -1,0 +1,88 @@
+"""Diagnosis of an infeasible instance, in the instance's terms: which demand cannot be covered, and which
+resource runs out by how much. Its own step: the pipeline calls it after a solve reports infeasibility.
+
+1. Shortfall solve (resources hard, demand elastic: a penalised virtual supply per model and role): the demand
+   per model and role left uncovered by a plan that covers as much as it can.
+2. Elastic solve (demand hard, resources elastic at a penalty): each pool, GPU type cap, link or the budget that
+   must grow, by how much, and which models' instances would use it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pdopt.optimize.build import build_problem
+from pdopt.optimize.extract import counts_of
+from pdopt.optimize.model_data import ModelData
+from pdopt.optimize.problem import SlackKey
+from pdopt.optimize.solver import SolverOptions, run_solver
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Why no plan exists: the uncovered demand (one such split) and the resources that run out."""
+
+    shortfall_rps: dict[str, dict[str, float]]
+    """model -> role -> req/s left uncovered."""
+    resource_needs: tuple[str, ...]
+    """One line per resource that must grow, with by how much and who would use it."""
+
+    def reason(self, data: ModelData) -> str:
+        """Both parts as text for the plan's ``reason``."""
+        lines = []
+        if self.shortfall_rps:
+            lines.append("the limits cannot cover every demand; a plan that covers as much as it can leaves "
+                         "uncovered (one such split):")
+            lines += [f"model '{m}', role {r}: {v:.4g} of {data.demand_rps[(m, r)]:.4g} req/s"
+                      for m, roles in self.shortfall_rps.items() for r, v in roles.items()]
+        if self.resource_needs:
+            lines.append("to serve every demand the plan needs:")
+            lines += list(self.resource_needs)
+        return "\n".join(lines) or "the solver reports the instance infeasible"
+
+
+def _need_line(data: ModelData, key: SlackKey, value: float, users: list[str]) -> str:
+    who = ", ".join(users) or "-"
+    if key.resource == "nodes":
+        pool = data.pools[key.index[0]]
+        return (f"node pool '{key.index[0]}' ({pool.gpu_type}, domain {pool.domain}): {math.ceil(value - 1e-6)} more "
+                f"node(s) beyond its {pool.node_count} (used by {who})")
+    if key.resource == "gpus":
+        g = key.index[0]
+        return (f"GPU type '{g}': {math.ceil(value - 1e-6)} more GPU(s) beyond its availability cap "
+                f"{data.gpu_caps[g]} (used by {who})")
+    if key.resource == "bandwidth":
+        a, b = key.index
+        return f"link {a}-{b}: {value:.4g} Gbit/s more KV bandwidth than its {data.links[(a, b)]:g} Gbit/s"
+    return (f"budget: the cheapest plan that serves every demand costs {value:.2f} USD/hour more than the budget "
+            f"of {data.budget_usd_per_hour:g} USD/hour")
+
+
+def diagnose(data: ModelData, options: SolverOptions) -> Diagnosis:
+    """Run the shortfall and the elastic solve and read their penalised variables by typed key."""
+    short_built = build_problem(data, name="pdopt_f1_shortfall", mode="shortfall")
+    short_sol = run_solver(short_built.problem, options)
+    short: dict[str, dict[str, float]] = {}
+    for (m, r), name in short_built.index().shortfall.items():
+        val = short_sol.value(name)
+        if val > 1e-6:
+            short.setdefault(m, {})[r] = val
+    el = build_problem(data, name="pdopt_f1_elastic", mode="elastic")
+    el_sol = run_solver(el.problem, options)
+    index = el.index()
+    counts = counts_of(index, el_sol)
+    needs = []
+    for key, name in index.slack.items():
+        val = el_sol.value(name)
+        if val <= 1e-6:
+            continue
+        if key.resource == "nodes":
+            users = sorted({f"{data.shapes[s].model}/{data.shapes[s].role}" for (s, q) in counts if q == key.index[0]})
+        elif key.resource == "gpus":
+            users = sorted({f"{data.shapes[s].model}/{data.shapes[s].role}" for (s, _) in counts
+                            if data.shapes[s].gpu_type == key.index[0]})
+        else:
+            users = []
+        needs.append(_need_line(data, key, val, users))
+    return Diagnosis(short, tuple(needs))

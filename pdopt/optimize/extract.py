@@ -1,0 +1,81 @@
+"""Extraction: solution values in, :class:`~pdopt.plan.Plan` out. Pure: it never builds or solves anything.
+
+A solution without values (infeasible, time limit, error) becomes a failed plan with a short reason; why an
+infeasible instance is infeasible is the diagnosis step's job (:mod:`pdopt.optimize.diagnose`), which the
+pipeline calls and attaches.
+"""
+
+from __future__ import annotations
+
+from pdopt.capacity import SkippedShape
+from pdopt.optimize import fleet
+from pdopt.optimize.model_data import Arc, ModelData
+from pdopt.optimize.problem import VariableIndex
+from pdopt.optimize.solver import Solution
+from pdopt.plan import CostBreakdown, KvFlow, LinkLoad, Plan, SolverReport, SolveStatus
+
+
+def counts_of(index: VariableIndex, solution: Solution) -> dict[Arc, int]:
+    """Nonzero integer instance counts (rounded from the solver's floats)."""
+    out: dict[Arc, int] = {}
+    for key, name in index.x.items():
+        n = round(solution.value(name))
+        if n > 0:
+            out[key] = n
+    return out
+
+
+def nodes_of(index: VariableIndex, solution: Solution) -> dict[str, int]:
+    """Nodes in use per pool, as the solver set them."""
+    return {p: round(solution.value(name)) for p, name in index.nodes.items()}
+
+
+def failed_plan(instance: str, skipped: tuple[SkippedShape, ...], status: SolveStatus, reason: str,
+                scale_demand: float, report: SolverReport | None = None) -> Plan:
+    """A plan without placements: the status, why, and the solver's report."""
+    return Plan(instance=instance, status=status, scale_demand=scale_demand, skipped_shapes=skipped, reason=reason,
+                solver=report or SolverReport("none", 0.0, None, None, "", status=status))
+
+
+def extract(instance: str, skipped: tuple[SkippedShape, ...], data: ModelData, index: VariableIndex,
+            solution: Solution, scale_demand: float, scale: float | None = None,
+            time_limit_s: float | None = None) -> Plan:
+    """Read a solution into a :class:`Plan` (or a failed plan with a short reason)."""
+    report = solution.report
+    if not solution.has_solution:
+        if solution.status is SolveStatus.INFEASIBLE:
+            reason = "the solver reports the instance infeasible"
+        elif solution.status is SolveStatus.NO_SOLUTION:
+            reason = f"the solver found no plan within the time limit ({time_limit_s} s)"
+        else:
+            reason = f"the solver ended with status {report.message}"
+        return failed_plan(instance, skipped, solution.status, reason, scale_demand, report)
+    counts = counts_of(index, solution)
+    nodes = {p: min(n, fleet.min_nodes(data, p, counts)) for p, n in nodes_of(index, solution).items()}
+    placed = fleet.placements(data, counts, nodes)
+    flow_vals = {key: solution.value(name) for key, name in sorted(index.kv_flow.items())}
+    flows = tuple(KvFlow(m, d, e, rps) for (m, d, e), rps in flow_vals.items() if rps > 1e-9)
+    links = []
+    for link, bandwidth in sorted(data.links.items()):
+        load = sum(data.kv_gbit_per_request[m] * data.routes.get((d, e), {}).get(link, 0.0) * rps
+                   for (m, d, e), rps in flow_vals.items())
+        links.append(LinkLoad(link[0], link[1], bandwidth, load, load / bandwidth))
+    served = scale or 1.0
+    return Plan(
+        instance=instance,
+        status=solution.status,
+        objective_usd_per_hour=sum(fleet.pool_costs(data, counts, nodes).values()),
+        scale_demand=scale_demand,
+        scale=scale,
+        placements=placed,
+        models=fleet.model_plans(data, placed, served),
+        gpus_used=fleet.gpus_by_type(placed),
+        skipped_shapes=skipped,
+        solver=report,
+        pools=fleet.pool_use(data, counts, nodes),
+        cost_breakdown=CostBreakdown.of(placed),
+        links=tuple(links),
+        kv_flows=flows,
+        failure_scenarios=fleet.failure_scenarios(data, counts, served)
+        if data.routes or data.domain_loss_fraction is not None else {},
+    )

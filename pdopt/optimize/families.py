@@ -1,0 +1,254 @@
+"""The constraint families of formulation F1: one ``add_<family>`` each, registered in :data:`FAMILIES`.
+
+Each family's maths is in ``formulations/f1.yaml`` (with a ``code:`` pointer to its function here) and printed in
+docs/formulation.md, whose family table is generated from that file. Every function reads the arcs it needs from
+the model data's index (:attr:`ModelData.arcs_by_role`, ``arcs_by_pool``, ``arcs_by_shape``), so building is
+linear in the number of arcs. The registry says, as data, when a family applies: to which model data (a
+network, patterns pools, pooled shapes...) and to which modes (:class:`~pdopt.optimize.build.ModeSpec`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pulp
+
+from pdopt.optimize.model_data import ModelData
+from pdopt.optimize.problem import BuiltProblem, ModeSpec, SlackKey
+
+
+def role_capacity(built: BuiltProblem, data: ModelData, m: str, r: str, domain: str | None = None,
+                  inside: bool = True, pooled: bool = True) -> pulp.LpAffineExpression:
+    """Capacity of model m, role r: sum cap_s x[s,p] over its arcs (only pools in ``domain``, or outside it when
+    not ``inside``). With ``pooled``, a pooled shape contributes its linearised pooled capacity instead (demand
+    cover); otherwise its single-instance capacity per instance, a lower bound as its group may be split."""
+    terms = []
+    seen_pooled: set[str] = set()
+    for s, p in data.arcs_by_role.get((m, r), ()):
+        if domain is not None and (data.pools[p].domain == domain) != inside:
+            continue
+        if pooled and s in built.pooled_capacity:
+            if s not in seen_pooled:
+                seen_pooled.add(s)
+                terms.append(built.pooled_capacity[s])
+            continue
+        terms.append(data.shapes[s].capacity_rps * built.x[(s, p)])
+    return pulp.lpSum(terms)
+
+
+def add_demand_cover(built: BuiltProblem, data: ModelData) -> None:
+    """demand_cover[m,r]: sum_s,p cap[s] x[s,p] (+ shortfall[m,r]) >= scale x demand[m,r] + spare[m,r].
+
+    ``scale`` is 1 except when maximising it; ``spare`` = k x the largest per-instance capacity of the role, so the
+    demand stays covered after losing any k instances (N+k).
+    """
+    for (m, r), demand in data.demand_rps.items():
+        supply = role_capacity(built, data, m, r)
+        if (m, r) in built.shortfall:
+            supply = supply + built.shortfall[(m, r)]
+        built.add_row("demand_cover", (m, r), supply >= built.demand_need(demand) + data.spare_rps[(m, r)])
+
+
+def add_pool_gpu_capacity(built: BuiltProblem, data: ModelData) -> None:
+    """pool_gpu_capacity[p] (aggregate pools): sum_s g[s] x[s,p] <= GPUs per node[p] x nodes[p].
+
+    Exact for packing: sizes within a node form a divisibility chain dividing the node size (first-fit
+    decreasing then fills nodes without fragments), and a spanning instance takes whole nodes.
+    """
+    for p, n in built.nodes.items():
+        pool = data.pools[p]
+        if pool.packing != "aggregate":
+            continue
+        used = pulp.lpSum(data.shapes[s].gpus_per_instance * built.x[(s, p)] for s, _ in data.arcs_by_pool[p])
+        built.add_row("pool_gpu_capacity", (p,), used <= pool.gpus_per_node * n)
+
+
+def add_pattern_cover(built: BuiltProblem, data: ModelData) -> None:
+    """pattern_cover[p,g] (patterns pools): sum of x[s,p] over shapes of size g <= sum_q count[q,g]
+    pattern_nodes[p,q]."""
+    for p in built.nodes:
+        pool = data.pools[p]
+        if pool.packing != "patterns":
+            continue
+        for gi, g in enumerate(pool.sizes):
+            placed = pulp.lpSum(built.x[(s, p)] for s, _ in data.arcs_by_pool[p]
+                                if data.shapes[s].gpus_per_instance == g)
+            slots = pulp.lpSum(pat[gi] * built.pattern_nodes[(p, qi)] for qi, pat in enumerate(pool.patterns)
+                               if pat[gi])
+            built.add_row("pattern_cover", (p, f"g{g}"), placed <= slots)
+
+
+def add_pattern_node_count(built: BuiltProblem, data: ModelData) -> None:
+    """pattern_node_count[p] (patterns pools): nodes[p] = sum_q pattern_nodes[p,q] + sum over spanning shapes of
+    (g/k) x[s,p]."""
+    for p, n in built.nodes.items():
+        pool = data.pools[p]
+        if pool.packing != "patterns":
+            continue
+        patterns = pulp.lpSum(built.pattern_nodes[(p, qi)] for qi in range(len(pool.patterns)))
+        spanning = pulp.lpSum(data.nodes_spanned(s, p) * built.x[(s, p)] for s, _ in data.arcs_by_pool[p]
+                              if data.nodes_spanned(s, p))
+        built.add_row("pattern_node_count", (p,), n == patterns + spanning)
+
+
+def add_gpu_type_availability(built: BuiltProblem, data: ModelData) -> None:
+    """gpu_type_availability[g]: GPUs rented of type g <= cap[g] (+ extra_gpus[g] when elastic).
+
+    Node-billed pools rent whole nodes (GPUs per node x nodes); GPU-billed pools rent their instances' GPUs.
+    """
+    by_type: dict[str, list[str]] = {}
+    for p in built.nodes:
+        by_type.setdefault(data.pools[p].gpu_type, []).append(p)
+    for g, cap in data.gpu_caps.items():
+        terms = []
+        for p in by_type.get(g, ()):
+            pool = data.pools[p]
+            if pool.billed_per_node:
+                terms.append(pool.gpus_per_node * built.nodes[p])
+            else:
+                terms += [data.shapes[s].gpus_per_instance * built.x[(s, p)] for s, _ in data.arcs_by_pool[p]]
+        if terms:
+            built.add_row("gpu_type_availability", (g,),
+                          pulp.lpSum(terms) <= built.rhs_with_slack(cap, SlackKey("gpus", (g,))))
+
+
+def add_budget(built: BuiltProblem, data: ModelData) -> None:
+    """budget: hourly cost <= budget (+ extra_budget when elastic)."""
+    assert built.cost is not None and data.budget_usd_per_hour is not None
+    built.add_row("budget", ("total",), built.cost <= built.rhs_with_slack(data.budget_usd_per_hour,
+                                                                          SlackKey("budget")))
+
+
+def add_pool_node_limit(built: BuiltProblem, data: ModelData) -> None:
+    """pool_node_limit[p] (elastic only; elsewhere the bound of nodes[p]): nodes[p] <= node_count[p] +
+    extra_nodes[p]."""
+    for p, n in built.nodes.items():
+        built.add_row("pool_node_limit", (p,), n <= built.rhs_with_slack(data.pools[p].node_count,
+                                                                         SlackKey("nodes", (p,))))
+
+
+def add_pooled_count(built: BuiltProblem, data: ModelData) -> None:
+    """pooled_count[s]: n = sum_c pooled_step[s,c] + pooled_tail[s], with n = sum_p x[s,p] (pooled shapes)."""
+    for sid, (steps, tail) in built.pooled_steps.items():
+        n = pulp.lpSum(built.x[a] for a in data.arcs_by_shape[sid])
+        built.add_row("pooled_count", (sid,), n == pulp.lpSum(steps) + tail)
+
+
+def add_pooled_step_order(built: BuiltProblem, data: ModelData) -> None:
+    """pooled_step_order[s,c]: step[c] >= step[c+1] (the c-th instance's gain counts only after the (c-1)-th)."""
+    for sid, (steps, _) in built.pooled_steps.items():
+        for c in range(len(steps) - 1):
+            built.add_row("pooled_step_order", (sid, f"c{c + 1}"), steps[c] >= steps[c + 1])
+
+
+def add_pooled_tail_link(built: BuiltProblem, data: ModelData) -> None:
+    """pooled_tail_link[s]: tail <= n_max x step[C] (further instances add g_C each, only after all C steps)."""
+    for sid, (steps, tail) in built.pooled_steps.items():
+        n_max = tail.upBound
+        built.add_row("pooled_tail_link", (sid,), tail <= n_max * steps[-1])
+
+
+def _flow_domains(built: BuiltProblem) -> list[str]:
+    return sorted({d for _, d, _ in built.kv_flow})
+
+
+def add_kv_prefill_out(built: BuiltProblem, data: ModelData) -> None:
+    """kv_prefill_out[m,d]: sum_e kv_flow[m,d,e] <= prefill capacity of m in d (networks only)."""
+    doms = _flow_domains(built)
+    for m in data.models:
+        for d in doms:
+            out = pulp.lpSum(built.kv_flow[(m, d, e)] for e in doms)
+            built.add_row("kv_prefill_out", (m, d), out <= role_capacity(built, data, m, "prefill", d, pooled=False))
+
+
+def add_kv_decode_in(built: BuiltProblem, data: ModelData) -> None:
+    """kv_decode_in[m,e]: sum_d kv_flow[m,d,e] <= decode capacity of m in e (networks only)."""
+    doms = _flow_domains(built)
+    for m in data.models:
+        for e in doms:
+            inn = pulp.lpSum(built.kv_flow[(m, d, e)] for d in doms)
+            built.add_row("kv_decode_in", (m, e), inn <= role_capacity(built, data, m, "decode", e, pooled=False))
+
+
+def add_kv_flow_total(built: BuiltProblem, data: ModelData) -> None:
+    """kv_flow_total[m]: sum_{d,e} kv_flow[m,d,e] >= demand[m] (x scale) (networks only)."""
+    doms = _flow_domains(built)
+    for m in data.models:
+        total = pulp.lpSum(built.kv_flow[(m, d, e)] for d in doms for e in doms)
+        built.add_row("kv_flow_total", (m,), total >= built.demand_need(data.demand_rps[(m, "prefill")]))
+
+
+def add_link_bandwidth(built: BuiltProblem, data: ModelData) -> None:
+    """link_bandwidth[l]: sum_{m,d!=e} kv_gbit[m] share_l(d,e) kv_flow[m,d,e] <= bandwidth_l (+ extra_bandwidth[l])."""
+    for link, bandwidth in sorted(data.links.items()):
+        load = pulp.lpSum(data.kv_gbit_per_request[m] * share[link] * built.kv_flow[(m, d, e)]
+                          for (d, e), share in data.routes.items() if link in share for m in data.models)
+        built.add_row("link_bandwidth", link, load <= built.rhs_with_slack(bandwidth, SlackKey("bandwidth", link)))
+
+
+def add_domain_loss_cover(built: BuiltProblem, data: ModelData) -> None:
+    """domain_loss_cover[m,r,D]: capacity of model m, role r outside domain D >= fraction x demand (x scale), for
+    every domain D that holds a pool: the fleet survives losing any one domain."""
+    assert data.domain_loss_fraction is not None
+    for (m, r), demand in data.demand_rps.items():
+        for lost in data.domains:
+            left = role_capacity(built, data, m, r, lost, inside=False, pooled=False)
+            built.add_row("domain_loss_cover", (m, r, lost), left >= data.domain_loss_fraction *
+                          built.demand_need(demand))
+
+
+@dataclass(frozen=True)
+class Family:
+    """A registered constraint family: its name (the row-name prefix), its one function, and when it applies."""
+
+    name: str
+    add: Callable[[BuiltProblem, ModelData], None]
+    applies: Callable[[ModelData, ModeSpec], bool]
+    """True when the family has rows to add for this model data in this mode."""
+    when: str
+    """When it applies, in words (for the generated docs)."""
+
+
+def _always(data: ModelData, mode: ModeSpec) -> bool:
+    return True
+
+
+def _network(data: ModelData, mode: ModeSpec) -> bool:
+    return bool(data.routes)
+
+
+def _pooled(data: ModelData, mode: ModeSpec) -> bool:
+    return any(data.shapes[s].pooled_gains for s in data.arcs_by_shape)
+
+
+def _patterns(data: ModelData, mode: ModeSpec) -> bool:
+    return any(data.pools[p].packing == "patterns" for p in data.pools_in_use)
+
+
+def _aggregate(data: ModelData, mode: ModeSpec) -> bool:
+    return any(data.pools[p].packing == "aggregate" for p in data.pools_in_use)
+
+
+FAMILIES: tuple[Family, ...] = (
+    Family("pool_node_limit", add_pool_node_limit, lambda d, m: m.slack, "elastic mode (diagnosis)"),
+    Family("pooled_count", add_pooled_count, _pooled, "pooled (ggc) prefill shapes"),
+    Family("pooled_step_order", add_pooled_step_order, _pooled, "pooled (ggc) prefill shapes"),
+    Family("pooled_tail_link", add_pooled_tail_link, _pooled, "pooled (ggc) prefill shapes"),
+    Family("demand_cover", add_demand_cover, _always, "always"),
+    Family("pool_gpu_capacity", add_pool_gpu_capacity, _aggregate, "pools with aggregate packing"),
+    Family("pattern_cover", add_pattern_cover, _patterns, "pools with pattern packing"),
+    Family("pattern_node_count", add_pattern_node_count, _patterns, "pools with pattern packing"),
+    Family("gpu_type_availability", add_gpu_type_availability, lambda d, m: bool(d.gpu_caps),
+           "GPU types with max_gpus"),
+    Family("budget", add_budget, lambda d, m: d.budget_usd_per_hour is not None, "limits.budget_usd_per_hour"),
+    Family("kv_prefill_out", add_kv_prefill_out, _network, "a network"),
+    Family("kv_decode_in", add_kv_decode_in, _network, "a network"),
+    Family("kv_flow_total", add_kv_flow_total, _network, "a network"),
+    Family("link_bandwidth", add_link_bandwidth, _network, "a network"),
+    Family("domain_loss_cover", add_domain_loss_cover, lambda d, m: d.domain_loss_fraction is not None,
+           "resilience.domain_loss_fraction"),
+)
+"""Every constraint family, in the order its rows are added."""
+
+CONSTRAINT_FAMILIES: tuple[str, ...] = tuple(f.name for f in FAMILIES)

@@ -1,0 +1,127 @@
+"""From instance counts and nodes per pool to the parts of a plan: placements, pool use, costs, model summaries.
+
+Shared by extraction (counts read from a solution) and the baselines (counts from a sizing rule), so that a plan
+reads the same whichever produced it. Costs come from the model data's price book
+(:meth:`~pdopt.optimize.model_data.ModelData.pool_cost_usd_per_hour`), the rule the objective uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pdopt.instance import ROLES
+from pdopt.optimize.model_data import Arc, ModelData
+from pdopt.plan import ModelPlan, Placement, PoolUse, RolePlan, Survival
+
+Counts = Mapping[Arc, int]
+"""(shape id, pool id) -> instances."""
+
+
+def min_nodes(data: ModelData, pool_id: str, counts: Counts) -> int:
+    """Fewest nodes of a pool that hold its instances: whole nodes for spanning instances, then, for aggregate
+    (divisibility-chain) pools, ceil(remaining GPUs / GPUs per node), which first-fit decreasing achieves; for
+    pattern pools, the best of first-fit decreasing (an upper bound the solver's count may beat)."""
+    pool = data.pools[pool_id]
+    k = pool.gpus_per_node
+    mine = [(s, c) for (s, p), c in counts.items() if p == pool_id]
+    spanning = sum(c * data.nodes_spanned(s, pool_id) for s, c in mine)
+    sizes = sorted((data.shapes[s].gpus_per_instance for s, c in mine if not data.nodes_spanned(s, pool_id)
+                    for _ in range(c)), reverse=True)
+    if pool.packing == "aggregate":
+        return spanning + -(-sum(sizes) // k)
+    free: list[int] = []
+    for g in sizes:
+        for i, f in enumerate(free):
+            if f >= g:
+                free[i] -= g
+                break
+        else:
+            free.append(k - g)
+    return spanning + len(free)
+
+
+def pool_costs(data: ModelData, counts: Counts, nodes: Mapping[str, int]) -> dict[str, float]:
+    """Hourly cost per pool with nodes in use (the price book's rule)."""
+    return {p: data.pool_cost_usd_per_hour(p, counts, n) for p, n in nodes.items()}
+
+
+def placements(data: ModelData, counts: Counts, nodes: Mapping[str, int]) -> tuple[Placement, ...]:
+    """One placement per (shape, pool) with instances, in arc-key order; a placement's cost is its share, by
+    GPUs, of its pool's cost; its per-instance capacity is the pooled group's average for pooled shapes."""
+    costs = pool_costs(data, counts, nodes)
+    gpus_in: dict[str, int] = {}
+    total_of: dict[str, int] = {}
+    for (sid, pid), n in counts.items():
+        gpus_in[pid] = gpus_in.get(pid, 0) + n * data.shapes[sid].gpus_per_instance
+        total_of[sid] = total_of.get(sid, 0) + n
+    out = []
+    for (sid, pid), n in sorted(counts.items()):
+        s = data.shapes[sid]
+        share = n * s.gpus_per_instance / gpus_in[pid] if gpus_in[pid] else 0.0
+        per_instance = s.pooled_capacity_rps(total_of[sid]) / total_of[sid]
+        out.append(Placement(s.model, s.role, s.gpu_type, s.gpus_per_instance, pid, n, per_instance,
+                             costs.get(pid, 0.0) * share, s.variant))
+    return tuple(out)
+
+
+def pool_use(data: ModelData, counts: Counts, nodes: Mapping[str, int]) -> dict[str, PoolUse]:
+    """Every pool with nodes in use: its GPUs occupied, packing scheme and cost."""
+    costs = pool_costs(data, counts, nodes)
+    out: dict[str, PoolUse] = {}
+    for pid, n in nodes.items():
+        if n == 0:
+            continue
+        pool = data.pools[pid]
+        used = sum(c * data.shapes[s].gpus_per_instance for (s, p), c in counts.items() if p == pid)
+        out[pid] = PoolUse(pool.gpu_type, pool.domain, pool.node_count, n, used, pool.packing, costs[pid])
+    return out
+
+
+def gpus_by_type(placed: tuple[Placement, ...]) -> dict[str, int]:
+    """GPUs occupied by instances, per GPU type."""
+    out: dict[str, int] = {}
+    for p in placed:
+        out[p.gpu_type] = out.get(p.gpu_type, 0) + p.gpus_per_instance * p.count
+    return out
+
+
+def _role_plan(demand: float, placed: list[Placement]) -> RolePlan:
+    total_cap = sum(p.capacity_rps * p.count for p in placed)
+    shapes = {(p.gpu_type, p.gpus_per_instance, p.variant) for p in placed}
+    fractional = demand / placed[0].capacity_rps if len(shapes) == 1 else None
+    return RolePlan(
+        instances=sum(p.count for p in placed),
+        fractional_instances=fractional,
+        capacity_rps=total_cap,
+        utilisation=demand / total_cap if total_cap > 0 else None,
+        gpus=sum(p.gpus_per_instance * p.count for p in placed),
+    )
+
+
+def model_plans(data: ModelData, placed: tuple[Placement, ...], scale: float) -> dict[str, ModelPlan]:
+    """Per model (in the instance's order): the demand served (the data's demand x ``scale``) and both roles."""
+    out = {}
+    for m in dict.fromkeys(m for m, _ in data.demand_rps):
+        roles = {r: _role_plan(data.demand_rps[(m, r)] * scale, [p for p in placed if p.model == m and p.role == r])
+                 for r in ROLES}
+        n_d = roles["decode"].instances
+        out[m] = ModelPlan(data.demand_rps[(m, "prefill")] * scale, roles["prefill"], roles["decode"],
+                           roles["prefill"].instances / n_d if n_d else None)
+    return out
+
+
+def failure_scenarios(data: ModelData, counts: Counts, scale: float) -> dict[str, dict[str, Survival]]:
+    """For each domain holding pools: what each model keeps when every instance there is lost (single-instance
+    capacities, as the domain_loss_cover rows count them)."""
+    out: dict[str, dict[str, Survival]] = {}
+    for lost in data.domains:
+        per: dict[str, Survival] = {}
+        for m in data.models:
+            left = {r: sum(c * data.shapes[s].capacity_rps for (s, p), c in counts.items()
+                           if data.shapes[s].model == m and data.shapes[s].role == r
+                           and data.pools[p].domain != lost) for r in ROLES}
+            demand = data.demand_rps[(m, "prefill")] * scale
+            per[m] = Survival(left["prefill"], left["decode"],
+                              min(left.values()) / demand if demand > 0 else 1.0)
+        out[lost] = per
+    return out

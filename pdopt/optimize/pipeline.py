@@ -1,0 +1,87 @@
+"""The planning pipeline: capacities, model data, build, solve, extract, and diagnosis when infeasible.
+
+Each stage does one thing and hands a typed value to the next (DESIGN's data flow):
+``Instance -> CapacityTable -> ModelData -> BuiltProblem -> Solution -> Plan``. With ``maximize_scale`` the
+inventory is fixed and the pipeline runs two solves: first the largest uniform demand multiplier the inventory
+serves, then the cheapest plan at that multiplier (a lexicographic objective, solved in its two stages).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pdopt.capacity import CapacityTable, capacity_table
+from pdopt.instance import Instance
+from pdopt.optimize.build import build_problem, set_start
+from pdopt.optimize.diagnose import diagnose
+from pdopt.optimize.extract import counts_of, extract, failed_plan
+from pdopt.optimize.heuristics import achieved_scale, greedy_start, start_cost_usd_per_hour
+from pdopt.optimize.model_data import ModelData, build_model_data, unservable_roles
+from pdopt.optimize.solver import SolverOptions, run_solver
+from pdopt.plan import Plan, SolveStatus
+
+
+def no_shape_reason(table: CapacityTable, data: ModelData) -> str | None:
+    """Why some (model, role) with demand has no usable shape that a pool can host; None when all have one."""
+    lines = []
+    for m, r in unservable_roles(data):
+        notes = [f"{s.gpu_type} x{s.gpus_per_instance}: {s.reason}" for s in table.skipped
+                 if s.model == m and s.role == r]
+        if table.for_role(m, r) and not notes:
+            notes = ["no node pool can host its usable shapes"]
+        lines.append(f"model '{m}', role {r}: no usable shape (" + "; ".join(notes or ["no profile"]) + ")")
+    return "\n".join(lines) or None
+
+
+def _with_diagnosis(plan: Plan, data: ModelData, options: SolverOptions, prefix: str = "") -> Plan:
+    found = diagnose(data, options)
+    return dataclasses.replace(plan, reason=prefix + found.reason(data), shortfall_rps=found.shortfall_rps,
+                               resource_needs=found.resource_needs)
+
+
+def solve(
+    instance: Instance,
+    options: SolverOptions | None = None,
+    scale_demand: float = 1.0,
+    maximize_scale: bool = False,
+) -> Plan:
+    """Plan the cheapest P/D fleet for ``instance``: capacities, model data, build, solve, extract.
+
+    With ``maximize_scale`` the inventory is fixed: first the largest uniform demand multiplier it serves is
+    found, then the cheapest plan at that multiplier.
+    """
+    if not scale_demand > 0:
+        raise ValueError(f"scale_demand must be positive, got {scale_demand}")
+    opts = options or SolverOptions()
+    table = capacity_table(instance)
+    data = build_model_data(instance, table, scale_demand)
+    skipped = table.skipped
+    reason = no_shape_reason(table, data)
+    if reason is not None:
+        return failed_plan(instance.name, skipped, SolveStatus.INFEASIBLE, reason, scale_demand)
+    scale: float | None = None
+    if maximize_scale:
+        top = build_problem(data, name="pdopt_f1_max_scale", mode="max_scale")
+        sol = run_solver(top.problem, opts)
+        if not sol.has_solution:
+            return failed_plan(instance.name, skipped, sol.status, "no demand multiplier can be served (solver: "
+                               f"{sol.report.message})", scale_demand, sol.report)
+        scale = achieved_scale(data, counts_of(top.index(), sol))
+        if scale <= 1e-9:
+            plan = failed_plan(instance.name, skipped, SolveStatus.INFEASIBLE, "", scale_demand, sol.report)
+            return _with_diagnosis(plan, data, opts, "the inventory and limits serve no positive multiple of the "
+                                                     "demand\n")
+        built = build_problem(data, min_scale=scale)
+        start = None
+    else:
+        built = build_problem(data)
+        start = greedy_start(data)
+    heuristic = None
+    if start is not None:
+        set_start(built, *start)
+        heuristic = start_cost_usd_per_hour(data, *start)
+    sol = run_solver(built.problem, opts, warm_start=start is not None, heuristic_usd_per_hour=heuristic)
+    plan = extract(instance.name, skipped, data, built.index(), sol, scale_demand, scale, opts.time_limit_s)
+    if sol.status is SolveStatus.INFEASIBLE:
+        plan = _with_diagnosis(plan, data, opts)
+    return plan
