@@ -1,0 +1,41 @@
+"""The error a user's input raises, and how pydantic's validation errors become its message.
+
+This module imports nothing from pdopt, so that both the instance schema (:mod:`pdopt.instance`, whose
+validated copy methods raise :class:`InputError`) and the file readers (:mod:`pdopt.io`, which import the
+schema) can use it without an import cycle. ``from pdopt.io import InputError`` keeps working.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+
+class InputError(ValueError):
+    """The user's input is wrong; the message says where and why (the CLI exits 2)."""
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("prefill", "decode") and out.endswith("]"):
+            continue  # discriminated-union tag, not a field
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def format_validation_error(err: ValidationError) -> list[str]:
+    """One line per problem: ``field.path: message``; cross-reference problems are split into their own lines."""
+    lines: list[str] = []
+    for e in err.errors(include_url=False):
+        loc = _format_loc(tuple(e["loc"]))
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (not part of the format; check the spelling)"
+        if e["type"] == "missing":
+            msg = "required field is missing"
+        for part in msg.split("; "):
+            lines.append(part if loc == "(top level)" and ":" in part.split(" ")[0] else f"{loc}: {part}")
+    return lines
