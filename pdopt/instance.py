@@ -12,6 +12,7 @@ import itertools
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -313,12 +314,31 @@ def _check_curve(pts: list[DecodePoint], where: str) -> None:
             )
 
 
+def _csv_was_read(path: str | None) -> str | None:
+    """A validated instance holds points, never a file still to read: ``tpot_csv`` is read by the loaders in
+    :mod:`pdopt.io`, which replace it by ``tpot_by_batch`` and keep the path as ``tpot_csv_source``. Refusing it
+    here keeps a dump (or a hand-built model) from carrying both points and a file that might disagree with them."""
+    if path is not None:
+        raise ValueError(f"'{path}' is a CSV still to read: load the instance with pdopt.load_instance or "
+                         "pdopt.instance_from_dict, which read it into tpot_by_batch (the path is then kept as "
+                         "tpot_csv_source)")
+    return path
+
+
+UnreadCsv = Annotated[str | None, AfterValidator(_csv_was_read)]
+"""``tpot_csv``: a path in a file, always ``None`` in a validated model."""
+
+
 class DecodeCurve(StrictModel):
     """TPOT against batch measured at one input length (one row of a 2-D TPOT(batch, context) table)."""
 
     input_tokens: PositiveFloat
     tpot_by_batch: list[DecodePoint] = Field(min_length=2)
-    tpot_csv: str | None = None
+    tpot_csv: UnreadCsv = None
+    """In a file: a CSV with columns ``batch,tpot_ms`` to read instead of giving ``tpot_by_batch`` (the loader
+    reads it; a validated curve always has ``None`` here)."""
+    tpot_csv_source: str | None = None
+    """Provenance only, never read: the ``tpot_csv`` the points were read from, relative to its instance file."""
 
 
 class DecodeProfile(_ProfileBase):
@@ -328,8 +348,11 @@ class DecodeProfile(_ProfileBase):
     role: Literal["decode"]
     tpot_by_batch: list[DecodePoint] = Field(default_factory=list)
     tpot_by_input: list[DecodeCurve] | None = None
-    tpot_csv: str | None = None
-    """The CSV the points were read from, relative to the instance file (kept for provenance)."""
+    tpot_csv: UnreadCsv = None
+    """In a file: a CSV with columns ``batch,tpot_ms`` to read instead of giving ``tpot_by_batch``, relative to
+    the instance file (the loader reads it; a validated profile always has ``None`` here)."""
+    tpot_csv_source: str | None = None
+    """Provenance only, never read: the ``tpot_csv`` the points were read from, relative to its instance file."""
     input_tokens: PositiveFloat | None = None
     """Input length the curve was measured at (informative)."""
     output_tokens: PositiveFloat | None = None

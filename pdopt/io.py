@@ -49,7 +49,8 @@ def _read_tpot_csv(path: Path, where: str) -> list[dict[str, Any]]:
 
 
 def _resolve_profile_csvs(doc: dict[str, Any], base: Path) -> None:
-    """Replace each decode profile's ``tpot_csv`` reference by the points it names (the path stays)."""
+    """Replace each decode curve's ``tpot_csv`` reference by the points it names, the path moving to
+    ``tpot_csv_source`` (provenance that is never read again, so that a dump of the instance loads anywhere)."""
     profiles = doc.get("profiles")
     if not isinstance(profiles, list):
         return
@@ -64,14 +65,23 @@ def _resolve_profile_csvs(doc: dict[str, Any], base: Path) -> None:
 
 
 def _load_curve_csv(entry: dict[str, Any], where: str, base: Path) -> None:
-    """Fill ``tpot_by_batch`` from ``tpot_csv`` (a path relative to the instance file) when the entry names one."""
-    if "tpot_csv" not in entry:
+    """Fill ``tpot_by_batch`` from ``tpot_csv`` (a path relative to the instance file) when the entry names one.
+
+    ``tpot_csv: null`` (as in a dump) names no file. A CSV together with inline points, or with a
+    ``tpot_csv_source`` of its own, is refused: which of the two would hold is not for the loader to guess.
+    """
+    if entry.get("tpot_csv") is None:
+        entry.pop("tpot_csv", None)
         return
     if "tpot_by_batch" in entry:
         raise InputError(f"{where}: give tpot_by_batch inline or tpot_csv, not both")
+    if entry.get("tpot_csv_source") is not None:
+        raise InputError(f"{where}: give tpot_csv or tpot_csv_source, not both (tpot_csv_source records the "
+                         "tpot_csv the points were read from)")
     if not isinstance(entry["tpot_csv"], str):
         raise InputError(f"{where}: must be a path (string) relative to the instance file")
     entry["tpot_by_batch"] = _read_tpot_csv(base / entry["tpot_csv"], where)
+    entry["tpot_csv_source"] = entry.pop("tpot_csv")
 
 
 TRACE_BINS = 64
