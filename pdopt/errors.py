@@ -26,6 +26,14 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
+def _offending_number(value: object) -> str:
+    """`` (got X)`` for a number the user gave, so that a wrong value is seen without opening the file; empty for
+    anything else (a whole mapping or list would swamp the line)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f" (got {value!r})"
+    return ""
+
+
 def format_validation_error(err: ValidationError) -> list[str]:
     """One line per problem: ``field.path: message``; cross-reference problems are split into their own lines."""
     lines: list[str] = []
@@ -34,8 +42,10 @@ def format_validation_error(err: ValidationError) -> list[str]:
         msg = str(e["msg"]).removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (not part of the format; check the spelling)"
-        if e["type"] == "missing":
+        elif e["type"] == "missing":
             msg = "required field is missing"
+        elif not e["type"].startswith("value_error"):
+            msg += _offending_number(e.get("input"))
         for part in msg.split("; "):
             lines.append(part if loc == "(top level)" and ":" in part.split(" ")[0] else f"{loc}: {part}")
     return lines

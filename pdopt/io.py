@@ -14,9 +14,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from pdopt.errors import InputError as InputError
-from pdopt.errors import format_validation_error as format_validation_error
+from pdopt.errors import InputError, format_validation_error
 from pdopt.instance import Instance
+
+__all__ = ["InputError", "dump_json", "format_validation_error", "instance_from_dict", "load_instance", "load_json"]
 
 
 def parse_document(text: str, source: str) -> Any:

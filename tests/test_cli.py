@@ -44,7 +44,7 @@ def test_negative_rate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     doc["workloads"]["dsv31"]["demand"] = {"requests_per_s": -3}
     code, _, err = _run(["validate", str(_write(tmp_path, doc))], capsys)
     assert code == 2
-    assert "workloads.dsv31.demand.requests_per_s: Input should be greater than 0" in err
+    assert "workloads.dsv31.demand.requests_per_s: Input should be greater than 0 (got -3)" in err
 
 
 def test_missing_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
