@@ -46,6 +46,8 @@ def format_validation_error(err: ValidationError) -> list[str]:
             msg = "required field is missing"
         elif not e["type"].startswith("value_error"):
             msg += _offending_number(e.get("input"))
-        for part in msg.split("; "):
+        # the instance's cross-reference check joins its problems with "; ": one line each (pydantic's own
+        # messages and the unknown-key one are single problems, whatever punctuation they hold)
+        for part in msg.split("; ") if e["type"] == "value_error" else [msg]:
             lines.append(part if loc == "(top level)" and ":" in part.split(" ")[0] else f"{loc}: {part}")
     return lines

@@ -35,7 +35,8 @@ def test_unknown_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     doc["gpu_types"]["h200"]["memroy_gb"] = 141
     code, _, err = _run(["plan", str(_write(tmp_path, doc))], capsys)
     assert code == 2
-    assert "gpu_types.h200.memroy_gb: unknown key" in err
+    assert "gpu_types.h200.memroy_gb: unknown key (not part of the format; check the spelling)\n" in err
+    assert "1 problem(s)" in err
     assert "Traceback" not in err
 
 
