@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from pdopt.errors import InputError, format_validation_error
-from pdopt.instance import Instance
+from pdopt.instance import Instance, validate_instance
 
 __all__ = ["InputError", "dump_json", "format_validation_error", "instance_from_dict", "load_instance", "load_json"]
 
@@ -127,11 +126,7 @@ def instance_from_dict(doc: dict[str, Any], base_dir: Path | None = None, source
     doc = json.loads(json.dumps(doc))  # deep copy: the caller's data is never modified
     _resolve_profile_csvs(doc, base_dir or Path.cwd())
     _resolve_length_traces(doc, base_dir or Path.cwd())
-    try:
-        return Instance.model_validate(doc)
-    except ValidationError as err:
-        lines = format_validation_error(err)
-        raise InputError(f"{source}: {len(lines)} problem(s)\n" + "\n".join(f"  {ln}" for ln in lines)) from None
+    return validate_instance(doc, source)
 
 
 def load_instance(path: str | Path) -> Instance:
