@@ -1,11 +1,13 @@
-"""User-facing errors: what the CLI turns into exit code 2 with a message that names the field at fault."""
+"""The error a user's input raises, and how pydantic's validation errors become its message.
+
+This module imports nothing from pdopt, so that both the instance schema (:mod:`pdopt.instance`, whose
+validated copy methods raise :class:`InputError`) and the file readers (:mod:`pdopt.io`, which import the
+schema) can use it without an import cycle. ``from pdopt.io import InputError`` keeps working.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from pydantic import ValidationError
+from pydantic import ValidationError
 
 
 class InputError(ValueError):
@@ -24,6 +26,14 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
+def _offending_number(value: object) -> str:
+    """`` (got X)`` for a number the user gave, so that a wrong value is seen without opening the file; empty for
+    anything else (a whole mapping or list would swamp the line)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f" (got {value!r})"
+    return ""
+
+
 def format_validation_error(err: ValidationError) -> list[str]:
     """One line per problem: ``field.path: message``; cross-reference problems are split into their own lines."""
     lines: list[str] = []
@@ -32,8 +42,12 @@ def format_validation_error(err: ValidationError) -> list[str]:
         msg = str(e["msg"]).removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (not part of the format; check the spelling)"
-        if e["type"] == "missing":
+        elif e["type"] == "missing":
             msg = "required field is missing"
-        for part in msg.split("; "):
+        elif not e["type"].startswith("value_error"):
+            msg += _offending_number(e.get("input"))
+        # the instance's cross-reference check joins its problems with "; ": one line each (pydantic's own
+        # messages and the unknown-key one are single problems, whatever punctuation they hold)
+        for part in msg.split("; ") if e["type"] == "value_error" else [msg]:
             lines.append(part if loc == "(top level)" and ":" in part.split(" ")[0] else f"{loc}: {part}")
     return lines

@@ -9,9 +9,10 @@ checked once the whole instance is read, and every problem is reported with the 
 from __future__ import annotations
 
 import itertools
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,8 +21,12 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     StringConstraints,
+    ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticSerializationError, to_jsonable_python
+
+from pdopt.errors import InputError, format_validation_error
 
 IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]*$"
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
@@ -313,12 +318,31 @@ def _check_curve(pts: list[DecodePoint], where: str) -> None:
             )
 
 
+def _csv_was_read(path: str | None) -> str | None:
+    """A validated instance holds points, never a file still to read: ``tpot_csv`` is read by the loaders in
+    :mod:`pdopt.io`, which replace it by ``tpot_by_batch`` and keep the path as ``tpot_csv_source``. Refusing it
+    here keeps a dump (or a hand-built model) from carrying both points and a file that might disagree with them."""
+    if path is not None:
+        raise ValueError(f"'{path}' is a CSV still to read: load the instance with pdopt.load_instance or "
+                         "pdopt.instance_from_dict, which read it into tpot_by_batch (the path is then kept as "
+                         "tpot_csv_source)")
+    return path
+
+
+UnreadCsv = Annotated[str | None, AfterValidator(_csv_was_read)]
+"""``tpot_csv``: a path in a file, always ``None`` in a validated model."""
+
+
 class DecodeCurve(StrictModel):
     """TPOT against batch measured at one input length (one row of a 2-D TPOT(batch, context) table)."""
 
     input_tokens: PositiveFloat
     tpot_by_batch: list[DecodePoint] = Field(min_length=2)
-    tpot_csv: str | None = None
+    tpot_csv: UnreadCsv = None
+    """In a file: a CSV with columns ``batch,tpot_ms`` to read instead of giving ``tpot_by_batch`` (the loader
+    reads it; a validated curve always has ``None`` here)."""
+    tpot_csv_source: str | None = None
+    """Provenance only, never read: the ``tpot_csv`` the points were read from, relative to its instance file."""
 
 
 class DecodeProfile(_ProfileBase):
@@ -328,8 +352,11 @@ class DecodeProfile(_ProfileBase):
     role: Literal["decode"]
     tpot_by_batch: list[DecodePoint] = Field(default_factory=list)
     tpot_by_input: list[DecodeCurve] | None = None
-    tpot_csv: str | None = None
-    """The CSV the points were read from, relative to the instance file (kept for provenance)."""
+    tpot_csv: UnreadCsv = None
+    """In a file: a CSV with columns ``batch,tpot_ms`` to read instead of giving ``tpot_by_batch``, relative to
+    the instance file (the loader reads it; a validated profile always has ``None`` here)."""
+    tpot_csv_source: str | None = None
+    """Provenance only, never read: the ``tpot_csv`` the points were read from, relative to its instance file."""
     input_tokens: PositiveFloat | None = None
     """Input length the curve was measured at (informative)."""
     output_tokens: PositiveFloat | None = None
@@ -533,6 +560,41 @@ class Instance(StrictModel):
                     f"({sizes} GPUs per node){hint}")
         return problems
 
+    def replace(self, **changes: Any) -> Instance:
+        """A copy with top-level fields changed (``instance.replace(limits={"budget_usd_per_hour": 500})``).
+
+        ``model_copy(update=...)`` skips validation, so a negative demand would plan at cost 0. Here the instance
+        is dumped, the changes (models, or plain dicts and lists as in a file) replace whole top-level fields, and
+        the document is validated again as a loaded file is: every field constraint and cross-reference is
+        checked, and a mistake is an :class:`~pdopt.errors.InputError` naming the field. No file is read, so a
+        profile given here has its points inline (a ``tpot_csv`` is refused). The instance itself is unchanged.
+        """
+        return self._revalidated(changes, f"{self.name}.replace({', '.join(changes)})")
+
+    def with_demand(self, model: str, *, rps: float | None = None,
+                    tokens_per_min: float | None = None) -> Instance:
+        """A copy in which one workload's demand is ``rps`` requests/s or ``tokens_per_min`` (input + output
+        tokens), exactly one of the two: demand sweeps and what-if plans without editing files, validated as
+        :meth:`replace` is (a zero, negative or non-finite demand is an InputError naming field and value)."""
+        if model not in self.workloads:
+            raise InputError(f"with_demand: no workload for model '{model}' "
+                             f"(workloads: {', '.join(sorted(self.workloads))})")
+        if (rps is None) == (tokens_per_min is None):
+            raise InputError(f"with_demand: give exactly one of rps or tokens_per_min for model '{model}'")
+        demand = {"requests_per_s": rps} if rps is not None else {"tokens_per_min": tokens_per_min}
+        workloads = {mid: w.model_dump(mode="json") for mid, w in self.workloads.items()}
+        workloads[model]["demand"] = demand
+        return self._revalidated({"workloads": workloads}, f"{self.name}.with_demand('{model}')")
+
+    def _revalidated(self, changes: dict[str, Any], source: str) -> Instance:
+        """This instance's dump with ``changes`` over its top-level fields, validated as a loaded document."""
+        doc = self.model_dump(mode="json")
+        try:
+            doc.update(to_jsonable_python(changes))  # keeps inf and nan, so that they are refused by name
+        except PydanticSerializationError as exc:
+            raise InputError(f"{source}: a change is not instance data ({exc})") from None
+        return validate_instance(doc, source)
+
     def profile(self, model: str, role: str, gpu_type: str, gpus_per_instance: int,
                 variant: str = "default") -> PrefillProfile | DecodeProfile:
         """The profile with this key; KeyError if there is none."""
@@ -541,3 +603,15 @@ class Instance(StrictModel):
                 return prof
         raise KeyError((model, role, gpu_type, gpus_per_instance, variant))
 
+
+def validate_instance(doc: dict[str, Any], source: str = "<instance>") -> Instance:
+    """Validate a document that names no file still to read (:mod:`pdopt.io` reads those first).
+
+    Loading a file and the copy methods :meth:`Instance.replace` and :meth:`Instance.with_demand` all end here,
+    so a mistake reads the same however it was made: an InputError with one ``field.path: problem`` line each.
+    """
+    try:
+        return Instance.model_validate(doc)
+    except ValidationError as err:
+        lines = format_validation_error(err)
+        raise InputError(f"{source}: {len(lines)} problem(s)\n" + "\n".join(f"  {ln}" for ln in lines)) from None

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from pdopt.errors import InputError, format_validation_error
-from pdopt.instance import Instance
+from pdopt.instance import Instance, validate_instance
 
 __all__ = ["InputError", "dump_json", "format_validation_error", "instance_from_dict", "load_instance", "load_json"]
 
@@ -50,7 +49,8 @@ def _read_tpot_csv(path: Path, where: str) -> list[dict[str, Any]]:
 
 
 def _resolve_profile_csvs(doc: dict[str, Any], base: Path) -> None:
-    """Replace each decode profile's ``tpot_csv`` reference by the points it names (the path stays)."""
+    """Replace each decode curve's ``tpot_csv`` reference by the points it names, the path moving to
+    ``tpot_csv_source`` (provenance that is never read again, so that a dump of the instance loads anywhere)."""
     profiles = doc.get("profiles")
     if not isinstance(profiles, list):
         return
@@ -65,14 +65,23 @@ def _resolve_profile_csvs(doc: dict[str, Any], base: Path) -> None:
 
 
 def _load_curve_csv(entry: dict[str, Any], where: str, base: Path) -> None:
-    """Fill ``tpot_by_batch`` from ``tpot_csv`` (a path relative to the instance file) when the entry names one."""
-    if "tpot_csv" not in entry:
+    """Fill ``tpot_by_batch`` from ``tpot_csv`` (a path relative to the instance file) when the entry names one.
+
+    ``tpot_csv: null`` (as in a dump) names no file. A CSV together with inline points, or with a
+    ``tpot_csv_source`` of its own, is refused: which of the two would hold is not for the loader to guess.
+    """
+    if entry.get("tpot_csv") is None:
+        entry.pop("tpot_csv", None)
         return
     if "tpot_by_batch" in entry:
         raise InputError(f"{where}: give tpot_by_batch inline or tpot_csv, not both")
+    if entry.get("tpot_csv_source") is not None:
+        raise InputError(f"{where}: give tpot_csv or tpot_csv_source, not both (tpot_csv_source records the "
+                         "tpot_csv the points were read from)")
     if not isinstance(entry["tpot_csv"], str):
         raise InputError(f"{where}: must be a path (string) relative to the instance file")
     entry["tpot_by_batch"] = _read_tpot_csv(base / entry["tpot_csv"], where)
+    entry["tpot_csv_source"] = entry.pop("tpot_csv")
 
 
 TRACE_BINS = 64
@@ -117,11 +126,7 @@ def instance_from_dict(doc: dict[str, Any], base_dir: Path | None = None, source
     doc = json.loads(json.dumps(doc))  # deep copy: the caller's data is never modified
     _resolve_profile_csvs(doc, base_dir or Path.cwd())
     _resolve_length_traces(doc, base_dir or Path.cwd())
-    try:
-        return Instance.model_validate(doc)
-    except ValidationError as err:
-        lines = format_validation_error(err)
-        raise InputError(f"{source}: {len(lines)} problem(s)\n" + "\n".join(f"  {ln}" for ln in lines)) from None
+    return validate_instance(doc, source)
 
 
 def load_instance(path: str | Path) -> Instance:

@@ -35,7 +35,8 @@ def test_unknown_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     doc["gpu_types"]["h200"]["memroy_gb"] = 141
     code, _, err = _run(["plan", str(_write(tmp_path, doc))], capsys)
     assert code == 2
-    assert "gpu_types.h200.memroy_gb: unknown key" in err
+    assert "gpu_types.h200.memroy_gb: unknown key (not part of the format; check the spelling)\n" in err
+    assert "1 problem(s)" in err
     assert "Traceback" not in err
 
 
@@ -44,7 +45,7 @@ def test_negative_rate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     doc["workloads"]["dsv31"]["demand"] = {"requests_per_s": -3}
     code, _, err = _run(["validate", str(_write(tmp_path, doc))], capsys)
     assert code == 2
-    assert "workloads.dsv31.demand.requests_per_s: Input should be greater than 0" in err
+    assert "workloads.dsv31.demand.requests_per_s: Input should be greater than 0 (got -3)" in err
 
 
 def test_missing_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
