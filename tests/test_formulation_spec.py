@@ -1,15 +1,23 @@
-"""The spec in formulations/f1.yaml and the code in pdopt/milp.py name the same families, and every family
-produces named rows on an instance that exercises it."""
+"""The spec in formulations/f1.yaml and the code in pdopt/optimize/ name the same families; each family is one
+registered ``add_<family>`` function that the spec points at; every family produces named rows on an instance
+that exercises it and has a golden LP (tests/golden/lp/, recorded on purpose by tests/golden/cases.py); the
+family tables of docs/formulation.md are what formulations/render.py makes of the spec."""
 
+import inspect
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from formulations.render import DOCS, SPEC, render
 from pdopt.capacity import capacity_table
 from pdopt.io import instance_from_dict
+from pdopt.optimize import families, problem
 from pdopt.optimize.build import CONSTRAINT_FAMILIES, VARIABLE_FAMILIES, BuiltProblem, build_problem
 from pdopt.optimize.model_data import build_model_data
+from tests.golden.cases import CASES, LP_DIR, MODE_CASES, Case, lp_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,3 +76,49 @@ def test_every_family_produces_named_rows() -> None:
         seen_vars |= {v.name.split("__")[0] for v in built.problem.variables()}
     assert seen_rows == set(CONSTRAINT_FAMILIES)
     assert seen_vars == set(VARIABLE_FAMILIES)
+
+
+def test_every_registered_family_has_a_golden_case() -> None:
+    assert set(CASES) == set(CONSTRAINT_FAMILIES)
+    assert {p.stem for p in LP_DIR.glob("*.lp")} == set(CASES) | set(MODE_CASES)
+
+
+@pytest.mark.parametrize(("name", "case"), [*CASES.items(), *MODE_CASES.items()], ids=lambda x: x
+                         if isinstance(x, str) else "")
+def test_golden_lp(name: str, case: Case) -> None:
+    """The LP built now is the recorded one, small enough to read, and holds a row of its family."""
+    text, rows = lp_text(case)
+    golden = (LP_DIR / f"{name}.lp").read_text()
+    assert sum(len(v) for v in rows.values()) < 40
+    if name in CASES:
+        assert re.search(rf"^{name}__\S*:", golden, re.M), f"{name}: the golden LP has no row of its family"
+        assert rows.get(name), name
+    assert text == golden, f"{name}: the LP differs from tests/golden/lp/{name}.lp (record on purpose only)"
+
+
+def test_mode_goldens_hold_their_variables() -> None:
+    assert "scale" in (LP_DIR / "mode_max_scale.lp").read_text()
+    assert "shortfall__" in (LP_DIR / "mode_shortfall.lp").read_text()
+    elastic = (LP_DIR / "mode_elastic.lp").read_text()
+    assert "extra_nodes__" in elastic and "extra_gpus__" in elastic
+
+
+def test_code_pointers_name_the_registered_functions() -> None:
+    """Each family: exactly one add_<family> in families.py, registered, and the spec's code: points at it."""
+    spec = yaml.safe_load(SPEC.read_text())
+    registered = {f.name: f.add for f in families.FAMILIES}
+    for name, entry in spec["constraints"].items():
+        path, _, func = entry["code"].partition("::")
+        assert path == "pdopt/optimize/families.py" and func == f"add_{name}", name
+        assert registered[name] is getattr(families, func), name
+    adders = [n for n, f in inspect.getmembers(families, inspect.isfunction)
+              if n.startswith("add_") and f.__module__ == families.__name__]
+    assert sorted(adders) == sorted(f"add_{n}" for n in CONSTRAINT_FAMILIES)
+    for name, entry in spec["variables"].items():
+        path, _, func = entry["code"].partition("::")
+        assert path == "pdopt/optimize/problem.py" and callable(getattr(problem, func)), name
+
+
+def test_docs_family_tables_are_generated_from_the_spec() -> None:
+    page = DOCS.read_text()
+    assert render(page, yaml.safe_load(SPEC.read_text())) == page, "run formulations/render.py"

@@ -1,0 +1,100 @@
+"""Golden LP cases: one per constraint family (and per mode for the mode-only variables), each on an instance
+small enough to read (under 40 rows) that emits at least one row of the family.
+
+Record on purpose only (a golden changes when the formulation is meant to change):
+
+    .venv/bin/python tests/golden/cases.py
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+LP_DIR = Path(__file__).resolve().parent / "lp"
+TINY = ROOT / "instances" / "tiny"
+PAPER = ROOT / "instances" / "paper" / "dsv31-h200-5mtpm.yaml"
+
+
+@dataclass(frozen=True)
+class Case:
+    """An instance file, changes to its document (top-level key -> nested dict merged in), and a build mode."""
+
+    file: Path
+    mode: str = "min_cost"
+    patch: tuple[tuple[str, Any], ...] = ()
+
+
+def _merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in change.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+POOLED = (("workloads", {"dsv31": {"queue_model": "ggc"}}), ("options", {"pooled_max_steps": 4}))
+DOMAIN_LOSS = (("resilience", {"domain_loss_fraction": 0.5}),)
+
+CASES: dict[str, Case] = {
+    "demand_cover": Case(PAPER),
+    "pool_gpu_capacity": Case(TINY / "whole-node-pricing.yaml"),
+    "pattern_cover": Case(TINY / "tp3-packing.yaml"),
+    "pattern_node_count": Case(TINY / "tp3-packing.yaml"),
+    "gpu_type_availability": Case(TINY / "infeasible-gpu-cap.yaml"),
+    "budget": Case(TINY / "infeasible-budget.yaml"),
+    "pool_node_limit": Case(TINY / "infeasible-budget.yaml", "elastic"),
+    "pooled_count": Case(PAPER, patch=POOLED),
+    "pooled_step_order": Case(PAPER, patch=POOLED),
+    "pooled_tail_link": Case(PAPER, patch=POOLED),
+    "kv_prefill_out": Case(TINY / "network-spine.yaml"),
+    "kv_decode_in": Case(TINY / "network-spine.yaml"),
+    "kv_flow_total": Case(TINY / "network-spine.yaml"),
+    "link_bandwidth": Case(TINY / "network-spine.yaml", "elastic"),
+    "domain_loss_cover": Case(TINY / "network-spine.yaml", patch=DOMAIN_LOSS),
+}
+"""Constraint family -> the case its golden LP is built from."""
+
+MODE_CASES: dict[str, Case] = {
+    "mode_max_scale": Case(TINY / "mixed-two-models-cap.yaml", "max_scale"),
+    "mode_shortfall": Case(TINY / "infeasible-budget.yaml", "shortfall"),
+    "mode_elastic": Case(TINY / "mixed-two-models-cap.yaml", "elastic"),
+}
+"""The modes' own variables (scale, shortfall, extra_*) on small instances."""
+
+
+def lp_text(case: Case) -> tuple[str, dict[str, list[str]]]:
+    """The LP file PuLP writes for the case, and its rows by family."""
+    from pdopt.capacity import capacity_table
+    from pdopt.io import instance_from_dict
+    from pdopt.optimize.build import build_problem
+    from pdopt.optimize.model_data import build_model_data
+
+    doc = yaml.safe_load(case.file.read_text())
+    for key, change in case.patch:
+        doc = _merge(doc, {key: change})
+    instance = instance_from_dict(doc, case.file.parent, str(case.file))
+    data = build_model_data(instance, capacity_table(instance))
+    built = build_problem(data, name=f"golden_{instance.name}", mode=case.mode)  # type: ignore[arg-type]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "golden.lp"
+        built.problem.writeLP(str(path))
+        return path.read_text(), built.rows
+
+
+def main() -> int:
+    LP_DIR.mkdir(exist_ok=True)
+    for name, case in {**CASES, **MODE_CASES}.items():
+        text, _ = lp_text(case)
+        (LP_DIR / f"{name}.lp").write_text(text)
+        print(f"{name}: {case.file.name} ({case.mode})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
