@@ -22,9 +22,9 @@ What it checks, in this order (:data:`pdopt.verify.runner.STEPS`; each module's 
   serves something at the SLOs, in a pool of its GPU type, with the capacity the instance implies; per model and
   role, capacity x count less the spares' reserve covers demand x ``scale_demand`` x ``scale``;
 - pools (:mod:`.pools`, :mod:`.packing`): GPUs and nodes within the inventory and the instances packed exactly
-  onto the nodes the plan uses, each inside one node or on whole nodes of its own; GPUs rented per type within
-  its ``max_gpus``;
+  onto the nodes the plan uses, each inside one node or on whole nodes of its own;
 - costs (:mod:`.costs`): each pool's cost under its billing, the placements' shares, the objective, the budget;
+- GPU types (:mod:`.pools`): the GPUs rented of each type within its ``max_gpus``;
 - summaries (:mod:`.summary`, :mod:`.costs`, :mod:`.pools`): the plan's ``models``, ``pools`` and ``gpus_used``
   agree with its placements and the instance;
 - network (:mod:`.network`, with a ``network`` over two or more domains): KV flows carry each model's demand

@@ -29,13 +29,14 @@ FAMILIES: Mapping[str, str] = MappingProxyType({
     "shapes": "placements against the instance's profiles and pools; per-instance capacity",
     "demand": "capacity against demand, with spares",
     "packing": "pools: GPUs, nodes and the placement of instances on nodes",
-    "inventory": "availability caps per GPU type",
     "cost": "prices, billing, objective and budget",
+    "inventory": "availability caps per GPU type",
     "summary": "the plan's own totals against its placements",
     "network": "KV-cache flows between domains and link bandwidth",
     "resilience": "surviving the loss of one failure domain",
 })
-"""Families in the order the verifier runs them, with what each covers."""
+"""Families in the order the verifier runs their checks (:data:`pdopt.verify.runner.STEPS`), with what each
+covers. ``bad_plan_field`` and ``summary_mismatch`` are also emitted by later steps, wherever a field is read."""
 
 CHECKS: tuple[Check, ...] = (
     Check("bad_plan_field", "A field of the plan is missing, of the wrong type or not finite, or a count is not "
@@ -63,14 +64,14 @@ CHECKS: tuple[Check, ...] = (
     Check("node_packing_undecided", "The exact packing search hit its limit (`MAX_SEARCH_STATES` states or "
           "`MAX_PATTERNS` node patterns) without deciding; reported, never assumed to fit.", "packing"),
     Check("pool_node_limit", "The plan's `nodes_used` of a pool exceeds the pool's `node_count`.", "packing"),
-    Check("gpu_type_availability", "GPUs rented of a type (whole nodes in node-billed pools, instance GPUs in "
-          "GPU-billed pools) exceed its `max_gpus`.", "inventory"),
     Check("cost_mismatch", "A placement's `cost_usd_per_hour` is not its share by GPUs of its pool's recomputed "
           "cost, or a `pools` entry's cost is not that cost.", "cost"),
     Check("objective_mismatch", "`objective_usd_per_hour` is not the sum of the recomputed pool costs (checked "
           "when every placement's pool and every pool's nodes in use are known).", "cost"),
     Check("budget", "The hourly cost (recomputed, else the plan's objective) exceeds "
           "`limits.budget_usd_per_hour`.", "cost"),
+    Check("gpu_type_availability", "GPUs rented of a type (whole nodes in node-billed pools, instance GPUs in "
+          "GPU-billed pools) exceed its `max_gpus`.", "inventory"),
     Check("summary_mismatch", "The plan's `models` (demand; instances and GPUs per role), `pools` entries (GPUs "
           "in use, node count, GPU type, domain) or `gpus_used` disagree with its placements or the instance.",
           "summary"),
