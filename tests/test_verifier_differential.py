@@ -1,0 +1,59 @@
+"""The verifier's capacities against the planner's, shape by shape, on every bundled instance.
+
+The verifier recomputes per-instance capacities on its own (pdopt/verify/capacity.py) precisely so that it does
+not share the planner's bugs; this test is where the two independent implementations meet. A disagreement means
+a bug in one of them (or a semantic drift between them), and would otherwise show up only as a plan of pdopt's
+own that the verifier rejects, or worse, a wrong plan that both accept.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pdopt.capacity import capacity_table
+from pdopt.io import load_instance
+from pdopt.verify import recompute_shape
+
+INSTANCES = Path(__file__).resolve().parents[1] / "instances"
+FILES = sorted(p for p in INSTANCES.rglob("*.yaml") if p.name not in {"sets.yaml", "known_answers.yaml"})
+
+Key = tuple[str, str, str, int, str]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(INSTANCES)))
+def test_verifier_capacities_match_the_capacity_table(path: Path) -> None:
+    """Every profile (every shape and variant) of the instance: usable shapes agree on capacity_rps within a
+    relative 1e-6; shapes the table skips (or leaves out: no workload) are unusable or absent for the verifier.
+    For pooled (``ggc``) prefill the table's capacity_rps is the single-instance (c = 1) capacity, which is what
+    recompute_shape returns; the pooled capacity of a group is compared by the shape check itself.
+
+    How the expected values are obtained: live, from the planner's own ``pdopt.capacity.capacity_table`` on the
+    same instance; nothing is stored, so the test follows both implementations as they change."""
+    inst = load_instance(path)
+    table = capacity_table(inst)
+    usable = {(s.model, s.role, s.gpu_type, s.gpus_per_instance, s.variant): s for s in table.shapes}
+    skipped = {(s.model, s.role, s.gpu_type, s.gpus_per_instance, s.variant): s.reason for s in table.skipped}
+    assert not set(usable) & set(skipped)
+    for prof in inst.profiles:
+        key: Key = (prof.model, prof.role, prof.gpu_type, prof.gpus_per_instance, prof.variant)
+        mine = recompute_shape(inst, *key)
+        if key in usable:
+            assert mine is not None and mine.unusable is None, (key, mine)
+            assert mine.capacity_rps == pytest.approx(usable[key].capacity_rps, rel=1e-6), key
+        else:
+            why = skipped.get(key, "left out of the table: the model has no workload")
+            assert mine is None or mine.unusable is not None, (key, why, mine)
+    assert set(usable) | set(skipped) <= {(p.model, p.role, p.gpu_type, p.gpus_per_instance, p.variant)
+                                          for p in inst.profiles}
+
+
+def test_the_comparison_covers_usable_and_skipped_shapes() -> None:
+    """The bundled instances exercise both branches above, and enough shapes to mean something."""
+    usable = skipped = 0
+    for path in FILES:
+        table = capacity_table(load_instance(path))
+        usable += len(table.shapes)
+        skipped += len(table.skipped)
+    assert len(FILES) >= 10 and usable >= 50 and skipped >= 3
