@@ -165,6 +165,7 @@ def _under_load_rps(batches: FloatArray, tpots: FloatArray, cap: int, instance: 
     wl = instance.workloads[profile.model]
 
     def dist(m: float) -> tuple[list[float], list[float]]:
+        """P(N = n) for n < cap (the rest lumped at cap) and the TPOT a request sees with N others running."""
         pmf, p = [], math.exp(-m)
         for n in range(cap):
             pmf.append(p)
@@ -174,6 +175,7 @@ def _under_load_rps(batches: FloatArray, tpots: FloatArray, cap: int, instance: 
         return pmf, t
 
     def stat(m: float, which: str) -> float:
+        """The mean or a percentile of the TPOT a request sees at mean load m."""
         pmf, t = dist(m)
         if which == "mean":
             return sum(a * b for a, b in zip(pmf, t, strict=True))
@@ -185,6 +187,7 @@ def _under_load_rps(batches: FloatArray, tpots: FloatArray, cap: int, instance: 
         return t[-1]
 
     def ok(m: float) -> bool:
+        """Load m meets the TPOT target, and the batch stays within its cap with probability 0.99."""
         return stat(m, wl.tpot.statistic) <= wl.tpot.target_ms and sum(dist(m)[0][:cap]) >= 0.99
 
     if not ok(0.0):

@@ -77,6 +77,7 @@ def node_patterns(sizes: tuple[int, ...], gpus_per_node: int) -> list[tuple[int,
     out: list[tuple[int, ...]] = []
 
     def rec(i: int, left: int, acc: list[int]) -> bool:
+        """Extend ``acc`` with every count of ``sizes[i]`` that fits in ``left`` GPUs; False once past the limit."""
         if i == len(sizes):
             if any(acc):
                 out.append(tuple(acc))
@@ -143,6 +144,8 @@ class _Packer:
     @staticmethod
     @functools.lru_cache(maxsize=64)
     def create(sizes: tuple[int, ...], gpus_per_node: int) -> _Packer | None:
+        """The packer of these sizes (patterns and dual points computed once per size set and node size, cached);
+        None when the node patterns are too many to enumerate."""
         patterns = node_patterns(sizes, gpus_per_node)
         if patterns is None:
             return None

@@ -97,6 +97,7 @@ class Violation:
     message: str
 
     def __post_init__(self) -> None:
+        """Refuse an unregistered check name: every violation the verifier emits is listed and documented."""
         if self.check not in CHECKS_BY_NAME:
             raise ValueError(f"unregistered verifier check {self.check!r}: register it in "
                              "pdopt.verify.registry.CHECKS (and regenerate docs/verifier.md)")
@@ -107,6 +108,7 @@ class Violation:
         return CHECKS_BY_NAME[self.check]
 
     def __str__(self) -> str:
+        """``check: message``, as one line of :func:`format_violations`."""
         return f"{self.check}: {self.message}"
 
 
