@@ -9,9 +9,9 @@ Why independent: a verifier that reused :mod:`pdopt.capacity`, :mod:`pdopt.model
 :mod:`pdopt.plan`, :mod:`pdopt.solver`, :mod:`pdopt.baselines` or :mod:`pdopt.sim` would share their bugs and
 approve whatever they produce. This package imports, of pdopt, only the data model (:mod:`pdopt.instance`) and
 the pure queueing formulas (:mod:`pdopt.queueing`, :mod:`pdopt.calibrate`: functions of floats, checked against
-exact distributions and the simulator); tests/test_verifier_checks.py walks its import graph to keep it so. It
-reimplements from the stated maths the capacities, the demand, the spares, the prices and billing, the packing
-of instances onto nodes and the routing of KV traffic; it never solves anything and needs no solver.
+exact distributions and the simulator); tests/test_verifier_independence.py walks its import graph to keep it
+so. It reimplements from the stated maths the capacities, the demand, the spares, the prices and billing, the
+packing of instances onto nodes and the routing of KV traffic; it never solves anything and needs no solver.
 
 What it checks, in this order (:data:`pdopt.verify.runner.STEPS`; each module's docstring gives the maths):
 
