@@ -11,10 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pdopt.capacity import capacity_table
-from pdopt.io import load_instance
-from pdopt.verify import recompute_shape
+from pdopt.instance import Instance
+from pdopt.io import instance_from_dict, load_instance
+from pdopt.plan import solve
+from pdopt.verify import format_violations, recompute_shape, verify
 
 INSTANCES = Path(__file__).resolve().parents[1] / "instances"
 FILES = sorted(p for p in INSTANCES.rglob("*.yaml") if p.name not in {"sets.yaml", "known_answers.yaml"})
@@ -57,3 +60,33 @@ def test_the_comparison_covers_usable_and_skipped_shapes() -> None:
         usable += len(table.shapes)
         skipped += len(table.skipped)
     assert len(FILES) >= 10 and usable >= 50 and skipped >= 3
+
+
+def _transfer_variant(nic_gbps: float) -> Instance:
+    """network-spine with the transfer time in TTFT (tests/test_network.py derives it): client I/O 0.05 s plus
+    1 Gbit of KV cache over the instance's NIC; at 1 Gbit/s GPU b's prefill becomes unusable."""
+    doc = yaml.safe_load((INSTANCES / "tiny" / "network-spine.yaml").read_text())
+    doc["network"]["client_io_s"] = 0.05
+    for gpu in doc["gpu_types"].values():
+        gpu["nic_gbps_per_gpu"] = nic_gbps
+    return instance_from_dict(doc)
+
+
+@pytest.mark.parametrize("nic_gbps", [100.0, 2.0, 1.0])
+def test_transfer_time_enters_the_verifiers_ttft(nic_gbps: float) -> None:
+    """No bundled instance sets ``network.client_io_s``, so the comparison above cannot see the transfer time:
+    here the same comparison on the spine with it, and pdopt's plan verifies clean (it did not when the verifier
+    used ``ttft_overhead_s`` alone: capacity_mismatch on every prefill placement)."""
+    inst = _transfer_variant(nic_gbps)
+    table = capacity_table(inst)
+    for s in table.shapes:
+        mine = recompute_shape(inst, s.model, s.role, s.gpu_type, s.gpus_per_instance, s.variant)
+        assert mine is not None and mine.unusable is None
+        assert mine.capacity_rps == pytest.approx(s.capacity_rps, rel=1e-6), s
+    for k in table.skipped:
+        mine = recompute_shape(inst, k.model, k.role, k.gpu_type, k.gpus_per_instance, k.variant)
+        assert mine is not None and mine.unusable is not None, k
+    a = recompute_shape(inst, "m", "prefill", "a", 1)
+    assert a is not None and a.capacity_rps == pytest.approx(6 - 1 / (1.25 - 0.05 - 1 / nic_gbps))
+    plan = solve(inst).to_dict()
+    assert verify(inst, plan) == [], format_violations(verify(inst, plan))

@@ -11,12 +11,14 @@ GPUs). Otherwise, per instance:
   max throughput X((1 - h) L), interpolated linearly between measured lengths and never beyond them, so its
   service time is t = (1 - h) L / X((1 - h) L); over the input length distribution (or the mean alone)
   mu = 1 / E[t] and the service SCV is E[t^2] / E[t]^2 - 1 (a stated ``service_scv`` wins; a single length
-  gives 1 for the G/G models). The TTFT target T must exceed the unloaded TTFT E[t] + overhead; with the budget
-  b = T - overhead, M/M/1 (``mm1``) gives lambda = mu - f / b, f = 1 for the mean and ln(1 / (1 - p)) for a
-  p-percentile; ``gg1`` and ``ggc`` take the largest lambda whose G/G/1 sojourn statistic meets b
-  (:func:`pdopt.queueing.max_arrival_rate`). A ``gg1`` profile with a measured TTFT sweep first replaces the
-  service SCV and overhead by the fit of :func:`pdopt.calibrate.fit_gg1`. Pooled ``ggc`` capacity of a group of
-  n instances is evaluated exactly for the plan's n by the shape checks (:mod:`pdopt.verify.fleet`).
+  gives 1 for the G/G models). The overhead is the workload's ``ttft_overhead_s`` or, with
+  ``network.client_io_s``, the client I/O plus the prompt's KV cache over the instance's NICs. The TTFT target T
+  must exceed the unloaded TTFT E[t] + overhead; with the budget b = T - overhead, M/M/1 (``mm1``) gives
+  lambda = mu - f / b, f = 1 for the mean and ln(1 / (1 - p)) for a p-percentile; ``gg1`` and ``ggc`` take the
+  largest lambda whose G/G/1 sojourn statistic meets b (:func:`pdopt.queueing.max_arrival_rate`). A ``gg1``
+  profile with a measured TTFT sweep first replaces the service SCV and overhead by the fit of
+  :func:`pdopt.calibrate.fit_gg1`. Pooled ``ggc`` capacity of a group of n instances is evaluated exactly for the
+  plan's n by the shape checks (:mod:`pdopt.verify.fleet`).
 - Decode. The TPOT(batch) curve (at the workload's input length for 2-D tables) is interpolated linearly. The
   batch is capped by the largest measured batch and by the KV cache: floor((memory x GPUs x
   ``kv_usable_fraction`` - weights) x 1e9 / (KV bytes per token x (L_in + L_out))). The planned batch B* is the
@@ -101,9 +103,25 @@ def service_scv(wl: Workload, derived: float) -> float:
     return derived if wl.input_length_distribution is not None else 1.0
 
 
+def prefill_overhead_s(instance: Instance, profile: PrefillProfile) -> float:
+    """The TTFT overhead of one prefill instance: the workload's ``ttft_overhead_s``, or, when the network states
+    ``client_io_s``, the client I/O plus the prompt's KV cache over the instance's NICs,
+    client_io_s + KV bytes per token x L_in x 8 / (GPUs x ``nic_gbps_per_gpu`` x 1e9) s (the first hop bounds
+    the transfer; the links further on are held to their bandwidth by ``link_bandwidth``)."""
+    wl = instance.workloads[profile.model]
+    net = instance.network
+    if net is None or net.client_io_s is None:
+        return wl.ttft_overhead_s
+    nic = instance.gpu_types[profile.gpu_type].nic_gbps_per_gpu
+    assert nic is not None  # the data model requires it when client_io_s is set
+    kv_bits = instance.models[profile.model].kv_bytes_per_token_value * wl.input_tokens_mean * 8.0
+    return net.client_io_s + kv_bits / (profile.gpus_per_instance * nic * 1e9)
+
+
 def _prefill_rps(profile: PrefillProfile, instance: Instance) -> RecomputedShape:
     """M/M/1: lambda = 1/E[t] - f/(T - overhead) (E[t] = L_in / X for one length); G/G/1 through queueing."""
     wl = instance.workloads[profile.model]
+    wl = wl.model_copy(update={"ttft_overhead_s": prefill_overhead_s(instance, profile)})
     service = prefill_service(profile, wl)
     if isinstance(service, str):
         return RecomputedShape(0.0, service)
@@ -283,6 +301,6 @@ def pooled_capacity_rps(instance: Instance, profile: PrefillProfile, n: int) -> 
     service = prefill_service(profile, wl)
     if isinstance(service, str):
         return None
-    budget = wl.ttft.target_s - wl.ttft_overhead_s
+    budget = wl.ttft.target_s - prefill_overhead_s(instance, profile)
     return queueing.max_arrival_rate(1.0 / service[0], n, wl.arrival_scv, service_scv(wl, service[1]), budget,
                                      wl.ttft.statistic)
