@@ -25,16 +25,11 @@ FILES = sorted(p for p in INSTANCES.rglob("*.yaml") if p.name not in {"sets.yaml
 Key = tuple[str, str, str, int, str]
 
 
-@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(INSTANCES)))
-def test_verifier_capacities_match_the_capacity_table(path: Path) -> None:
+def _assert_agree(inst: Instance) -> None:
     """Every profile (every shape and variant) of the instance: usable shapes agree on capacity_rps within a
     relative 1e-6; shapes the table skips (or leaves out: no workload) are unusable or absent for the verifier.
     For pooled (``ggc``) prefill the table's capacity_rps is the single-instance (c = 1) capacity, which is what
-    recompute_shape returns; the pooled capacity of a group is compared by the shape check itself.
-
-    How the expected values are obtained: live, from the planner's own ``pdopt.capacity.capacity_table`` on the
-    same instance; nothing is stored, so the test follows both implementations as they change."""
-    inst = load_instance(path)
+    recompute_shape returns; the pooled capacity of a group is compared by the shape check itself."""
     table = capacity_table(inst)
     usable = {(s.model, s.role, s.gpu_type, s.gpus_per_instance, s.variant): s for s in table.shapes}
     skipped = {(s.model, s.role, s.gpu_type, s.gpus_per_instance, s.variant): s.reason for s in table.skipped}
@@ -50,6 +45,13 @@ def test_verifier_capacities_match_the_capacity_table(path: Path) -> None:
             assert mine is None or mine.unusable is not None, (key, why, mine)
     assert set(usable) | set(skipped) <= {(p.model, p.role, p.gpu_type, p.gpus_per_instance, p.variant)
                                           for p in inst.profiles}
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(INSTANCES)))
+def test_verifier_capacities_match_the_capacity_table(path: Path) -> None:
+    """How the expected values are obtained: live, from the planner's own ``pdopt.capacity.capacity_table`` on
+    the same instance file; nothing is stored, so the test follows both implementations as they change."""
+    _assert_agree(load_instance(path))
 
 
 def test_the_comparison_covers_usable_and_skipped_shapes() -> None:
@@ -78,15 +80,36 @@ def test_transfer_time_enters_the_verifiers_ttft(nic_gbps: float) -> None:
     here the same comparison on the spine with it, and pdopt's plan verifies clean (it did not when the verifier
     used ``ttft_overhead_s`` alone: capacity_mismatch on every prefill placement)."""
     inst = _transfer_variant(nic_gbps)
-    table = capacity_table(inst)
-    for s in table.shapes:
-        mine = recompute_shape(inst, s.model, s.role, s.gpu_type, s.gpus_per_instance, s.variant)
-        assert mine is not None and mine.unusable is None
-        assert mine.capacity_rps == pytest.approx(s.capacity_rps, rel=1e-6), s
-    for k in table.skipped:
-        mine = recompute_shape(inst, k.model, k.role, k.gpu_type, k.gpus_per_instance, k.variant)
-        assert mine is not None and mine.unusable is not None, k
+    _assert_agree(inst)
     a = recompute_shape(inst, "m", "prefill", "a", 1)
     assert a is not None and a.capacity_rps == pytest.approx(6 - 1 / (1.25 - 0.05 - 1 / nic_gbps))
+    b = recompute_shape(inst, "m", "prefill", "b", 1)
+    assert b is not None and (b.unusable is None) is (nic_gbps > 1.0)
     plan = solve(inst).to_dict()
     assert verify(inst, plan) == [], format_violations(verify(inst, plan))
+
+
+def _calibrated_variant(case: str) -> Instance:
+    """The spine without its network, prefill on GPU a calibrated to a measured TTFT sweep (``gg1``)."""
+    doc = yaml.safe_load((INSTANCES / "tiny" / "network-spine.yaml").read_text())
+    del doc["network"]
+    doc["workloads"]["m"]["queue_model"] = "gg1"
+    prof = doc["profiles"][0]
+    prof["measured_ttft"] = [{"request_rate_rps": r, "ttft_mean_s": 0.25 + 1 / (6 - r)} for r in (1, 2, 3, 4)]
+    if case == "one_rate":  # a fit needs two distinct rates or more
+        prof["measured_ttft"] = prof["measured_ttft"][:1]
+    elif case == "cached_beyond_benchmark":  # half the input cached: 500 tokens computed, benchmarked 400-800,
+        prof["max_throughput_by_input"] = [{"input_tokens": 400, "max_throughput_tok_per_s": 6000},  # but the fit
+                                           {"input_tokens": 800, "max_throughput_tok_per_s": 6000}]  # needs X(1000)
+        doc["workloads"]["m"]["prefix_cache_hit_rate"] = 0.5
+    return instance_from_dict(doc)
+
+
+@pytest.mark.parametrize("case", ["fit", "one_rate", "cached_beyond_benchmark"])
+def test_calibrated_prefill_agrees(case: str) -> None:
+    """G/G/1 calibrated to a TTFT sweep: the same capacity when the fit works; unusable for both (not an
+    exception, not a capacity the planner refuses) when it cannot be made."""
+    inst = _calibrated_variant(case)
+    _assert_agree(inst)
+    a = recompute_shape(inst, "m", "prefill", "a", 1)
+    assert a is not None and (a.unusable is None) is (case == "fit")

@@ -17,8 +17,9 @@ GPUs). Otherwise, per instance:
   lambda = mu - f / b, f = 1 for the mean and ln(1 / (1 - p)) for a p-percentile; ``gg1`` and ``ggc`` take the
   largest lambda whose G/G/1 sojourn statistic meets b (:func:`pdopt.queueing.max_arrival_rate`). A ``gg1``
   profile with a measured TTFT sweep first replaces the service SCV and overhead by the fit of
-  :func:`pdopt.calibrate.fit_gg1`. Pooled ``ggc`` capacity of a group of n instances is evaluated exactly for the
-  plan's n by the shape checks (:mod:`pdopt.verify.fleet`).
+  :func:`pdopt.calibrate.fit_gg1` at the workload's mean input length (unusable when the benchmark does not
+  reach that length or the sweep cannot be fitted). Pooled ``ggc`` capacity of a group of n instances is
+  evaluated exactly for the plan's n by the shape checks (:mod:`pdopt.verify.fleet`).
 - Decode. The TPOT(batch) curve (at the workload's input length for 2-D tables) is interpolated linearly. The
   batch is capped by the largest measured batch and by the KV cache: floor((memory x GPUs x
   ``kv_usable_fraction`` - weights) x 1e9 / (KV bytes per token x (L_in + L_out))). The planned batch B* is the
@@ -128,10 +129,18 @@ def _prefill_rps(profile: PrefillProfile, instance: Instance) -> RecomputedShape
     mean_t, derived = service
     mu = 1.0 / mean_t
     if wl.queue_model == "gg1" and profile.measured_ttft:
-        x = float(np.interp(wl.input_tokens_mean, [p.input_tokens for p in profile.max_throughput_by_input],
+        lengths = [p.input_tokens for p in profile.max_throughput_by_input]
+        if not lengths[0] <= wl.input_tokens_mean <= lengths[-1]:
+            return RecomputedShape(0.0, f"the measured TTFT sweep needs the max throughput at the input length "
+                                        f"{wl.input_tokens_mean:g}, outside the benchmarked [{lengths[0]:g}, "
+                                        f"{lengths[-1]:g}]")
+        x = float(np.interp(wl.input_tokens_mean, lengths,
                             [p.max_throughput_tok_per_s for p in profile.max_throughput_by_input]))
-        fit = calibrate.fit_gg1([(p.request_rate_rps, p.ttft_mean_s) for p in profile.measured_ttft],
-                                wl.input_tokens_mean, x, wl.arrival_scv)
+        try:
+            fit = calibrate.fit_gg1([(p.request_rate_rps, p.ttft_mean_s) for p in profile.measured_ttft],
+                                    wl.input_tokens_mean, x, wl.arrival_scv)
+        except ValueError as exc:  # too few distinct rates, a rate at or above the service rate, ...
+            return RecomputedShape(0.0, f"cannot calibrate to the measured TTFT sweep: {exc}")
         wl = wl.model_copy(update={"service_scv": fit.service_scv, "ttft_overhead_s": fit.overhead_s})
     target, overhead = wl.ttft.target_s, wl.ttft_overhead_s
     if target <= mean_t + overhead:
