@@ -11,9 +11,10 @@ import copy
 from typing import Any
 
 import pytest
+import yaml
 
 from pdopt.instance import Instance
-from pdopt.io import load_instance
+from pdopt.io import instance_from_dict, load_instance
 from pdopt.plan import solve
 from pdopt.verify import Violation, verify
 from tests.conftest import INSTANCES
@@ -71,3 +72,35 @@ def test_capacity_counts_instances(spine: tuple[Instance, dict[str, Any]]) -> No
     """Two decode instances in r1 serve 10 req/s: 6 req/s then exceed only r0's single prefill."""
     got = _flows(spine, ("r0", "r1", 6.0), count={"b_r1": 2})
     assert [v.message for v in got] == ["model 'm': 6 req/s flow through prefill in domain 'r0', which serves 5"]
+
+
+def test_malformed_flows_are_reported_never_raised(spine: tuple[Instance, dict[str, Any]]) -> None:
+    """Every field of a flow replaced by junk or a name the instance does not have: bad_plan_field, no exception
+    (a domain unknown to the network used to escape as networkx's NodeNotFound)."""
+    inst, plan = spine
+    junk: list[Any] = [None, "x", "spine", "nowhere", [], {}, True, -1.0, float("nan"), 2.5]
+    for key in ("model", "from_domain", "to_domain", "rps"):
+        for value in junk:
+            bad = copy.deepcopy(plan)
+            bad["kv_flows"][0][key] = value
+            violations = verify(inst, bad)
+            assert all(isinstance(v, Violation) for v in violations)
+            if key != "rps" and value not in ("r0", "r1"):
+                assert any(v.check == "bad_plan_field" and "kv_flows[0]" in v.message for v in violations), (key,
+                                                                                                          value)
+    bad = copy.deepcopy(plan)
+    bad["kv_flows"][0]["to_domain"] = "spine"  # a switch holds no pool: nothing decodes there
+    assert [str(v) for v in verify(inst, bad)] == [
+        "bad_plan_field: kv_flows[0].to_domain: 'spine' holds no node pool (domains: r0, r1)",
+        "kv_flow_total: model 'm': KV flows carry 0 req/s, below the demand 4"]
+
+
+def test_flow_of_a_model_without_workload(spine: tuple[Instance, dict[str, Any]]) -> None:
+    """A model the instance describes but serves no demand for (it used to raise KeyError on the link check)."""
+    doc = yaml.safe_load((INSTANCES / "tiny" / "network-spine.yaml").read_text())
+    doc["models"]["idle"] = {"kv_bytes_per_token": 1000, "weights_gb": 1}
+    inst = instance_from_dict(doc)
+    plan = copy.deepcopy(spine[1])
+    plan["kv_flows"].append({"model": "idle", "from_domain": "r0", "to_domain": "r1", "rps": 1.0})
+    assert [str(v) for v in verify(inst, plan)] == [
+        "bad_plan_field: kv_flows[1].model: 'idle' has no workload in the instance"]

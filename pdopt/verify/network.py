@@ -2,7 +2,9 @@
 
 These checks apply when the instance has a ``network`` and its pools lie in two or more domains; the plan must
 then list ``kv_flows``, each {model, from_domain, to_domain, rps >= 0}: requests per second whose prefill runs in
-``from_domain`` and whose decode runs in ``to_domain`` (equal domains: no network traffic). For each model:
+``from_domain`` and whose decode runs in ``to_domain`` (equal domains: no network traffic). A flow of a model
+without a workload, or between names that hold no node pool, is a ``bad_plan_field`` and is left out. For each
+model:
 
 - ``kv_flow_total``: sum of its flows' rps >= demand x ``scale_demand`` x ``scale`` x (1 - tol): every request is
   prefilled somewhere and decoded somewhere.
@@ -61,12 +63,24 @@ def _read_flows(ctx: PlanContext) -> list[Flow] | None:
         ctx.out.append(Violation("bad_plan_field", f"kv_flows: expected a list (the instance has a network), "
                                                    f"got {raw!r}"))
         return None
+    domains = {pool.domain for pool in ctx.instance.node_pools.values()}
     flows: list[Flow] = []
     for i, f in enumerate(raw):
         keys_ok = isinstance(f, dict) and all(isinstance(f.get(k), str) for k in ("model", "from_domain", "to_domain"))
         if not keys_ok or not is_number(f.get("rps")) or f["rps"] < 0:
             ctx.out.append(Violation("bad_plan_field", f"kv_flows[{i}]: needs model, from_domain, to_domain and "
                                                        "rps >= 0"))
+            continue
+        # a flow runs from a prefill pool's domain to a decode pool's domain, of a model the instance serves: any
+        # other name could not be routed (and a flow of another model would otherwise be ignored silently)
+        if f["model"] not in ctx.instance.workloads:
+            ctx.out.append(Violation("bad_plan_field", f"kv_flows[{i}].model: {f['model']!r} has no workload in the "
+                                                       "instance"))
+            continue
+        unknown = [k for k in ("from_domain", "to_domain") if f[k] not in domains]
+        if unknown:
+            ctx.out.append(Violation("bad_plan_field", f"kv_flows[{i}].{unknown[0]}: {f[unknown[0]]!r} holds no node "
+                                                       f"pool (domains: {', '.join(sorted(domains))})"))
             continue
         flows.append((f["model"], f["from_domain"], f["to_domain"], float(f["rps"])))
     return flows
@@ -115,7 +129,7 @@ def _check_links(ctx: PlanContext, flows: list[Flow]) -> None:
     assert net is not None
     load: dict[tuple[str, str], float] = {}
     for model, d, e, rps in flows:
-        if d == e or model not in instance.models:
+        if d == e:
             continue
         gbit = instance.models[model].kv_bytes_per_token_value * instance.workloads[model].input_tokens_mean * 8e-9
         for k, share in _route_shares(instance, d, e).items():
