@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
+from pdopt.calibrate import fit_gg1
 from pdopt.instance import (
     DecodePoint,
     DecodeProfile,
@@ -37,8 +38,8 @@ from pdopt.instance import (
     Statistic,
     Workload,
 )
-
-QUANTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+from pdopt.queueing import QUANTILES as QUANTILES  # re-exported: pdopt.capacity.QUANTILES stays importable
+from pdopt.queueing import max_arrival_rate
 
 
 def sojourn_factor(statistic: Statistic) -> float:
@@ -205,8 +206,6 @@ def pooled_gains(mu: float, budget: float, workload: Workload, epsilon: float, m
     are reached; the last gain is then the gain of every further instance (the affine tail of the MILP's
     linearisation, formulations/f1.yaml). lambda_c / c grows with c (pooling), so the gains rise, then flatten.
     """
-    from pdopt.queueing import max_arrival_rate  # queueing imports this module's constants
-
     ca2, stat = workload.arrival_scv, workload.ttft.statistic
     gains: list[float] = []
     prev = 0.0
@@ -243,8 +242,6 @@ def prefill_capacity(profile: PrefillProfile, workload: Workload, epsilon: float
                               f"(mean service {mean_t:.4g} s + overhead {workload.ttft_overhead_s:g} s)")
     budget = target - workload.ttft_overhead_s
     if workload.queue_model != "mm1":
-        from pdopt.queueing import max_arrival_rate  # queueing imports this module's constants
-
         ca2, cs2 = workload.arrival_scv, service_scv(workload, derived_scv)
         lam = max_arrival_rate(mu, 1, ca2, cs2, budget, stat)
         gains = pooled_gains(mu, budget, workload, epsilon, max_steps, cs2) if workload.queue_model == "ggc" else ()
@@ -425,8 +422,6 @@ def calibrated_fields(profile: PrefillProfile, workload: Workload) -> dict[str, 
     reason string when the fit fails."""
     if workload.queue_model != "gg1" or not profile.measured_ttft:
         return {}
-    from pdopt.calibrate import fit_gg1  # calibrate imports queueing, which imports this module
-
     x = interpolate_prefill_throughput(profile.max_throughput_by_input, workload.input_tokens_mean)
     if x is None:
         return "the measured TTFT sweep needs the max throughput at the workload's input length"

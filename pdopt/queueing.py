@@ -37,7 +37,9 @@ from collections.abc import Callable, Sequence
 from scipy.optimize import brentq
 from scipy.special import gammaincinv
 
-from pdopt.capacity import QUANTILES
+QUANTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+"""The percentile statistics an SLO may name, as probabilities (``mean`` is the other statistic). Defined here,
+in the pure formulas that every other module may import, so that this module imports nothing of pdopt."""
 
 STATISTICS = ("mean", *QUANTILES)
 
