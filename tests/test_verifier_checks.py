@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
+from pdopt import solve
 from pdopt.instance import Instance
 from pdopt.io import instance_from_dict, load_instance
-from pdopt.plan import solve
 from pdopt.verify import (
     CHECKS,
     CHECKS_BY_NAME,

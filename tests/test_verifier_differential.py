@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pdopt import solve
 from pdopt.capacity import capacity_table
 from pdopt.instance import Instance
 from pdopt.io import instance_from_dict, load_instance
-from pdopt.plan import solve
 from pdopt.verify import format_violations, recompute_shape, verify
 
 INSTANCES = Path(__file__).resolve().parents[1] / "instances"

@@ -18,12 +18,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-FORBIDDEN = ("pdopt.capacity", "pdopt.model_data", "pdopt.milp", "pdopt.plan", "pdopt.baselines", "pdopt.sim",
-             "pdopt.solver")
+FORBIDDEN = ("pdopt.capacity", "pdopt.optimize", "pdopt.plan", "pdopt.baselines", "pdopt.sim", "pdopt.compare",
+             "pdopt.perf.capacity", "pdopt.perf.prefill", "pdopt.perf.decode")
 """The planner's modules (and, for packages, everything in them)."""
 
-ALLOWED_OUTSIDE = {"pdopt.instance", "pdopt.queueing", "pdopt.calibrate"}
-"""pdopt modules outside the verifier package that it may reach: the data model and pure queueing formulas."""
+ALLOWED_OUTSIDE = {"pdopt.instance", "pdopt.errors", "pdopt.queueing", "pdopt.calibrate"}
+"""pdopt modules outside the verifier package that it may reach: the data model (with its error type) and pure
+queueing formulas."""
 
 FORBIDDEN_THIRD_PARTY = {"pulp", "highspy"}
 """Solvers: the verifier decides everything by its own arithmetic and search."""

@@ -5,8 +5,8 @@
 check (:data:`CHECKS`, tabulated in docs/verifier.md); an empty list means the plan satisfies every checked
 constraint. Plans whose status is neither ``optimal`` nor ``feasible`` hold no fleet and verify trivially.
 
-Why independent: a verifier that reused :mod:`pdopt.capacity`, :mod:`pdopt.model_data`, :mod:`pdopt.milp`,
-:mod:`pdopt.plan`, :mod:`pdopt.solver`, :mod:`pdopt.baselines` or :mod:`pdopt.sim` would share their bugs and
+Why independent: a verifier that reused :mod:`pdopt.capacity`, :mod:`pdopt.optimize` (model data, formulation,
+solver), :mod:`pdopt.plan`, :mod:`pdopt.baselines` or :mod:`pdopt.sim` would share their bugs and
 approve whatever they produce. This package imports, of pdopt, only the data model (:mod:`pdopt.instance`) and
 the pure queueing formulas (:mod:`pdopt.queueing`, :mod:`pdopt.calibrate`: functions of floats, checked against
 exact distributions and the simulator); tests/test_verifier_independence.py walks its import graph to keep it
