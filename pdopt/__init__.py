@@ -6,52 +6,129 @@ Library use::
     instance = pdopt.load_instance("instances/paper/dsv31-h200-5mtpm.yaml")
     plan = pdopt.solve(instance)
     assert not pdopt.verify(instance, plan.to_dict())
+    result = pdopt.simulate(instance, plan, pdopt.SimOptions(requests=5000))
+
+Every name below loads its stage on first use (PEP 562), so that ``import pdopt`` (and the CLI's start) costs
+almost nothing: no solver, scipy, networkx or plotting library is imported until a stage needs it.
+The paper's closed-form helpers live in :mod:`pdopt.paper`; their old names here are deprecated aliases.
 """
 
-from pdopt.capacity import (
-    CapacityTable,
-    PaperPlan,
-    ShapeCapacity,
-    SkippedShape,
-    capacity_table,
-    closed_form_for_model,
-    decode_capacity,
-    max_batch_within_tpot,
-    mm1_max_arrival_rate,
-    paper_closed_form,
-    prefill_capacity,
-)
-from pdopt.instance import Instance
-from pdopt.io import InputError, instance_from_dict, load_instance
-from pdopt.optimize.pipeline import solve
-from pdopt.optimize.solver import SolverOptions
-from pdopt.plan import Plan, SolveStatus
-from pdopt.verify import Violation, format_violations, verify
+from __future__ import annotations
+
+import importlib
+import warnings
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+_EXPORTS: dict[str, str] = {
+    # the instance and its loading
+    "Instance": "pdopt.instance",
+    "InputError": "pdopt.errors",
+    "load_instance": "pdopt.io",
+    "instance_from_dict": "pdopt.io",
+    # capacities
+    "CapacityTable": "pdopt.perf.capacity",
+    "ShapeCapacity": "pdopt.perf.capacity",
+    "SkippedShape": "pdopt.perf.capacity",
+    "capacity_table": "pdopt.perf.capacity",
+    "prefill_capacity": "pdopt.perf.capacity",
+    "decode_capacity": "pdopt.perf.capacity",
+    # planning and its result
+    "solve": "pdopt.optimize.pipeline",
+    "SolverOptions": "pdopt.optimize.solver",
+    "Plan": "pdopt.plan",
+    "Placement": "pdopt.plan",
+    "PoolUse": "pdopt.plan",
+    "ModelPlan": "pdopt.plan",
+    "RolePlan": "pdopt.plan",
+    "SolverReport": "pdopt.plan",
+    "SolveStatus": "pdopt.plan",
+    "LinkLoad": "pdopt.plan",
+    "KvFlow": "pdopt.plan",
+    "Survival": "pdopt.plan",
+    "CostBreakdown": "pdopt.plan",
+    # checking a plan
+    "verify": "pdopt.verifier",
+    "Violation": "pdopt.verifier",
+    "format_violations": "pdopt.verifier",
+    "simulate": "pdopt.sim",
+    "tightness": "pdopt.sim",
+    "SimOptions": "pdopt.sim",
+    "SimResult": "pdopt.sim",
+    "compare": "pdopt.comparison.baselines",
+    "BaselineResult": "pdopt.comparison.baselines",
+}
+"""Public name -> the module that defines it."""
+
+_DEPRECATED: dict[str, str] = {
+    "PaperPlan": "pdopt.paper",
+    "paper_closed_form": "pdopt.paper",
+    "closed_form_for_model": "pdopt.paper",
+    "mm1_max_arrival_rate": "pdopt.paper",
+    "max_batch_within_tpot": "pdopt.paper",
+}
+"""Old names of the paper's helpers, kept for one release: use them from :mod:`pdopt.paper`."""
+
 __all__ = [
-    "CapacityTable",
-    "InputError",
-    "Instance",
-    "PaperPlan",
-    "Plan",
-    "ShapeCapacity",
-    "SkippedShape",
-    "SolveStatus",
-    "SolverOptions",
-    "Violation",
-    "__version__",
-    "capacity_table",
-    "closed_form_for_model",
-    "decode_capacity",
-    "format_violations",
-    "instance_from_dict",
-    "load_instance",
-    "max_batch_within_tpot",
-    "mm1_max_arrival_rate",
-    "paper_closed_form",
-    "prefill_capacity",
-    "solve",
-    "verify",
+    "BaselineResult", "CapacityTable", "CostBreakdown", "InputError", "Instance", "KvFlow", "LinkLoad",
+    "ModelPlan", "Placement", "Plan", "PoolUse", "RolePlan", "ShapeCapacity", "SimOptions", "SimResult",
+    "SkippedShape", "SolveStatus", "SolverOptions", "SolverReport", "Survival", "Violation", "__version__",
+    "capacity_table", "compare", "decode_capacity", "format_violations", "instance_from_dict", "load_instance",
+    "prefill_capacity", "simulate", "solve", "tightness", "verify",
 ]
+
+
+_SUBPACKAGES = frozenset({"cli", "comparison", "errors", "instance", "io", "optimize", "paper", "perf", "plan",
+                          "report", "sim", "verifier"})
+"""Subpackages reachable as attributes after ``import pdopt`` alone (``pdopt.paper.paper_closed_form``)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"pdopt.{name}")
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _DEPRECATED:
+        warnings.warn(f"pdopt.{name} is deprecated; use pdopt.paper.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_DEPRECATED[name]), name)
+    else:
+        raise AttributeError(f"module 'pdopt' has no attribute '{name}'")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:  # the names for type checkers and editors; at run time __getattr__ loads them
+    from pdopt.comparison.baselines import BaselineResult, compare
+    from pdopt.errors import InputError
+    from pdopt.instance import Instance
+    from pdopt.io import instance_from_dict, load_instance
+    from pdopt.optimize.pipeline import solve
+    from pdopt.optimize.solver import SolverOptions
+    from pdopt.perf.capacity import (
+        CapacityTable,
+        ShapeCapacity,
+        SkippedShape,
+        capacity_table,
+        decode_capacity,
+        prefill_capacity,
+    )
+    from pdopt.plan import (
+        CostBreakdown,
+        KvFlow,
+        LinkLoad,
+        ModelPlan,
+        Placement,
+        Plan,
+        PoolUse,
+        RolePlan,
+        SolverReport,
+        SolveStatus,
+        Survival,
+    )
+    from pdopt.sim import SimOptions, SimResult, simulate, tightness
+    from pdopt.verifier import Violation, format_violations, verify

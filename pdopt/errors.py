@@ -14,6 +14,10 @@ class InputError(ValueError):
     """The user's input is wrong; the message says where and why (the CLI exits 2)."""
 
 
+class SolverUnavailableError(RuntimeError):
+    """The requested solver is not installed (the CLI exits 2 and says how to install it)."""
+
+
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:

@@ -20,8 +20,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pdopt.capacity import SkippedShape
 from pdopt.errors import InputError, format_validation_error
+from pdopt.perf.capacity import SkippedShape
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter

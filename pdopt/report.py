@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pdopt.capacity import CapacityTable
+from pdopt.perf.capacity import CapacityTable
 from pdopt.plan import Plan
 from pdopt.sim.run import SimResult
 

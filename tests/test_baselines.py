@@ -1,4 +1,4 @@
-"""Baseline fleet sizers (pdopt.baselines): verified plans, hand-checked costs, never cheaper than the MILP."""
+"""Baseline fleet sizers (pdopt.comparison.baselines): verified plans, hand-checked costs, never below the MILP."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from pdopt import baselines
-from pdopt.generate import FAMILIES, generate
+from pdopt.comparison import baselines
+from pdopt.comparison.generate import FAMILIES, generate
 from pdopt.instance import Instance
 from pdopt.io import instance_from_dict, load_instance
 from pdopt.plan import Plan
-from pdopt.verify import verify
+from pdopt.verifier import verify
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = ROOT / "instances/paper/dsv31-h200-5mtpm.yaml"

@@ -1,7 +1,7 @@
 """The MILP's optimum equals an exhaustive enumeration of instance counts on tiny generated instances.
 
 The enumerator shares no code with the formulation (no PuLP, no ``pdopt.optimize``, or ``pdopt.plan``);
-per-instance capacities come from ``pdopt.capacity.capacity_table`` and are checked against the values the
+per-instance capacities come from ``pdopt.perf.capacity.capacity_table`` and are checked against the values the
 generator designed. It states the placement semantics directly:
 
 - every vector of instance counts over the (shape, pool) pairs is tried, the pool's GPUs bounding each count;
@@ -32,12 +32,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pdopt
-from pdopt.capacity import capacity_table
 from pdopt.instance import Instance
 from pdopt.io import instance_from_dict, load_instance
 from pdopt.optimize.solver import SolverOptions, available_solvers
+from pdopt.perf.capacity import capacity_table
 from pdopt.plan import SolveStatus
-from pdopt.verify import verify
+from pdopt.verifier import verify
 from tests.conftest import ROOT
 
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, database=None,

@@ -36,13 +36,13 @@ import numpy as np
 import pytest
 import yaml
 
-from pdopt.calibrate import FitResult, fit_gg1
-from pdopt.capacity import ShapeCapacity, mm1_max_arrival_rate, prefill_capacity
 from pdopt.instance import Instance, PrefillProfile, Statistic
 from pdopt.io import instance_from_dict
+from pdopt.io.importers import import_vllm_bench
+from pdopt.perf.calibrate import FitResult, fit_gg1
+from pdopt.perf.capacity import ShapeCapacity, mm1_max_arrival_rate, prefill_capacity
+from pdopt.perf.queueing import max_arrival_rate, sojourn_statistic
 from pdopt.plan import Plan
-from pdopt.profiles import import_vllm_bench
-from pdopt.queueing import max_arrival_rate, sojourn_statistic
 from pdopt.sim.run import SimOptions, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,7 +177,7 @@ def test_tuple_points_and_arrival_scv() -> None:
 
 
 def test_capacity_is_the_capacity_models() -> None:
-    """``capacity_rps`` equals pdopt.capacity.prefill_capacity with the fit's ``workload_fields`` (gg1)."""
+    """``capacity_rps`` equals pdopt.perf.capacity.prefill_capacity with the fit's ``workload_fields`` (gg1)."""
     fit = fit_gg1(model_points(1.7, overhead=0.08), L_IN, X)
     for stat, target in (("mean", TARGET_S), ("p90", 3.0), ("p99", 5.0)):
         inst = calib_instance(1.0, **fit.workload_fields(), ttft={"target_s": target, "statistic": stat})
@@ -295,7 +295,7 @@ def test_cli_profile_fit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     """`pdopt profile fit` on a CSV sweep generated from the model itself (mu 5 req/s, cs2 0.5, overhead 0.1 s):
     the fit returns those values and the workload fields to paste."""
     from pdopt.cli import main
-    from pdopt.queueing import sojourn_statistic
+    from pdopt.perf.queueing import sojourn_statistic
 
     path = tmp_path / "sweep.csv"
     rows = [f"{r},{0.1 + sojourn_statistic(r, 5.0, 1, 1.0, 0.5, 'mean')}" for r in (0.5, 1.5, 2.5, 3.5)]

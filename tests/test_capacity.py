@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from scipy.optimize import brentq
 
 import pdopt
-from pdopt.capacity import max_batch_within_tpot, mm1_max_arrival_rate, sojourn_factor, tpot_at_batch
 from pdopt.instance import DecodePoint, Instance
+from pdopt.perf.capacity import max_batch_within_tpot, mm1_max_arrival_rate, sojourn_factor, tpot_at_batch
 
 
 def test_sojourn_factors() -> None:

@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 import pdopt
-from pdopt.capacity import decode_rate_under_load
 from pdopt.io import instance_from_dict
+from pdopt.perf.capacity import decode_rate_under_load
 from pdopt.plan import Plan
 from pdopt.sim import SimOptions, simulate
 from tests.conftest import EXAMPLE, PAPER

@@ -12,11 +12,11 @@ import pytest
 import yaml
 
 from formulations.render import DOCS, SPEC, render
-from pdopt.capacity import capacity_table
 from pdopt.io import instance_from_dict
 from pdopt.optimize import families, problem
 from pdopt.optimize.build import CONSTRAINT_FAMILIES, VARIABLE_FAMILIES, BuiltProblem, build_problem
 from pdopt.optimize.model_data import build_model_data
+from pdopt.perf.capacity import capacity_table
 from tests.golden.cases import CASES, LP_DIR, MODE_CASES, Case, lp_text
 
 ROOT = Path(__file__).resolve().parents[1]

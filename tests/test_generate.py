@@ -8,7 +8,7 @@ import yaml
 
 import pdopt
 from pdopt.cli import main
-from pdopt.generate import FAMILIES, GeneratorParams, generate
+from pdopt.comparison.generate import FAMILIES, GeneratorParams, generate
 from pdopt.io import instance_from_dict
 
 

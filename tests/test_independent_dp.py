@@ -1,6 +1,6 @@
-"""Known optima recomputed by an exact dynamic program, independent of the MILP and of ``pdopt.capacity``.
+"""Known optima recomputed by an exact dynamic program, independent of the MILP and of ``pdopt.perf.capacity``.
 
-Capacities come from the verifier's own recomputation (``pdopt.verify.recompute_shape``). For each model and
+Capacities come from the verifier's own recomputation (``pdopt.verifier.recompute_shape``). For each model and
 role an unbounded knapsack over the lattice of GPUs used per pool gives the largest capacity that usage can
 buy; the usage vectors that cover the demand, minimal in every pool, form the role's frontier. In F1 the cost
 of a role depends only on its GPUs per pool (each pool has one price per GPU), so the optimum is the cheapest
@@ -16,7 +16,7 @@ import yaml
 
 from pdopt.instance import Instance
 from pdopt.io import load_instance
-from pdopt.verify import demand_rps, recompute_shape
+from pdopt.verifier import demand_rps, recompute_shape
 from tests.conftest import INSTANCES
 
 Usage = tuple[int, ...]

@@ -7,7 +7,7 @@ import yaml
 
 import pdopt
 from pdopt.io import load_instance
-from pdopt.verify import verify
+from pdopt.verifier import verify
 from tests.conftest import INSTANCES
 
 KNOWN = yaml.safe_load((INSTANCES / "known_answers.yaml").read_text())["instances"]

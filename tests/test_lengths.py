@@ -9,8 +9,8 @@ import yaml
 import pdopt
 from pdopt.cli import main
 from pdopt.io import InputError, instance_from_dict
+from pdopt.perf.queueing import sojourn_statistic
 from pdopt.plan import Plan
-from pdopt.queueing import sojourn_statistic
 from pdopt.sim import SimOptions, simulate
 from tests.conftest import PAPER
 

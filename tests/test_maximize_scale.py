@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 import pdopt
 from pdopt.io import instance_from_dict, load_instance
 from pdopt.plan import SolveStatus
-from pdopt.verify import verify
+from pdopt.verifier import verify
 from tests.conftest import EXAMPLE, INSTANCES
 from tests.test_bruteforce import enumerate_plans, tiny_instances
 

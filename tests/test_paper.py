@@ -14,7 +14,8 @@ import pytest
 import pdopt
 from pdopt.cli import main
 from pdopt.instance import Instance
-from pdopt.verify import verify
+from pdopt.paper import closed_form_for_model
+from pdopt.verifier import verify
 from tests.conftest import PAPER
 
 
@@ -46,7 +47,7 @@ def test_decode_throughput_fractional_batch(paper: Instance) -> None:
 
 
 def test_closed_form_counts_and_ratio(paper: Instance) -> None:
-    cf = pdopt.closed_form_for_model(paper, "dsv31")
+    cf = closed_form_for_model(paper, "dsv31")
     assert cf.total_throughput_tok_per_s == pytest.approx(5e6 / 60)
     assert cf.pd_ratio == pytest.approx(0.82, abs=0.01)
     assert cf.n_prefill == pytest.approx(3.07, abs=0.005)
@@ -103,3 +104,14 @@ def test_cli_curves_names_binding_limit_and_inputs(capsys: pytest.CaptureFixture
     assert shapes["prefill"]["binding"] == "ttft_target" and shapes["decode"]["binding"] == "tpot_target"
     assert shapes["prefill"]["inputs"]["queue_model"] == "mm1"
     assert "Li et al. 2026" in shapes["decode"]["inputs"]["profile_source"]
+
+
+@pytest.mark.parametrize("name", ["PaperPlan", "paper_closed_form", "closed_form_for_model", "mm1_max_arrival_rate",
+                                  "max_batch_within_tpot"])
+def test_old_names_are_deprecated_aliases(name: str) -> None:
+    """The paper helpers moved to pdopt.paper; their old names still work for one release, with a warning."""
+    import pdopt.paper
+
+    with pytest.warns(DeprecationWarning, match=f"pdopt.paper.{name}"):
+        old = getattr(pdopt, name)
+    assert old is getattr(pdopt.paper, name)

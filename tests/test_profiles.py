@@ -10,8 +10,8 @@ import yaml
 
 import pdopt
 from pdopt.io import InputError, instance_from_dict
-from pdopt.profiles import detect_format, import_csv, import_splitwise, import_vllm_bench
-from pdopt.verify import verify
+from pdopt.io.importers import detect_format, import_csv, import_splitwise, import_vllm_bench
+from pdopt.verifier import verify
 from tests.conftest import EXAMPLE
 
 DATA = Path(__file__).resolve().parent / "data"

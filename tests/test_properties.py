@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import pdopt
 from pdopt.io import instance_from_dict
 from pdopt.optimize.solver import SolverOptions, available_solvers
-from pdopt.verify import verify
+from pdopt.verifier import verify
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

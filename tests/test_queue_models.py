@@ -53,7 +53,7 @@ def test_pooled_prefill_needs_three_instances() -> None:
     res = simulate(inst, plan, opts).models["dsv31"]
     assert res["ttft_slo_met"]
     # the prefill sojourn alone against the exact M/M/3 mean at 12.52 req/s
-    from pdopt.queueing import sojourn_statistic
+    from pdopt.perf.queueing import sojourn_statistic
     expected = sojourn_statistic(plan.models["dsv31"].demand_rps, 28309 / 6144, 3, 1.0, 1.0, "mean")
     sim = res["prefill_sojourn_s"]
     assert abs(sim["mean"] - expected) <= sim["ci99_half_width"] + 0.01 * expected
@@ -76,7 +76,7 @@ def test_gg1_capacity_holds_in_simulation(scv: float) -> None:
                                                     prefill_service=service, prefill_scv=scv)).models["dsv31"]
     assert res["ttft_slo_met"]
     # random dispatch splits Poisson arrivals: each instance is M/G/1, whose mean (Pollaczek-Khinchine) is exact
-    from pdopt.queueing import sojourn_statistic
+    from pdopt.perf.queueing import sojourn_statistic
     m = plan.models["dsv31"]
     expected = sojourn_statistic(m.demand_rps / m.prefill.instances, 28309 / 6144, 1, 1.0, scv, "mean")
     sim = res["prefill_sojourn_s"]
@@ -87,7 +87,7 @@ def test_measured_ttft_sweep_calibrates_gg1() -> None:
     """A prefill profile carrying a TTFT sweep generated from G/G/1 itself (mu = 28309/6144, cs2 0.5, overhead
     0.1 s): with queue_model gg1 the shape's capacity is that of the fitted model, i.e. of cs2 0.5 and 0.1 s,
     whatever the workload states (here 2.0 and 0.3 s)."""
-    from pdopt.queueing import max_arrival_rate, sojourn_statistic
+    from pdopt.perf.queueing import max_arrival_rate, sojourn_statistic
 
     mu = 28309 / 6144
     sweep = [{"request_rate_rps": r, "ttft_mean_s": 0.1 + sojourn_statistic(r, mu, 1, 1.0, 0.5, "mean")}

@@ -1,4 +1,4 @@
-"""pdopt.queueing: Erlang C, Allen-Cunneen, the gamma sojourn approximation and pooled capacity, against exact
+"""pdopt.perf.queueing: Erlang C, Allen-Cunneen, the gamma sojourn approximation and pooled capacity, against exact
 formulas, exact numerical references and the simulator.
 
 Exact references used here (independent of the module's code paths):
@@ -48,11 +48,10 @@ from scipy import stats
 from scipy.optimize import brentq
 from scipy.special import gammainc
 
-from pdopt.capacity import mm1_max_arrival_rate, sojourn_factor
 from pdopt.instance import Instance
 from pdopt.io import instance_from_dict
-from pdopt.plan import Plan
-from pdopt.queueing import (
+from pdopt.perf.capacity import mm1_max_arrival_rate, sojourn_factor
+from pdopt.perf.queueing import (
     erlang_c,
     max_arrival_rate,
     mean_wait_ggc,
@@ -60,6 +59,7 @@ from pdopt.queueing import (
     sojourn_moments,
     sojourn_statistic,
 )
+from pdopt.plan import Plan
 from pdopt.sim.run import SimOptions, simulate
 
 FloatArray = npt.NDArray[np.float64]
@@ -212,8 +212,8 @@ def test_mm1_gamma_is_the_exact_exponential() -> None:
 
 
 def test_mm1_special_case_of_max_arrival_rate() -> None:
-    """c = 1, ca2 = cs2 = 1: max_arrival_rate equals pdopt.capacity.mm1_max_arrival_rate for every statistic (rel 1e-10)
-    where that is positive, and is 0.0 where it is not."""
+    """c = 1, ca2 = cs2 = 1: max_arrival_rate equals pdopt.perf.capacity.mm1_max_arrival_rate for every statistic
+    (rel 1e-10) where that is positive, and is 0.0 where it is not."""
     checked = zeroed = 0
     for mu in (1.0, PAPER_MU, 50.0):
         for budget in (0.05, 0.5, PAPER_BUDGET_S, 1.0995, 10.0):

@@ -36,7 +36,7 @@ def _instance(case: str) -> pdopt.Instance:
     if case.startswith("generate:"):
         import dataclasses
 
-        from pdopt.generate import FAMILIES, generate
+        from pdopt.comparison.generate import FAMILIES, generate
 
         _, family, seed = case.split(":")
         return pdopt.instance_from_dict(generate(dataclasses.replace(FAMILIES[family], seed=int(seed))))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pdopt.cli import main
-from pdopt.sim.traces import arrival_scv, read_trace
+from pdopt.io.traces import arrival_scv, read_trace
 from tests.conftest import EXAMPLE, INSTANCES, PAPER, ROOT
 
 AZURE = INSTANCES / "traces" / "azure-conv-2023.csv"

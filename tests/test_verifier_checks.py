@@ -25,7 +25,7 @@ import yaml
 from pdopt import solve
 from pdopt.instance import Instance
 from pdopt.io import instance_from_dict, load_instance
-from pdopt.verify import (
+from pdopt.verifier import (
     CHECKS,
     CHECKS_BY_NAME,
     FAMILIES,
@@ -38,7 +38,7 @@ from pdopt.verify import (
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "verifier.md"
-PACKAGE = ROOT / "pdopt" / "verify"
+PACKAGE = ROOT / "pdopt" / "verifier"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -89,7 +89,7 @@ def _docs_section() -> str:
 
 def test_docs_table_is_current() -> None:
     """docs/verifier.md shows the registry as it is. Regenerate the section with
-    ``python -c "from pdopt.verify import checks_markdown; print(checks_markdown(), end='')"``."""
+    ``python -c "from pdopt.verifier import checks_markdown; print(checks_markdown(), end='')"``."""
     assert _docs_section() == checks_markdown(), "docs/verifier.md is stale: regenerate the checks table"
 
 

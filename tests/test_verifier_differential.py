@@ -1,6 +1,6 @@
 """The verifier's capacities against the planner's, shape by shape, on every bundled instance.
 
-The verifier recomputes per-instance capacities on its own (pdopt/verify/capacity.py) precisely so that it does
+The verifier recomputes per-instance capacities on its own (pdopt/verifier/capacity.py) precisely so that it does
 not share the planner's bugs; this test is where the two independent implementations meet. A disagreement means
 a bug in one of them (or a semantic drift between them), and would otherwise show up only as a plan of pdopt's
 own that the verifier rejects, or worse, a wrong plan that both accept.
@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from pdopt import solve
-from pdopt.capacity import capacity_table
 from pdopt.instance import Instance
 from pdopt.io import instance_from_dict, load_instance
-from pdopt.verify import format_violations, recompute_shape, verify
+from pdopt.perf.capacity import capacity_table
+from pdopt.verifier import format_violations, recompute_shape, verify
 
 INSTANCES = Path(__file__).resolve().parents[1] / "instances"
 FILES = sorted(p for p in INSTANCES.rglob("*.yaml") if p.name not in {"sets.yaml", "known_answers.yaml"})
@@ -49,7 +49,7 @@ def _assert_agree(inst: Instance) -> None:
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(INSTANCES)))
 def test_verifier_capacities_match_the_capacity_table(path: Path) -> None:
-    """How the expected values are obtained: live, from the planner's own ``pdopt.capacity.capacity_table`` on
+    """How the expected values are obtained: live, from the planner's own ``pdopt.perf.capacity.capacity_table`` on
     the same instance file; nothing is stored, so the test follows both implementations as they change."""
     _assert_agree(load_instance(path))
 

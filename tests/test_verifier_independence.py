@@ -18,11 +18,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-FORBIDDEN = ("pdopt.capacity", "pdopt.optimize", "pdopt.plan", "pdopt.baselines", "pdopt.sim", "pdopt.compare",
-             "pdopt.perf.capacity", "pdopt.perf.prefill", "pdopt.perf.decode")
+FORBIDDEN = ("pdopt.perf.capacity", "pdopt.perf.prefill", "pdopt.perf.decode", "pdopt.perf.shapes", "pdopt.optimize",
+             "pdopt.plan", "pdopt.paper", "pdopt.comparison", "pdopt.sim", "pdopt.cli", "pdopt.report")
 """The planner's modules (and, for packages, everything in them)."""
 
-ALLOWED_OUTSIDE = {"pdopt.instance", "pdopt.errors", "pdopt.queueing", "pdopt.calibrate"}
+ALLOWED_OUTSIDE = {"pdopt.instance", "pdopt.instance.base", "pdopt.instance.profiles", "pdopt.instance.schema",
+                   "pdopt.errors", "pdopt.perf", "pdopt.perf.queueing", "pdopt.perf.calibrate"}
 """pdopt modules outside the verifier package that it may reach: the data model (with its error type) and pure
 queueing formulas."""
 
@@ -97,23 +98,23 @@ def _is_within(mod: str, packages: tuple[str, ...] | set[str]) -> bool:
 
 
 def test_verifier_reaches_no_planner_module() -> None:
-    seen = walk(ROOT, "pdopt.verify", "pdopt")
+    seen = walk(ROOT, "pdopt.verifier", "pdopt")
     assert "pdopt" not in seen, f"the verifier imports the top-level package: {chain(seen, 'pdopt')}"
     bad = [chain(seen, m) for m in seen if _is_within(m, FORBIDDEN)]
     assert not bad, "the verifier reaches planner code:\n" + "\n".join(bad)
     ours = {m for m in seen if m.split(".")[0] == "pdopt"}
-    outside = {m for m in ours if not _is_within(m, ("pdopt.verify",))}
+    outside = {m for m in ours if not _is_within(m, ("pdopt.verifier",))}
     assert outside <= ALLOWED_OUTSIDE, [chain(seen, m) for m in sorted(outside - ALLOWED_OUTSIDE)]
     solvers = [chain(seen, m) for m in seen if m.split(".")[0] in FORBIDDEN_THIRD_PARTY]
     assert not solvers, solvers
     # the walk really covers the package and its allowed dependencies (a walker that found nothing would pass)
-    assert {"pdopt.verify.capacity", "pdopt.verify.packing", "pdopt.verify.registry", "pdopt.instance",
-            "pdopt.queueing", "pdopt.calibrate", "networkx", "numpy", "scipy.optimize"} <= set(seen)
+    assert {"pdopt.verifier.capacity", "pdopt.verifier.packing", "pdopt.verifier.registry", "pdopt.instance",
+            "pdopt.perf.queueing", "pdopt.perf.calibrate", "networkx", "numpy", "scipy.optimize"} <= set(seen)
 
 
 def test_verifier_does_not_import_by_name() -> None:
     """``importlib.import_module`` or ``__import__`` would hide an import from the walk above."""
-    for mod in walk(ROOT, "pdopt.verify", "pdopt"):
+    for mod in walk(ROOT, "pdopt.verifier", "pdopt"):
         path = module_file(ROOT, mod)
         if mod.split(".")[0] != "pdopt" or path is None:
             continue
@@ -124,9 +125,9 @@ def test_verifier_does_not_import_by_name() -> None:
 
 def test_queueing_imports_nothing_of_pdopt() -> None:
     """The pure formulas the verifier shares stand alone (QUANTILES is defined there, capacity imports it)."""
-    seen = walk(ROOT, "pdopt.queueing", "pdopt")
-    assert {m for m in seen if m.split(".")[0] == "pdopt"} == {"pdopt.queueing"}
-    from pdopt import capacity, queueing
+    seen = walk(ROOT, "pdopt.perf.queueing", "pdopt")
+    assert {m for m in seen if m.split(".")[0] == "pdopt"} <= {"pdopt.perf.queueing", "pdopt.perf"}
+    from pdopt.perf import capacity, queueing
 
     assert capacity.QUANTILES is queueing.QUANTILES
 

@@ -16,7 +16,7 @@ import yaml
 from pdopt import solve
 from pdopt.instance import Instance
 from pdopt.io import instance_from_dict, load_instance
-from pdopt.verify import Violation, verify
+from pdopt.verifier import Violation, verify
 from tests.conftest import INSTANCES
 
 

@@ -24,7 +24,7 @@ import pytest
 from pdopt import solve
 from pdopt.instance import Instance
 from pdopt.io import instance_from_dict, load_instance
-from pdopt.verify import (
+from pdopt.verifier import (
     Violation,
     first_fit_decreasing,
     fits_in_nodes,
@@ -725,7 +725,7 @@ def test_exact_search_refutes_without_the_lp_bound(monkeypatch: pytest.MonkeyPat
         sizes: tuple[int, ...] = self.sizes
         return math.ceil(sum(c * s for c, s in zip(counts, sizes, strict=True)) / int(self.gpus_per_node))
 
-    verify_module = importlib.import_module("pdopt.verify")  # the package re-exports the function as `verify`
+    verify_module = importlib.import_module("pdopt.verifier")  # the package re-exports the function as `verify`
     monkeypatch.setattr(verify_module._Packer, "lower_bound", volume_only)
     rng = random.Random(11)
     refuted = 0

@@ -7,11 +7,11 @@ pipeline calls and attaches.
 
 from __future__ import annotations
 
-from pdopt.capacity import SkippedShape
 from pdopt.optimize import fleet
 from pdopt.optimize.model_data import Arc, ModelData
 from pdopt.optimize.problem import VariableIndex
 from pdopt.optimize.solver import Solution
+from pdopt.perf.capacity import SkippedShape
 from pdopt.plan import CostBreakdown, KvFlow, LinkLoad, Plan, SolverReport, SolveStatus
 
 

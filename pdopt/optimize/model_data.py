@@ -8,9 +8,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from pdopt.capacity import CapacityTable, ShapeCapacity
 from pdopt.instance import ROLES, Instance, fits_nodes
 from pdopt.optimize import topology
+from pdopt.perf.capacity import CapacityTable, ShapeCapacity
 
 Arc = tuple[str, str]
 """(shape id, pool id): where an instance of a shape may be placed."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from pdopt.capacity import CapacityTable, capacity_table
 from pdopt.instance import Instance
 from pdopt.optimize.build import build_problem, set_start
 from pdopt.optimize.diagnose import diagnose
@@ -18,6 +17,7 @@ from pdopt.optimize.extract import counts_of, extract, failed_plan
 from pdopt.optimize.heuristics import achieved_scale, greedy_start, start_cost_usd_per_hour
 from pdopt.optimize.model_data import ModelData, build_model_data, unservable_roles
 from pdopt.optimize.solver import SolverOptions, run_solver
+from pdopt.perf.capacity import CapacityTable, capacity_table
 from pdopt.plan import Plan, SolveStatus
 
 

@@ -20,22 +20,23 @@ from pathlib import Path
 
 import pulp
 
+from pdopt.errors import SolverUnavailableError
+from pdopt.optimize.options import SOLVERS, SolverOptions
 from pdopt.plan import SolverReport, SolveStatus
 
-SOLVERS = ("cbc", "highs")
+__all__ = [
+    "OPTIMALITY_GAP",
+    "SOLVERS",
+    "Solution",
+    "SolverOptions",
+    "SolverUnavailableError",
+    "available_solvers",
+    "normalise_status",
+    "run_solver",
+]
+
 OPTIMALITY_GAP = 1e-6
 """A relative gap at most this (solver round-off between incumbent and bound) counts as proven optimal."""
-
-
-@dataclass(frozen=True)
-class SolverOptions:
-    """How to solve: which solver, time limit, relative gap, threads."""
-
-    name: str = "cbc"
-    time_limit_s: float | None = None
-    gap_rel: float = 0.0
-    threads: int = 1
-    """One thread by default, so that runs are deterministic."""
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,6 @@ class Solution:
     def value(self, name: str) -> float:
         """A variable's value (0 for a variable the solver left out, as PuLP drops unused columns)."""
         return self.values.get(name, 0.0)
-
-
-class SolverUnavailableError(RuntimeError):
-    """The requested solver is not installed."""
 
 
 def available_solvers() -> list[str]:

@@ -11,10 +11,12 @@ Routing rules (``network.routing``):
 from __future__ import annotations
 
 import itertools
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from pdopt.instance import Instance, Network
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 LinkKey = tuple[str, str]
 """A link as (a, b) with a < b."""
@@ -27,6 +29,8 @@ def link_key(a: str, b: str) -> LinkKey:
 
 def graph(network: Network) -> nx.Graph:
     """The network's graph; parallel links between the same ends add their bandwidth."""
+    import networkx as nx  # deferred: networkx loads only for instances with a network
+
     g = nx.Graph()
     for link in network.links:
         k = link_key(link.a, link.b)
@@ -42,6 +46,8 @@ def route_shares(network: Network, src: str, dst: str) -> dict[LinkKey, float]:
     """Fraction of a src -> dst flow on each link, by the routing rule (empty when src == dst)."""
     if src == dst:
         return {}
+    import networkx as nx  # deferred: networkx loads only for instances with a network
+
     g = graph(network)
     paths = [list(p) for p in nx.all_shortest_paths(g, src, dst)]
     if network.routing == "shortest_path":

@@ -37,7 +37,6 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-DISPATCH_POLICIES = ("random", "round_robin", "jsq", "pooled")
 """``jsq`` (join the shortest queue, relative to capacity) is also called ``least_loaded``."""
 
 

@@ -13,15 +13,16 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.optimize import brentq
 
-from pdopt.capacity import QUANTILES, prefill_service, service_scv, tpot_at_batch
 from pdopt.instance import DecodeProfile, Instance, PrefillProfile, Workload
+from pdopt.perf.capacity import QUANTILES, prefill_service, service_scv, tpot_at_batch
 from pdopt.plan import Placement, Plan
 
 
 def _mixture_quantile(weights: list[float], rates: list[float], p: float) -> float:
     """t with sum_i w_i (1 - exp(-r_i t)) = p."""
+    from scipy.optimize import brentq  # deferred: scipy loads only when predictions are made
+
     def f(t: float) -> float:
         return sum(w * (1.0 - math.exp(-r * t)) for w, r in zip(weights, rates, strict=True)) - p
     hi = 1.0 / min(rates)
@@ -31,6 +32,8 @@ def _mixture_quantile(weights: list[float], rates: list[float], p: float) -> flo
 
 
 def _decode_tpot_ms(profile: DecodeProfile, input_tokens: float, tokens_per_s: float) -> float | None:
+    from scipy.optimize import brentq  # deferred: scipy loads only when predictions are made
+
     pts = profile.points_for(input_tokens)
     if isinstance(pts, str):
         return None
@@ -51,7 +54,7 @@ def _general_prefill(w: Workload, lam: float, pre: list[tuple[Placement, float]]
                      mus: list[float], derived_scv: float) -> dict[str, float] | None:
     """G/G/1 per instance (capacity-weighted split; the percentile of the worst-loaded instance, a bound), or,
     for ``ggc`` with one shape, one G/G/c queue over all instances."""
-    from pdopt.queueing import sojourn_statistic
+    from pdopt.perf.queueing import sojourn_statistic
 
     if not mus:
         return None

@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-from pdopt.capacity import kv_batch_bound, transfer_overhead_s
 from pdopt.instance import DecodePoint, DecodeProfile, Instance, PrefillProfile
 from pdopt.io import InputError
+from pdopt.io.traces import Trace
+from pdopt.perf.capacity import kv_batch_bound, transfer_overhead_s
 from pdopt.plan import Plan
 from pdopt.sim.engine import (
-    DISPATCH_POLICIES,
     BoolArray,
     DecodeServer,
     EngineResult,
@@ -32,52 +31,11 @@ from pdopt.sim.engine import (
     RequestArrays,
     simulate_engine,
 )
+from pdopt.sim.options import SimOptions
 from pdopt.sim.predict import predicted_metrics
-from pdopt.sim.traces import Trace
 
-SERVICE_DISTRIBUTIONS = ("deterministic", "exponential", "gamma", "lognormal")
-LENGTH_MODES = ("workload", "fixed", "exponential", "trace")
 STAT_KEYS = ("mean", "p50", "p90", "p95", "p99")
 BATCH_MEANS = 20
-
-
-@dataclass(frozen=True)
-class SimOptions:
-    """How to simulate."""
-
-    requests: int = 20000
-    seed: int = 0
-    prefill_dispatch: str = "round_robin"
-    decode_dispatch: str = "jsq"
-    prefill_service: str = "deterministic"
-    prefill_scv: float = 0.0
-    """SCV of the prefill service time for ``gamma`` and ``lognormal`` (exponential is 1, deterministic 0)."""
-    lengths: str = "workload"
-    """``workload``: each model's input_length_distribution where it has one, else its mean lengths; ``fixed``:
-    the means; ``exponential``: exponential with the means; ``trace``: the trace's own."""
-    warmup_fraction: float = 0.1
-    cooldown_fraction: float = 0.05
-    trace_rate: str | float = "workload"
-    """With a trace: ``workload`` rescales it to each model's planned rate, ``native`` keeps its times, a number
-    rescales it to that many requests/s per model."""
-
-    def validate(self) -> None:
-        """Raise InputError naming the option at fault."""
-        if self.requests < 1:
-            raise InputError(f"requests: must be at least 1, got {self.requests}")
-        for name, value in (("prefill_dispatch", self.prefill_dispatch), ("decode_dispatch", self.decode_dispatch)):
-            if value not in DISPATCH_POLICIES:
-                raise InputError(f"{name}: '{value}' is not one of {', '.join(DISPATCH_POLICIES)}")
-        if self.prefill_service not in SERVICE_DISTRIBUTIONS:
-            raise InputError(f"prefill_service: '{self.prefill_service}' is not one of "
-                             f"{', '.join(SERVICE_DISTRIBUTIONS)}")
-        if not self.prefill_scv >= 0:
-            raise InputError(f"prefill_scv: must be >= 0, got {self.prefill_scv}")
-        if self.lengths not in LENGTH_MODES:
-            raise InputError(f"lengths: '{self.lengths}' is not one of {', '.join(LENGTH_MODES)}")
-        if not (0 <= self.warmup_fraction < 1 and 0 <= self.cooldown_fraction < 1
-                and self.warmup_fraction + self.cooldown_fraction < 0.9):
-            raise InputError("warmup_fraction and cooldown_fraction must leave at least 10% of the requests")
 
 
 @dataclass(frozen=True)
@@ -244,6 +202,7 @@ def _summary(values: FloatArray, scale: float = 1.0) -> dict[str, float]:
         out[key] = float(np.percentile(v, q))
     k = min(BATCH_MEANS, len(v))
     if k >= 2:
+        from scipy import stats  # deferred: scipy loads only when a simulation reports
         means = np.array([b.mean() for b in np.array_split(v, k)])
         out["ci99_half_width"] = float(stats.t.ppf(0.995, k - 1) * means.std(ddof=1) / np.sqrt(k))
     return out

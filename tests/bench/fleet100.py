@@ -1,6 +1,6 @@
 """A 100-instance plan for simulator benchmarks: 4 models x (12 prefill + 13 decode) 1-GPU instances.
 
-Built directly (no solve), with per-instance capacities from pdopt.capacity so the plan is consistent with the
+Built directly (no solve), with per-instance capacities from pdopt.perf.capacity so the plan is consistent with the
 instance; demand is set so prefill runs at about 80% of its SLO capacity.
 """
 

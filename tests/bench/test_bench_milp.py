@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from pdopt import solve
-from pdopt.capacity import capacity_table
-from pdopt.generate import FAMILIES, GeneratorParams, generate
+from pdopt.comparison.generate import FAMILIES, GeneratorParams, generate
 from pdopt.io import instance_from_dict
 from pdopt.optimize.build import build_problem
 from pdopt.optimize.model_data import build_model_data
 from pdopt.optimize.solver import SolverOptions, available_solvers
+from pdopt.perf.capacity import capacity_table
 
 SELECTED = os.environ.get("PDOPT_BENCH_FAMILIES", "fleet-S").split(",")
 TIME_LIMIT = float(os.environ.get("PDOPT_BENCH_TIME_LIMIT", "60"))

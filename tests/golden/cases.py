@@ -70,10 +70,10 @@ MODE_CASES: dict[str, Case] = {
 
 def lp_text(case: Case) -> tuple[str, dict[str, list[str]]]:
     """The LP file PuLP writes for the case, and its rows by family."""
-    from pdopt.capacity import capacity_table
     from pdopt.io import instance_from_dict
     from pdopt.optimize.build import build_problem
     from pdopt.optimize.model_data import build_model_data
+    from pdopt.perf.capacity import capacity_table
 
     doc = yaml.safe_load(case.file.read_text())
     for key, change in case.patch:

@@ -46,7 +46,7 @@ def strip_runtime(plan: dict[str, Any]) -> dict[str, Any]:
 def plan_case(case: str) -> dict[str, Any]:
     """The plan JSON of one case, as ``pdopt plan --format json`` prints it."""
     import pdopt
-    from pdopt.generate import FAMILIES, generate
+    from pdopt.comparison.generate import FAMILIES, generate
 
     if case.startswith("generate:"):
         _, family, seed = case.split(":")

@@ -1,0 +1,281 @@
+"""The commands: each reads its input through the I/O layer, runs its stages, and prints. Stages are imported
+inside each command, so that a command loads only what it uses."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pdopt.errors import InputError
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE = 0, 1, 2, 3
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from pdopt.io import dump_json, load_instance
+    from pdopt.optimize.options import SolverOptions
+    from pdopt.optimize.pipeline import solve
+    from pdopt.plan import SolveStatus
+    from pdopt.report import format_plan
+
+    instance = load_instance(args.file)
+    opts = SolverOptions(args.solver, args.time_limit, args.gap, args.threads)
+    plan = solve(instance, opts, scale_demand=args.scale_demand, maximize_scale=args.maximize_scale)
+    print(dump_json(plan.to_dict()) if args.format == "json" else format_plan(plan))
+    if plan.has_plan:
+        return EXIT_OK
+    if args.format == "json":
+        print(f"pdopt: no feasible plan: {plan.reason}", file=sys.stderr)
+    if plan.status in (SolveStatus.INFEASIBLE, SolveStatus.NO_SOLUTION):
+        return EXIT_INFEASIBLE
+    return EXIT_FAILED
+
+
+def cmd_capacity(args: argparse.Namespace) -> int:
+    from pdopt.io import dump_json, load_instance
+    from pdopt.perf.capacity import capacity_table
+    from pdopt.report import format_capacities
+
+    inst = load_instance(args.file)
+    tab = capacity_table(inst)
+    if args.format == "json":
+        def inputs(model: str, role: str, gpu: str, gpus: int, variant: str) -> dict[str, Any]:
+            w = inst.workloads[model]
+            prof = inst.profile(model, role, gpu, gpus, variant)
+            return {"profile_source": prof.source, "input_tokens_mean": w.input_tokens_mean,
+                    "output_tokens_mean": w.output_tokens_mean, "ttft": w.ttft.model_dump(),
+                    "tpot": w.tpot.model_dump(), "ttft_overhead_s": w.ttft_overhead_s,
+                    "queue_model": w.queue_model, "decode_model": w.decode_model}
+        print(dump_json({
+            "shapes": [{"model": s.model, "role": s.role, "gpu_type": s.gpu_type,
+                        "gpus_per_instance": s.gpus_per_instance, "capacity_rps": s.capacity_rps,
+                        "throughput_tok_per_s": s.throughput_tok_per_s, "binding": s.binding,
+                        "formula": s.formula, "variant": s.variant, "detail": s.detail,
+                        "pooled_gains": list(s.pooled_gains),
+                        "inputs": inputs(s.model, s.role, s.gpu_type, s.gpus_per_instance, s.variant)}
+                       for s in tab.shapes],
+            "skipped_shapes": [vars(k) for k in tab.skipped],
+        }))
+    else:
+        print(format_capacities(tab))
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from pdopt.io import load_instance
+    from pdopt.perf.capacity import capacity_table
+
+    inst = load_instance(args.file)
+    tab = capacity_table(inst)
+    print(f"{args.file}: valid instance '{inst.name}': {len(inst.models)} model(s), {len(inst.gpu_types)} GPU "
+          f"type(s), {len(inst.node_pools)} node pool(s), {len(inst.profiles)} profile(s); "
+          f"{len(tab.shapes)} shape(s) usable at the SLOs, {len(tab.skipped)} skipped")
+    for k in tab.skipped:
+        print(f"  skipped {k.model} {k.role} {k.gpu_type} x{k.gpus_per_instance}: {k.reason}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from pdopt.io import load_instance, load_json
+    from pdopt.verifier import format_violations, verify
+
+    instance = load_instance(args.file)
+    violations = verify(instance, load_json(args.plan, "plan"))
+    if violations:
+        print(format_violations(violations))
+        return EXIT_FAILED
+    print(f"{args.plan}: the plan satisfies every constraint of '{instance.name}'")
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pdopt.comparison.bench import run as run_bench
+    from pdopt.io.library import load_set
+    from pdopt.optimize.options import SolverOptions
+
+    entries = load_set(args.set)
+    rows = run_bench(entries, Path(args.out), SolverOptions(args.solver, args.time_limit, threads=2),
+                     baselines=not args.no_baselines, progress=lambda line: print(line, file=sys.stderr))
+    print(f"{len(rows)} instance(s); report in {args.out}/ (results.csv, results.md, machine.json, "
+          "solve_time.png, cost_vs_baselines.png)")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pdopt.comparison.baselines import compare
+    from pdopt.io import dump_json, load_instance
+    from pdopt.report import table
+
+    if args.simulate < 0:
+        raise InputError(f"--simulate: must be 0 or more requests, got {args.simulate}")
+    rows = compare(load_instance(args.file), simulate_requests=args.simulate, seed=args.seed)
+    if args.format == "json":
+        print(dump_json({"rows": rows}))
+        return EXIT_OK
+    cols = ["name", "cost_usd_per_hour", "gpus", "nodes", "feasible", "saving_vs_milp_usd_per_hour", "saving_pct"]
+    if args.simulate:
+        cols += ["slo_met", "attainment"]
+    print(table(cols, [[r.get(c) for c in cols] for r in rows]))
+    for r in rows:
+        if r.get("reason"):
+            print(f"  {r['name']}: {r['reason']}")
+    return EXIT_OK
+
+
+def _trace_rate(text: str) -> str | float:
+    if text in ("workload", "native"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"--trace-rate: '{text}' is not workload, native or a rate in requests/s") from None
+    if not value > 0:
+        raise InputError(f"--trace-rate: must be positive, got {text}")
+    return value
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from pdopt.io import dump_json, load_instance, load_json
+    from pdopt.io.traces import read_trace
+    from pdopt.optimize.pipeline import solve
+    from pdopt.plan import Plan
+    from pdopt.report import format_simulation
+    from pdopt.sim.options import SimOptions
+    from pdopt.sim.run import simulate, tightness
+
+    instance = load_instance(args.file)
+    if args.plan is not None:
+        if args.scale_demand is not None:
+            raise InputError("--scale-demand applies when planning first; a given --plan carries its own scale")
+        plan = Plan.from_dict(load_json(args.plan, "plan"), args.plan)
+    else:
+        plan = solve(instance, scale_demand=args.scale_demand or 1.0)
+        if not plan.has_plan:
+            print(f"pdopt: no feasible plan to simulate: {plan.reason}", file=sys.stderr)
+            return EXIT_INFEASIBLE
+    trace = read_trace(args.trace) if args.trace else None
+    lengths = args.lengths or ("trace" if trace is not None else "workload")
+    opts = SimOptions(requests=args.requests, seed=args.seed, prefill_dispatch=_policy(args.dispatch),
+                      decode_dispatch=_policy(args.decode_dispatch), prefill_service=args.prefill_service,
+                      prefill_scv=args.prefill_scv, lengths=lengths, trace_rate=_trace_rate(args.trace_rate))
+    result = simulate(instance, plan, opts, trace)
+    tight = tightness(instance, plan, opts, trace) if args.tightness else None
+    if args.format == "json":
+        data = result.to_dict()
+        if tight is not None:
+            data["tightness"] = tight
+        print(dump_json(data))
+    else:
+        print(format_simulation(result, tight))
+    return EXIT_OK
+
+
+def _policy(name: str) -> str:
+    return "jsq" if name == "least_loaded" else name
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from pdopt.comparison.generate import FAMILIES, generate
+
+    base = FAMILIES[args.family]
+    changes: dict[str, Any] = {}
+    for name in ("models", "gpu_types", "pools", "domains", "demand_level", "seed", "spine_gbps"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    try:
+        if args.tp is not None:
+            changes["tp_sizes"] = tuple(int(t) for t in args.tp.split(","))
+        if args.nodes is not None:
+            lo, _, hi = args.nodes.partition("-")
+            changes["nodes_min"], changes["nodes_max"] = int(lo), int(hi or lo)
+    except ValueError:
+        raise InputError("--tp takes integers separated by commas (1,2,4,8); --nodes takes MIN-MAX") from None
+    params = dataclasses.replace(base, **changes)
+    try:
+        doc = generate(params)
+    except ValueError as exc:
+        raise InputError(f"generate: {exc}") from None
+    return _emit_yaml(doc, args.output, f"{params.family} with {params.models} models, {params.gpu_types} GPU "
+                      f"types, {params.pools} pools, seed {params.seed}")
+
+
+def _emit_yaml(doc: dict[str, Any], output: str | None, summary: str) -> int:
+    """Print YAML, or write it to ``output``, never overwriting an existing file (the user's data is kept)."""
+    from pdopt.io.files import dump_yaml, write_new
+
+    text = dump_yaml(doc)
+    if output is None:
+        print(text, end="")
+        return EXIT_OK
+    try:
+        path = write_new(output, text, "output")
+    except InputError as exc:
+        raise InputError(f"--output: {exc}") from None
+    print(f"wrote {path}: {summary}")
+    return EXIT_OK
+
+
+def _need(args: argparse.Namespace, fmt: str, *names: str) -> None:
+    missing = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is None]
+    if missing:
+        raise InputError(f"{args.files[0]}: a {fmt} import needs {', '.join(missing)}")
+
+
+def _fit_points(files: list[str]) -> list[Any]:
+    from pdopt.io.importers import detect_format, import_vllm_bench
+    from pdopt.io.importers.sweep import read_ttft_sweep_csv
+
+    if Path(files[0]).suffix == ".csv":
+        return list(read_ttft_sweep_csv(files[0]))
+    if detect_format(files[0]) != "vllm_bench":
+        raise InputError(f"{files[0]}: profile fit reads vLLM bench JSON runs or a CSV of request_rate_rps,ttft_mean_s")
+    return list(import_vllm_bench(files, "model", "gpu", 1, "prefill").points)
+
+
+def cmd_profile_fit(args: argparse.Namespace) -> int:
+    from pdopt.io.files import dump_yaml
+    from pdopt.perf.calibrate import fit_gg1
+
+    points = _fit_points(args.files)
+    try:
+        result = fit_gg1(points, args.input_tokens, args.max_throughput, args.arrival_scv)
+    except ValueError as exc:
+        raise InputError(f"profile fit: {exc}") from None
+    out: dict[str, Any] = {"fit": result.to_dict(), "workload_fields": result.workload_fields()}
+    if args.ttft_target is not None:
+        out["capacity_rps_at_target"] = result.capacity_rps(args.ttft_target)
+    print(dump_yaml(out), end="")
+    return EXIT_OK
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    if args.profile_command == "fit":
+        return cmd_profile_fit(args)
+    from pdopt.io.importers import detect_format, import_csv, import_splitwise, import_vllm_bench
+
+    fmt = detect_format(args.files[0])
+    out: dict[str, Any]
+    if fmt == "vllm_bench":
+        _need(args, "vLLM bench", "model", "gpu_type", "gpus_per_instance", "role")
+        res = import_vllm_bench(args.files, args.model, args.gpu_type, args.gpus_per_instance, args.role)
+        out = {"profiles": [res.profile], "measured_points": res.points}
+    elif len(args.files) > 1:
+        raise InputError(f"{args.files[1]}: only vLLM bench runs may be given as several files")
+    elif fmt == "splitwise":
+        _need(args, "Splitwise", "model", "hardware", "tensor_parallel")
+        out = {"profiles": import_splitwise(args.files[0], args.model, args.hardware, args.tensor_parallel,
+                                            args.gpu_type)}
+    else:
+        out = {"profiles": import_csv(args.files[0], args.model, args.gpu_type)}
+    return _emit_yaml(out, args.output, f"{len(out['profiles'])} profile(s) from {fmt}")
+
+
+def cmd_schema(_: argparse.Namespace) -> int:
+    from pdopt.instance import Instance
+
+    print(json.dumps(Instance.model_json_schema(), indent=2))
+    return EXIT_OK

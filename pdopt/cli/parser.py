@@ -1,0 +1,139 @@
+"""The command line's grammar: every command, flag and choice. Light by design (argparse and constants only), so
+that ``pdopt --version`` and ``pdopt --help`` start fast; the commands load their stages when they run."""
+
+from __future__ import annotations
+
+import argparse
+
+from pdopt import __version__
+from pdopt.comparison.generate import FAMILIES
+from pdopt.optimize.options import SOLVERS
+from pdopt.sim.options import DISPATCH_POLICIES, LENGTH_MODES, SERVICE_DISTRIBUTIONS
+
+DISPATCH_CHOICES = (*DISPATCH_POLICIES, "least_loaded")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _gap(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a relative gap in [0, 1), got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pdopt", description="Cheapest P/D disaggregated LLM serving fleet under SLOs.")
+    p.add_argument("--version", action="version", version=f"pdopt {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    plan = sub.add_parser("plan", help="plan the cheapest fleet for an instance file")
+    plan.add_argument("file", help="instance file (YAML or JSON)")
+    plan.add_argument("--format", choices=("table", "json"), default="table")
+    plan.add_argument("--solver", choices=SOLVERS, default="cbc")
+    plan.add_argument("--time-limit", type=_positive_float, default=None, metavar="SECONDS")
+    plan.add_argument("--gap", type=_gap, default=0.0, metavar="REL", help="relative MIP gap to stop at (default 0)")
+    plan.add_argument("--threads", type=int, default=1)
+    plan.add_argument("--scale-demand", type=_positive_float, default=1.0, metavar="F",
+                      help="multiply every demand by F (what if traffic grows 20%%? F = 1.2)")
+    plan.add_argument("--maximize-scale", action="store_true",
+                      help="fixed inventory: the largest uniform demand multiplier it serves, and its plan")
+
+    cap = sub.add_parser("capacity", aliases=["curves"],
+                         help="per shape: capacity at the SLOs, the binding limit, the model used, its inputs")
+    cap.add_argument("file")
+    cap.add_argument("--format", choices=("table", "json"), default="table")
+
+    val = sub.add_parser("validate", help="check an instance file and say what is wrong, field by field")
+    val.add_argument("file")
+
+    ver = sub.add_parser("verify", help="check a plan JSON against an instance, independently of the solver")
+    ver.add_argument("file", help="instance file")
+    ver.add_argument("--plan", required=True, help="plan JSON written by `pdopt plan --format json`")
+
+    sim = sub.add_parser("simulate", help="simulate a plan and check its SLOs (discrete-event, no GPU)")
+    sim.add_argument("file", help="instance file")
+    sim.add_argument("--plan", default=None, help="plan JSON from `pdopt plan --format json` (default: plan first)")
+    sim.add_argument("--requests", type=int, default=20000, metavar="N")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--trace", default=None, metavar="FILE",
+                     help="replay a trace: Azure CSV (TIMESTAMP,ContextTokens,GeneratedTokens) or Mooncake JSONL")
+    sim.add_argument("--trace-rate", default="workload", metavar="workload|native|RPS",
+                     help="rescale the trace to each model's planned rate (default), keep it, or set a rate")
+    sim.add_argument("--lengths", choices=LENGTH_MODES, default=None,
+                     help="request lengths: the workload's distribution or means (workload), the means (fixed), "
+                          "exponential, or the trace's own (default: trace with --trace, else workload)")
+    sim.add_argument("--dispatch", choices=DISPATCH_CHOICES, default="round_robin", help="prefill dispatch")
+    sim.add_argument("--decode-dispatch", choices=DISPATCH_CHOICES, default="least_loaded")
+    sim.add_argument("--prefill-service", choices=SERVICE_DISTRIBUTIONS, default="deterministic")
+    sim.add_argument("--prefill-scv", type=float, default=1.0, metavar="SCV",
+                     help="service-time SCV for gamma/lognormal prefill service (default 1)")
+    sim.add_argument("--scale-demand", type=_positive_float, default=None, metavar="F",
+                     help="when planning first: multiply every demand by F")
+    sim.add_argument("--tightness", action="store_true",
+                     help="also simulate with one instance fewer in each (model, role) that has more than one")
+    sim.add_argument("--format", choices=("table", "json"), default="table")
+
+    cmp_ = sub.add_parser("compare", help="the MILP plan against heuristic baselines (cost, feasibility, SLOs)")
+    cmp_.add_argument("file")
+    cmp_.add_argument("--simulate", type=int, default=0, metavar="N",
+                      help="also simulate every plan with N requests and report SLO attainment")
+    cmp_.add_argument("--seed", type=int, default=0)
+    cmp_.add_argument("--format", choices=("table", "json"), default="table")
+
+    bench = sub.add_parser("bench", help="solve a set of instances; write tables, plots and the machine description")
+    bench.add_argument("--set", default="smoke", help="a set of instances/sets.yaml (smoke, ci, bench)")
+    bench.add_argument("--out", default="bench-results", metavar="DIR", help="folder for the report (must be new)")
+    bench.add_argument("--solver", choices=SOLVERS, default="cbc")
+    bench.add_argument("--time-limit", type=_positive_float, default=60.0, metavar="SECONDS")
+    bench.add_argument("--no-baselines", action="store_true", help="skip the heuristic baselines")
+
+    gen = sub.add_parser("generate", help="write a synthetic instance of a scaling family (for benchmarks)")
+    gen.add_argument("--family", choices=sorted(FAMILIES), default="fleet-S",
+                     help="preset parameters; the flags below override them")
+    gen.add_argument("--models", type=int)
+    gen.add_argument("--gpu-types", type=int)
+    gen.add_argument("--tp", default=None, metavar="1,2,4,8", help="tensor-parallel sizes")
+    gen.add_argument("--pools", type=int)
+    gen.add_argument("--nodes", default=None, metavar="MIN-MAX", help="nodes per pool, drawn uniformly")
+    gen.add_argument("--domains", type=int)
+    gen.add_argument("--demand-level", type=float, help="share of the inventory the cheapest plan should use")
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--spine-gbps", type=float, help="add a network: each domain joined to a spine at this Gbit/s")
+    gen.add_argument("--output", default=None, metavar="FILE", help="write here (never overwrites); else stdout")
+
+    prof = sub.add_parser("profile", help="benchmark profiles: import measurements into the instance format")
+    prof_sub = prof.add_subparsers(dest="profile_command", required=True)
+    imp = prof_sub.add_parser("import", help="read a pdopt CSV, vLLM bench JSON files or Splitwise perf_model.csv")
+    imp.add_argument("files", nargs="+", help="input file(s); several only for vLLM bench JSON runs of one sweep")
+    imp.add_argument("--model", default=None, help="model id (vLLM: required; Splitwise: its model name)")
+    imp.add_argument("--gpu-type", default=None, help="GPU type id (vLLM: required; Splitwise: the id to write)")
+    imp.add_argument("--gpus-per-instance", type=int, default=None, help="vLLM: GPUs of the benchmarked instance")
+    imp.add_argument("--role", choices=("prefill", "decode"), default=None, help="vLLM: which profile to build")
+    imp.add_argument("--hardware", default=None, help="Splitwise: hardware name (a100-80gb, h100-80gb, ...)")
+    imp.add_argument("--tensor-parallel", type=int, default=None, help="Splitwise: TP size")
+    imp.add_argument("--output", default=None, metavar="FILE", help="write YAML here (never overwrites); else stdout")
+
+    fit = prof_sub.add_parser("fit", help="fit a G/G/1 prefill model (service SCV, overhead) to a TTFT sweep")
+    fit.add_argument("files", nargs="+", help="vLLM bench serve JSON runs of a --request-rate sweep, or one CSV "
+                                             "with columns request_rate_rps,ttft_mean_s")
+    fit.add_argument("--input-tokens", type=_positive_float, required=True, help="mean input length of the sweep")
+    fit.add_argument("--max-throughput", type=_positive_float, default=None, metavar="TOK_S",
+                     help="benchmarked max prefill throughput (fitted too when not given)")
+    fit.add_argument("--arrival-scv", type=float, default=1.0)
+    fit.add_argument("--ttft-target", type=_positive_float, default=None, metavar="SECONDS",
+                     help="also report the fitted capacity at this mean TTFT")
+
+    sub.add_parser("schema", help="print the JSON Schema of the instance format")
+    return p

@@ -1,0 +1,44 @@
+"""The instance format: what an operator states about models, traffic, SLOs, benchmarks and GPUs.
+
+Every model is strict (unknown keys are errors, numbers are not parsed from strings), frozen, and carries its
+unit in each field name. :mod:`.base` holds identifiers and the strict base, :mod:`.profiles` the benchmark
+profiles, :mod:`.schema` everything else and the :class:`Instance` with its cross-reference checks. Files are
+read by the I/O layer (:mod:`pdopt.io`), never here.
+"""
+
+from pdopt.instance.base import IDENTIFIER_PATTERN, ROLES, Identifier, Role, Statistic, StrictModel
+from pdopt.instance.profiles import (
+    DecodeCurve,
+    DecodePoint,
+    DecodeProfile,
+    MeasuredTtft,
+    PrefillPoint,
+    PrefillProfile,
+    Profile,
+    fits_nodes,
+)
+from pdopt.instance.schema import (
+    Demand,
+    GpuType,
+    Instance,
+    LengthDistribution,
+    Limits,
+    Link,
+    Model,
+    ModelArchitecture,
+    Network,
+    NodePool,
+    PlannerOptions,
+    Resilience,
+    TpotSlo,
+    TtftSlo,
+    Workload,
+    validate_instance,
+)
+
+__all__ = [
+    "IDENTIFIER_PATTERN", "ROLES", "DecodeCurve", "DecodePoint", "DecodeProfile", "Demand", "GpuType", "Identifier",
+    "Instance", "LengthDistribution", "Limits", "Link", "MeasuredTtft", "Model", "ModelArchitecture", "Network",
+    "NodePool", "PlannerOptions", "PrefillPoint", "PrefillProfile", "Profile", "Resilience", "Role", "Statistic",
+    "StrictModel", "TpotSlo", "TtftSlo", "Workload", "fits_nodes", "validate_instance",
+]

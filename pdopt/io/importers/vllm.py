@@ -1,0 +1,276 @@
+"""Importer of vLLM ``bench serve --save-result`` JSON: one file per run of a sweep.
+
+See :mod:`pdopt.io.importers.common` for the rules every importer follows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from pdopt.errors import InputError
+from pdopt.instance import ROLES
+from pdopt.io.importers.common import (
+    _NOT_RECOGNISED,
+    _TTFT_PERCENTILE,
+    SAME_LENGTH_REL,
+    THROUGHPUT_DIGITS,
+    TOKENS_DIGITS,
+    TPOT_DIGITS,
+    _identifier,
+    _profile_head,
+    _read_text,
+    _tidy,
+    _validated,
+)
+
+
+class VllmImport(NamedTuple):
+    """What :func:`import_vllm_bench` returns: the profile, and the measured points for TTFT calibration."""
+
+    profile: dict[str, Any]
+    points: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _VllmRun:
+    where: str
+    doc: dict[str, Any]
+
+    def number(self, key: str, *, positive: bool = True, why: str = "") -> float:
+        value = self.doc.get(key)
+        if value is None:
+            raise InputError(f"{self.where}: field '{key}' is missing{why}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InputError(f"{self.where}: field '{key}' must be a number, got {json.dumps(value)}")
+        if value < 0 or (positive and value == 0):
+            raise InputError(f"{self.where}: field '{key}' must be {'positive' if positive else 'non-negative'}, "
+                             f"got {value}")
+        return float(value)
+
+    def optional(self, key: str) -> float | None:
+        return self.number(key) if self.doc.get(key) is not None else None
+
+    @property
+    def completed(self) -> float:
+        return self.number("completed", why=" (a run with no completed request measures nothing)")
+
+    @property
+    def mean_input(self) -> float:
+        return self.number("total_input_tokens") / self.completed
+
+    @property
+    def mean_output(self) -> float:
+        return self.number("total_output_tokens") / self.completed
+
+    @property
+    def configured_rate(self) -> float | None:
+        """``request_rate`` as configured; None where it was ``inf`` (all requests sent at once) or absent."""
+        value = self.doc.get("request_rate")
+        if value is None or value == "inf" or (isinstance(value, float) and math.isinf(value)):
+            return None
+        return self.number("request_rate")
+
+    @property
+    def throughput_rps(self) -> float:
+        got = self.optional("request_throughput")
+        return got if got is not None else self.completed / self.number("duration")
+
+
+def _vllm_runs(path: Path) -> list[_VllmRun]:
+    """One run per file, or one per line for a file written with ``--append-result`` (JSON objects, one a line)."""
+    text = _read_text(path)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return _vllm_json_lines(path, text, f"{exc.msg} at line {exc.lineno}")
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: expected a JSON object (a vLLM bench result), got {type(doc).__name__}")
+    return [_VllmRun(str(path), doc)]
+
+
+def _vllm_json_lines(path: Path, text: str, whole_file_error: str) -> list[_VllmRun]:
+    """The runs of an ``--append-result`` file; the whole-file JSON error if it is not one either."""
+    runs: list[_VllmRun] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            raise InputError(f"{path}: not valid JSON ({whole_file_error}); {_NOT_RECOGNISED}?") from None
+        if not isinstance(obj, dict):
+            raise InputError(f"{path} line {n}: expected a JSON object (one vLLM bench result)")
+        runs.append(_VllmRun(f"{path} line {n}", obj))
+    if not runs:
+        raise InputError(f"{path}: the file is empty")
+    return runs
+
+
+def _mean_e2e_s(run: _VllmRun) -> tuple[float, str]:
+    """Mean end-to-end latency in seconds, and how it was obtained.
+
+    ``mean_e2el_ms`` is only written when ``e2el`` is among ``--percentile-metrics`` (the default is
+    ``ttft,tpot,itl``); otherwise it is rebuilt from the definition vLLM uses for TPOT, latency = TTFT +
+    TPOT x (output tokens - 1), with the means (exact when every request has the same output length).
+    """
+    e2el = run.optional("mean_e2el_ms")
+    if e2el is not None:
+        return e2el / 1000.0, "mean_e2el_ms"
+    ttft = run.number("mean_ttft_ms", why=" (needed with mean_tpot_ms when mean_e2el_ms is absent)")
+    tpot = run.number("mean_tpot_ms")
+    return (ttft + tpot * max(run.mean_output - 1.0, 0.0)) / 1000.0, "mean_ttft_ms + mean_tpot_ms x (output - 1)"
+
+
+def _calibration_point(run: _VllmRun) -> dict[str, Any] | None:
+    if run.doc.get("mean_ttft_ms") is None:
+        return None
+    rate = run.configured_rate
+    point: dict[str, Any] = {
+        "request_rate_rps": rate if rate is not None else run.throughput_rps,
+        "rate_configured": rate is not None,
+        "achieved_rps": run.throughput_rps,
+        "max_concurrency": run.doc.get("max_concurrency"),
+        "ttft_mean_s": run.number("mean_ttft_ms", positive=False) / 1000.0,
+    }
+    if run.doc.get("median_ttft_ms") is not None:
+        point["ttft_p50_s"] = run.number("median_ttft_ms", positive=False) / 1000.0
+    percentiles = [(m.group(1), key) for key in run.doc
+                   if (m := _TTFT_PERCENTILE.match(key)) and run.doc[key] is not None]
+    for pct, key in sorted(percentiles, key=lambda pk: float(pk[0])):
+        point[f"ttft_p{pct}_s"] = run.number(key, positive=False) / 1000.0
+    if run.doc.get("mean_tpot_ms") is not None:
+        point["tpot_mean_ms"] = run.number("mean_tpot_ms", positive=False)
+    point["input_tokens_mean"] = round(run.mean_input, TOKENS_DIGITS)
+    point["output_tokens_mean"] = round(run.mean_output, TOKENS_DIGITS)
+    point["source"] = run.where
+    return point
+
+
+def import_vllm_bench(paths: str | Path | Sequence[str | Path], model: str, gpu_type: str, gpus_per_instance: int,
+                      role: str, *, variant: str = "default") -> VllmImport:
+    """A profile (and TTFT calibration points) from a sweep of ``vllm bench serve --save-result`` files.
+
+    Fields relied on, read from vLLM's own source: ``vllm/benchmarks/serve.py`` (the ``vllm bench serve``
+    command, vllm-project/vllm main branch, stored copy at commit 009e6d4a1cd6) and the older
+    ``benchmarks/benchmark_serving.py`` (commit 0049e29c41fd), which write the same keys: ``duration`` (s),
+    ``completed``, ``total_input_tokens``, ``total_output_tokens``, ``request_throughput`` (completed /
+    duration, req/s), ``request_rate`` (the configured ``--request-rate``, the string ``"inf"`` when unlimited),
+    ``max_concurrency`` (``--max-concurrency``, null when unlimited), ``mean_ttft_ms`` / ``median_ttft_ms`` /
+    ``p{N}_ttft_ms`` (N from ``--metric-percentiles``, default 99), ``mean_tpot_ms`` (per request,
+    (latency - TTFT) / (output tokens - 1), averaged over requests with more than one output token) and, only
+    when ``e2el`` is in ``--percentile-metrics``, ``mean_e2el_ms``. There is no ``input_throughput`` field;
+    input throughput is computed as total_input_tokens / duration. A file written with ``--append-result``
+    holds one JSON object per line; each is a run. The field names were checked by reading the result-dict
+    construction (``benchmark()`` and ``main_async()``) in both files; the test files under ``tests/data/`` are
+    synthetic numbers in that layout.
+
+    ``role="decode"``: each run is one point, batch = ``max_concurrency``, or where concurrency was unlimited
+    the mean number of requests in the system by Little's law, ``request_throughput`` x mean end-to-end latency
+    (rounded to a whole batch, at least 1); tpot_ms = ``mean_tpot_ms``. Runs at the same batch are averaged;
+    at least 2 batch sizes are needed and TPOT must not fall as the batch grows.
+
+    ``role="prefill"``: max_throughput_tok_per_s = the largest observed ``total_input_tokens / duration``, at the
+    mean input length (total_input_tokens / completed). Runs whose mean input lengths lie within 5% of each
+    other are one point, so a sweep over request rate gives one point and a sweep over input lengths a curve.
+    Benchmark a prefill instance with output length 1 and a rate high enough to saturate it: the largest
+    observed throughput is a lower bound on the true maximum.
+
+    Returns ``(profile, points)``: ``points`` holds, per run that reports TTFT, ``request_rate_rps`` (the
+    configured rate, or the achieved ``request_throughput`` where it was ``inf``), ``rate_configured``,
+    ``achieved_rps``, ``max_concurrency``, ``ttft_mean_s``, ``ttft_p50_s`` and ``ttft_p{N}_s`` where present,
+    ``tpot_mean_ms``, ``input_tokens_mean``, ``output_tokens_mean`` and ``source`` (file, or file and line),
+    sorted by request rate, for a later TTFT calibration step.
+    """
+    files = [Path(paths)] if isinstance(paths, str | Path) else [Path(x) for x in paths]
+    where = "import_vllm_bench"
+    if not files:
+        raise InputError(f"{where}: no result files given")
+    if role not in ROLES:
+        raise InputError(f"{where}: unknown role '{role}' (expected prefill or decode)")
+    _identifier(model, "model", where)
+    _identifier(gpu_type, "gpu_type", where)
+    _identifier(variant, "variant", where)
+    if isinstance(gpus_per_instance, bool) or not isinstance(gpus_per_instance, int) or gpus_per_instance < 1:
+        raise InputError(f"{where}: gpus_per_instance must be a positive whole number, got {gpus_per_instance!r}")
+    runs = [run for f in files for run in _vllm_runs(f)]
+    points = [pt for run in runs if (pt := _calibration_point(run)) is not None]
+    points.sort(key=lambda pt: (pt["request_rate_rps"], pt["source"]))
+    head = _profile_head(model, role, gpu_type, gpus_per_instance, variant)
+    profile = _vllm_decode(runs, head) if role == "decode" else _vllm_prefill(runs, head)
+    return VllmImport(_validated(profile, f"{where} ({', '.join(str(f) for f in files)})"), points)
+
+
+def _vllm_decode(runs: list[_VllmRun], head: dict[str, Any]) -> dict[str, Any]:
+    by_batch: dict[int, list[tuple[_VllmRun, float, str]]] = {}
+    for run in runs:
+        tpot = run.number("mean_tpot_ms", why=" (a decode profile needs it; keep tpot in --percentile-metrics)")
+        conc = run.doc.get("max_concurrency")
+        if conc is not None:
+            if isinstance(conc, bool) or not isinstance(conc, int) or conc < 1:
+                raise InputError(f"{run.where}: field 'max_concurrency' must be a positive whole number or null, "
+                                 f"got {json.dumps(conc)}")
+            batch, how = conc, "max_concurrency"
+        else:
+            e2e_s, e2e_how = _mean_e2e_s(run)
+            mean_in_system = run.throughput_rps * e2e_s
+            batch = max(1, round(mean_in_system))
+            how = (f"Little's law: {run.throughput_rps:.3f} req/s x {e2e_s:.3f} s ({e2e_how}) = "
+                   f"{mean_in_system:.2f}")
+        by_batch.setdefault(batch, []).append((run, tpot, how))
+    batches = sorted(by_batch)
+    if len(batches) < 2:
+        raise InputError(f"{', '.join(r.where for r in runs)}: the run(s) give only batch {batches[0]}; a decode "
+                         "profile needs a sweep over at least 2 concurrencies")
+    tpots = [round(sum(t for _, t, _ in by_batch[b]) / len(by_batch[b]), TPOT_DIGITS) for b in batches]
+    for i in range(1, len(batches)):
+        if tpots[i] < tpots[i - 1]:
+            here = ", ".join(r.where for r, _, _ in by_batch[batches[i]])
+            prev = ", ".join(r.where for r, _, _ in by_batch[batches[i - 1]])
+            raise InputError(f"{here}: mean_tpot_ms {tpots[i]} at batch {batches[i]} is below {tpots[i - 1]} at "
+                             f"batch {batches[i - 1]} ({prev}); TPOT must not fall as the batch grows (re-measure, "
+                             "or leave the run out)")
+    completed = sum(r.completed for r in runs)
+    profile = dict(head)
+    profile["tpot_by_batch"] = [{"batch": b, "tpot_ms": t} for b, t in zip(batches, tpots, strict=True)]
+    profile["input_tokens"] = _tidy(round(sum(r.number("total_input_tokens") for r in runs) / completed,
+                                          TOKENS_DIGITS))
+    profile["output_tokens"] = _tidy(round(sum(r.number("total_output_tokens") for r in runs) / completed,
+                                           TOKENS_DIGITS))
+    used = "; ".join(f"{r.where} (batch {b}: {how})" for b in batches for r, _, how in by_batch[b])
+    profile["source"] = (f"vLLM bench serve --save-result sweep: tpot_ms = mean_tpot_ms, batch = max_concurrency "
+                         f"(Little's law where unlimited), runs at one batch averaged; runs: {used}")
+    return profile
+
+
+def _vllm_prefill(runs: list[_VllmRun], head: dict[str, Any]) -> dict[str, Any]:
+    measured = sorted(((r.mean_input, r.number("total_input_tokens") / r.number("duration"), r) for r in runs),
+                      key=lambda m: m[0])
+    clusters: list[list[tuple[float, float, _VllmRun]]] = []
+    for m in measured:
+        if clusters and m[0] <= clusters[-1][0][0] * (1.0 + SAME_LENGTH_REL):
+            clusters[-1].append(m)
+        else:
+            clusters.append([m])
+    curve: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for cl in clusters:
+        tokens = sum(r.number("total_input_tokens") for _, _, r in cl)
+        length = round(tokens / sum(r.completed for _, _, r in cl), TOKENS_DIGITS)
+        best = max(cl, key=lambda m: m[1])
+        curve.append({"input_tokens": _tidy(length), "max_throughput_tok_per_s": round(best[1], THROUGHPUT_DIGITS)})
+        others = [r.where for _, _, r in cl if r is not best[2]]
+        notes.append(f"{_tidy(length)} tokens: {best[2].where} ({best[1]:.1f} tok/s)"
+                     + (f", largest of {len(cl)} runs (also {', '.join(others)})" if others else ""))
+    profile = dict(head)
+    profile["max_throughput_by_input"] = curve
+    profile["source"] = ("vLLM bench serve --save-result runs: max_throughput_tok_per_s = largest total_input_tokens "
+                         "/ duration at each mean input length; " + "; ".join(notes))
+    return profile
+
+
+# ----------------------------------------------------------------------------------------------- Splitwise

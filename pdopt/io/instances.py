@@ -1,0 +1,136 @@
+"""Reading instances from files: the document, the decode-curve CSVs and length traces it names, validated.
+
+References resolve against the instance file's folder. Errors a user can make (a file that is not YAML, an
+unknown key, a negative rate, a missing CSV) become an :class:`InputError` whose message names each field at
+fault, one per line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from pdopt.errors import InputError
+from pdopt.instance import Instance, validate_instance
+from pdopt.io.files import parse_yaml, read_json_object, read_text
+from pdopt.io.traces import read_trace
+
+
+def parse_document(text: str, source: str) -> Any:
+    """Parse YAML (a superset of JSON) and return the document; InputError if it is not a mapping."""
+    doc = parse_yaml(text, source)
+    if not isinstance(doc, dict):
+        raise InputError(f"{source}: expected a mapping of fields at the top level, got {type(doc).__name__}")
+    return doc
+
+
+def _read_tpot_csv(path: Path, where: str) -> list[dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{where}: cannot read {path} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{where}: {path} is not UTF-8 text") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames is None or not {"batch", "tpot_ms"} <= set(reader.fieldnames):
+        raise InputError(f"{where}: {path} must have the columns batch,tpot_ms")
+    rows: list[dict[str, Any]] = []
+    for n, row in enumerate(reader, start=2):
+        try:
+            rows.append({"batch": int(row["batch"]), "tpot_ms": float(row["tpot_ms"])})
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: {path} line {n}: batch must be an integer and tpot_ms a number") from None
+    return rows
+
+
+def _resolve_profile_csvs(doc: dict[str, Any], base: Path) -> None:
+    """Replace each decode curve's ``tpot_csv`` reference by the points it names, the path moving to
+    ``tpot_csv_source`` (provenance that is never read again, so that a dump of the instance loads anywhere)."""
+    profiles = doc.get("profiles")
+    if not isinstance(profiles, list):
+        return
+    for i, prof in enumerate(profiles):
+        if not isinstance(prof, dict):
+            continue
+        _load_curve_csv(prof, f"profiles[{i}].tpot_csv", base)
+        if isinstance(prof.get("tpot_by_input"), list):
+            for j, curve in enumerate(prof["tpot_by_input"]):
+                if isinstance(curve, dict):
+                    _load_curve_csv(curve, f"profiles[{i}].tpot_by_input[{j}].tpot_csv", base)
+
+
+def _load_curve_csv(entry: dict[str, Any], where: str, base: Path) -> None:
+    """Fill ``tpot_by_batch`` from ``tpot_csv`` (a path relative to the instance file) when the entry names one.
+
+    ``tpot_csv: null`` (as in a dump) names no file. A CSV together with inline points, or with a
+    ``tpot_csv_source`` of its own, is refused: which of the two would hold is not for the loader to guess.
+    """
+    if entry.get("tpot_csv") is None:
+        entry.pop("tpot_csv", None)
+        return
+    if "tpot_by_batch" in entry:
+        raise InputError(f"{where}: give tpot_by_batch inline or tpot_csv, not both")
+    if entry.get("tpot_csv_source") is not None:
+        raise InputError(f"{where}: give tpot_csv or tpot_csv_source, not both (tpot_csv_source records the "
+                         "tpot_csv the points were read from)")
+    if not isinstance(entry["tpot_csv"], str):
+        raise InputError(f"{where}: must be a path (string) relative to the instance file")
+    entry["tpot_by_batch"] = _read_tpot_csv(base / entry["tpot_csv"], where)
+    entry["tpot_csv_source"] = entry.pop("tpot_csv")
+
+
+TRACE_BINS = 64
+
+
+def _resolve_length_traces(doc: dict[str, Any], base: Path) -> None:
+    """Replace ``input_length_distribution: {trace: FILE}`` by the trace's input lengths in equal-count bins.
+
+    The requests' input lengths, sorted, fall into ``TRACE_BINS`` bins of (nearly) equal count; each bin becomes
+    one length (its mean) with its count as weight, so the distribution keeps the trace's exact mean.
+    """
+    workloads = doc.get("workloads")
+    if not isinstance(workloads, dict):
+        return
+    for mid, w in workloads.items():
+        dist = w.get("input_length_distribution") if isinstance(w, dict) else None
+        if not isinstance(dist, dict) or "trace" not in dist:
+            continue
+        where = f"workloads.{mid}.input_length_distribution.trace"
+        if set(dist) != {"trace"} or not isinstance(dist["trace"], str):
+            raise InputError(f"{where}: give only trace: PATH (relative to the instance file)")
+        try:
+            trace = read_trace(base / dist["trace"])
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+        lengths = sorted(float(x) for x in trace.input_tokens)
+        bins = [b for b in (lengths[i * len(lengths) // TRACE_BINS:(i + 1) * len(lengths) // TRACE_BINS]
+                            for i in range(TRACE_BINS)) if b]
+        merged: dict[float, int] = {}
+        for b in bins:
+            centre = round(sum(b) / len(b), 6)
+            merged[centre] = merged.get(centre, 0) + len(b)
+        w["input_length_distribution"] = {
+            "lengths": sorted(merged), "weights": [merged[c] for c in sorted(merged)],
+            "source": f"{dist['trace']}: {len(lengths)} requests' input lengths in {len(bins)} equal-count bins"}
+
+
+def instance_from_dict(doc: dict[str, Any], base_dir: Path | None = None, source: str = "<instance>") -> Instance:
+    """Validate a parsed document into an :class:`Instance`; CSV and trace paths resolve against ``base_dir``."""
+    doc = json.loads(json.dumps(doc))  # deep copy: the caller's data is never modified
+    _resolve_profile_csvs(doc, base_dir or Path.cwd())
+    _resolve_length_traces(doc, base_dir or Path.cwd())
+    return validate_instance(doc, source)
+
+
+def load_instance(path: str | Path) -> Instance:
+    """Read an instance from a YAML or JSON file."""
+    p = Path(path)
+    return instance_from_dict(parse_document(read_text(p, "instance file"), str(p)), p.parent, str(p))
+
+
+def load_json(path: str | Path, what: str) -> dict[str, Any]:
+    """Read a JSON object (a plan) from a file."""
+    return read_json_object(path, what)

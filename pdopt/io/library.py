@@ -1,0 +1,47 @@
+"""The bundled instance library (``instances/`` in a source checkout, the package data ``pdopt.library`` in an
+installed wheel): instance files, the instance sets of ``sets.yaml`` and the known answers.
+
+``pyproject.toml`` maps the package ``pdopt.library`` onto the repository's ``instances/`` folder, so a wheel
+carries the same files and every command that reads the library (``pdopt bench``, the tests) works from an
+installed package as from the checkout.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+from typing import Any
+
+from pdopt.errors import InputError
+from pdopt.io.files import parse_yaml, read_text
+
+
+def root() -> Path:
+    """The folder that holds the bundled instances."""
+    return Path(str(importlib.resources.files("pdopt.library")))
+
+
+def path(entry: str) -> Path:
+    """A library file by its path relative to the library (``paper/dsv31-h200-5mtpm.yaml``); InputError for a path
+    that leaves the library or names no file."""
+    base = root().resolve()
+    p = (base / entry).resolve()
+    if base not in p.parents or not p.is_file():
+        raise InputError(f"instance library: no file '{entry}' in {base}")
+    return p
+
+
+def sets() -> dict[str, list[str]]:
+    """Instance sets by name (``sets.yaml``): entries are library paths or ``generate:<family>:<seed>``."""
+    doc: Any = parse_yaml(read_text(root() / "sets.yaml", "instance sets"), "sets.yaml")
+    if not isinstance(doc, dict) or not all(isinstance(v, list) for v in doc.values()):
+        raise InputError("sets.yaml: expected a mapping of set name -> list of entries")
+    return {str(k): [str(e) for e in v] for k, v in doc.items()}
+
+
+def load_set(name: str) -> list[str]:
+    """The entries of one set; InputError naming the sets there are."""
+    all_sets = sets()
+    if name not in all_sets:
+        raise InputError(f"--set: unknown set '{name}' (sets: {', '.join(sorted(all_sets))})")
+    return all_sets[name]

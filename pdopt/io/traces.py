@@ -1,0 +1,129 @@
+"""Request traces: the Azure LLM inference CSV and Mooncake-style JSONL, read into arrival times and lengths.
+
+Azure (``TIMESTAMP, ContextTokens, GeneratedTokens``): wall-clock timestamps with up to 7 fractional digits.
+Mooncake (one JSON object per line: ``timestamp`` in ms, ``input_length``, ``output_length``).
+Times are returned in seconds from the first request, sorted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from pdopt.errors import InputError
+from pdopt.io.files import read_text
+
+FloatArray = npt.NDArray[np.float64]
+
+AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
+MOONCAKE_KEYS = ("timestamp", "input_length", "output_length")
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Arrival times (s from the first request) and per-request input and output lengths."""
+
+    arrival_s: FloatArray
+    input_tokens: FloatArray
+    output_tokens: FloatArray
+    source: str
+
+    @property
+    def rate_rps(self) -> float:
+        """Mean arrival rate: (n - 1) / span, the maximum-likelihood rate of the observed gaps."""
+        span = float(self.arrival_s[-1] - self.arrival_s[0])
+        return (len(self.arrival_s) - 1) / span if span > 0 else float("inf")
+
+    def rescaled(self, rate_rps: float) -> Trace:
+        """The same trace with time stretched so that its mean rate is ``rate_rps`` (lengths unchanged)."""
+        factor = self.rate_rps / rate_rps
+        return Trace(self.arrival_s * factor, self.input_tokens, self.output_tokens, self.source)
+
+
+def _parse_azure_time(text: str) -> float:
+    date, _, frac = text.strip().partition(".")
+    base = datetime.strptime(date, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+    return base + (float("0." + frac) if frac else 0.0)
+
+
+def _finish(times: list[float], ins: list[float], outs: list[float], source: str) -> Trace:
+    if len(times) < 2:
+        raise InputError(f"{source}: a trace needs at least 2 requests, found {len(times)}")
+    order = np.argsort(np.asarray(times), kind="stable")
+    t = np.asarray(times)[order]
+    return Trace(t - t[0], np.asarray(ins, dtype=float)[order], np.asarray(outs, dtype=float)[order], source)
+
+
+def _check_lengths(inp: float, out: float, where: str) -> None:
+    if not (inp >= 1 and out >= 1):
+        raise InputError(f"{where}: input and output lengths must be at least 1 token (got {inp:g}, {out:g})")
+
+
+def read_azure_csv(path: Path) -> Trace:
+    """Read an Azure LLM inference trace CSV."""
+    reader = csv.DictReader(io.StringIO(read_text(path, "trace"), newline=""))
+    missing = [c for c in AZURE_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (an Azure trace has "
+                         f"{', '.join(AZURE_COLUMNS)})")
+    times, ins, outs = [], [], []
+    for n, row in enumerate(reader, start=2):
+        try:
+            t, i, o = _parse_azure_time(row["TIMESTAMP"]), float(row["ContextTokens"]), \
+                float(row["GeneratedTokens"])
+        except (ValueError, TypeError):
+            raise InputError(f"{path} line {n}: cannot read TIMESTAMP, ContextTokens, GeneratedTokens") \
+                from None
+        _check_lengths(i, o, f"{path} line {n}")
+        times.append(t)
+        ins.append(i)
+        outs.append(o)
+    return _finish(times, ins, outs, str(path))
+
+
+def read_mooncake_jsonl(path: Path) -> Trace:
+    """Read a Mooncake-style JSONL trace (``timestamp`` in ms)."""
+    times, ins, outs = [], [], []
+    lines = read_text(path, "trace").splitlines()
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            raise InputError(f"{path} line {n}: not a JSON object") from None
+        if not isinstance(rec, dict) or any(k not in rec for k in MOONCAKE_KEYS):
+            raise InputError(f"{path} line {n}: needs the keys {', '.join(MOONCAKE_KEYS)}")
+        try:
+            t, i, o = float(rec["timestamp"]) / 1000.0, float(rec["input_length"]), float(rec["output_length"])
+        except (TypeError, ValueError):
+            raise InputError(f"{path} line {n}: timestamp, input_length and output_length must be numbers") from None
+        _check_lengths(i, o, f"{path} line {n}")
+        times.append(t)
+        ins.append(i)
+        outs.append(o)
+    return _finish(times, ins, outs, str(path))
+
+
+def read_trace(path: str | Path) -> Trace:
+    """Read a trace by its extension: ``.csv`` (Azure) or ``.jsonl`` (Mooncake)."""
+    p = Path(path)
+    if p.suffix == ".csv":
+        return read_azure_csv(p)
+    if p.suffix in (".jsonl", ".json"):
+        return read_mooncake_jsonl(p)
+    raise InputError(f"{p}: unknown trace format (expected .csv for the Azure format or .jsonl for Mooncake)")
+
+
+def arrival_scv(trace: Trace) -> float:
+    """Squared coefficient of variation of the inter-arrival times (1 for a Poisson stream)."""
+    gaps = np.diff(trace.arrival_s)
+    mean = float(gaps.mean())
+    return float(gaps.var() / (mean * mean)) if mean > 0 else float("nan")

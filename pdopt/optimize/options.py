@@ -1,0 +1,18 @@
+"""How to solve, as plain data the CLI can build without loading a solver: solver names and options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SOLVERS = ("cbc", "highs")
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """How to solve: which solver, time limit, relative gap, threads."""
+
+    name: str = "cbc"
+    time_limit_s: float | None = None
+    gap_rel: float = 0.0
+    threads: int = 1
+    """One thread by default, so that runs are deterministic."""
