@@ -33,7 +33,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputError, SolverUnavailableError) as exc:
         print(f"pdopt: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
-
-
-if __name__ == "__main__":
-    sys.exit(main())
