@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pdopt.errors import InputError, format_validation_error
-from pdopt.perf.capacity import SkippedShape
+from pdopt.perf.shapes import SkippedShape
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter

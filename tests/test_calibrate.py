@@ -1,4 +1,4 @@
-"""Calibrating the G/G/1 prefill model on measured (request rate, TTFT) sweeps (pdopt/calibrate.py).
+"""Calibrating the G/G/1 prefill model on measured (request rate, TTFT) sweeps (pdopt/perf/calibrate.py).
 
 Fast tests: noise-free points made by the model itself are recovered exactly; input checks; the vLLM import's
 points; the fit's capacity is the capacity model's (``queue_model: gg1``).

@@ -83,7 +83,7 @@ class PrefillProfile(_ProfileBase):
     max_throughput_by_input: list[PrefillPoint] = Field(min_length=1)
     measured_ttft: list[MeasuredTtft] | None = None
     """With ``queue_model: gg1``: the service SCV and the TTFT overhead of this shape are fitted to these points
-    (pdopt/calibrate.py) instead of taken from the workload."""
+    (pdopt/perf/calibrate.py) instead of taken from the workload."""
 
     @model_validator(mode="after")
     def _sorted_inputs(self) -> PrefillProfile:

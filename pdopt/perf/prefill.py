@@ -181,7 +181,7 @@ def transfer_overhead_s(instance: Instance, model: str, gpu_type: str, gpus: int
 
 def calibrated_fields(profile: PrefillProfile, workload: Workload) -> dict[str, object] | str:
     """With ``queue_model: gg1`` and a measured TTFT sweep on the profile: the fitted service SCV and TTFT
-    overhead (pdopt/calibrate.py, max throughput from the profile at the workload's length); {} otherwise; a
+    overhead (pdopt/perf/calibrate.py, max throughput from the profile at the workload's length); {} otherwise; a
     reason string when the fit fails."""
     if workload.queue_model != "gg1" or not profile.measured_ttft:
         return {}
