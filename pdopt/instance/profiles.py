@@ -8,7 +8,7 @@ batch, or a 2-D table by input length, read inline or from a CSV by the I/O laye
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from pydantic import (
     AfterValidator,
@@ -20,8 +20,15 @@ from pydantic import (
 
 from pdopt.instance.base import Identifier, StrictModel
 
-if TYPE_CHECKING:
-    from pdopt.instance.schema import NodePool
+
+class PoolShape(Protocol):
+    """What a shape needs to know of a node pool to say whether it fits (a ``NodePool`` has it)."""
+
+    @property
+    def gpu_type(self) -> str: ...
+
+    @property
+    def gpus_per_node(self) -> int: ...
 
 
 class PrefillPoint(StrictModel):
@@ -55,7 +62,7 @@ class _ProfileBase(StrictModel):
         """(model, role, gpu_type, gpus_per_instance, variant): unique within an instance."""
         return (self.model, self.role, self.gpu_type, self.gpus_per_instance, self.variant)  # type: ignore[attr-defined]
 
-    def fits_pool(self, pool: NodePool) -> bool:
+    def fits_pool(self, pool: PoolShape) -> bool:
         """Whether an instance of this shape can be placed on the pool's nodes."""
         return pool.gpu_type == self.gpu_type and fits_nodes(self.gpus_per_instance, pool.gpus_per_node,
                                                             self.spans_nodes)
