@@ -126,7 +126,9 @@ def test_modules_stay_readable() -> None:
 def test_every_package_is_in_the_wheel() -> None:
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {_module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py")}
-    assert listed == found | {"pdopt.library"}
+    library = {"pdopt.library"} | {f"pdopt.library.{d.name}" for d in (ROOT / "instances").iterdir()
+                                   if d.is_dir() and not d.name.startswith((".", "_"))}
+    assert listed == found | library
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -151,3 +153,19 @@ def test_fast_start_check_can_fail() -> None:
     loaded = _loaded_after("import pdopt\ninst = pdopt.load_instance('instances/paper/dsv31-h200-5mtpm.yaml')\n"
                            "pdopt.solve(inst)")
     assert "pulp" in loaded
+
+
+def test_every_library_file_is_package_data() -> None:
+    """Each file of instances/ matches a package-data pattern of its folder, so the wheel carries it."""
+    import fnmatch
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    missing = []
+    for f in (ROOT / "instances").rglob("*"):
+        if not f.is_file() or f.suffix in (".py", ".pyc"):
+            continue
+        rel = f.relative_to(ROOT / "instances")
+        package = ".".join(["pdopt.library", *rel.parent.parts])
+        if not any(fnmatch.fnmatch(rel.name, pat) for pat in data.get(package, [])):
+            missing.append(str(rel))
+    assert missing == []
