@@ -102,7 +102,9 @@ def test_length_distribution_from_a_trace(tmp_path: Path) -> None:
     w["input_length_distribution"] = {"trace": str(INSTANCES / "traces" / "azure-conv-2023.csv")}
     doc["profiles"][0]["max_throughput_by_input"] = [{"input_tokens": 1, "max_throughput_tok_per_s": 5000},
                                                      {"input_tokens": 20000, "max_throughput_tok_per_s": 30000}]
-    inst = instance_from_dict(doc, PAPER.parent)
+    with pytest.raises(InputError, match=r"input_length_distribution\.trace: .* leaves the instance's folder"):
+        instance_from_dict(doc, PAPER.parent)  # the trace is in a sibling folder: refused unless allowed
+    inst = instance_from_dict(doc, PAPER.parent, allow_paths=[INSTANCES / "traces"])
     dist = inst.workloads["dsv31"].input_length_distribution
     assert dist is not None and len(dist.lengths) <= 64 and sum(dist.weights) == 19366
     assert dist.mean == pytest.approx(1154.697, abs=1e-3)

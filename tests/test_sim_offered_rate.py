@@ -15,6 +15,7 @@ the largest multiplier is 12.2438 / 12.5200 = 0.97794 (prefill binds) and the pl
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def _paper_at_seven_nodes(tmp_path: Path) -> Path:
     doc["node_pools"]["h200_nodes"]["node_count"] = 7
     for prof in doc["profiles"]:
         if "tpot_csv" in prof:
-            prof["tpot_csv"] = str(PAPER.parent / prof["tpot_csv"])
+            shutil.copy(PAPER.parent / prof["tpot_csv"], tmp_path / prof["tpot_csv"])
     path = tmp_path / "paper-7-nodes.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path

@@ -22,7 +22,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from pdopt.plan import SolveStatus
     from pdopt.report import format_plan
 
-    instance = load_instance(args.file)
+    instance = load_instance(args.file, args.allow_path)
     opts = SolverOptions(args.solver, args.time_limit, args.gap, args.threads)
     plan = solve(instance, opts, scale_demand=args.scale_demand, maximize_scale=args.maximize_scale)
     print(dump_json(plan.to_dict()) if args.format == "json" else format_plan(plan))
@@ -40,7 +40,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     from pdopt.perf.capacity import capacity_table
     from pdopt.report import format_capacities
 
-    inst = load_instance(args.file)
+    inst = load_instance(args.file, args.allow_path)
     tab = capacity_table(inst)
     if args.format == "json":
         def inputs(model: str, role: str, gpu: str, gpus: int, variant: str) -> dict[str, Any]:
@@ -69,7 +69,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from pdopt.io import load_instance
     from pdopt.perf.capacity import capacity_table
 
-    inst = load_instance(args.file)
+    inst = load_instance(args.file, args.allow_path)
     tab = capacity_table(inst)
     print(f"{args.file}: valid instance '{inst.name}': {len(inst.models)} model(s), {len(inst.gpu_types)} GPU "
           f"type(s), {len(inst.node_pools)} node pool(s), {len(inst.profiles)} profile(s); "
@@ -83,7 +83,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from pdopt.io import load_instance, load_json
     from pdopt.verifier import format_violations, verify
 
-    instance = load_instance(args.file)
+    instance = load_instance(args.file, args.allow_path)
     violations = verify(instance, load_json(args.plan, "plan"))
     if violations:
         print(format_violations(violations))
@@ -112,7 +112,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if args.simulate < 0:
         raise InputError(f"--simulate: must be 0 or more requests, got {args.simulate}")
-    rows = compare(load_instance(args.file), simulate_requests=args.simulate, seed=args.seed)
+    rows = compare(load_instance(args.file, args.allow_path), simulate_requests=args.simulate, seed=args.seed)
     if args.format == "json":
         print(dump_json({"rows": rows}))
         return EXIT_OK
@@ -147,7 +147,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from pdopt.sim.options import SimOptions
     from pdopt.sim.run import simulate, tightness
 
-    instance = load_instance(args.file)
+    instance = load_instance(args.file, args.allow_path)
     if args.plan is not None:
         if args.scale_demand is not None:
             raise InputError("--scale-demand applies when planning first; a given --plan carries its own scale")

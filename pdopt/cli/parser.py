@@ -23,6 +23,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
 def _gap(text: str) -> float:
     try:
         value = float(text)
@@ -44,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--solver", choices=SOLVERS, default="cbc")
     plan.add_argument("--time-limit", type=_positive_float, default=None, metavar="SECONDS")
     plan.add_argument("--gap", type=_gap, default=0.0, metavar="REL", help="relative MIP gap to stop at (default 0)")
-    plan.add_argument("--threads", type=int, default=1)
+    plan.add_argument("--threads", type=_positive_int, default=1, help="solver threads (at least 1; default 1)")
     plan.add_argument("--scale-demand", type=_positive_float, default=1.0, metavar="F",
                       help="multiply every demand by F (what if traffic grows 20%%? F = 1.2)")
     plan.add_argument("--maximize-scale", action="store_true",
@@ -91,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also simulate every plan with N requests and report SLO attainment")
     cmp_.add_argument("--seed", type=int, default=0)
     cmp_.add_argument("--format", choices=("table", "json"), default="table")
+
+    for sp in (plan, cap, val, ver, sim, cmp_):
+        sp.add_argument("--allow-path", action="append", default=[], metavar="DIR",
+                        help="also read files the instance names in DIR (by default only its own folder)")
 
     bench = sub.add_parser("bench", help="solve a set of instances; write tables, plots and the machine description")
     bench.add_argument("--set", default="smoke", help="a set of instances/sets.yaml (smoke, ci, bench)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,23 @@ def _read_tpot_csv(path: Path, where: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _resolve_profile_csvs(doc: dict[str, Any], base: Path) -> None:
+def confined_path(base: Path, ref: str, where: str, allowed: Sequence[Path] = ()) -> Path:
+    """The file an instance names, resolved (symbolic links followed) against the instance's folder; InputError
+    when it leaves that folder and every folder in ``allowed``.
+
+    An instance is untrusted input (it is shared between teams and pasted from benchmarks): a path inside it must
+    not make pdopt read ``/etc/passwd`` or ``../../secrets``. Profiles kept in a sibling folder are common, so the
+    message names the opt-in.
+    """
+    target = (base / ref).resolve()
+    roots = [base.resolve(), *(Path(a).resolve() for a in allowed)]
+    if not any(target == r or r in target.parents for r in roots):
+        raise InputError(f"{where}: '{ref}' leaves the instance's folder {roots[0]}; pdopt reads only files inside "
+                         "it (allow another folder with --allow-path DIR, or allow_paths=[DIR] in Python)")
+    return target
+
+
+def _resolve_profile_csvs(doc: dict[str, Any], base: Path, allowed: Sequence[Path]) -> None:
     """Replace each decode curve's ``tpot_csv`` reference by the points it names, the path moving to
     ``tpot_csv_source`` (provenance that is never read again, so that a dump of the instance loads anywhere)."""
     profiles = doc.get("profiles")
@@ -55,14 +72,14 @@ def _resolve_profile_csvs(doc: dict[str, Any], base: Path) -> None:
     for i, prof in enumerate(profiles):
         if not isinstance(prof, dict):
             continue
-        _load_curve_csv(prof, f"profiles[{i}].tpot_csv", base)
+        _load_curve_csv(prof, f"profiles[{i}].tpot_csv", base, allowed)
         if isinstance(prof.get("tpot_by_input"), list):
             for j, curve in enumerate(prof["tpot_by_input"]):
                 if isinstance(curve, dict):
-                    _load_curve_csv(curve, f"profiles[{i}].tpot_by_input[{j}].tpot_csv", base)
+                    _load_curve_csv(curve, f"profiles[{i}].tpot_by_input[{j}].tpot_csv", base, allowed)
 
 
-def _load_curve_csv(entry: dict[str, Any], where: str, base: Path) -> None:
+def _load_curve_csv(entry: dict[str, Any], where: str, base: Path, allowed: Sequence[Path]) -> None:
     """Fill ``tpot_by_batch`` from ``tpot_csv`` (a path relative to the instance file) when the entry names one.
 
     ``tpot_csv: null`` (as in a dump) names no file. A CSV together with inline points, or with a
@@ -78,14 +95,14 @@ def _load_curve_csv(entry: dict[str, Any], where: str, base: Path) -> None:
                          "tpot_csv the points were read from)")
     if not isinstance(entry["tpot_csv"], str):
         raise InputError(f"{where}: must be a path (string) relative to the instance file")
-    entry["tpot_by_batch"] = _read_tpot_csv(base / entry["tpot_csv"], where)
+    entry["tpot_by_batch"] = _read_tpot_csv(confined_path(base, entry["tpot_csv"], where, allowed), where)
     entry["tpot_csv_source"] = entry.pop("tpot_csv")
 
 
 TRACE_BINS = 64
 
 
-def _resolve_length_traces(doc: dict[str, Any], base: Path) -> None:
+def _resolve_length_traces(doc: dict[str, Any], base: Path, allowed: Sequence[Path]) -> None:
     """Replace ``input_length_distribution: {trace: FILE}`` by the trace's input lengths in equal-count bins.
 
     The requests' input lengths, sorted, fall into ``TRACE_BINS`` bins of (nearly) equal count; each bin becomes
@@ -101,8 +118,9 @@ def _resolve_length_traces(doc: dict[str, Any], base: Path) -> None:
         where = f"workloads.{mid}.input_length_distribution.trace"
         if set(dist) != {"trace"} or not isinstance(dist["trace"], str):
             raise InputError(f"{where}: give only trace: PATH (relative to the instance file)")
+        path = confined_path(base, dist["trace"], where, allowed)
         try:
-            trace = read_trace(base / dist["trace"])
+            trace = read_trace(path)
         except InputError as exc:
             raise InputError(f"{where}: {exc}") from None
         lengths = sorted(float(x) for x in trace.input_tokens)
@@ -117,18 +135,21 @@ def _resolve_length_traces(doc: dict[str, Any], base: Path) -> None:
             "source": f"{dist['trace']}: {len(lengths)} requests' input lengths in {len(bins)} equal-count bins"}
 
 
-def instance_from_dict(doc: dict[str, Any], base_dir: Path | None = None, source: str = "<instance>") -> Instance:
-    """Validate a parsed document into an :class:`Instance`; CSV and trace paths resolve against ``base_dir``."""
+def instance_from_dict(doc: dict[str, Any], base_dir: Path | None = None, source: str = "<instance>",
+                       allow_paths: Sequence[str | Path] = ()) -> Instance:
+    """Validate a parsed document into an :class:`Instance`; CSV and trace paths resolve against ``base_dir``
+    (the working folder when None) and must stay inside it or one of ``allow_paths``."""
     doc = json.loads(json.dumps(doc))  # deep copy: the caller's data is never modified
-    _resolve_profile_csvs(doc, base_dir or Path.cwd())
-    _resolve_length_traces(doc, base_dir or Path.cwd())
+    allowed = tuple(Path(a) for a in allow_paths)
+    _resolve_profile_csvs(doc, base_dir or Path.cwd(), allowed)
+    _resolve_length_traces(doc, base_dir or Path.cwd(), allowed)
     return validate_instance(doc, source)
 
 
-def load_instance(path: str | Path) -> Instance:
-    """Read an instance from a YAML or JSON file."""
+def load_instance(path: str | Path, allow_paths: Sequence[str | Path] = ()) -> Instance:
+    """Read an instance from a YAML or JSON file; the files it names must lie in its folder or ``allow_paths``."""
     p = Path(path)
-    return instance_from_dict(parse_document(read_text(p, "instance file"), str(p)), p.parent, str(p))
+    return instance_from_dict(parse_document(read_text(p, "instance file"), str(p)), p.parent, str(p), allow_paths)
 
 
 def load_json(path: str | Path, what: str) -> dict[str, Any]:
