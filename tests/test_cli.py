@@ -77,7 +77,7 @@ def test_missing_file_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert code == 2 and "cannot read the instance file" in err
     doc = yaml.safe_load(PAPER.read_text())  # its CSV is not beside the copy
     code, _, err = _run(["plan", str(_write(tmp_path, doc))], capsys)
-    assert code == 2 and "profiles[1].tpot_csv: cannot read" in err
+    assert code == 2 and "profiles[1].tpot_csv: " in err and "cannot read the decode curve CSV" in err
 
 
 def test_instance_larger_than_a_node_needs_spans_nodes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,42 +2,80 @@
 
 Every user file pdopt reads or writes passes through here or through the readers built on it
 (:mod:`pdopt.io.instances`, :mod:`pdopt.io.traces`, :mod:`pdopt.io.importers`, :mod:`pdopt.io.library`).
-Writing never overwrites: a user's file is never lost. YAML is parsed with libyaml's C loader when PyYAML was
-built with it (``yaml.CSafeLoader``, the same safe subset as ``yaml.SafeLoader``, several times faster), else
-with the pure-Python safe loader.
+Writing never overwrites: a user's file is never lost. Reading is bounded: every file has a size limit by kind
+(:data:`LIMITS_MB`, raised for all kinds by the environment variable ``PDOPT_MAX_FILE_MB``), text must be UTF-8
+without NUL bytes, and YAML is read by :mod:`pdopt.io.yaml_safe` (libyaml's C parser when PyYAML was built with
+it, several times faster than the pure-Python one; the same rules either way).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from pdopt.errors import InputError
+from pdopt.io import yaml_safe
 
-SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's safe loader when available, else PyYAML's pure-Python one (same safety, same results)."""
+LIMITS_MB: dict[str, float] = {"instance": 16, "plan": 16, "csv": 64, "trace": 1024, "benchmark": 256}
+"""Largest file of each kind pdopt reads, in MB (10^6 bytes)."""
+LIMIT_VARIABLE = "PDOPT_MAX_FILE_MB"
+"""Environment variable that raises every limit to at least its value (MB)."""
 
 
-def read_text(path: str | Path, what: str, encoding: str = "utf-8") -> str:
-    """A file's text; InputError naming the file and why it cannot be read."""
+def limit_bytes(kind: str) -> int:
+    """The size limit of a kind of file, in bytes, with ``PDOPT_MAX_FILE_MB`` applied."""
+    mb = LIMITS_MB[kind]
+    raised = os.environ.get(LIMIT_VARIABLE)
+    if raised:
+        try:
+            mb = max(mb, float(raised))
+        except ValueError:
+            raise InputError(f"{LIMIT_VARIABLE}: '{raised}' is not a number of megabytes") from None
+    return int(mb * 1e6)
+
+
+def read_text(path: str | Path, what: str, encoding: str = "utf-8", kind: str = "instance") -> str:
+    """A file's text, at most the kind's size limit; InputError naming the file and why it cannot be read
+    (missing, too large, not text)."""
     p = Path(path)
+    limit = limit_bytes(kind)
     try:
-        return p.read_text(encoding=encoding)
+        with p.open("rb") as fh:
+            raw = fh.read(limit + 1)
     except OSError as exc:
         raise InputError(f"{p}: cannot read the {what} ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{p}: the {what} is not UTF-8 text") from None
-
-
-def parse_yaml(text: str, source: str) -> Any:
-    """Parse YAML (a superset of JSON) with the safe loader; InputError with the parser's first line."""
+    if len(raw) > limit:
+        raise InputError(f"{p}: the {what} is larger than the {limit / 1e6:g} MB limit for {kind} files (raise it "
+                         f"with the environment variable {LIMIT_VARIABLE})")
+    if b"\x00" in raw:
+        raise InputError(f"{p}: the {what} is not a text file (it holds NUL bytes)")
     try:
-        return yaml.load(text, Loader=SAFE_LOADER)
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{p}: the {what} is not UTF-8 text (byte {exc.start})") from None
+
+
+def parse_yaml(text: str, source: str, loader: str = yaml_safe.DEFAULT_LOADER) -> Any:
+    """Parse YAML (a superset of JSON) by pdopt's safe rules (:mod:`pdopt.io.yaml_safe`); InputError naming the
+    line and the problem."""
+    try:
+        return yaml_safe.load(text, loader)
+    except (yaml_safe.UnsafeDocumentError, yaml.constructor.ConstructorError) as exc:
+        problem = getattr(exc, "problem", None) or str(exc)
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None and not problem.startswith("line ") else ""
+        raise InputError(f"{source}: {where}{problem}") from None
     except yaml.YAMLError as exc:
-        raise InputError(f"{source}: not valid YAML or JSON ({str(exc).splitlines()[0]})") from None
+        first = str(exc).splitlines()[0]
+        if "flow level" in first:  # libyaml's own bound on nesting
+            raise InputError(f"{source}: nested deeper than the YAML parser allows") from None
+        raise InputError(f"{source}: not valid YAML or JSON ({first})") from None
+    except RecursionError:
+        raise InputError(f"{source}: nested too deeply to read") from None
 
 
 def dump_yaml(doc: Any) -> str:
@@ -48,14 +86,31 @@ def dump_yaml(doc: Any) -> str:
 def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
     """A JSON object from a file (a plan); InputError when unreadable, not JSON, or not an object."""
     p = Path(path)
-    text = read_text(p, what)
+    text = read_text(p, what, kind="plan")
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise InputError(f"{p}: the {what} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except _DuplicateKeyError as exc:
+        raise InputError(f"{p}: the {what} gives the key '{exc.args[0]}' twice in one object") from None
+    except RecursionError:
+        raise InputError(f"{p}: the {what} is nested too deeply to read") from None
     if not isinstance(doc, dict):
         raise InputError(f"{p}: the {what} must be a JSON object")
     return doc
+
+
+class _DuplicateKeyError(ValueError):
+    """A JSON object names a key twice (the last would silently win)."""
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKeyError(k)
+        out[k] = v
+    return out
 
 
 def dump_json(data: dict[str, Any]) -> str:

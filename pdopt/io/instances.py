@@ -30,11 +30,9 @@ def parse_document(text: str, source: str) -> Any:
 
 def _read_tpot_csv(path: Path, where: str) -> list[dict[str, Any]]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{where}: cannot read {path} ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{where}: {path} is not UTF-8 text") from None
+        text = read_text(path, "decode curve CSV", kind="csv")
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     if reader.fieldnames is None or not {"batch", "tpot_ms"} <= set(reader.fieldnames):
         raise InputError(f"{where}: {path} must have the columns batch,tpot_ms")

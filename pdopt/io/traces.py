@@ -68,7 +68,7 @@ def _check_lengths(inp: float, out: float, where: str) -> None:
 
 def read_azure_csv(path: Path) -> Trace:
     """Read an Azure LLM inference trace CSV."""
-    reader = csv.DictReader(io.StringIO(read_text(path, "trace"), newline=""))
+    reader = csv.DictReader(io.StringIO(read_text(path, "trace", kind="trace"), newline=""))
     missing = [c for c in AZURE_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)} (an Azure trace has "
@@ -91,7 +91,7 @@ def read_azure_csv(path: Path) -> Trace:
 def read_mooncake_jsonl(path: Path) -> Trace:
     """Read a Mooncake-style JSONL trace (``timestamp`` in ms)."""
     times, ins, outs = [], [], []
-    lines = read_text(path, "trace").splitlines()
+    lines = read_text(path, "trace", kind="trace").splitlines()
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from pdopt.errors import InputError, format_validation_error
 from pdopt.instance import IDENTIFIER_PATTERN, DecodeProfile, PrefillProfile
+from pdopt.io.files import read_text
 
 Format = Literal["pdopt_csv", "vllm_bench", "splitwise"]
 """What :func:`detect_format` recognises."""
@@ -92,12 +93,13 @@ def _lines_word(lines: Iterable[int]) -> str:
 
 
 def _read_text(path: Path) -> str:
+    """A benchmark file's text, bounded (pdopt.io.files.read_text); a byte-order mark is dropped."""
     try:
-        return path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: {_NOT_RECOGNISED} (not UTF-8 text)") from None
+        return read_text(path, "file", encoding="utf-8-sig", kind="benchmark")
+    except InputError as exc:
+        if "not UTF-8" in str(exc) or "not a text file" in str(exc):
+            raise InputError(f"{path}: {_NOT_RECOGNISED} (not UTF-8 text)") from None
+        raise
 
 
 def _csv_rows(path: Path, text: str) -> tuple[int, list[str], list[tuple[int, list[str]]]]:
