@@ -1,13 +1,16 @@
 """The ``pdopt`` command line: plan, capacity/curves, validate, verify, simulate, compare, bench, generate,
 profile, schema.
 
-Exit codes: 0 success; 1 a plan failed verification or the solver failed; 2 invalid input (a message that names
-the field, no traceback); 3 no feasible plan (with the reason in the instance's terms).
+Exit codes: 0 success; 1 a plan failed verification; 2 invalid input (a message that names the field, no
+traceback); 3 no feasible plan, or none found within the limits (with the reason in the instance's terms); 4 an
+internal error (one line; the traceback with ``--debug`` or ``PDOPT_DEBUG=1``); 5 a solver error; 130 interrupted.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from pdopt.cli import commands
@@ -16,6 +19,9 @@ from pdopt.errors import InputError, SolverUnavailableError
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE = (commands.EXIT_OK, commands.EXIT_FAILED, commands.EXIT_INPUT,
                                                      commands.EXIT_INFEASIBLE)
+EXIT_INTERNAL, EXIT_SOLVER, EXIT_INTERRUPTED = commands.EXIT_INTERNAL, commands.EXIT_SOLVER, commands.EXIT_INTERRUPTED
+DEBUG_VARIABLE = "PDOPT_DEBUG"
+"""Set (to anything but 0 or empty) to print the traceback of an internal error."""
 
 COMMANDS = {
     "plan": commands.cmd_plan, "capacity": commands.cmd_capacity, "curves": commands.cmd_capacity,
@@ -33,3 +39,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputError, SolverUnavailableError) as exc:
         print(f"pdopt: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("pdopt: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: one line and a hint, the traceback only on request
+        if args.debug or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+            traceback.print_exc()
+        print(f"pdopt: internal error: {type(exc).__name__}: {exc}\n  this is a bug in pdopt; please report it "
+              f"with the command and its input (--debug or {DEBUG_VARIABLE}=1 prints the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL

@@ -12,7 +12,9 @@ from typing import Any
 
 from pdopt.errors import InputError
 
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERNAL, EXIT_SOLVER, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+"""Exit codes, each with one meaning (docs/cli.md): 0 success; 1 a plan failed verification; 2 invalid input;
+3 no feasible plan, or none found within the limits; 4 an internal error; 5 a solver error; 130 interrupted."""
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -32,7 +34,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"pdopt: no feasible plan: {plan.reason}", file=sys.stderr)
     if plan.status in (SolveStatus.INFEASIBLE, SolveStatus.NO_SOLUTION):
         return EXIT_INFEASIBLE
-    return EXIT_FAILED
+    return EXIT_SOLVER
 
 
 def cmd_capacity(args: argparse.Namespace) -> int:
@@ -84,7 +86,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from pdopt.verifier import format_violations, verify
 
     instance = load_instance(args.file, args.allow_path)
-    violations = verify(instance, load_json(args.plan, "plan"))
+    doc = load_json(args.plan, "plan")
+    status = doc.get("status")
+    if status not in ("optimal", "feasible") and isinstance(status, str):
+        raise InputError(f"{args.plan}: status '{status}': the file holds no plan to verify (only plans with status "
+                         "optimal or feasible have placements)")
+    violations = verify(instance, doc)
     if violations:
         print(format_violations(violations))
         return EXIT_FAILED

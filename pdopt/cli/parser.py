@@ -46,6 +46,7 @@ def _gap(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pdopt", description="Cheapest P/D disaggregated LLM serving fleet under SLOs.")
     p.add_argument("--version", action="version", version=f"pdopt {__version__}")
+    p.add_argument("--debug", action="store_true", help="print the traceback of an internal error")
     sub = p.add_subparsers(dest="command", required=True)
 
     plan = sub.add_parser("plan", help="plan the cheapest fleet for an instance file")

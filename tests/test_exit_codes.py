@@ -1,0 +1,72 @@
+"""Exit codes mean one thing each (docs/cli.md): a crash is not a rejected plan, and a plan file without a plan is
+invalid input for ``verify``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pdopt.cli import (
+    COMMANDS,
+    EXIT_INFEASIBLE,
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_SOLVER,
+    main,
+)
+from pdopt.plan import Plan, SolverReport, SolveStatus
+from tests.conftest import INSTANCES, PAPER
+
+
+def test_codes_are_distinct() -> None:
+    codes = [0, 1, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERNAL, EXIT_SOLVER, EXIT_INTERRUPTED]
+    assert codes == [0, 1, 2, 3, 4, 5, 130]
+
+
+@pytest.mark.parametrize("status", ["infeasible", "no_solution", "error"])
+def test_verify_refuses_a_file_without_a_plan(status: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"status": status}))
+    assert main(["verify", str(PAPER), "--plan", str(path)]) == EXIT_INPUT
+    captured = capsys.readouterr()
+    assert f"status '{status}': the file holds no plan" in captured.err
+    assert "satisfies" not in captured.out
+
+
+def test_an_internal_error_is_one_line_and_exit_4(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    def broken(args: object) -> int:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setitem(COMMANDS, "validate", broken)
+    assert main(["validate", str(PAPER)]) == EXIT_INTERNAL
+    err = capsys.readouterr().err
+    assert "pdopt: internal error: ZeroDivisionError: a bug" in err and "Traceback" not in err
+    assert main(["--debug", "validate", str(PAPER)]) == EXIT_INTERNAL
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_interrupted_is_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(COMMANDS, "validate", interrupted)
+    assert main(["validate", str(PAPER)]) == EXIT_INTERRUPTED
+    assert "pdopt: interrupted" in capsys.readouterr().err
+
+
+def test_a_solver_error_is_5(monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(*args: object, **kwargs: object) -> Plan:
+        return Plan("dsv31-h200-5mtpm", SolveStatus.ERROR, reason="the solver ended with status Not Solved",
+                    solver=SolverReport("cbc", 0.0, None, None, "Not Solved", status=SolveStatus.ERROR))
+
+    monkeypatch.setattr("pdopt.optimize.pipeline.solve", failing)
+    assert main(["plan", str(PAPER)]) == EXIT_SOLVER
+
+
+def test_infeasible_is_3() -> None:
+    assert main(["plan", str(INSTANCES / "tiny" / "infeasible-budget.yaml")]) == EXIT_INFEASIBLE
