@@ -9,6 +9,7 @@ resource runs out by how much. Its own step: the pipeline calls it after a solve
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -16,7 +17,12 @@ from pdopt.optimize.build import build_problem
 from pdopt.optimize.extract import counts_of
 from pdopt.optimize.model_data import ModelData
 from pdopt.optimize.problem import SlackKey
-from pdopt.optimize.solver import SolverOptions, run_solver
+from pdopt.optimize.solver import Solution, SolverOptions, run_solver
+from pdopt.plan import SolveStatus
+
+DIAGNOSIS_TIME_LIMIT_S = 30.0
+"""Each diagnosis solve stops after this long (or the plan's own limit, when shorter): proving that an
+explanation is the smallest one can take far longer than proving infeasibility did."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,8 @@ class Diagnosis:
     """model -> role -> req/s left uncovered."""
     resource_needs: tuple[str, ...]
     """One line per resource that must grow, with by how much and who would use it."""
+    caveats: tuple[str, ...] = ()
+    """What the diagnosis could not prove within its time limit."""
 
     def reason(self, data: ModelData) -> str:
         """Both parts as text for the plan's ``reason``."""
@@ -34,11 +42,19 @@ class Diagnosis:
         if self.shortfall_rps:
             lines.append("the limits cannot cover every demand; a plan that covers as much as it can leaves "
                          "uncovered (one such split):")
-            lines += [f"model '{m}', role {r}: {v:.4g} of {data.demand_rps[(m, r)]:.4g} req/s"
-                      for m, roles in self.shortfall_rps.items() for r, v in roles.items()]
+            for m, roles in self.shortfall_rps.items():
+                for r, v in roles.items():
+                    demand, spare = data.demand_rps[(m, r)], data.spare_rps[(m, r)]
+                    if spare > 0:
+                        lines.append(f"model '{m}', role {r}: {v:.4g} of {demand + spare:.4g} req/s (demand "
+                                     f"{demand:.4g} req/s plus {spare:.4g} req/s held for "
+                                     f"{data.spares[(m, r)]} spare instance(s))")
+                    else:
+                        lines.append(f"model '{m}', role {r}: {v:.4g} of {demand:.4g} req/s")
         if self.resource_needs:
             lines.append("to serve every demand the plan needs:")
             lines += list(self.resource_needs)
+        lines += list(self.caveats)
         return "\n".join(lines) or "the solver reports the instance infeasible"
 
 
@@ -60,9 +76,14 @@ def _need_line(data: ModelData, key: SlackKey, value: float, users: list[str]) -
 
 
 def diagnose(data: ModelData, options: SolverOptions) -> Diagnosis:
-    """Run the shortfall and the elastic solve and read their penalised variables by typed key."""
+    """Run the shortfall and the elastic solve, each under :data:`DIAGNOSIS_TIME_LIMIT_S`, and read their
+    penalised variables by typed key; what a solve could not prove is said in ``caveats``."""
+    limit = min(options.time_limit_s or DIAGNOSIS_TIME_LIMIT_S, DIAGNOSIS_TIME_LIMIT_S)
+    options = dataclasses.replace(options, time_limit_s=limit)
+    caveats: list[str] = []
     short_built = build_problem(data, name="pdopt_f1_shortfall", mode="shortfall")
     short_sol = run_solver(short_built.problem, options)
+    caveats += _caveat(short_sol, "the uncovered demand", limit)
     short: dict[str, dict[str, float]] = {}
     for (m, r), name in short_built.index().shortfall.items():
         val = short_sol.value(name)
@@ -70,6 +91,7 @@ def diagnose(data: ModelData, options: SolverOptions) -> Diagnosis:
             short.setdefault(m, {})[r] = val
     el = build_problem(data, name="pdopt_f1_elastic", mode="elastic")
     el_sol = run_solver(el.problem, options)
+    caveats += _caveat(el_sol, "what each resource must grow by", limit)
     index = el.index()
     counts = counts_of(index, el_sol)
     needs = []
@@ -85,4 +107,13 @@ def diagnose(data: ModelData, options: SolverOptions) -> Diagnosis:
         else:
             users = []
         needs.append(_need_line(data, key, val, users))
-    return Diagnosis(short, tuple(needs))
+    return Diagnosis(short, tuple(needs), tuple(caveats))
+
+
+def _caveat(solution: Solution, what: str, limit: float) -> list[str]:
+    """A line when a diagnosis solve did not prove its answer (time limit) or found none."""
+    if solution.status is SolveStatus.OPTIMAL:
+        return []
+    if solution.has_solution:
+        return [f"({what} is one answer found within the diagnosis's {limit:g} s limit, not proven the smallest)"]
+    return [f"({what} could not be found within the diagnosis's {limit:g} s limit: {solution.report.message})"]

@@ -16,3 +16,6 @@ class SolverOptions:
     gap_rel: float = 0.0
     threads: int = 1
     """One thread by default, so that runs are deterministic."""
+    cbc_preprocess: bool = True
+    """CBC's preprocessing; the pipeline turns it off to confirm an ``infeasible`` verdict before reporting it (its
+    tolerances can cut off a plan that sits exactly on a limit, such as a budget equal to the optimal cost)."""

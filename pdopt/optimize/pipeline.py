@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 
+import pulp
+
 from pdopt.instance import Instance
 from pdopt.optimize.build import build_problem, set_start
 from pdopt.optimize.diagnose import diagnose
 from pdopt.optimize.extract import counts_of, extract, failed_plan
 from pdopt.optimize.heuristics import achieved_scale, greedy_start, start_cost_usd_per_hour
 from pdopt.optimize.model_data import ModelData, build_model_data, unservable_roles
-from pdopt.optimize.solver import SolverOptions, run_solver
+from pdopt.optimize.solver import Solution, SolverOptions, run_solver
 from pdopt.perf.capacity import CapacityTable, capacity_table
 from pdopt.plan import Plan, SolveStatus
 
@@ -37,6 +39,16 @@ def _with_diagnosis(plan: Plan, data: ModelData, options: SolverOptions, prefix:
     found = diagnose(data, options)
     return dataclasses.replace(plan, reason=prefix + found.reason(data), shortfall_rps=found.shortfall_rps,
                                resource_needs=found.resource_needs)
+
+
+def confirm_infeasible(problem: pulp.LpProblem, opts: SolverOptions, first: Solution) -> Solution:
+    """CBC's ``infeasible``, confirmed by a second solve without its preprocessing; a plan that solve finds is kept
+    (with a message saying so), otherwise the first verdict stands."""
+    again = run_solver(problem, dataclasses.replace(opts, cbc_preprocess=False))
+    if not again.has_solution:
+        return first
+    note = f"{again.report.message}; CBC's preprocessing had reported infeasible, solved again without it"
+    return dataclasses.replace(again, report=dataclasses.replace(again.report, message=note))
 
 
 def solve(
@@ -81,6 +93,8 @@ def solve(
         set_start(built, *start)
         heuristic = start_cost_usd_per_hour(data, *start)
     sol = run_solver(built.problem, opts, warm_start=start is not None, heuristic_usd_per_hour=heuristic)
+    if sol.status is SolveStatus.INFEASIBLE and opts.name == "cbc" and opts.cbc_preprocess:
+        sol = confirm_infeasible(built.problem, opts, sol)
     plan = extract(instance.name, skipped, data, built.index(), sol, scale_demand, scale, opts.time_limit_s)
     if sol.status is SolveStatus.INFEASIBLE:
         plan = _with_diagnosis(plan, data, opts)

@@ -101,10 +101,16 @@ def _cbc_log_bound(log: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
+GAP_FLOOR_USD_PER_HOUR = 1.0
+"""The gap is relative to max(|objective|, this): an objective near zero (every price zero, only the tie-break
+terms left) is not called unproven for a difference of a millionth of a dollar an hour."""
+
+
 def _relative_gap(objective: float | None, bound: float | None) -> float | None:
+    """|objective - bound| / max(|objective|, 1 USD/h), or None without a finite bound."""
     if objective is None or bound is None or not math.isfinite(bound):
         return None
-    return max(0.0, objective - bound) / max(abs(objective), 1e-9)
+    return max(0.0, objective - bound) / max(abs(objective), GAP_FLOOR_USD_PER_HOUR)
 
 
 def normalise_status(
@@ -136,6 +142,15 @@ def _cbc_root_lp(log: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
+def _failed_run(options: SolverOptions, runtime: float, error: str, log: str) -> Solution:
+    """A solve that ended without a readable answer: status ``error``, with CBC's verdict when its log states
+    infeasibility (it proves it in preprocessing and then writes no solution file)."""
+    if "infeasible" in log.lower():
+        return Solution(SolverReport(options.name, runtime, None, None, "Infeasible", status=SolveStatus.INFEASIBLE))
+    return Solution(SolverReport(options.name, runtime, None, None, f"solver error: {error}",
+                                 status=SolveStatus.ERROR))
+
+
 def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool = False,
                heuristic_usd_per_hour: float | None = None) -> Solution:
     """Solve ``problem`` and return its report (normalised status, objective, bound, gap) and variable values.
@@ -152,8 +167,13 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool
             with warnings.catch_warnings():  # PuLP 3.x warns that PuLP 4 drops PULP_CBC_CMD: this is the one place
                 warnings.simplefilter("ignore", DeprecationWarning)
                 cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=options.time_limit_s, gapRel=options.gap_rel,
-                                        threads=options.threads, logPath=str(log_path), warmStart=warm_start)
-            problem.solve(cmd)
+                                        threads=options.threads, logPath=str(log_path), warmStart=warm_start,
+                                        options=[] if options.cbc_preprocess else ["preprocess off"])
+            try:
+                problem.solve(cmd)
+            except pulp.PulpSolverError as exc:  # CBC ended without writing a solution file
+                log = log_path.read_text() if log_path.exists() else ""
+                return _failed_run(options, time.perf_counter() - start, str(exc).splitlines()[0], log)
             log = log_path.read_text() if log_path.exists() else ""
         bound = _cbc_log_bound(log)
         root = _cbc_root_lp(log)
