@@ -70,3 +70,10 @@ def test_a_solver_error_is_5(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_infeasible_is_3() -> None:
     assert main(["plan", str(INSTANCES / "tiny" / "infeasible-budget.yaml")]) == EXIT_INFEASIBLE
+
+
+@pytest.mark.parametrize("value", ["1e308", "0", "-1", "1e-7", "nan", "inf"])
+def test_scale_demand_is_a_bounded_multiplier(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["plan", str(PAPER), "--scale-demand", value])
+    assert exc.value.code == 2 and "--scale-demand" in capsys.readouterr().err

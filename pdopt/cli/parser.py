@@ -33,6 +33,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _multiplier(text: str) -> float:
+    """A demand multiplier in (1e-6, 1e6]: beyond it the solver would see overflowing or vanishing numbers."""
+    value = _positive_float(text)
+    if not 1e-6 < value <= 1e6:
+        raise argparse.ArgumentTypeError(f"must be a multiplier in (1e-06, 1e+06], got {text}")
+    return value
+
+
 def _gap(text: str) -> float:
     try:
         value = float(text)
@@ -56,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--time-limit", type=_positive_float, default=None, metavar="SECONDS")
     plan.add_argument("--gap", type=_gap, default=0.0, metavar="REL", help="relative MIP gap to stop at (default 0)")
     plan.add_argument("--threads", type=_positive_int, default=1, help="solver threads (at least 1; default 1)")
-    plan.add_argument("--scale-demand", type=_positive_float, default=1.0, metavar="F",
+    plan.add_argument("--scale-demand", type=_multiplier, default=1.0, metavar="F",
                       help="multiply every demand by F (what if traffic grows 20%%? F = 1.2)")
     plan.add_argument("--maximize-scale", action="store_true",
                       help="fixed inventory: the largest uniform demand multiplier it serves, and its plan")
@@ -90,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--prefill-service", choices=SERVICE_DISTRIBUTIONS, default="deterministic")
     sim.add_argument("--prefill-scv", type=float, default=1.0, metavar="SCV",
                      help="service-time SCV for gamma/lognormal prefill service (default 1)")
-    sim.add_argument("--scale-demand", type=_positive_float, default=None, metavar="F",
+    sim.add_argument("--scale-demand", type=_multiplier, default=None, metavar="F",
                      help="when planning first: multiply every demand by F")
     sim.add_argument("--tightness", action="store_true",
                      help="also simulate with one instance fewer in each (model, role) that has more than one")
