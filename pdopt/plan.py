@@ -122,6 +122,8 @@ class SolverReport:
     """The solver's normalised status (None in plans written before it was recorded)."""
     objective: float | None = None
     """The solver's objective value, tie-break terms included (None without a solution)."""
+    interrupted: bool = False
+    """The solve was stopped by Ctrl-C or SIGTERM: the plan, if any, is the best found until then."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     opts = SolverOptions(args.solver, args.time_limit, args.gap, args.threads)
     plan = solve(instance, opts, scale_demand=args.scale_demand, maximize_scale=args.maximize_scale)
     print(dump_json(plan.to_dict()) if args.format == "json" else format_plan(plan))
+    if plan.solver.interrupted:
+        what = "the best plan found so far is above" if plan.has_plan else "no plan was found before"
+        print(f"pdopt: interrupted; {what}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if plan.has_plan:
         return EXIT_OK
     if args.format == "json":
@@ -161,6 +165,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         plan = Plan.from_dict(load_json(args.plan, "plan"), args.plan)
     else:
         plan = solve(instance, scale_demand=args.scale_demand or 1.0)
+        if plan.solver.interrupted:
+            print("pdopt: interrupted while planning, before the simulation", file=sys.stderr)
+            return EXIT_INTERRUPTED
         if not plan.has_plan:
             print(f"pdopt: no feasible plan to simulate: {plan.reason}", file=sys.stderr)
             return EXIT_INFEASIBLE

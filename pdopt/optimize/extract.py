@@ -43,7 +43,9 @@ def extract(instance: str, skipped: tuple[SkippedShape, ...], data: ModelData, i
     """Read a solution into a :class:`Plan` (or a failed plan with a short reason)."""
     report = solution.report
     if not solution.has_solution:
-        if solution.status is SolveStatus.INFEASIBLE:
+        if report.interrupted:
+            reason = "interrupted before a first plan"
+        elif solution.status is SolveStatus.INFEASIBLE:
             reason = "the solver reports the instance infeasible"
         elif solution.status is SolveStatus.NO_SOLUTION:
             reason = f"the solver found no plan within the time limit ({time_limit_s} s)"

@@ -75,6 +75,9 @@ def solve(
     if maximize_scale:
         top = build_problem(data, name="pdopt_f1_max_scale", mode="max_scale")
         sol = run_solver(top.problem, opts)
+        if sol.report.interrupted:
+            return failed_plan(instance.name, skipped, SolveStatus.NO_SOLUTION, "interrupted while finding the "
+                               "largest demand multiplier, before a plan", scale_demand, sol.report)
         if not sol.has_solution:
             return failed_plan(instance.name, skipped, sol.status, "no demand multiplier can be served (solver: "
                                f"{sol.report.message})", scale_demand, sol.report)
@@ -96,6 +99,6 @@ def solve(
     if sol.status is SolveStatus.INFEASIBLE and opts.name == "cbc" and opts.cbc_preprocess:
         sol = confirm_infeasible(built.problem, opts, sol)
     plan = extract(instance.name, skipped, data, built.index(), sol, scale_demand, scale, opts.time_limit_s)
-    if sol.status is SolveStatus.INFEASIBLE:
+    if sol.status is SolveStatus.INFEASIBLE and not sol.report.interrupted:
         plan = _with_diagnosis(plan, data, opts)
     return plan

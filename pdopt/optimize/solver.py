@@ -21,6 +21,7 @@ from pathlib import Path
 import pulp
 
 from pdopt.errors import SolverUnavailableError
+from pdopt.optimize.interrupt import Interruption
 from pdopt.optimize.options import SOLVERS, SolverOptions
 from pdopt.plan import SolverReport, SolveStatus
 
@@ -142,9 +143,13 @@ def _cbc_root_lp(log: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def _failed_run(options: SolverOptions, runtime: float, error: str, log: str) -> Solution:
-    """A solve that ended without a readable answer: status ``error``, with CBC's verdict when its log states
-    infeasibility (it proves it in preprocessing and then writes no solution file)."""
+def _failed_run(options: SolverOptions, runtime: float, error: str, log: str, interrupted: bool = False) -> Solution:
+    """A solve that ended without a readable answer: ``no_solution`` when it was interrupted, CBC's verdict when
+    its log states infeasibility (it proves it in preprocessing and then writes no solution file), else
+    ``error``."""
+    if interrupted:
+        return Solution(SolverReport(options.name, runtime, None, None, "interrupted before a first plan",
+                                     status=SolveStatus.NO_SOLUTION, interrupted=True))
     if "infeasible" in log.lower():
         return Solution(SolverReport(options.name, runtime, None, None, "Infeasible", status=SolveStatus.INFEASIBLE))
     return Solution(SolverReport(options.name, runtime, None, None, f"solver error: {error}",
@@ -161,36 +166,47 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool
         raise SolverUnavailableError(f"unknown solver '{options.name}' (choose from {', '.join(SOLVERS)})")
     start = time.perf_counter()
     bound: float | None = None
-    if options.name == "cbc":
-        with tempfile.TemporaryDirectory() as tmp:
-            log_path = Path(tmp) / "cbc.log"
-            with warnings.catch_warnings():  # PuLP 3.x warns that PuLP 4 drops PULP_CBC_CMD: this is the one place
-                warnings.simplefilter("ignore", DeprecationWarning)
-                cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=options.time_limit_s, gapRel=options.gap_rel,
-                                        threads=options.threads, logPath=str(log_path), warmStart=warm_start,
-                                        options=[] if options.cbc_preprocess else ["preprocess off"])
-            try:
-                problem.solve(cmd)
-            except pulp.PulpSolverError as exc:  # CBC ended without writing a solution file
+    no_incumbent = False
+    with Interruption() as interruption:
+        if options.name == "cbc":
+            with tempfile.TemporaryDirectory(prefix="pdopt-cbc-") as tmp:  # PuLP's files too: removed on any exit
+                log_path = Path(tmp) / "cbc.log"
+                with warnings.catch_warnings():  # PuLP 3.x warns that PuLP 4 drops PULP_CBC_CMD: the one place
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=options.time_limit_s, gapRel=options.gap_rel,
+                                            threads=options.threads, logPath=str(log_path), warmStart=warm_start,
+                                            options=[] if options.cbc_preprocess else ["preprocess off"])
+                cmd.tmpDir = tmp
+                try:
+                    problem.solve(cmd)
+                except pulp.PulpSolverError as exc:  # CBC ended without writing a solution file
+                    log = log_path.read_text() if log_path.exists() else ""
+                    return _failed_run(options, time.perf_counter() - start, str(exc).splitlines()[0], log,
+                                       interruption.requested)
                 log = log_path.read_text() if log_path.exists() else ""
-                return _failed_run(options, time.perf_counter() - start, str(exc).splitlines()[0], log)
-            log = log_path.read_text() if log_path.exists() else ""
-        bound = _cbc_log_bound(log)
-        root = _cbc_root_lp(log)
-    else:
-        root = None
-        # mip_rel_gap passed directly: PuLP drops a gapRel of 0 as falsy and HiGHS would stop at its 1e-4 default
-        # threads is not passed: HiGHS fixes its thread pool at the first solve of a process and fails later
-        # solves that ask for another size; it uses its own default
-        highs = pulp.HiGHS(msg=False, timeLimit=options.time_limit_s, log_to_console=False,
-                           mip_rel_gap=options.gap_rel)
-        if not highs.available():
-            raise SolverUnavailableError("solver 'highs' needs the highspy package: pip install 'pdopt[highs]'")
-        with _silence_stdout():
-            problem.solve(highs)
-        with contextlib.suppress(Exception):
-            bound = float(problem.solverModel.getInfo().mip_dual_bound)
+            bound = _cbc_log_bound(log)
+            root = _cbc_root_lp(log)
+        else:
+            root = None
+            # mip_rel_gap passed directly: PuLP drops a gapRel of 0 as falsy and HiGHS would stop at its 1e-4
+            # default. threads is not passed: HiGHS fixes its thread pool at the first solve of a process and
+            # fails later solves that ask for another size; it uses its own default
+            import highspy  # the interrupt callback's type; present whenever the HiGHS API is available
+
+            highs = pulp.HiGHS(msg=False, timeLimit=options.time_limit_s, log_to_console=False,
+                               mip_rel_gap=options.gap_rel, callbackTuple=(interruption.highs_callback, None),
+                               callbacksToActivate=[highspy.cb.HighsCallbackType.kCallbackMipInterrupt])
+            if not highs.available():
+                raise SolverUnavailableError("solver 'highs' needs the highspy package: pip install 'pdopt[highs]'")
+            with _silence_stdout():
+                problem.solve(highs)
+            with contextlib.suppress(Exception):
+                bound = float(problem.solverModel.getInfo().mip_dual_bound)
+            with contextlib.suppress(Exception):  # interrupted before a first solution, PuLP still says feasible
+                no_incumbent = int(problem.solverModel.getInfo().primal_solution_status) != 2
     runtime = time.perf_counter() - start
+    if interruption.requested and no_incumbent:
+        return _failed_run(options, runtime, "interrupted", "", True)
 
     status, sol = problem.status, problem.sol_status
     objective = None
@@ -207,6 +223,12 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool
         for v in problem.variables():
             val = v.value()
             values[v.name] = float(val) if val is not None and not math.isnan(val) else 0.0
-    report = SolverReport(options.name, runtime, gap, bound if has else None, pulp.LpStatus.get(status, str(status)),
-                          root, heuristic_usd_per_hour, st, objective)
+    message = pulp.LpStatus.get(status, str(status))
+    if interruption.requested:
+        st = SolveStatus.FEASIBLE if has else SolveStatus.NO_SOLUTION
+        message = "interrupted: the best plan found so far" if has else "interrupted before a first plan"
+    elif st is SolveStatus.FEASIBLE and message == "Optimal":
+        message = "stopped with a plan not proven optimal"  # PuLP says Optimal beside a time-limited incumbent
+    report = SolverReport(options.name, runtime, gap, bound if has else None, message, root, heuristic_usd_per_hour,
+                          st, objective, interruption.requested)
     return Solution(report, values)

@@ -1,0 +1,77 @@
+"""Ctrl-C and SIGTERM during a solve: stop the solver, keep the best plan found so far, leave nothing behind.
+
+While a solve runs, :class:`Interruption` replaces the SIGINT and SIGTERM handlers by one that records the
+request instead of raising ``KeyboardInterrupt`` in the middle of PuLP (which would lose the incumbent, leave
+PuLP's ``*-pulp.*`` files behind and, when the signal reached pdopt alone, leave ``cbc`` running):
+
+- CBC runs as a child process: the request is forwarded to it as SIGINT (a terminal's Ctrl-C reaches it
+  directly too); CBC then stops its search and writes the best solution it has, which PuLP reads as usual.
+- HiGHS runs in-process: its interrupt callback (checked throughout the MIP search) returns the request, and
+  HiGHS stops with its best solution.
+
+The solver layer then reports the solve as interrupted (``SolverReport.interrupted``); the CLI prints what there
+is and exits 130. Outside a solve, Ctrl-C raises ``KeyboardInterrupt`` as usual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+
+def child_pids(pid: int | None = None) -> list[int]:
+    """Process ids whose parent is ``pid`` (this process by default), read from /proc (empty where there is
+    none)."""
+    parent = os.getpid() if pid is None else pid
+    out: list[int] = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return out
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if len(fields) > 1 and int(fields[1]) == parent:
+            out.append(int(entry.name))
+    return out
+
+
+class Interruption:
+    """A context in which SIGINT and SIGTERM are recorded (and forwarded to child processes), not raised."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        self.signal = signum
+        for pid in child_pids():
+            with contextlib.suppress(OSError):  # it may have ended meanwhile
+                os.kill(pid, signal.SIGINT)
+
+    def __enter__(self) -> Interruption:
+        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def highs_callback(self, callback_type: int, message: str, data_out: Any, data_in: Any, user_data: Any) -> None:
+        """HiGHS's interrupt callback: stop when an interruption was requested."""
+        if self.requested and data_in is not None:
+            data_in.user_interrupt = True

@@ -1,0 +1,83 @@
+"""Ctrl-C and SIGTERM during a solve: exit 130, the best plan found so far on the usual output (status feasible,
+marked interrupted), no ``*-pulp.*`` file left in a private ``$TMPDIR``, and no solver process left.
+
+Each case runs ``pdopt plan`` as a subprocess in its own session (so that a group signal is a terminal's Ctrl-C),
+with a 20 s time limit, and signals it at a fixed moment of the solve: CBC on fleet-M (no proof within 20 s) and
+HiGHS on fleet-L (the same), so that the solve is still running when the signal comes. The moments (1 s and 3 s
+after start) follow the greedy start and the solver's first improvements."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pdopt.optimize.solver import available_solvers
+
+PDOPT = [sys.executable, "-m", "pdopt"]
+
+
+@pytest.fixture(scope="module")
+def fleets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("fleets")
+    out = {}
+    for family in ("fleet-M", "fleet-L"):
+        path = folder / f"{family}.yaml"
+        subprocess.run([*PDOPT, "generate", "--family", family, "--seed", "0", "--output", str(path)], check=True,
+                       capture_output=True)
+        out[family] = path
+    return out
+
+
+def _children(pid: int) -> list[int]:
+    from pdopt.optimize.interrupt import child_pids
+
+    return child_pids(pid)
+
+
+CASES = [("cbc", "fleet-M", "group", 1.0), ("cbc", "fleet-M", "process", 3.0), ("cbc", "fleet-M", "term", 3.0),
+         ("highs", "fleet-L", "group", 1.0), ("highs", "fleet-L", "process", 3.0)]
+
+
+@pytest.mark.parametrize(("solver", "family", "how", "after_s"), CASES)
+def test_interrupted_solve_keeps_the_best_plan(solver: str, family: str, how: str, after_s: float,
+                                               fleets: dict[str, Path], tmp_path: Path) -> None:
+    if solver not in available_solvers():
+        pytest.skip(f"{solver} is not installed")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen([*PDOPT, "plan", str(fleets[family]), "--solver", solver, "--time-limit", "20",
+                             "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp)}, start_new_session=True)
+    time.sleep(after_s)
+    assert proc.poll() is None, "the solve ended before the signal"
+    if how == "group":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, signal.SIGINT if how == "process" else signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    plan = json.loads(out)
+    assert plan["solver"]["interrupted"] is True
+    assert plan["status"] == "feasible" and plan["objective_usd_per_hour"] > 0
+    assert "interrupted" in plan["solver"]["message"] and "Traceback" not in err
+    assert list(tmp.iterdir()) == []
+    assert _children(proc.pid) == []
+
+
+def test_interrupt_outside_a_solve_is_130(tmp_path: Path) -> None:
+    """SIGINT while the simulator runs (no solver): exit 130 and one line, no traceback."""
+    proc = subprocess.Popen([*PDOPT, "simulate", "instances/paper/dsv31-h200-5mtpm.yaml", "--requests", "3000000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1], start_new_session=True)
+    time.sleep(3.0)
+    assert proc.poll() is None
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "pdopt: interrupted" in err and "Traceback" not in err
