@@ -56,6 +56,7 @@ def rich_doc() -> dict[str, Any]:
     """A valid instance that holds every numeric field of the format at least once."""
     return {
         "name": "rich",
+        "description": "every numeric field of the format, at least once",
         "gpu_types": {"g": {"memory_gb": 80.0, "price_usd_per_gpu_hour": 2.0, "max_gpus": 64,
                             "nic_gbps_per_gpu": 100.0}},
         "node_pools": {
@@ -63,7 +64,7 @@ def rich_doc() -> dict[str, Any]:
                    "activation_cost_usd_per_hour": 0.5, "domain": "d0"},
             "p1": {"gpu_type": "g", "gpus_per_node": 8, "node_count": 4, "domain": "d1"}},
         "network": {"links": [{"a": "d0", "b": "d1", "bandwidth_gbps": 400.0, "latency_ms": 0.1}],
-                    "client_io_s": 0.01},
+                    "client_io_s": 0.01, "routing": "shortest_path"},
         "resilience": {"domain_loss_fraction": 0.5},
         "limits": {"budget_usd_per_hour": 1000.0},
         "options": {"pooled_gain_epsilon": 1e-3, "pooled_max_steps": 8, "kv_usable_fraction": 0.9},
@@ -74,7 +75,8 @@ def rich_doc() -> dict[str, Any]:
                                    "kv_bytes_per_element": 2.0}}},
         "workloads": {
             "a": {"demand": {"requests_per_s": 2.0}, "input_tokens_mean": 1000.0, "output_tokens_mean": 100.0,
-                  "ttft": {"target_s": 2.0}, "tpot": {"target_ms": 50.0}, "ttft_overhead_s": 0.05,
+                  "ttft": {"target_s": 2.0, "statistic": "mean"}, "tpot": {"target_ms": 50.0, "statistic": "mean"},
+                  "ttft_overhead_s": 0.05,
                   "prefix_cache_hit_rate": 0.1, "service_scv": 1.0, "arrival_scv": 1.0, "queue_model": "gg1",
                   "spare_instances": {"decode": 1},
                   "input_length_distribution": {"lengths": [500.0, 1500.0], "weights": [1.0, 1.0]}},

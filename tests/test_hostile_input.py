@@ -1,0 +1,180 @@
+"""The hostile-input suite: every kind of bad instance gets a clean error (exit 2, the field named, no traceback)
+through the CLI's entry function, and mutations of valid instances never crash pdopt.
+
+Cases: an unknown key at each level of the schema; a wrong type for each kind of field; each defect of a
+decode-curve CSV and of a length trace. Numbers out of range are tests/test_numeric_ranges.py's; files that need
+a process boundary (bombs, /dev/zero) are tests/test_hostile_yaml.py's."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pdopt.cli import main
+from tests.test_numeric_ranges import _paths, rich_doc
+
+
+def _run(doc: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str,
+         name: str = "inst.yaml") -> tuple[int, str]:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False) if not isinstance(doc, str) else doc)
+    code = main(["validate", str(path), *extra])
+    return code, capsys.readouterr().err
+
+
+def _mapping_paths(doc: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every mapping in the document (the places an unknown key can be put)."""
+    out: list[tuple[Any, ...]] = []
+    if isinstance(doc, dict):
+        out.append(path)
+        for k, v in doc.items():
+            out += _mapping_paths(v, (*path, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            out += _mapping_paths(v, (*path, i))
+    return out
+
+
+def _at(doc: Any, path: tuple[Any, ...]) -> Any:
+    for k in path:
+        doc = doc[k]
+    return doc
+
+
+MAPPINGS = [p for p in _mapping_paths(rich_doc())
+            if not (p and p[-1] in ("gpu_types", "node_pools", "models", "workloads", "spare_instances"))]
+"""Mappings with fixed fields (id-keyed tables take any identifier as a key)."""
+
+
+def test_the_suite_has_enough_cases() -> None:
+    from tests.test_numeric_ranges import CASES
+
+    assert len(MAPPINGS) + len(WRONG_TYPES) + len(CSV_DEFECTS) + len(TRACE_DEFECTS) + len(CASES) >= 150
+
+
+@pytest.mark.parametrize("where", MAPPINGS, ids=lambda p: ".".join(map(str, p)) or "top")
+def test_an_unknown_key_at_each_level(where: tuple[Any, ...], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    doc = copy.deepcopy(rich_doc())
+    _at(doc, where)["colour"] = "blue"
+    code, err = _run(doc, tmp_path, capsys)
+    assert code == 2 and "colour: unknown key" in err and "Traceback" not in err, err
+    assert err.count("unknown key") == 1
+
+
+WRONG_TYPES: list[tuple[str, Any]] = [
+    ("memory_gb", "eighty"), ("node_count", 2.5), ("node_count", "4"), ("gpus_per_node", True),
+    ("price_usd_per_gpu_hour", [1, 2]), ("name", 7), ("gpu_type", 3), ("target_s", {"a": 1}),
+    ("statistic", "p42"), ("queue_model", "mm2"), ("routing", "random"), ("batch", 1.5),
+    ("tpot_by_batch", "fast"), ("max_throughput_by_input", {}), ("lengths", "many"), ("spare_instances", [1]),
+    ("demand", 5), ("links", {"a": "b"}), ("role", "train"), ("description", 3),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), WRONG_TYPES, ids=lambda x: str(x)[:20])
+def test_a_wrong_type_names_the_field(field: str, value: Any, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    doc = copy.deepcopy(rich_doc())
+    paths = _paths(doc, field)
+    assert paths, field
+    node = _at(doc, paths[0][:-1])
+    node[paths[0][-1]] = value
+    code, err = _run(doc, tmp_path, capsys)
+    assert code == 2 and "Traceback" not in err, err
+    assert field in err or paths[0][-2] in err or "role" in err, err
+
+
+def _paper_doc(tmp_path: Path) -> dict[str, Any]:
+    from tests.conftest import PAPER
+
+    shutil.copy(PAPER.parent / "decode_tpot_6k.csv", tmp_path / "decode_tpot_6k.csv")
+    doc: dict[str, Any] = yaml.safe_load(PAPER.read_text())
+    return doc
+
+
+CSV_DEFECTS = [
+    ("batch,tpot\n1,10\n", "must have the columns batch,tpot_ms"),
+    ("batch,tpot_ms\n1,ten\n", "line 2: batch must be an integer and tpot_ms a number"),
+    ("batch,tpot_ms\n1.5,10\n", "line 2"),
+    ("batch,tpot_ms\n", "tpot_by_batch"),
+    ("batch,tpot_ms\n1,10\n", "at least 2"),
+    ("batch,tpot_ms\n1,10\n2,5\n", "tpot"),
+    ("batch,tpot_ms\n2,10\n1,12\n", "batch"),
+    ("batch,tpot_ms\n1,nan\n2,12\n", "tpot_ms"),
+    ("batch,tpot_ms\n1,-3\n2,12\n", "tpot_ms"),
+    ("", "must have the columns"),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), CSV_DEFECTS, ids=range(len(CSV_DEFECTS)))
+def test_decode_curve_csv_defects(content: str, message: str, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    doc = _paper_doc(tmp_path)
+    (tmp_path / "bad.csv").write_text(content)
+    doc["profiles"][1]["tpot_csv"] = "bad.csv"
+    code, err = _run(doc, tmp_path, capsys)
+    assert code == 2 and "Traceback" not in err, err
+    assert message in err, err
+
+
+TRACE_DEFECTS = [
+    ("TIMESTAMP,ContextTokens\n2023-11-16 18:15:46.6805900,100\n", "missing column(s) GeneratedTokens"),
+    ("TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,100,10\n2023-11-16 18:15:47,100,10\n", "line 2"),
+    ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,0,10\n2023-11-16 18:15:47,100,10\n",
+     "at least 1 token"),
+    ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,100,10\n", "at least 2 requests"),
+    ("TIMESTAMP,ContextTokens,GeneratedTokens\n", "at least 2 requests"),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), TRACE_DEFECTS, ids=range(len(TRACE_DEFECTS)))
+def test_length_trace_defects(content: str, message: str, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    doc = _paper_doc(tmp_path)
+    (tmp_path / "trace.csv").write_text(content)
+    doc["workloads"]["dsv31"]["input_length_distribution"] = {"trace": "trace.csv"}
+    code, err = _run(doc, tmp_path, capsys)
+    assert code == 2 and "Traceback" not in err, err
+    assert message in err and "input_length_distribution.trace" in err, err
+
+
+def _mutate(doc: Any, data: st.DataObject) -> Any:
+    """Drop, duplicate (as a renamed copy), retype or perturb one field somewhere in the document."""
+    doc = copy.deepcopy(doc)
+    places = [p for p in _mapping_paths(doc) if _at(doc, p)]
+    where = data.draw(st.sampled_from(places))
+    node = _at(doc, where)
+    key = data.draw(st.sampled_from(sorted(node, key=str)))
+    action = data.draw(st.sampled_from(["drop", "copy", "retype", "perturb"]))
+    if action == "drop":
+        del node[key]
+    elif action == "copy":
+        node[f"{key}_copy"] = node[key]
+    elif action == "retype":
+        node[key] = data.draw(st.sampled_from([None, "x", 1, -1, 0.5, [], {}, True, "1e400", float("nan")]))
+    elif isinstance(node[key], int | float) and not isinstance(node[key], bool):
+        node[key] = node[key] * data.draw(st.sampled_from([0, -1, 0.5, 2, 1e6, 1e-9, 1e300]))
+    else:
+        node[key] = data.draw(st.sampled_from(["", "a" * 300, "UPPER", "with space"]))
+    return doc
+
+
+@settings(max_examples=200, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_instances_never_crash(data: st.DataObject, tmp_path: Path) -> None:
+    """Any mutation of a valid instance plans (0), is refused as input (2) or is infeasible (3): never a crash
+    (4), a solver error (5) or a traceback."""
+    doc = _mutate(rich_doc(), data)
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(doc))
+    code = main(["plan", str(path), "--time-limit", "5"])
+    assert code in (0, 2, 3)
