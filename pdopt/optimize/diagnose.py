@@ -71,7 +71,8 @@ def _need_line(data: ModelData, key: SlackKey, value: float, users: list[str]) -
     if key.resource == "bandwidth":
         a, b = key.index
         return f"link {a}-{b}: {value:.4g} Gbit/s more KV bandwidth than its {data.links[(a, b)]:g} Gbit/s"
-    return (f"budget: the cheapest plan that serves every demand costs {value:.2f} USD/hour more than the budget "
+    more = f"{value:.2f}" if value >= 0.005 else f"{value:.3g}"
+    return (f"budget: the cheapest plan that serves every demand costs {more} USD/hour more than the budget "
             f"of {data.budget_usd_per_hour:g} USD/hour")
 
 

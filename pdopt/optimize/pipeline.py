@@ -41,6 +41,17 @@ def _with_diagnosis(plan: Plan, data: ModelData, options: SolverOptions, prefix:
                                resource_needs=found.resource_needs)
 
 
+BUDGET_TOLERANCE = 1e-9
+"""Relative amount by which a plan's cost may exceed the budget (floating point, not a solver's tolerance)."""
+
+
+def over_budget(plan: Plan, data: ModelData) -> bool:
+    """True when a plan costs more than the budget beyond :data:`BUDGET_TOLERANCE`."""
+    budget = data.budget_usd_per_hour
+    cost = plan.objective_usd_per_hour
+    return budget is not None and cost is not None and cost > budget + BUDGET_TOLERANCE * max(abs(budget), 1.0)
+
+
 def confirm_infeasible(problem: pulp.LpProblem, opts: SolverOptions, first: Solution) -> Solution:
     """CBC's ``infeasible``, confirmed by a second solve without its preprocessing; a plan that solve finds is kept
     (with a message saying so), otherwise the first verdict stands."""
@@ -99,6 +110,14 @@ def solve(
     if sol.status is SolveStatus.INFEASIBLE and opts.name == "cbc" and opts.cbc_preprocess:
         sol = confirm_infeasible(built.problem, opts, sol)
     plan = extract(instance.name, skipped, data, built.index(), sol, scale_demand, scale, opts.time_limit_s)
+    if over_budget(plan, data) and opts.name == "cbc" and opts.cbc_preprocess and not sol.report.interrupted:
+        # CBC's preprocessing rounds a budget row with its integer tolerance (nodes <= 0.999999 becomes <= 1):
+        # the plan it returns may cost up to a millionth more than the budget. Solve again without it.
+        sol = run_solver(built.problem, dataclasses.replace(opts, cbc_preprocess=False), warm_start=False)
+        sol = dataclasses.replace(sol, report=dataclasses.replace(
+            sol.report, message=f"{sol.report.message}; CBC's preprocessing had returned a plan over the budget, "
+                                "solved again without it"))
+        plan = extract(instance.name, skipped, data, built.index(), sol, scale_demand, scale, opts.time_limit_s)
     if sol.status is SolveStatus.INFEASIBLE and not sol.report.interrupted:
         plan = _with_diagnosis(plan, data, opts)
     return plan
