@@ -178,3 +178,13 @@ def test_mutated_instances_never_crash(data: st.DataObject, tmp_path: Path) -> N
     path.write_text(json.dumps(doc))
     code = main(["plan", str(path), "--time-limit", "5"])
     assert code in (0, 2, 3)
+
+
+def test_profile_import_of_dev_zero_and_a_missing_output_folder(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", "import", "/dev/zero"]) == 2
+    assert "not UTF-8 text" in capsys.readouterr().err
+    src = Path(__file__).resolve().parent / "data" / "pdopt-profiles.csv"
+    assert main(["profile", "import", str(src), "--output", str(tmp_path / "no" / "such" / "out.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()

@@ -22,6 +22,8 @@ from pdopt.io import yaml_safe
 
 LIMITS_MB: dict[str, float] = {"instance": 16, "plan": 16, "csv": 64, "trace": 1024, "benchmark": 256}
 """Largest file of each kind pdopt reads, in MB (10^6 bytes)."""
+CHUNK_BYTES = 1 << 20
+"""Files are read a megabyte at a time."""
 LIMIT_VARIABLE = "PDOPT_MAX_FILE_MB"
 """Environment variable that raises every limit to at least its value (MB)."""
 
@@ -43,16 +45,24 @@ def read_text(path: str | Path, what: str, encoding: str = "utf-8", kind: str = 
     (missing, too large, not text)."""
     p = Path(path)
     limit = limit_bytes(kind)
+    chunks: list[bytes] = []
+    size = 0
     try:
         with p.open("rb") as fh:
-            raw = fh.read(limit + 1)
+            while size <= limit:  # in chunks, so that binary input stops at its first NUL, not at the limit
+                chunk = fh.read(min(CHUNK_BYTES, limit + 1 - size))
+                if not chunk:
+                    break
+                if b"\x00" in chunk:
+                    raise InputError(f"{p}: the {what} is not a text file (it holds NUL bytes)")
+                chunks.append(chunk)
+                size += len(chunk)
     except OSError as exc:
         raise InputError(f"{p}: cannot read the {what} ({exc.strerror})") from None
-    if len(raw) > limit:
+    if size > limit:
         raise InputError(f"{p}: the {what} is larger than the {limit / 1e6:g} MB limit for {kind} files (raise it "
                          f"with the environment variable {LIMIT_VARIABLE})")
-    if b"\x00" in raw:
-        raise InputError(f"{p}: the {what} is not a text file (it holds NUL bytes)")
+    raw = b"".join(chunks)
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
