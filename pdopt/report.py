@@ -102,6 +102,9 @@ def format_simulation(result: SimResult, tight: list[dict[str, Any]] | None = No
     """Simulated TTFT/TPOT beside the capacity model's prediction, SLO verdicts, instance loads, tightness."""
     out = [f"instance {result.instance}  simulated {result.requests_simulated:,} requests in {result.wall_s:.2f} s"
            f"  seed {result.seed}  SLOs {'met' if result.slo_met() else 'NOT met'}"]
+    if result.partial:
+        out.append(f"PARTIAL: interrupted after {result.requests_completed:,} requests finished; the statistics cover "
+                   "those only")
     for m, mm in result.models.items():
         slo = mm["slo"]
         pred = mm["predicted"]

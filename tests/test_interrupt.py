@@ -36,7 +36,7 @@ def fleets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _children(pid: int) -> list[int]:
-    from pdopt.optimize.interrupt import child_pids
+    from pdopt.interrupt import child_pids
 
     return child_pids(pid)
 
@@ -71,13 +71,16 @@ def test_interrupted_solve_keeps_the_best_plan(solver: str, family: str, how: st
     assert _children(proc.pid) == []
 
 
-def test_interrupt_outside_a_solve_is_130(tmp_path: Path) -> None:
-    """SIGINT while the simulator runs (no solver): exit 130 and one line, no traceback."""
-    proc = subprocess.Popen([*PDOPT, "simulate", "instances/paper/dsv31-h200-5mtpm.yaml", "--requests", "3000000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+def test_interrupted_simulation_reports_what_finished(tmp_path: Path) -> None:
+    """SIGINT while the simulator runs: exit 130, the statistics of the requests that finished, marked partial."""
+    proc = subprocess.Popen([*PDOPT, "simulate", "instances/paper/dsv31-h200-5mtpm.yaml", "--requests", "3000000",
+                             "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=Path(__file__).resolve().parents[1], start_new_session=True)
-    time.sleep(3.0)
+    time.sleep(4.0)
     assert proc.poll() is None
     os.kill(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "pdopt: interrupted" in err and "Traceback" not in err
+    result = json.loads(out)
+    assert result["partial"] is True and 0 < result["requests_completed"] < 3_000_000
+    assert result["models"]["dsv31"]["requests"] > 0 and result["models"]["dsv31"]["ttft_s"]["mean"] > 0

@@ -177,7 +177,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                       decode_dispatch=_policy(args.decode_dispatch), prefill_service=args.prefill_service,
                       prefill_scv=args.prefill_scv, lengths=lengths, trace_rate=_trace_rate(args.trace_rate))
     result = simulate(instance, plan, opts, trace)
-    tight = tightness(instance, plan, opts, trace) if args.tightness else None
+    tight = tightness(instance, plan, opts, trace) if args.tightness and not result.partial else None
     if args.format == "json":
         data = result.to_dict()
         if tight is not None:
@@ -185,6 +185,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(dump_json(data))
     else:
         print(format_simulation(result, tight))
+    if result.partial:
+        print(f"pdopt: interrupted; the statistics above cover the {result.requests_completed:,} requests that "
+              "finished before it (partial)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 

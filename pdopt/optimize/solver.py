@@ -21,7 +21,7 @@ from pathlib import Path
 import pulp
 
 from pdopt.errors import SolverUnavailableError
-from pdopt.optimize.interrupt import Interruption
+from pdopt.interrupt import Interruption
 from pdopt.optimize.options import SOLVERS, SolverOptions
 from pdopt.plan import SolverReport, SolveStatus
 

@@ -28,6 +28,7 @@ import bisect
 import heapq
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -158,6 +159,8 @@ class EngineResult:
     prefill: list[PrefillServer]
     decode: list[DecodeServer]
     makespan_s: float
+    stopped: bool = False
+    """The run was stopped before every request finished (an interruption): only finished requests count."""
 
 
 def simulate_engine(
@@ -167,8 +170,10 @@ def simulate_engine(
     overhead_s: list[float],
     prefill_policy: str,
     decode_policy: str,
+    stop: Callable[[], bool] | None = None,
 ) -> EngineResult:
-    """Run the event loop over all requests (sorted by arrival) until every request has finished."""
+    """Run the event loop over all requests (sorted by arrival) until every request has finished, or until
+    ``stop()`` says so (checked every 4,096 events; the result is then marked ``stopped``)."""
     n_models = len(overhead_s)
     p_of = [[i for i, s in enumerate(prefill) if s.model == m] for m in range(n_models)]
     d_of = [[i for i, s in enumerate(decode) if s.model == m] for m in range(n_models)]
@@ -266,7 +271,13 @@ def simulate_engine(
     n = len(arrival)
     nxt = 0
     now = 0.0
+    ticks = 0
+    stopped = False
     while nxt < n or heap:
+        ticks += 1
+        if stop is not None and not ticks & 4095 and stop():
+            stopped = True
+            break
         if nxt < n and (not heap or arrival[nxt] <= heap[0][0]):
             r = nxt
             nxt += 1
@@ -302,4 +313,4 @@ def simulate_engine(
             decode_ready(a, b, now)
         elif b == decode[a].version:
             decode_event(a, now)
-    return EngineResult(req, prefill, decode, now)
+    return EngineResult(req, prefill, decode, now, stopped)

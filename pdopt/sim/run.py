@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from pdopt.instance import DecodePoint, DecodeProfile, Instance, PrefillProfile
+from pdopt.interrupt import Interruption
 from pdopt.io import InputError
 from pdopt.io.traces import Trace
 from pdopt.perf.capacity import kv_batch_bound, transfer_overhead_s
@@ -63,6 +64,10 @@ class SimResult:
     seed: int
     options: dict[str, Any]
     engine: EngineResult | None = field(default=None, repr=False)
+    partial: bool = False
+    """Interrupted: the statistics cover the requests that finished before the interruption (``requests_completed``
+    of them)."""
+    requests_completed: int | None = None
 
     def slo_met(self) -> bool:
         """True when every model meets both its TTFT and TPOT SLO as stated in the instance."""
@@ -72,7 +77,7 @@ class SimResult:
         """JSON form (``models.<id>.ttft_s`` / ``tpot_ms`` / ``slo_met`` / ``attainment`` are a public contract)."""
         return {"instance": self.instance, "requests_simulated": self.requests_simulated, "wall_s": self.wall_s,
                 "seed": self.seed, "options": self.options, "slo_met": self.slo_met(), "models": self.models,
-                "instances": self.instances}
+                "instances": self.instances, "partial": self.partial, "requests_completed": self.requests_completed}
 
 
 def _rates_measured(req: RequestArrays, keep: BoolArray, sel: BoolArray) -> dict[str, float]:
@@ -250,7 +255,9 @@ def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
             desc.update(batch_cap=cap, batch_cap_bound=bound)
         described.append(desc)
     overhead = [instance.workloads[m].ttft_overhead_s for m in models]
-    eng = simulate_engine(req, prefill, decode, overhead, opts.prefill_dispatch, opts.decode_dispatch)
+    with Interruption() as interruption:
+        eng = simulate_engine(req, prefill, decode, overhead, opts.prefill_dispatch, opts.decode_dispatch,
+                              stop=lambda: interruption.requested)
     makespan = max(eng.makespan_s, 1e-12)
     pi_iter, di_iter = iter(prefill), iter(decode)
     for desc in described:
@@ -260,9 +267,12 @@ def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
         else:
             ds = next(di_iter)
             desc.update(utilisation=ds.busy_time / makespan, mean_batch=ds.area / makespan)
-    lo, hi = int(n * opts.warmup_fraction), n - int(n * opts.cooldown_fraction)
+    arrived = int(np.searchsorted(req.arrival_s, eng.makespan_s, side="right")) if eng.stopped else n
+    lo, hi = int(arrived * opts.warmup_fraction), arrived - int(arrived * opts.cooldown_fraction)
     keep = np.zeros(n, dtype=bool)
     keep[lo:hi] = True
+    if eng.stopped:  # interrupted: only the requests that finished count (a partial result, marked so)
+        keep &= ~np.isnan(req.finish_s)
     ttft = req.join_s - req.arrival_s
     tpot = (req.finish_s - req.join_s) / req.decode_steps
     out: dict[str, dict[str, Any]] = {}
@@ -271,6 +281,8 @@ def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
         sel = keep & (req.model == i)
         w = instance.workloads[m]
         if not sel.any():
+            if eng.stopped:
+                raise KeyboardInterrupt  # interrupted before any request of the model could be measured
             raise InputError(f"requests: too few requests to measure model '{m}' after warm-up; raise --requests")
         t_s, p_ms = _summary(ttft[sel]), _summary(tpot[sel], 1000.0)
         sojourn = _summary(req.prefill_end_s[sel] - req.arrival_s[sel])
@@ -291,7 +303,9 @@ def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
             "predicted": predicted.get(m, {}),
         }
     opt_dict = {k: getattr(opts, k) for k in opts.__dataclass_fields__}
-    return SimResult(instance.name, out, described, n, time.perf_counter() - start, opts.seed, opt_dict, eng)
+    done = int(np.count_nonzero(~np.isnan(req.finish_s)))
+    return SimResult(instance.name, out, described, n, time.perf_counter() - start, opts.seed, opt_dict, eng,
+                     eng.stopped, done)
 
 
 def plan_without_one(plan: Plan, model: str, role: str) -> tuple[Plan, dict[str, Any]] | None:

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pdopt.optimize.interrupt import child_pids
+from pdopt.interrupt import child_pids
 
 
 def main(argv: list[str]) -> int:
