@@ -75,3 +75,12 @@ class Interruption:
         """HiGHS's interrupt callback: stop when an interruption was requested."""
         if self.requested and data_in is not None:
             data_in.user_interrupt = True
+
+
+class PartialResult(KeyboardInterrupt):
+    """An interruption that carries what was done before it (rows of ``compare`` or ``bench``), so that the
+    caller can still show it; a plain ``KeyboardInterrupt`` to code that does not look."""
+
+    def __init__(self, done: Any) -> None:
+        super().__init__("interrupted")
+        self.done = done

@@ -77,3 +77,36 @@ def test_scale_demand_is_a_bounded_multiplier(value: str, capsys: pytest.Capture
     with pytest.raises(SystemExit) as exc:
         main(["plan", str(PAPER), "--scale-demand", value])
     assert exc.value.code == 2 and "--scale-demand" in capsys.readouterr().err
+
+
+def test_interrupted_compare_prints_the_rows_done(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(instance: object) -> list[object]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("pdopt.comparison.baselines.all_baselines", interrupted)
+    assert main(["compare", str(PAPER), "--format", "json"]) == EXIT_INTERRUPTED
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["partial"] is True and [r["name"] for r in out["rows"]] == ["milp"]
+    assert "1 row(s) done" in captured.err
+
+
+def test_interrupted_bench_writes_what_it_measured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from pdopt.comparison import bench
+
+    real = bench.measure
+    calls: list[str] = []
+
+    def second_interrupts(entry: str, *args: object) -> dict[str, object]:
+        calls.append(entry)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(entry, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bench, "measure", second_interrupts)
+    out = tmp_path / "report"
+    assert main(["bench", "--set", "smoke", "--out", str(out), "--no-baselines"]) == EXIT_INTERRUPTED
+    assert (out / "results.csv").read_text().count("\n") == 2  # header and the one instance measured
+    assert "covers the 1 instance(s)" in capsys.readouterr().err

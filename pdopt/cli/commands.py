@@ -105,12 +105,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from pdopt.comparison.bench import run as run_bench
+    from pdopt.interrupt import PartialResult
     from pdopt.io.library import load_set
     from pdopt.optimize.options import SolverOptions
 
     entries = load_set(args.set)
-    rows = run_bench(entries, Path(args.out), SolverOptions(args.solver, args.time_limit, threads=2),
-                     baselines=not args.no_baselines, progress=lambda line: print(line, file=sys.stderr))
+    try:
+        rows = run_bench(entries, Path(args.out), SolverOptions(args.solver, args.time_limit, threads=2),
+                         baselines=not args.no_baselines, progress=lambda line: print(line, file=sys.stderr))
+    except PartialResult as partial:
+        print(f"pdopt: interrupted; the report in {args.out}/ covers the {len(partial.done)} instance(s) measured "
+              "before it (partial)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(f"{len(rows)} instance(s); report in {args.out}/ (results.csv, results.md, machine.json, "
           "solve_time.png, cost_vs_baselines.png)")
     return EXIT_OK
@@ -118,22 +124,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from pdopt.comparison.baselines import compare
+    from pdopt.interrupt import PartialResult
     from pdopt.io import dump_json, load_instance
     from pdopt.report import table
 
     if args.simulate < 0:
         raise InputError(f"--simulate: must be 0 or more requests, got {args.simulate}")
-    rows = compare(load_instance(args.file, args.allow_path), simulate_requests=args.simulate, seed=args.seed)
+    instance = load_instance(args.file, args.allow_path)
+    interrupted = False
+    try:
+        rows = compare(instance, simulate_requests=args.simulate, seed=args.seed)
+    except PartialResult as partial:
+        rows, interrupted = partial.done, True
     if args.format == "json":
-        print(dump_json({"rows": rows}))
-        return EXIT_OK
-    cols = ["name", "cost_usd_per_hour", "gpus", "nodes", "feasible", "saving_vs_milp_usd_per_hour", "saving_pct"]
-    if args.simulate:
-        cols += ["slo_met", "attainment"]
-    print(table(cols, [[r.get(c) for c in cols] for r in rows]))
-    for r in rows:
-        if r.get("reason"):
-            print(f"  {r['name']}: {r['reason']}")
+        print(dump_json({"rows": rows, "partial": interrupted}))
+    else:
+        cols = ["name", "cost_usd_per_hour", "gpus", "nodes", "feasible", "saving_vs_milp_usd_per_hour",
+                "saving_pct"]
+        if args.simulate:
+            cols += ["slo_met", "attainment"]
+        print(table(cols, [[r.get(c) for c in cols] for r in rows]))
+        for r in rows:
+            if r.get("reason"):
+                print(f"  {r['name']}: {r['reason']}")
+    if interrupted:
+        print(f"pdopt: interrupted; {len(rows)} row(s) done are above (partial)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pdopt.instance import ROLES, Instance
+from pdopt.interrupt import PartialResult
 from pdopt.optimize import fleet
 from pdopt.optimize.fleet import min_nodes
 from pdopt.optimize.heuristics import greedy_start
@@ -355,11 +356,20 @@ def compare(instance: Instance, simulate_requests: int = 0, options: SolverOptio
             seed: int = 0) -> list[dict[str, Any]]:
     """One row per plan: the MILP's (``milp``) then each baseline's, with cost, GPUs, nodes, verifier result and
     the MILP's saving over it (``cost - milp cost``; percent of the baseline's cost); with ``simulate_requests``
-    > 0 also the simulated SLO verdict and the worst model's attainment (share of requests meeting both SLOs)."""
-    milp = solve(instance, options)
-    milp_plan = milp if milp.has_plan else None
-    milp_cost = milp.objective_usd_per_hour if milp.has_plan else None
-    rows = [_row(instance, "milp", milp_plan, milp.reason, milp_cost, simulate_requests, seed)]
-    for b in all_baselines(instance):
-        rows.append(_row(instance, b.name, b.plan, b.reason, milp_cost, simulate_requests, seed))
+    > 0 also the simulated SLO verdict and the worst model's attainment (share of requests meeting both SLOs).
+    Interrupted, it raises :class:`~pdopt.interrupt.PartialResult` holding the rows done."""
+    rows: list[dict[str, Any]] = []
+    try:
+        milp = solve(instance, options)
+        milp_plan = milp if milp.has_plan else None
+        milp_cost = milp.objective_usd_per_hour if milp.has_plan else None
+        rows.append(_row(instance, "milp", milp_plan, milp.reason, milp_cost, simulate_requests, seed))
+        if milp.solver.interrupted:
+            raise PartialResult(rows)
+        for b in all_baselines(instance):
+            rows.append(_row(instance, b.name, b.plan, b.reason, milp_cost, simulate_requests, seed))
+    except PartialResult:
+        raise
+    except KeyboardInterrupt:
+        raise PartialResult(rows) from None
     return rows

@@ -19,6 +19,7 @@ from pdopt.comparison.baselines import all_baselines
 from pdopt.comparison.generate import FAMILIES, generate
 from pdopt.errors import InputError
 from pdopt.instance import Instance
+from pdopt.interrupt import PartialResult
 from pdopt.io import instance_from_dict, library, load_instance
 from pdopt.io.files import dump_json, new_folder, write_new
 from pdopt.optimize.build import build_problem
@@ -143,18 +144,24 @@ def _write_png(fig: Any, path: Path) -> Path:
 
 def run(entries: list[str], out: Path, options: SolverOptions, baselines: bool = True,
         progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Measure every entry, then write the report; ``out`` must not hold files already (nothing is overwritten)."""
+    """Measure every entry, then write the report; ``out`` must not hold files already (nothing is overwritten).
+    Interrupted, it writes the report of the entries measured so far and raises
+    :class:`~pdopt.interrupt.PartialResult` holding their rows."""
     try:
         new_folder(out)
     except InputError as exc:
         raise InputError(f"--out: {exc}") from None
     rows = []
-    for i, entry in enumerate(entries, start=1):
-        t = time.perf_counter()
-        rows.append(measure(entry, options, baselines))
-        if progress is not None:
-            bar = "#" * (20 * i // len(entries))
-            progress(f"[{bar:<20}] {i}/{len(entries)} {entry}: {rows[-1]['status']} in "
-                     f"{time.perf_counter() - t:.2f} s")
+    try:
+        for i, entry in enumerate(entries, start=1):
+            t = time.perf_counter()
+            rows.append(measure(entry, options, baselines))
+            if progress is not None:
+                bar = "#" * (20 * i // len(entries))
+                progress(f"[{bar:<20}] {i}/{len(entries)} {entry}: {rows[-1]['status']} in "
+                         f"{time.perf_counter() - t:.2f} s")
+    except KeyboardInterrupt:  # the instances measured so far are still reported
+        write_report(rows, out)
+        raise PartialResult(rows) from None
     write_report(rows, out)
     return rows
