@@ -110,3 +110,14 @@ def test_interrupted_bench_writes_what_it_measured(monkeypatch: pytest.MonkeyPat
     assert main(["bench", "--set", "smoke", "--out", str(out), "--no-baselines"]) == EXIT_INTERRUPTED
     assert (out / "results.csv").read_text().count("\n") == 2  # header and the one instance measured
     assert "covers the 1 instance(s)" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
+    """``pdopt plan ... | head -1``: the reader closes the pipe early; pdopt says nothing and exits 0."""
+    import subprocess
+    import sys
+
+    example = INSTANCES / "examples" / "llama70b-bloom176b-a100-h100.yaml"
+    run = subprocess.run(f"{sys.executable} -m pdopt plan {example} | head -1", shell=True, capture_output=True,
+                         text=True, check=False)
+    assert run.stdout.startswith("instance ") and "internal error" not in run.stderr and "Traceback" not in run.stderr

@@ -8,6 +8,7 @@ internal error (one line; the traceback with ``--debug`` or ``PDOPT_DEBUG=1``); 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -42,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pdopt: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader closed the pipe (pdopt plan ... | head): nothing is wrong with pdopt
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:  # a bug: one line and a hint, the traceback only on request
         if args.debug or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
             traceback.print_exc()
