@@ -33,6 +33,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    """A random seed: a whole number from 0 to 2^63 - 1 (what numpy's generators take)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 2^63 - 1, got {text}")
+    return value
+
+
 def _multiplier(text: str) -> float:
     """A demand multiplier in (1e-6, 1e6]: beyond it the solver would see overflowing or vanishing numbers."""
     value = _positive_float(text)
@@ -85,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("file", help="instance file")
     sim.add_argument("--plan", default=None, help="plan JSON from `pdopt plan --format json` (default: plan first)")
     sim.add_argument("--requests", type=int, default=20000, metavar="N")
-    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--seed", type=_seed, default=0)
     sim.add_argument("--trace", default=None, metavar="FILE",
                      help="replay a trace: Azure CSV (TIMESTAMP,ContextTokens,GeneratedTokens) or Mooncake JSONL")
     sim.add_argument("--trace-rate", default="workload", metavar="workload|native|RPS",
@@ -108,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("file")
     cmp_.add_argument("--simulate", type=int, default=0, metavar="N",
                       help="also simulate every plan with N requests and report SLO attainment")
-    cmp_.add_argument("--seed", type=int, default=0)
+    cmp_.add_argument("--seed", type=_seed, default=0)
     cmp_.add_argument("--format", choices=("table", "json"), default="table")
 
     for sp in (plan, cap, val, ver, sim, cmp_):
@@ -132,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--nodes", default=None, metavar="MIN-MAX", help="nodes per pool, drawn uniformly")
     gen.add_argument("--domains", type=int)
     gen.add_argument("--demand-level", type=float, help="share of the inventory the cheapest plan should use")
-    gen.add_argument("--seed", type=int)
+    gen.add_argument("--seed", type=_seed)
     gen.add_argument("--spine-gbps", type=float, help="add a network: each domain joined to a spine at this Gbit/s")
     gen.add_argument("--output", default=None, metavar="FILE", help="write here (never overwrites); else stdout")
 
