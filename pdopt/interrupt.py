@@ -52,22 +52,41 @@ class Interruption:
         self.requested = False
         self.signal: int | None = None
         self._old: dict[int, Any] = {}
+        self._told: set[int] = set()
+        self._done = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def _forward(self) -> None:
+        """Tell every child process to stop (SIGINT, which CBC handles by writing its best solution)."""
+        for pid in child_pids():
+            if pid not in self._told:
+                self._told.add(pid)
+                with contextlib.suppress(OSError):  # it may have ended meanwhile
+                    os.kill(pid, signal.SIGINT)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
         self.signal = signum
-        for pid in child_pids():
-            with contextlib.suppress(OSError):  # it may have ended meanwhile
-                os.kill(pid, signal.SIGINT)
+        self._forward()
+        if self._watcher is None:  # a solver started just after the signal must be told too
+            self._watcher = threading.Thread(target=self._watch, daemon=True)
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.05):
+            self._forward()
 
     def __enter__(self) -> Interruption:
         if threading.current_thread() is threading.main_thread():  # handlers can only be set there
             for sig in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue  # the caller chose to ignore it (a background job): so do we
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self._done.set()
         for sig, old in self._old.items():
             signal.signal(sig, old)
 

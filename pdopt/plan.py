@@ -111,7 +111,7 @@ class SolverReport:
     name: str
     runtime_s: float
     gap: float | None
-    """Relative gap |objective - bound| / max(|objective|, 1e-9) where the solver gives a bound, else None."""
+    """Relative gap |objective - bound| / max(|objective|, 1 USD/h) where the solver gives a bound, else None."""
     bound: float | None
     message: str
     root_lp_bound: float | None = None
@@ -280,11 +280,43 @@ class Plan:
         bad = [p for p in _numbers(data) if not math.isfinite(p[1])]
         if bad:
             raise InputError(f"{source}: " + "; ".join(f"{path}: {v!r} is not a finite number" for path, v in bad))
+        problems = _out_of_range(data)
+        if problems:
+            raise InputError(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems))
         return plan
 
     def replace(self, **changes: Any) -> Plan:
         """A copy with fields changed (the plan is frozen)."""
         return dataclasses.replace(self, **changes)
+
+
+PLAN_RANGES: dict[str, tuple[float, float, bool]] = {
+    "count": (1, 1e6, True), "gpus_per_instance": (1, 1e5, True), "capacity_rps": (1e-12, 1e7, False),
+    "cost_usd_per_hour": (0.0, 1e12, False), "scale_demand": (1e-6, 1e6, False), "scale": (1e-12, 1e6, False),
+}
+"""Fields a plan's reader checks before any stage uses them: (smallest, largest, must be a whole number). A
+simulator fed 10^9 instances or a zero multiplier would run out of memory or divide by zero."""
+
+
+def _out_of_range(data: dict[str, Any]) -> list[str]:
+    """The plan's counts, sizes, capacities, costs and multipliers that are not numbers in their range (a
+    string or a boolean is not a number here, whatever pydantic coerced)."""
+    found: list[tuple[str, object, str]] = [(k, data.get(k), k) for k in ("scale_demand", "scale") if k in data]
+    for i, raw in enumerate(data.get("placements") or []):
+        if isinstance(raw, dict):
+            found += [(k, raw.get(k), f"placements[{i}].{k}") for k in ("count", "gpus_per_instance",
+                                                                          "capacity_rps", "cost_usd_per_hour")]
+    out = []
+    for key, value, where in found:
+        if value is None and key == "scale":
+            continue
+        lo, hi, whole = PLAN_RANGES[key]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or (whole and not isinstance(value, int)) or not lo <= value <= hi:  # type: ignore[operator]
+            kind = "a whole number" if whole else "a number"
+            shown = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge integer"
+            out.append(f"{where}: expected {kind} from {lo:g} to {hi:g}, got {shown}")
+    return out
 
 
 def _numbers(doc: object, path: str = "") -> list[tuple[str, float]]:

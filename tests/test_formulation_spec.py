@@ -74,6 +74,11 @@ def test_every_family_produces_named_rows() -> None:
         _rows(built)
         seen_rows |= set(built.rows)
         seen_vars |= {v.name.split("__")[0] for v in built.problem.variables()}
+    tiny = _doc()
+    tiny["workloads"]["m"]["demand"] = {"requests_per_s": 1e-4}  # demand_presence: only below 1e-3 req/s
+    built = build_problem(build_model_data(instance_from_dict(tiny), capacity_table(instance_from_dict(tiny))))
+    _rows(built)
+    seen_rows |= set(built.rows)
     assert seen_rows == set(CONSTRAINT_FAMILIES)
     assert seen_vars == set(VARIABLE_FAMILIES)
 

@@ -129,7 +129,7 @@ TRACE_DEFECTS = [
     ("TIMESTAMP,ContextTokens\n2023-11-16 18:15:46.6805900,100\n", "missing column(s) GeneratedTokens"),
     ("TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,100,10\n2023-11-16 18:15:47,100,10\n", "line 2"),
     ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,0,10\n2023-11-16 18:15:47,100,10\n",
-     "at least 1 token"),
+     "1 to 1e+08 tokens"),
     ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,100,10\n", "at least 2 requests"),
     ("TIMESTAMP,ContextTokens,GeneratedTokens\n", "at least 2 requests"),
 ]
@@ -188,3 +188,80 @@ def test_profile_import_of_dev_zero_and_a_missing_output_folder(tmp_path: Path,
     assert main(["profile", "import", str(src), "--output", str(tmp_path / "no" / "such" / "out.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "no").exists()
+
+
+def test_paths_that_cannot_be_followed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A NUL byte in a path, a loop of symbolic links and a FIFO are refused (exit 2), never a crash or a hang."""
+    import os
+
+    doc = _paper_doc(tmp_path)
+    (tmp_path / "loop.csv").symlink_to("loop.csv")
+    os.mkfifo(tmp_path / "fifo.csv")
+    for ref, message in (("a\x00b.csv", "not a path pdopt can follow"), ("loop.csv", "not a path pdopt can follow"),
+                         ("fifo.csv", "not a regular file")):
+        doc["profiles"][1]["tpot_csv"] = ref
+        path = tmp_path / "inst.json"
+        path.write_text(json.dumps(doc))
+        assert main(["validate", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("wide.csv", 'batch,tpot_ms\n1,"' + "1" * 200_000 + '"\n', "not a readable CSV"),
+])
+def test_csv_over_the_field_limit(name: str, content: str, message: str, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    doc = _paper_doc(tmp_path)
+    (tmp_path / name).write_text(content)
+    doc["profiles"][1]["tpot_csv"] = name
+    code, err = _run(doc, tmp_path, capsys)
+    assert code == 2 and message in err, err
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('{"timestamp": ' + "9" * 400 + ', "input_length": 10, "output_length": 5}\n'
+     '{"timestamp": 1, "input_length": 10, "output_length": 5}\n', "trace"),
+    ("[" * 100_000 + "\n", "trace"),
+    ('{"timestamp": 1, "input_length": 1e300, "output_length": 5}\n'
+     '{"timestamp": 2, "input_length": 10, "output_length": 5}\n', "1 to 1e+08 tokens"),
+])
+def test_hostile_mooncake_traces(content: str, message: str, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "t.jsonl").write_text(content)
+    from tests.conftest import PAPER
+
+    shutil.copy(PAPER.parent / "decode_tpot_6k.csv", tmp_path / "decode_tpot_6k.csv")
+    code = main(["simulate", str(PAPER), "--trace", str(tmp_path / "t.jsonl"), "--requests", "100"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err and "internal error" not in err, err
+
+
+@pytest.mark.parametrize("change", [
+    {"count": 10**9}, {"count": "3"}, {"count": True}, {"capacity_rps": 0}, {"gpus_per_instance": 10**400},
+])
+def test_hostile_plans_for_simulate(change: dict[str, Any], tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import PAPER
+
+    assert main(["plan", str(PAPER), "--format", "json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    plan["placements"][0].update(change)
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    assert main(["simulate", str(PAPER), "--plan", str(path), "--requests", "200"]) == 2
+    err = capsys.readouterr().err
+    assert "placements[0]" in err and "internal error" not in err, err
+
+
+@pytest.mark.parametrize("change", [{"scale_demand": 0}, {"scale": -1}, {"scale_demand": "2"}])
+def test_hostile_plan_multipliers(change: dict[str, Any], tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import PAPER
+
+    assert main(["plan", str(PAPER), "--format", "json"]) == 0
+    plan = {**json.loads(capsys.readouterr().out), **change}
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    assert main(["simulate", str(PAPER), "--plan", str(path), "--requests", "200"]) == 2
+    assert next(iter(change)) in capsys.readouterr().err

@@ -84,3 +84,17 @@ def test_uncovered_demand_keeps_spares_apart() -> None:
     assert plan.status is SolveStatus.INFEASIBLE
     assert "plus" in (plan.reason or "") and "spare instance(s)" in (plan.reason or ""), plan.reason
     assert dataclasses.asdict(plan.solver)["status"] == "infeasible"
+
+
+@pytest.mark.parametrize("solver", available_solvers())
+@pytest.mark.parametrize("rps", [1e-6, 1e-9])
+def test_a_tiny_demand_still_gets_instances(solver: str, rps: float) -> None:
+    """A demand of a micro-request per second is within a solver's feasibility tolerance of being covered by no
+    instance: the plan still has one instance per role (demand_presence) and verifies."""
+    doc = yaml.safe_load((INSTANCES / "tiny" / "whole-node-pricing.yaml").read_text())
+    next(iter(doc["workloads"].values()))["demand"] = {"requests_per_s": rps}
+    inst = instance_from_dict(doc, INSTANCES / "tiny")
+    plan = pdopt.solve(inst, SolverOptions(solver))
+    assert plan.status is SolveStatus.OPTIMAL
+    assert plan.models["chat"].prefill.instances >= 1 and plan.models["chat"].decode.instances >= 1
+    assert pdopt.verify(inst, plan.to_dict()) == []

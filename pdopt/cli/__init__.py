@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 from pdopt.cli import commands
 from pdopt.cli.parser import build_parser
@@ -32,9 +35,25 @@ COMMANDS = {
 }
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pdopt`` console script."""
     args = build_parser().parse_args(argv)
+    old_term = None
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        old_term = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM outside a solve: one line and 130
+    try:
+        return _run(args)
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _run(args: Any) -> int:
+    """Run the command; turn each kind of failure into its exit code (module docstring)."""
     try:
         return COMMANDS[args.command](args)
     except (InputError, SolverUnavailableError) as exc:

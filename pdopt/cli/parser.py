@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--solver", choices=SOLVERS, default="cbc")
     plan.add_argument("--time-limit", type=_positive_float, default=None, metavar="SECONDS")
     plan.add_argument("--gap", type=_gap, default=0.0, metavar="REL", help="relative MIP gap to stop at (default 0)")
-    plan.add_argument("--threads", type=_positive_int, default=1, help="solver threads (at least 1; default 1)")
+    plan.add_argument("--threads", type=_positive_int, default=1,
+                      help="CBC threads (at least 1; default 1); HiGHS uses its own default")
     plan.add_argument("--scale-demand", type=_multiplier, default=1.0, metavar="F",
                       help="multiply every demand by F (what if traffic grows 20%%? F = 1.2)")
     plan.add_argument("--maximize-scale", action="store_true",

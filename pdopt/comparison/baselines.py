@@ -347,6 +347,8 @@ def _row(instance: Instance, name: str, plan: Plan | None, reason: str | None,
         from pdopt.sim import SimOptions, simulate  # local: the simulator is only needed on request
 
         res = simulate(instance, plan, SimOptions(requests=simulate_requests, seed=seed))
+        if res.partial:
+            raise KeyboardInterrupt  # compare turns it into the rows done so far
         row["slo_met"] = res.slo_met()
         row["attainment"] = min((float(m["attainment"]["both"]) for m in res.models.values()), default=1.0)
     return row

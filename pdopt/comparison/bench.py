@@ -54,6 +54,8 @@ def measure(entry: str, options: SolverOptions, baselines: bool) -> dict[str, An
     built = build_problem(data)
     build_s = time.perf_counter() - start
     plan = solve(inst, options)
+    if plan.solver.interrupted:
+        raise KeyboardInterrupt
     row: dict[str, Any] = {
         "instance": entry, "models": len(inst.models), "gpu_types": len(inst.gpu_types),
         "pools": len(inst.node_pools), "variables": len(built.problem.variables()),

@@ -11,6 +11,7 @@ it, several times faster than the pure-Python one; the same rules either way).
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,12 @@ def limit_bytes(kind: str) -> int:
     raised = os.environ.get(LIMIT_VARIABLE)
     if raised:
         try:
-            mb = max(mb, float(raised))
+            value = float(raised)
         except ValueError:
-            raise InputError(f"{LIMIT_VARIABLE}: '{raised}' is not a number of megabytes") from None
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise InputError(f"{LIMIT_VARIABLE}: '{raised}' is not a positive number of megabytes")
+        mb = max(mb, value)
     return int(mb * 1e6)
 
 
@@ -48,6 +52,8 @@ def read_text(path: str | Path, what: str, encoding: str = "utf-8", kind: str = 
     chunks: list[bytes] = []
     size = 0
     try:
+        if p.exists() and not p.is_file() and not p.is_char_device():  # a FIFO or a folder would block or fail
+            raise InputError(f"{p}: the {what} is not a regular file")
         with p.open("rb") as fh:
             while size <= limit:  # in chunks, so that binary input stops at its first NUL, not at the limit
                 chunk = fh.read(min(CHUNK_BYTES, limit + 1 - size))
@@ -86,6 +92,8 @@ def parse_yaml(text: str, source: str, loader: str = yaml_safe.DEFAULT_LOADER) -
         raise InputError(f"{source}: not valid YAML or JSON ({first})") from None
     except RecursionError:
         raise InputError(f"{source}: nested too deeply to read") from None
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:  # a backstop: never a crash
+        raise InputError(f"{source}: cannot read a value ({type(exc).__name__}: {exc})") from None
 
 
 def dump_yaml(doc: Any) -> str:
@@ -105,6 +113,8 @@ def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
         raise InputError(f"{p}: the {what} gives the key '{exc.args[0]}' twice in one object") from None
     except RecursionError:
         raise InputError(f"{p}: the {what} is nested too deeply to read") from None
+    except ValueError as exc:  # an integer beyond Python's conversion limit
+        raise InputError(f"{p}: the {what} holds a number that cannot be read ({exc})") from None
     if not isinstance(doc, dict):
         raise InputError(f"{p}: the {what} must be a JSON object")
     return doc

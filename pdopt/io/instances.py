@@ -33,15 +33,19 @@ def _read_tpot_csv(path: Path, where: str) -> list[dict[str, Any]]:
         text = read_text(path, "decode curve CSV", kind="csv")
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if reader.fieldnames is None or not {"batch", "tpot_ms"} <= set(reader.fieldnames):
-        raise InputError(f"{where}: {path} must have the columns batch,tpot_ms")
-    rows: list[dict[str, Any]] = []
-    for n, row in enumerate(reader, start=2):
-        try:
-            rows.append({"batch": int(row["batch"]), "tpot_ms": float(row["tpot_ms"])})
-        except (TypeError, ValueError):
-            raise InputError(f"{where}: {path} line {n}: batch must be an integer and tpot_ms a number") from None
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if reader.fieldnames is None or not {"batch", "tpot_ms"} <= set(reader.fieldnames):
+            raise InputError(f"{where}: {path} must have the columns batch,tpot_ms")
+        rows: list[dict[str, Any]] = []
+        for n, row in enumerate(reader, start=2):
+            try:
+                rows.append({"batch": int(row["batch"]), "tpot_ms": float(row["tpot_ms"])})
+            except (TypeError, ValueError):
+                raise InputError(f"{where}: {path} line {n}: batch must be an integer and tpot_ms a number") \
+                    from None
+    except csv.Error as exc:  # a field over the csv module's size limit, a stray quote
+        raise InputError(f"{where}: {path}: not a readable CSV ({exc})") from None
     return rows
 
 
@@ -53,8 +57,11 @@ def confined_path(base: Path, ref: str, where: str, allowed: Sequence[Path] = ()
     not make pdopt read ``/etc/passwd`` or ``../../secrets``. Profiles kept in a sibling folder are common, so the
     message names the opt-in.
     """
-    target = (base / ref).resolve()
-    roots = [base.resolve(), *(Path(a).resolve() for a in allowed)]
+    try:
+        target = (base / ref).resolve()
+        roots = [base.resolve(), *(Path(a).resolve() for a in allowed)]
+    except (ValueError, RuntimeError, OSError) as exc:  # a NUL byte in the path, a loop of symbolic links
+        raise InputError(f"{where}: '{ref}' is not a path pdopt can follow ({exc})") from None
     if not any(target == r or r in target.parents for r in roots):
         raise InputError(f"{where}: '{ref}' leaves the instance's folder {roots[0]}; pdopt reads only files inside "
                          "it (allow another folder with --allow-path DIR, or allow_paths=[DIR] in Python)")

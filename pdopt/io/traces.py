@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,11 +58,22 @@ def _finish(times: list[float], ins: list[float], outs: list[float], source: str
     if len(times) < 2:
         raise InputError(f"{source}: a trace needs at least 2 requests, found {len(times)}")
     order = np.argsort(np.asarray(times), kind="stable")
-    t = np.asarray(times)[order]
+    t = np.asarray(times, dtype=float)[order]
+    if not np.isfinite(t).all():
+        raise InputError(f"{source}: a timestamp is not a finite number")
+    if t[-1] <= t[0]:
+        raise InputError(f"{source}: every request arrives at the same time; a trace needs a time span")
     return Trace(t - t[0], np.asarray(ins, dtype=float)[order], np.asarray(outs, dtype=float)[order], source)
 
 
+MAX_TOKENS = 1e8
+"""Longest input or output a trace may give (the instance format's bound on token counts)."""
+
+
 def _check_lengths(inp: float, out: float, where: str) -> None:
+    if not (1 <= inp <= MAX_TOKENS and 1 <= out <= MAX_TOKENS):
+        raise InputError(f"{where}: input and output lengths must be 1 to {MAX_TOKENS:g} tokens (got {inp:g}, "
+                         f"{out:g})")
     if not (inp >= 1 and out >= 1):
         raise InputError(f"{where}: input and output lengths must be at least 1 token (got {inp:g}, {out:g})")
 
@@ -112,13 +124,23 @@ def read_mooncake_jsonl(path: Path) -> Trace:
     return _finish(times, ins, outs, str(path))
 
 
+def _bounded(reader: Callable[[Path], Trace], path: Path) -> Trace:
+    """Run a trace reader; what the csv and json modules raise on hostile input becomes an InputError."""
+    try:
+        return reader(path)
+    except (csv.Error, RecursionError, OverflowError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{path}: not a readable trace ({type(exc).__name__}: {exc})") from None
+
+
 def read_trace(path: str | Path) -> Trace:
     """Read a trace by its extension: ``.csv`` (Azure) or ``.jsonl`` (Mooncake)."""
     p = Path(path)
     if p.suffix == ".csv":
-        return read_azure_csv(p)
+        return _bounded(read_azure_csv, p)
     if p.suffix in (".jsonl", ".json"):
-        return read_mooncake_jsonl(p)
+        return _bounded(read_mooncake_jsonl, p)
     raise InputError(f"{p}: unknown trace format (expected .csv for the Azure format or .jsonl for Mooncake)")
 
 

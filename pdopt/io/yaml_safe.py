@@ -28,8 +28,12 @@ from yaml.resolver import BaseResolver
 MAX_DEPTH = 100
 """Deepest nesting of mappings and sequences a document may have."""
 
-MAX_EVENTS = 20_000_000
-"""Parser events a document may have (a 16 MB instance has far fewer)."""
+MAX_EVENTS = 1_000_000
+"""Parser events a document may have (fleet-L's 163 kB instance has about 60,000; a list of millions of items
+would cost gigabytes to build before the schema refused it)."""
+
+MAX_DIGITS = 400
+"""Longest integer literal read (Python refuses to convert more than 4,300 digits; no field needs 400)."""
 
 
 class Resolver(BaseResolver):
@@ -40,10 +44,10 @@ Resolver.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|T
                                list("tTfF"))
 Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:int",
-    re.compile(r"^(?:[-+]?[0-9][0-9_]*|0x[0-9a-fA-F_]+|0o[0-7_]+)$"), list("-+0123456789"))
+    re.compile(r"^(?:[-+]?[0-9][0-9_]*|0x[0-9a-fA-F][0-9a-fA-F_]*|0o[0-7][0-7_]*)$"), list("-+0123456789"))
 Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?"
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?"
                r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
 Resolver.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"),
                                ["~", "n", "N", ""])
@@ -57,11 +61,34 @@ class Constructor(SafeConstructor):
         text = str(self.construct_scalar(node)).replace("_", "")
         sign = -1 if text.startswith("-") else 1
         digits = text.lstrip("+-")
-        if digits.startswith("0x"):
-            return sign * int(digits[2:], 16)
-        if digits.startswith("0o"):
-            return sign * int(digits[2:], 8)
-        return sign * int(digits, 10)
+        base = 16 if digits.startswith("0x") else 8 if digits.startswith("0o") else 10
+        digits = digits[2:] if base != 10 else digits
+        if len(digits) > MAX_DIGITS:
+            raise ConstructorError(None, None, f"an integer of {len(digits)} digits is longer than any field needs",
+                                   node.start_mark)
+        try:
+            return sign * int(digits, base)
+        except ValueError:
+            raise ConstructorError(None, None, f"'{text}' is not an integer", node.start_mark) from None
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        """A float, or a ConstructorError naming the text (a tag such as ``!!float abc`` forces the type)."""
+        try:
+            return float(super().construct_yaml_float(node))
+        except (ValueError, IndexError):
+            raise ConstructorError(None, None, f"'{self.construct_scalar(node)}' is not a number",
+                                   node.start_mark) from None
+
+    def construct_yaml_bool(self, node: yaml.ScalarNode) -> bool:
+        """true or false only (``!!bool maybe`` is refused, not a KeyError)."""
+        text = str(self.construct_scalar(node))
+        if text.lower() not in ("true", "false"):
+            raise ConstructorError(None, None, f"'{text}' is not true or false", node.start_mark)
+        return text.lower() == "true"
+
+    def construct_unsupported(self, node: yaml.Node) -> Any:
+        """Binary data, sets, ordered maps and pairs have no place in an instance."""
+        raise ConstructorError(None, None, f"the YAML type {node.tag} is not accepted", node.start_mark)
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         """A mapping whose keys are all different; a key given twice names both lines."""
@@ -69,6 +96,8 @@ class Constructor(SafeConstructor):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
+            if not isinstance(key, str):  # an instance's keys are names; true/null/1 would alias "true"/"null"/"1"
+                raise ConstructorError(None, None, f"the key {key!r} must be text (quote it)", key_node.start_mark)
             try:
                 if key in seen:
                     raise ConstructorError(None, None, f"the key '{key}' is given twice, on lines {seen[key]} and "
@@ -84,6 +113,10 @@ class Constructor(SafeConstructor):
 Constructor.add_constructor("tag:yaml.org,2002:int", Constructor.construct_yaml_int)  # type: ignore[type-var]
 Constructor.add_constructor("tag:yaml.org,2002:timestamp",  # a date stays the text the user wrote
                             Constructor.construct_yaml_str)  # type: ignore[type-var]
+Constructor.add_constructor("tag:yaml.org,2002:float", Constructor.construct_yaml_float)  # type: ignore[type-var]
+Constructor.add_constructor("tag:yaml.org,2002:bool", Constructor.construct_yaml_bool)  # type: ignore[type-var]
+for _tag in ("binary", "set", "omap", "pairs"):
+    Constructor.add_constructor(f"tag:yaml.org,2002:{_tag}", Constructor.construct_unsupported)  # type: ignore[type-var]
 
 
 class PythonLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer,

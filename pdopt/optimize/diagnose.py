@@ -112,7 +112,10 @@ def diagnose(data: ModelData, options: SolverOptions) -> Diagnosis:
 
 
 def _caveat(solution: Solution, what: str, limit: float) -> list[str]:
-    """A line when a diagnosis solve did not prove its answer (time limit) or found none."""
+    """A line when a diagnosis solve did not prove its answer (time limit) or found none; an interruption stops
+    the diagnosis (KeyboardInterrupt: the CLI exits 130)."""
+    if solution.report.interrupted:
+        raise KeyboardInterrupt
     if solution.status is SolveStatus.OPTIMAL:
         return []
     if solution.has_solution:

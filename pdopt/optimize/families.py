@@ -50,6 +50,24 @@ def add_demand_cover(built: BuiltProblem, data: ModelData) -> None:
         built.add_row("demand_cover", (m, r), supply >= built.demand_need(demand) + data.spare_rps[(m, r)])
 
 
+PRESENCE_BELOW_RPS = 1e-3
+"""Demands below this (req/s) get a demand_presence row: a cover row of that size is within a solver's
+feasibility tolerance of being met by no instance (larger demands need no extra row, so their LPs are
+unchanged)."""
+
+
+def add_demand_presence(built: BuiltProblem, data: ModelData) -> None:
+    """demand_presence[m,r]: sum_s,p x[s,p] >= 1 for every (m, r) with 0 < demand < 1e-3 req/s.
+
+    Implied by demand_cover in exact arithmetic (a positive demand needs positive capacity), it keeps a solver's
+    feasibility tolerance (about 1e-6 absolute) from covering a tiny demand with no instance at all.
+    """
+    for (m, r), demand in data.demand_rps.items():
+        if 0 < demand < PRESENCE_BELOW_RPS:
+            count = pulp.lpSum(built.x[a] for a in data.arcs_by_role.get((m, r), ()))
+            built.add_row("demand_presence", (m, r), count >= 1)
+
+
 def add_pool_gpu_capacity(built: BuiltProblem, data: ModelData) -> None:
     """pool_gpu_capacity[p] (aggregate pools): sum_s g[s] x[s,p] <= GPUs per node[p] x nodes[p].
 
@@ -236,6 +254,10 @@ FAMILIES: tuple[Family, ...] = (
     Family("pooled_step_order", add_pooled_step_order, _pooled, "pooled (ggc) prefill shapes"),
     Family("pooled_tail_link", add_pooled_tail_link, _pooled, "pooled (ggc) prefill shapes"),
     Family("demand_cover", add_demand_cover, _always, "always"),
+    Family("demand_presence", add_demand_presence,
+           lambda d, m: not (m.shortfall or m.maximise_scale) and any(0 < v < PRESENCE_BELOW_RPS
+                                                                      for v in d.demand_rps.values()),
+           "a demand below 1e-3 req/s, in every mode but shortfall and max_scale"),
     Family("pool_gpu_capacity", add_pool_gpu_capacity, _aggregate, "pools with aggregate packing"),
     Family("pattern_cover", add_pattern_cover, _patterns, "pools with pattern packing"),
     Family("pattern_node_count", add_pattern_node_count, _patterns, "pools with pattern packing"),

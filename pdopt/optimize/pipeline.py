@@ -56,6 +56,8 @@ def confirm_infeasible(problem: pulp.LpProblem, opts: SolverOptions, first: Solu
     """CBC's ``infeasible``, confirmed by a second solve without its preprocessing; a plan that solve finds is kept
     (with a message saying so), otherwise the first verdict stands."""
     again = run_solver(problem, dataclasses.replace(opts, cbc_preprocess=False))
+    if again.report.interrupted:
+        return again
     if not again.has_solution:
         return first
     note = f"{again.report.message}; CBC's preprocessing had reported infeasible, solved again without it"
@@ -114,6 +116,8 @@ def solve(
         # CBC's preprocessing rounds a budget row with its integer tolerance (nodes <= 0.999999 becomes <= 1):
         # the plan it returns may cost up to a millionth more than the budget. Solve again without it.
         sol = run_solver(built.problem, dataclasses.replace(opts, cbc_preprocess=False), warm_start=False)
+        if sol.report.interrupted:
+            raise KeyboardInterrupt
         sol = dataclasses.replace(sol, report=dataclasses.replace(
             sol.report, message=f"{sol.report.message}; CBC's preprocessing had returned a plan over the budget, "
                                 "solved again without it"))

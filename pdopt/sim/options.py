@@ -41,8 +41,8 @@ class SimOptions:
         if self.prefill_service not in SERVICE_DISTRIBUTIONS:
             raise InputError(f"prefill_service: '{self.prefill_service}' is not one of "
                              f"{', '.join(SERVICE_DISTRIBUTIONS)}")
-        if not self.prefill_scv >= 0:
-            raise InputError(f"prefill_scv: must be >= 0, got {self.prefill_scv}")
+        if not 0 <= self.prefill_scv <= 1e4:  # NaN and infinities fail too
+            raise InputError(f"prefill_scv: must be from 0 to 10000, got {self.prefill_scv}")
         if self.lengths not in LENGTH_MODES:
             raise InputError(f"lengths: '{self.lengths}' is not one of {', '.join(LENGTH_MODES)}")
         if not (0 <= self.warmup_fraction < 1 and 0 <= self.cooldown_fraction < 1

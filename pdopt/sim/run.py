@@ -336,6 +336,8 @@ def tightness(instance: Instance, plan: Plan, options: SimOptions | None = None,
             if reduced is None:
                 continue
             res = simulate(instance, reduced[0], options, trace)
+            if res.partial:
+                raise KeyboardInterrupt  # the tightness verdict needs whole runs
             mm = res.models[m]
             out.append({"model": m, "role": role, "removed": reduced[1], "slo_met": mm["slo_met"],
                         "ttft_s": mm["ttft_s"][mm["slo"]["ttft_statistic"]],

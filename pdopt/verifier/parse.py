@@ -31,9 +31,18 @@ PLANNED_STATUSES: frozenset[str] = frozenset({"optimal", "feasible"})
 ROLE_NAMES: tuple[str, str] = ("prefill", "decode")
 
 
+MAX_MAGNITUDE = 1e15
+"""Largest number a plan field may hold: beyond it no count, price or rate is plausible, and a float conversion
+of a huge JSON integer would overflow."""
+
+
 def is_number(value: object) -> TypeGuard[int | float]:
-    """A finite JSON number (bool excluded: JSON true is not a count)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number of plausible size (bool excluded: JSON true is not a count)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= MAX_MAGNITUDE  # compared exactly, never converted to float
+    return math.isfinite(value) and abs(value) <= MAX_MAGNITUDE
 
 
 def close(a: float, b: float, rel: float) -> bool:
@@ -95,10 +104,11 @@ def parse_placement(i: int, raw: object, out: list[Violation]) -> Placement | No
         ok = False
         out.append(Violation("bad_plan_field", f"{where}.variant: expected a string, got {variant!r}"))
     gpus = raw.get("gpus_per_instance")
-    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus <= 0:
+    if not isinstance(gpus, int) or isinstance(gpus, bool) or not 0 < gpus <= MAX_MAGNITUDE:
         ok = False
+        shown = repr(gpus) if not isinstance(gpus, int) or abs(gpus) < 10**30 else "a huge integer"
         out.append(Violation("bad_plan_field", f"{where}.gpus_per_instance: expected a positive integer, "
-                                               f"got {gpus!r}"))
+                                               f"got {shown}"))
     count = raw.get("count")
     if not is_number(count):
         ok = False

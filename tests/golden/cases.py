@@ -43,6 +43,7 @@ DOMAIN_LOSS = (("resilience", {"domain_loss_fraction": 0.5}),)
 
 CASES: dict[str, Case] = {
     "demand_cover": Case(PAPER),
+    "demand_presence": Case(PAPER, patch=(("workloads", {"dsv31": {"demand": {"tokens_per_min": 1.0}}}),)),
     "pool_gpu_capacity": Case(TINY / "whole-node-pricing.yaml"),
     "pattern_cover": Case(TINY / "tp3-packing.yaml"),
     "pattern_node_count": Case(TINY / "tp3-packing.yaml"),

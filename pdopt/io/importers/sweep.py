@@ -14,8 +14,8 @@ def read_ttft_sweep_csv(path: str | Path) -> list[tuple[float, float]]:
     """(request rate req/s, mean TTFT s) per row; InputError naming the file when a column is missing or not a
     number."""
     p = Path(path)
-    rows = list(csv.DictReader(io.StringIO(read_text(p, "TTFT sweep", kind="csv"), newline="")))
     try:
+        rows = list(csv.DictReader(io.StringIO(read_text(p, "TTFT sweep", kind="csv"), newline="")))
         return [(float(r["request_rate_rps"]), float(r["ttft_mean_s"])) for r in rows]
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, csv.Error):
         raise InputError(f"{p}: needs numeric columns request_rate_rps,ttft_mean_s") from None
