@@ -35,6 +35,7 @@ from pdopt.verifier import (
     packing,
     verify,
 )
+from tests.test_verify import ffd_trap_doc  # derived there, by hand
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "verifier.md"
@@ -109,31 +110,6 @@ def _spine_doc() -> dict[str, Any]:
     return doc
 
 
-def _ffd_trap_doc() -> dict[str, Any]:
-    """Two models whose optimum puts 1 x 4 + 2 x 3 + 3 x 2 GPUs on two 8-GPU nodes (4+2+2 and 3+3+2): first-fit
-    decreasing cannot pack it, so only the exact search can approve the plan (tests/test_verify.py derives it).
-    No bundled plan needs the search: tiny/tp3-packing.yaml packs its 3+3+2 nodes by first-fit decreasing."""
-    def wl(rps: float, l_out: float) -> dict[str, Any]:
-        return {"demand": {"requests_per_s": rps}, "input_tokens_mean": 1000, "output_tokens_mean": l_out,
-                "ttft": {"target_s": 1.1}, "tpot": {"target_ms": 20.0}, "ttft_overhead_s": 0.1}
-
-    def prof(model: str, role: str, gpus: int, x: float = 10000) -> dict[str, Any]:
-        out: dict[str, Any] = {"model": model, "role": role, "gpu_type": "gpu", "gpus_per_instance": gpus}
-        if role == "prefill":
-            out["max_throughput_by_input"] = [{"input_tokens": 1000, "max_throughput_tok_per_s": x}]
-        else:
-            out["tpot_by_batch"] = [{"batch": 10, "tpot_ms": 10.0}, {"batch": 50, "tpot_ms": 30.0}]
-        return out
-
-    return {"name": "ffd-trap", "gpu_types": {"gpu": {"memory_gb": 80, "price_usd_per_gpu_hour": 2.0}},
-            "node_pools": {"pool": {"gpu_type": "gpu", "gpus_per_node": 8, "node_count": 2}},
-            "models": {"a": {"kv_bytes_per_token": 1000, "weights_gb": 10},
-                       "b": {"kv_bytes_per_token": 1000, "weights_gb": 10}},
-            "workloads": {"a": wl(8.0, 250), "b": wl(7.5, 100)},
-            "profiles": [prof("a", "prefill", 4), prof("a", "decode", 3), prof("b", "prefill", 2, 5000),
-                         prof("b", "decode", 2)]}
-
-
 def _load(name: str) -> Instance:
     """A base instance by name: a bundled file, or a small variant of one."""
     files = {"paper": "paper/dsv31-h200-5mtpm.yaml", "mixed": "tiny/mixed-two-models-cap.yaml",
@@ -147,7 +123,7 @@ def _load(name: str) -> Instance:
     if name == "resilient":  # network-spine, half the demand to survive either rack's loss
         return instance_from_dict({**_spine_doc(), "resilience": {"domain_loss_fraction": 0.5}})
     if name == "ffd_trap":
-        return instance_from_dict(_ffd_trap_doc())
+        return instance_from_dict(ffd_trap_doc())
     raise AssertionError(name)
 
 

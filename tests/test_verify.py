@@ -879,28 +879,34 @@ def test_pdopt_uses_the_features_it_is_verified_on() -> None:
     assert budget["objective_usd_per_hour"] <= 24.0 + 1e-9
 
 
+def ffd_trap_doc() -> dict[str, Any]:
+    """Two models whose demands force 1 x 4 + 2 x 3 + 3 x 2 GPUs on exactly two 8-GPU nodes (4+2+2 and 3+3+2),
+    which first-fit decreasing cannot pack (also used by tests/test_verifier_checks.py)."""
+    def wl(rps: float, l_out: float) -> dict[str, Any]:
+        return {"demand": {"requests_per_s": rps}, "input_tokens_mean": 1000, "output_tokens_mean": l_out,
+                 "ttft": {"target_s": 1.1}, "tpot": {"target_ms": 20.0}, "ttft_overhead_s": 0.1}
+
+    def prof(model: str, role: str, gpus: int, x: float = 10000) -> dict[str, Any]:
+        return {**_profile(role, gpus), "model": model} | (
+             {"max_throughput_by_input": [{"input_tokens": 1000, "max_throughput_tok_per_s": x}]}
+             if role == "prefill" else {})
+
+    return {"name": "ffd-trap", "gpu_types": {"gpu": {"memory_gb": 80, "price_usd_per_gpu_hour": 2.0}},
+            "node_pools": {"pool": {"gpu_type": "gpu", "gpus_per_node": 8, "node_count": 2}},
+            "models": {"a": {"kv_bytes_per_token": 1000, "weights_gb": 10},
+                       "b": {"kv_bytes_per_token": 1000, "weights_gb": 10}},
+            # a: prefill 9 req/s (1 x 4 GPUs), decode 6 req/s at L_out 250 (2 x 3 GPUs);
+            # b: prefill 4 req/s (2 x 2 GPUs), decode 15 req/s (1 x 2 GPUs)
+            "workloads": {"a": wl(8.0, 250), "b": wl(7.5, 100)},
+            "profiles": [prof("a", "prefill", 4), prof("a", "decode", 3), prof("b", "prefill", 2, 5000),
+                         prof("b", "decode", 2)]}
+
+
 def test_pdopt_plan_that_first_fit_decreasing_cannot_pack() -> None:
     """Two models whose demands force 1 x 4 + 2 x 3 + 3 x 2 GPUs on exactly two 8-GPU nodes: the planner's
     pattern packing finds 4+2+2 / 3+3+2, first-fit decreasing does not, and the verifier's exact search agrees
     with the planner."""
-    def wl(rps: float, l_out: float) -> dict[str, Any]:
-        return {"demand": {"requests_per_s": rps}, "input_tokens_mean": 1000, "output_tokens_mean": l_out,
-                "ttft": {"target_s": 1.1}, "tpot": {"target_ms": 20.0}, "ttft_overhead_s": 0.1}
-
-    def prof(model: str, role: str, gpus: int, x: float = 10000) -> dict[str, Any]:
-        return {**_profile(role, gpus), "model": model} | (
-            {"max_throughput_by_input": [{"input_tokens": 1000, "max_throughput_tok_per_s": x}]}
-            if role == "prefill" else {})
-
-    doc = {"name": "ffd-trap", "gpu_types": {"gpu": {"memory_gb": 80, "price_usd_per_gpu_hour": 2.0}},
-           "node_pools": {"pool": {"gpu_type": "gpu", "gpus_per_node": 8, "node_count": 2}},
-           "models": {"a": {"kv_bytes_per_token": 1000, "weights_gb": 10},
-                      "b": {"kv_bytes_per_token": 1000, "weights_gb": 10}},
-           # a: prefill 9 req/s (1 x 4 GPUs), decode 6 req/s at L_out 250 (2 x 3 GPUs);
-           # b: prefill 4 req/s (2 x 2 GPUs), decode 15 req/s (1 x 2 GPUs)
-           "workloads": {"a": wl(8.0, 250), "b": wl(7.5, 100)},
-           "profiles": [prof("a", "prefill", 4), prof("a", "decode", 3), prof("b", "prefill", 2, 5000),
-                        prof("b", "decode", 2)]}
+    doc = ffd_trap_doc()
     inst = instance_from_dict(doc)
     plan = solve(inst).to_dict()
     assert plan["status"] == "optimal", plan["reason"]
