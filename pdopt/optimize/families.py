@@ -171,22 +171,25 @@ def _flow_domains(built: BuiltProblem) -> list[str]:
     return sorted({d for _, d, _ in built.kv_flow})
 
 
-def add_kv_prefill_out(built: BuiltProblem, data: ModelData) -> None:
-    """kv_prefill_out[m,d]: sum_e kv_flow[m,d,e] <= prefill capacity of m in d (networks only)."""
+def _kv_domain_rows(built: BuiltProblem, data: ModelData, family: str, role: str) -> None:
+    """Per model and domain: the KV flows leaving it (prefill) or arriving in it (decode) <= the role's capacity
+    there (single-instance capacities: a pooled group may be split across domains)."""
     doms = _flow_domains(built)
     for m in data.models:
-        for d in doms:
-            out = pulp.lpSum(built.kv_flow[(m, d, e)] for e in doms)
-            built.add_row("kv_prefill_out", (m, d), out <= role_capacity(built, data, m, "prefill", d, pooled=False))
+        for here in doms:
+            flows = [built.kv_flow[(m, here, e) if role == "prefill" else (m, e, here)] for e in doms]
+            built.add_row(family, (m, here), pulp.lpSum(flows) <= role_capacity(built, data, m, role, here,
+                                                                                pooled=False))
+
+
+def add_kv_prefill_out(built: BuiltProblem, data: ModelData) -> None:
+    """kv_prefill_out[m,d]: sum_e kv_flow[m,d,e] <= prefill capacity of m in d (networks only)."""
+    _kv_domain_rows(built, data, "kv_prefill_out", "prefill")
 
 
 def add_kv_decode_in(built: BuiltProblem, data: ModelData) -> None:
     """kv_decode_in[m,e]: sum_d kv_flow[m,d,e] <= decode capacity of m in e (networks only)."""
-    doms = _flow_domains(built)
-    for m in data.models:
-        for e in doms:
-            inn = pulp.lpSum(built.kv_flow[(m, d, e)] for d in doms)
-            built.add_row("kv_decode_in", (m, e), inn <= role_capacity(built, data, m, "decode", e, pooled=False))
+    _kv_domain_rows(built, data, "kv_decode_in", "decode")
 
 
 def add_kv_flow_total(built: BuiltProblem, data: ModelData) -> None:
