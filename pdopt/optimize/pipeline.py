@@ -52,16 +52,21 @@ def over_budget(plan: Plan, data: ModelData) -> bool:
     return budget is not None and cost is not None and cost > budget + BUDGET_TOLERANCE * max(abs(budget), 1.0)
 
 
-def confirm_infeasible(problem: pulp.LpProblem, opts: SolverOptions, first: Solution) -> Solution:
-    """CBC's ``infeasible``, confirmed by a second solve without its preprocessing; a plan that solve finds is kept
-    (with a message saying so), otherwise the first verdict stands."""
+def without_preprocessing(problem: pulp.LpProblem, opts: SolverOptions, why: str) -> Solution:
+    """Solve again with CBC's preprocessing off (its tolerances can cut off, or let in, a plan sitting exactly on
+    a limit); the report's message says why, unless the solve was interrupted."""
     again = run_solver(problem, dataclasses.replace(opts, cbc_preprocess=False))
     if again.report.interrupted:
         return again
-    if not again.has_solution:
-        return first
-    note = f"{again.report.message}; CBC's preprocessing had reported infeasible, solved again without it"
+    note = f"{again.report.message}; CBC's preprocessing had {why}, solved again without it"
     return dataclasses.replace(again, report=dataclasses.replace(again.report, message=note))
+
+
+def confirm_infeasible(problem: pulp.LpProblem, opts: SolverOptions, first: Solution) -> Solution:
+    """CBC's ``infeasible``, confirmed by a second solve without its preprocessing; a plan that solve finds is kept
+    (with a message saying so), otherwise the first verdict stands."""
+    again = without_preprocessing(problem, opts, "reported infeasible")
+    return again if again.report.interrupted or again.has_solution else first
 
 
 def solve(
@@ -115,12 +120,9 @@ def solve(
     if over_budget(plan, data) and opts.name == "cbc" and opts.cbc_preprocess and not sol.report.interrupted:
         # CBC's preprocessing rounds a budget row with its integer tolerance (nodes <= 0.999999 becomes <= 1):
         # the plan it returns may cost up to a millionth more than the budget. Solve again without it.
-        sol = run_solver(built.problem, dataclasses.replace(opts, cbc_preprocess=False), warm_start=False)
+        sol = without_preprocessing(built.problem, opts, "returned a plan over the budget")
         if sol.report.interrupted:
             raise KeyboardInterrupt
-        sol = dataclasses.replace(sol, report=dataclasses.replace(
-            sol.report, message=f"{sol.report.message}; CBC's preprocessing had returned a plan over the budget, "
-                                "solved again without it"))
         plan = extract(instance.name, skipped, data, built.index(), sol, scale_demand, scale, opts.time_limit_s)
     if sol.status is SolveStatus.INFEASIBLE and not sol.report.interrupted:
         plan = _with_diagnosis(plan, data, opts)
