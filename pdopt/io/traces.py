@@ -74,8 +74,6 @@ def _check_lengths(inp: float, out: float, where: str) -> None:
     if not (1 <= inp <= MAX_TOKENS and 1 <= out <= MAX_TOKENS):
         raise InputError(f"{where}: input and output lengths must be 1 to {MAX_TOKENS:g} tokens (got {inp:g}, "
                          f"{out:g})")
-    if not (inp >= 1 and out >= 1):
-        raise InputError(f"{where}: input and output lengths must be at least 1 token (got {inp:g}, {out:g})")
 
 
 def read_azure_csv(path: Path) -> Trace:
