@@ -87,12 +87,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from pdopt.io import load_instance, load_json
-    from pdopt.verifier import format_violations, verify
+    from pdopt.verifier import PLANNED_STATUSES, format_violations, verify
 
     instance = load_instance(args.file, args.allow_path)
     doc = load_json(args.plan, "plan")
     status = doc.get("status")
-    if status not in ("optimal", "feasible") and isinstance(status, str):
+    if status not in PLANNED_STATUSES and isinstance(status, str):
         raise InputError(f"{args.plan}: status '{status}': the file holds no plan to verify (only plans with status "
                          "optimal or feasible have placements)")
     violations = verify(instance, doc)
