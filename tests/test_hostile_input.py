@@ -237,31 +237,31 @@ def test_hostile_mooncake_traces(content: str, message: str, tmp_path: Path,
     assert code == 2 and message in err and "Traceback" not in err and "internal error" not in err, err
 
 
+def _simulate_changed_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str], top: dict[str, Any],
+                           placement: dict[str, Any]) -> str:
+    """Plan the paper instance, change the plan's JSON, simulate it: exit 2, and the error text."""
+    from tests.conftest import PAPER
+
+    assert main(["plan", str(PAPER), "--format", "json"]) == 0
+    plan = {**json.loads(capsys.readouterr().out), **top}
+    plan["placements"][0].update(placement)
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    assert main(["simulate", str(PAPER), "--plan", str(path), "--requests", "200"]) == 2
+    err = capsys.readouterr().err
+    assert "internal error" not in err and "Traceback" not in err, err
+    return err
+
+
 @pytest.mark.parametrize("change", [
     {"count": 10**9}, {"count": "3"}, {"count": True}, {"capacity_rps": 0}, {"gpus_per_instance": 10**400},
 ])
 def test_hostile_plans_for_simulate(change: dict[str, Any], tmp_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.conftest import PAPER
-
-    assert main(["plan", str(PAPER), "--format", "json"]) == 0
-    plan = json.loads(capsys.readouterr().out)
-    plan["placements"][0].update(change)
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(plan))
-    assert main(["simulate", str(PAPER), "--plan", str(path), "--requests", "200"]) == 2
-    err = capsys.readouterr().err
-    assert "placements[0]" in err and "internal error" not in err, err
+    assert "placements[0]" in _simulate_changed_plan(tmp_path, capsys, {}, change)
 
 
 @pytest.mark.parametrize("change", [{"scale_demand": 0}, {"scale": -1}, {"scale_demand": "2"}])
 def test_hostile_plan_multipliers(change: dict[str, Any], tmp_path: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.conftest import PAPER
-
-    assert main(["plan", str(PAPER), "--format", "json"]) == 0
-    plan = {**json.loads(capsys.readouterr().out), **change}
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(plan))
-    assert main(["simulate", str(PAPER), "--plan", str(path), "--requests", "200"]) == 2
-    assert next(iter(change)) in capsys.readouterr().err
+    assert next(iter(change)) in _simulate_changed_plan(tmp_path, capsys, change, {})
