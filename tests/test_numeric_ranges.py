@@ -92,7 +92,12 @@ def rich_doc() -> dict[str, Any]:
             for m in ("a", "b")] + [
             {"model": m, "role": "decode", "gpu_type": "g", "gpus_per_instance": 2, "input_tokens": 1000.0,
              "output_tokens": 100.0, "tpot_by_batch": [{"batch": 1, "tpot_ms": 10.0}, {"batch": 64, "tpot_ms": 40.0}]}
-            for m in ("a", "b")],
+            for m in ("a", "b")] + [
+            {"model": "a", "role": "aggregated", "gpu_type": "g", "gpus_per_instance": 2, "token_budget": 2048,
+             "max_batch": 128, "kv_tokens": 200000,
+             "iteration": {"overhead_ms": 20.0, "per_prefill_token_ms": 0.05, "prefill_quadratic_ms": 1e-6,
+                           "per_context_token_ms": 1e-4, "per_decode_seq_ms": 0.1},
+             "measured_runs": [{"request_rate_rps": 1.0, "ttft_mean_s": 0.1, "tpot_mean_ms": 25.0}]}],
     }
 
 

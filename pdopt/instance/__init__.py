@@ -6,11 +6,24 @@ profiles, :mod:`.schema` everything else and the :class:`Instance` with its cros
 read by the I/O layer (:mod:`pdopt.io`), never here.
 """
 
-from pdopt.instance.base import IDENTIFIER_PATTERN, ROLES, Identifier, Role, Statistic, StrictModel
+from pdopt.instance.base import (
+    IDENTIFIER_PATTERN,
+    ROLES,
+    SERVING_MODES,
+    SHAPE_ROLES,
+    Identifier,
+    Role,
+    ServingMode,
+    Statistic,
+    StrictModel,
+)
 from pdopt.instance.profiles import (
+    AggregatedProfile,
     DecodeCurve,
     DecodePoint,
     DecodeProfile,
+    IterationModel,
+    MeasuredRun,
     MeasuredTtft,
     PrefillPoint,
     PrefillProfile,
@@ -37,8 +50,9 @@ from pdopt.instance.schema import (
 )
 
 __all__ = [
-    "IDENTIFIER_PATTERN", "ROLES", "DecodeCurve", "DecodePoint", "DecodeProfile", "Demand", "GpuType", "Identifier",
-    "Instance", "LengthDistribution", "Limits", "Link", "MeasuredTtft", "Model", "ModelArchitecture", "Network",
-    "NodePool", "PlannerOptions", "PrefillPoint", "PrefillProfile", "Profile", "Resilience", "Role", "Statistic",
-    "StrictModel", "TpotSlo", "TtftSlo", "Workload", "fits_nodes", "validate_instance",
+    "IDENTIFIER_PATTERN", "ROLES", "SERVING_MODES", "SHAPE_ROLES", "AggregatedProfile", "DecodeCurve", "DecodePoint",
+    "DecodeProfile", "Demand", "GpuType", "Identifier", "Instance", "IterationModel", "LengthDistribution", "Limits",
+    "Link", "MeasuredRun", "MeasuredTtft", "Model", "ModelArchitecture", "Network", "NodePool", "PlannerOptions",
+    "PrefillPoint", "PrefillProfile", "Profile", "Resilience", "Role", "ServingMode", "Statistic", "StrictModel",
+    "TpotSlo", "TtftSlo", "Workload", "fits_nodes", "validate_instance",
 ]

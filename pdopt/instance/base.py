@@ -14,8 +14,15 @@ Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 Statistic = Literal["mean", "p50", "p90", "p95", "p99"]
 """The statistic an SLO target applies to: the mean over requests, or a percentile over requests."""
 
-Role = Literal["prefill", "decode"]
+Role = Literal["prefill", "decode", "aggregated"]
+"""What an instance of a shape does: prefill only, decode only (the disaggregated pair), or both in one engine."""
 ROLES: tuple[Role, Role] = ("prefill", "decode")
+"""The disaggregated pair: a model served disaggregated needs capacity in both."""
+SHAPE_ROLES: tuple[Role, Role, Role] = ("prefill", "decode", "aggregated")
+"""Every role a shape may have."""
+ServingMode = Literal["aggregated", "disaggregated"]
+"""How a model is served: aggregated instances (prefill and decode in one engine) or disaggregated P/D pairs."""
+SERVING_MODES: tuple[ServingMode, ServingMode] = ("aggregated", "disaggregated")
 
 
 RANGES: dict[str, tuple[float, float, str]] = {
@@ -65,6 +72,15 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "request_rate_rps": (1e-9, 1e7, "requests/s"),
     "ttft_mean_s": (1e-9, 1e6, "s"),
     "output_tokens": (1e-3, 1e8, "tokens"),
+    "token_budget": (1, 1e8, "tokens per iteration"),
+    "max_batch": (1, 1e7, "requests"),
+    "kv_tokens": (1, 1e12, "tokens"),
+    "overhead_ms": (0.0, 1e6, "ms"),
+    "per_prefill_token_ms": (0.0, 1e3, "ms per token"),
+    "prefill_quadratic_ms": (0.0, 1e3, "ms per token^2"),
+    "per_decode_seq_ms": (0.0, 1e4, "ms per request"),
+    "per_context_token_ms": (0.0, 1e3, "ms per token"),
+    "tpot_mean_ms": (1e-6, 1e7, "ms"),
 }
 """The finite range of every numeric field of the instance format (docs/instance-format.md prints this table).
 

@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Protocol
 from pydantic import (
     AfterValidator,
     Field,
+    NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
     model_validator,
@@ -209,4 +210,72 @@ def _interp_tpot(pts: list[DecodePoint], batch: int) -> float:
     raise ValueError(f"batch {batch} outside the curve")
 
 
-Profile = Annotated[PrefillProfile | DecodeProfile, Field(discriminator="role")]
+class IterationModel(StrictModel):
+    """Time of one engine iteration that runs a decode batch and prefill chunks together (chunked prefill), ms:
+
+        t = overhead_ms + per_prefill_token_ms P + prefill_quadratic_ms Q + per_context_token_ms C
+            + per_decode_seq_ms B
+
+    with P the prompt tokens prefilled in the iteration, Q = sum over its chunks of p (2 o + p) (a chunk of p
+    tokens at offset o attends to o + p tokens; over a whole prompt of L tokens the chunks telescope to L^2, so Q
+    is DistServe's sum of squared prompt lengths whatever the chunking), C the context tokens of the B decoding
+    requests (prompt plus tokens generated so far), and B the decode batch. DistServe's fitted vLLM coefficients
+    map one to one: prefill [a, b, c] -> overhead a, per token b, quadratic c; decoding [a, b, c] -> per context
+    token b, per decode request c (its decode overhead a is the same fixed cost, counted once per iteration).
+    """
+
+    overhead_ms: NonNegativeFloat
+    """Fixed cost of one iteration (weights read once, kernel launches, scheduling)."""
+    per_prefill_token_ms: NonNegativeFloat
+    prefill_quadratic_ms: NonNegativeFloat = 0.0
+    per_context_token_ms: NonNegativeFloat = 0.0
+    per_decode_seq_ms: NonNegativeFloat = 0.0
+    source: str = ""
+    """Where the coefficients come from (a fit, a paper's table, a calibration)."""
+
+    def time_ms(self, prefill_tokens: float, quadratic: float, context_tokens: float, batch: float) -> float:
+        """The iteration time t(P, Q, C, B) above."""
+        return (self.overhead_ms + self.per_prefill_token_ms * prefill_tokens + self.prefill_quadratic_ms * quadratic
+                + self.per_context_token_ms * context_tokens + self.per_decode_seq_ms * batch)
+
+
+class MeasuredRun(StrictModel):
+    """One run of a request-rate sweep of one aggregated instance (``vllm bench serve`` at a fixed rate)."""
+
+    request_rate_rps: PositiveFloat
+    ttft_mean_s: PositiveFloat
+    tpot_mean_ms: PositiveFloat
+
+
+class AggregatedProfile(_ProfileBase):
+    """An aggregated instance: prefill and decode in one engine with chunked prefill, as vLLM and SGLang run by
+    default. Each iteration carries the running decode batch (one token each) and, within ``token_budget``
+    tokens in all, chunks of the waiting prompts in arrival order; its time follows :class:`IterationModel`."""
+
+    role: Literal["aggregated"]
+    token_budget: PositiveInt
+    """Tokens per iteration, decode tokens included (vLLM's ``max_num_batched_tokens``): prefill gets the
+    budget left after the decode batch."""
+    max_batch: PositiveInt
+    """Most requests running at once, prefilling or decoding (vLLM's ``max_num_seqs``)."""
+    iteration: IterationModel
+    kv_tokens: PositiveInt | None = None
+    """KV-cache capacity of one instance in tokens (``null``: derived from GPU memory, weights and the model's
+    KV bytes per token, as for decode shapes)."""
+    measured_runs: list[MeasuredRun] | None = None
+    """Measured runs at several request rates: the iteration model's coefficients are calibrated to them
+    (pdopt/perf/aggregated_fit.py) before capacities are computed."""
+
+    @model_validator(mode="after")
+    def _budget_above_one(self) -> AggregatedProfile:
+        if self.token_budget < 2:
+            raise ValueError("token_budget: needs at least 2 tokens per iteration (one decode token and room to "
+                             "prefill)")
+        if self.max_batch > self.token_budget:
+            raise ValueError(f"max_batch {self.max_batch} exceeds token_budget {self.token_budget}: every running "
+                             "decode request takes one token of the budget per iteration (vLLM requires "
+                             "max_num_batched_tokens >= max_num_seqs)")
+        return self
+
+
+Profile = Annotated[PrefillProfile | DecodeProfile | AggregatedProfile, Field(discriminator="role")]

@@ -23,8 +23,8 @@ from pydantic import (
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from pdopt.errors import InputError, format_validation_error
-from pdopt.instance.base import Identifier, Statistic, StrictModel
-from pdopt.instance.profiles import DecodeProfile, PrefillProfile, Profile
+from pdopt.instance.base import SERVING_MODES, Identifier, ServingMode, Statistic, StrictModel
+from pdopt.instance.profiles import AggregatedProfile, DecodeProfile, PrefillProfile, Profile
 
 
 class GpuType(StrictModel):
@@ -199,8 +199,22 @@ class Workload(StrictModel):
     decode_model: Literal["paper", "under_load"] = "paper"
     """``paper``: every request sees TPOT at the planned batch; ``under_load``: the running batch fluctuates
     (Poisson, as the number in service of an M/G/inf queue) and the TPOT statistic is taken over it."""
-    spare_instances: dict[Literal["prefill", "decode"], NonNegativeInt] = Field(default_factory=dict)
-    """N+k: the demand stays covered after losing any k instances of the role (k per role, default 0)."""
+    spare_instances: dict[Literal["prefill", "decode", "aggregated"], NonNegativeInt] = Field(default_factory=dict)
+    """N+k: the demand stays covered after losing any k instances of the role (k per role, default 0); a role
+    the plan does not use needs no spares."""
+    modes: list[ServingMode] | None = None
+    """Serving modes the plan may use for this model: ``aggregated`` (prefill and decode in one engine),
+    ``disaggregated`` (P/D pairs), or both, the traffic then split between them by the router. Default: every
+    mode the model has profiles for."""
+
+    @model_validator(mode="after")
+    def _modes_distinct(self) -> Workload:
+        if self.modes is not None:
+            if not self.modes:
+                raise ValueError("modes: name at least one of aggregated, disaggregated (or leave it out)")
+            if len(set(self.modes)) != len(self.modes):
+                raise ValueError(f"modes: {self.modes} names a mode twice")
+        return self
 
     @model_validator(mode="after")
     def _distribution_matches_mean(self) -> Workload:
@@ -307,15 +321,38 @@ class Instance(StrictModel):
                 problems.append(f"profiles[{i}]: duplicates profiles[{seen[prof.key]}] (same model, role, "
                                 "gpu_type, gpus_per_instance, variant)")
             seen.setdefault(prof.key, i)
-        for mid in self.workloads:
-            for role in ("prefill", "decode"):
-                if mid in self.models and not any(p.model == mid and p.role == role for p in self.profiles):
-                    problems.append(f"profiles: no {role} profile for model '{mid}' (workloads.{mid} needs one)")
+        for mid, wl in self.workloads.items():
+            if mid in self.models:
+                problems.extend(self._mode_problems(mid, wl))
         problems.extend(self._packing_problems())
         problems.extend(self._network_problems())
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def serving_modes(self, model: str) -> tuple[ServingMode, ...]:
+        """The modes a model may be served in: those its workload allows (all by default) that it has profiles
+        for (aggregated: an aggregated profile; disaggregated: a prefill and a decode profile)."""
+        roles = {p.role for p in self.profiles if p.model == model}
+        have = {"aggregated": "aggregated" in roles, "disaggregated": {"prefill", "decode"} <= roles}
+        allowed = self.workloads[model].modes or list(SERVING_MODES)
+        return tuple(m for m in SERVING_MODES if m in allowed and have[m])
+
+    def _mode_problems(self, mid: str, wl: Workload) -> list[str]:
+        """A workload needs the profiles of at least one allowed mode, and of every mode it names."""
+        roles = {p.role for p in self.profiles if p.model == mid}
+        named = wl.modes or []
+        problems = []
+        for mode in named:
+            missing = ["aggregated"] if mode == "aggregated" else sorted({"prefill", "decode"} - roles)
+            missing = [r for r in missing if r not in roles]
+            if missing:
+                problems.append(f"workloads.{mid}.modes: '{mode}' needs {' and '.join(missing)} profile(s) for "
+                                f"model '{mid}'")
+        if not named and "aggregated" not in roles:
+            problems += [f"profiles: no {role} profile for model '{mid}' (workloads.{mid} needs one, or an "
+                         "aggregated profile)" for role in ("prefill", "decode") if role not in roles]
+        return problems
 
     def _network_problems(self) -> list[str]:
         """Links name known domains or switches; every pool's domain is on the network; the domains that hold
@@ -397,7 +434,7 @@ class Instance(StrictModel):
         return validate_instance(doc, source)
 
     def profile(self, model: str, role: str, gpu_type: str, gpus_per_instance: int,
-                variant: str = "default") -> PrefillProfile | DecodeProfile:
+                variant: str = "default") -> PrefillProfile | DecodeProfile | AggregatedProfile:
         """The profile with this key; KeyError if there is none."""
         for prof in self.profiles:
             if prof.key == (model, role, gpu_type, gpus_per_instance, variant):

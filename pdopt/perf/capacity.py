@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pdopt.instance import Instance, PrefillProfile
+from pdopt.instance import AggregatedProfile, Instance, PrefillProfile
+from pdopt.perf.aggregated import aggregated_capacity, aggregated_overhead_s, kv_token_capacity
 from pdopt.perf.decode import (
     decode_capacity,
     decode_rate_under_load,
@@ -65,11 +66,18 @@ def capacity_table(instance: Instance) -> CapacityTable:
     for prof in instance.profiles:
         if prof.model not in instance.workloads:
             continue
+        mode = "aggregated" if prof.role == "aggregated" else "disaggregated"
+        if mode not in instance.serving_modes(prof.model):
+            skipped.append(_skip(prof, f"workloads.{prof.model}.modes does not allow {mode} serving"))
+            continue
         workload = instance.workloads[prof.model]
         misfit = weights_fit(instance, prof.model, prof.gpu_type, prof.gpus_per_instance)
         result: ShapeCapacity | SkippedShape
         if misfit is not None:
             result = _skip(prof, misfit)
+        elif isinstance(prof, AggregatedProfile):
+            result = aggregated_capacity(prof, workload, kv_token_capacity(instance, prof),
+                                         aggregated_overhead_s(instance, workload))
         elif isinstance(prof, PrefillProfile):
             transfer = transfer_overhead_s(instance, prof.model, prof.gpu_type, prof.gpus_per_instance)
             if transfer is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pdopt.instance import DecodeProfile, PrefillProfile, Role
+from pdopt.instance import AggregatedProfile, DecodeProfile, PrefillProfile, Role
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class SkippedShape:
     variant: str = "default"
 
 
-def skip(profile: PrefillProfile | DecodeProfile, reason: str) -> SkippedShape:
+def skip(profile: PrefillProfile | DecodeProfile | AggregatedProfile, reason: str) -> SkippedShape:
+    """The profile's shape, unusable for ``reason``."""
     return SkippedShape(profile.model, profile.role, profile.gpu_type, profile.gpus_per_instance, reason,
                         profile.variant)

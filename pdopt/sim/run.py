@@ -248,7 +248,7 @@ def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
                 np.array([p.input_tokens for p in prof.max_throughput_by_input]),
                 np.array([p.max_throughput_tok_per_s for p in prof.max_throughput_by_input]),
                 transfer_s=transfer_overhead_s(instance, pi.model, pi.gpu_type, pi.gpus_per_instance)))
-        else:
+        elif isinstance(prof, DecodeProfile):
             cap, bound = decode_cap(instance, pi.model, prof)
             steps = _step_table(_curve(instance, pi.model, prof), cap)
             decode.append(DecodeServer(models.index(pi.model), pi.capacity_rps, steps, cap))

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from pdopt.instance import DecodeProfile, Instance, PrefillProfile, Workload
+from pdopt.instance import AggregatedProfile, DecodeProfile, Instance, PrefillProfile, Workload
 from pdopt.perf import calibrate, queueing
 
 PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
@@ -256,7 +256,7 @@ def _decode_rps(profile: DecodeProfile, instance: Instance) -> RecomputedShape:
 
 
 def find_profile(instance: Instance, model: str, role: str, gpu_type: str, gpus_per_instance: int,
-                 variant: str) -> PrefillProfile | DecodeProfile | None:
+                 variant: str) -> PrefillProfile | DecodeProfile | AggregatedProfile | None:
     """The profile with this full key (model, role, gpu_type, gpus_per_instance, variant), or None."""
     key = (model, role, gpu_type, gpus_per_instance, variant)
     return next((p for p in instance.profiles
@@ -278,6 +278,8 @@ def recompute_shape(instance: Instance, model: str, role: str, gpu_type: str, gp
                                     f"{instance.gpu_types[gpu_type].memory_gb:g} GB")
     if isinstance(prof, PrefillProfile):
         return _prefill_rps(prof, instance)
+    if isinstance(prof, AggregatedProfile):
+        return RecomputedShape(0.0, "aggregated shapes are not recomputed by this verifier version")
     return _decode_rps(prof, instance)
 
 
