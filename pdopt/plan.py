@@ -89,9 +89,13 @@ class RolePlan:
     gpus: int
 
 
+MODEL_MODES = ("aggregated", "disaggregated", "both")
+"""How a plan serves a model: aggregated instances only, P/D pairs only, or both behind one router."""
+
+
 @dataclass(frozen=True)
 class ModelPlan:
-    """A model's plan: the demand it serves and both roles."""
+    """A model's plan: the demand it serves, how (its serving mode and the split), and each role."""
 
     demand_rps: float
     """Requests/s served: the instance's demand x ``scale_demand`` x ``scale``."""
@@ -99,6 +103,18 @@ class ModelPlan:
     decode: RolePlan
     pd_ratio: float | None
     """Prefill instances over decode instances."""
+    mode: str = "disaggregated"
+    """``aggregated``, ``disaggregated`` or ``both`` (:data:`MODEL_MODES`): what the plan chose."""
+    aggregated: RolePlan | None = None
+    """The aggregated instances (None when the model has no aggregated shape to plan)."""
+    aggregated_rps: float = 0.0
+    """Requests/s the router sends to the aggregated instances; the rest, ``demand_rps - aggregated_rps``, goes to
+    the P/D pairs."""
+
+    @property
+    def disaggregated_rps(self) -> float:
+        """Requests/s served by the P/D pairs."""
+        return max(0.0, self.demand_rps - self.aggregated_rps)
 
 
 @dataclass(frozen=True)
@@ -155,6 +171,8 @@ class Survival:
     prefill_rps: float
     decode_rps: float
     served_fraction: float
+    aggregated_rps: float = 0.0
+    """Aggregated capacity left (0 for a model with none)."""
 
 
 @dataclass(frozen=True)
@@ -242,7 +260,8 @@ class Plan:
             "scale": self.scale,
             "reason": self.reason,
             "placements": [asdict(p) for p in self.placements],
-            "models": {m: {**asdict(mp), "served_demand_rps": mp.demand_rps} for m, mp in self.models.items()},
+            "models": {m: {**asdict(mp), "served_demand_rps": mp.demand_rps,
+                           "disaggregated_rps": mp.disaggregated_rps} for m, mp in self.models.items()},
             "pools": {p: asdict(u) for p, u in self.pools.items()},
             "gpus_used": dict(self.gpus_used),
             "cost_breakdown": asdict(self.cost_breakdown) if self.cost_breakdown else {},

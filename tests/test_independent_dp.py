@@ -22,8 +22,8 @@ from tests.conftest import INSTANCES
 Usage = tuple[int, ...]
 
 
-def _role_frontier(inst: Instance, pools: list[str], model: str, role: str, demand: float) -> list[Usage]:
-    """Minimal per-pool GPU usage vectors whose best capacity covers ``demand``.
+def _role_best(inst: Instance, pools: list[str], model: str, role: str) -> dict[Usage, float]:
+    """best[u]: the largest capacity of a role that per-pool GPU usage u buys.
 
     best[u] = max(best[u - e_a] for each pool a (an idle GPU), best[u - n e_a] + cap for each item of size n in
     pool a), filled in lexicographic order so that every predecessor is final: an unbounded knapsack.
@@ -51,9 +51,47 @@ def _role_frontier(inst: Instance, pools: list[str], model: str, role: str, dema
             if u[a] >= n:
                 val = max(val, best[tuple(v - n * (i == a) for i, v in enumerate(u))] + cap)
         best[u] = val
-    ok = {u for u in lattice if best[u] >= demand * (1 - 1e-9)}
+    return best
+
+
+def _minimal(ok: set[Usage]) -> list[Usage]:
+    """The usage vectors of ``ok`` from which no single GPU can be removed while staying in ``ok``."""
     return [u for u in ok if all(u[a] == 0 or tuple(v - (i == a) for i, v in enumerate(u)) not in ok
-                                 for a in range(len(dims)))]
+                                 for a in range(len(u)))]
+
+
+def _role_frontier(inst: Instance, pools: list[str], model: str, role: str, demand: float) -> list[Usage]:
+    """Minimal per-pool GPU usage vectors whose best capacity covers ``demand``."""
+    best = _role_best(inst, pools, model, role)
+    return _minimal({u for u, v in best.items() if v >= demand * (1 - 1e-9)})
+
+
+def _add(a: Usage, b: Usage) -> Usage:
+    return tuple(x + y for x, y in zip(a, b, strict=True))
+
+
+def _mixed_usages(inst: Instance, pools: list[str], model: str, demand: float,
+                  spares: dict[str, float]) -> set[Usage]:
+    """Usage vectors of a model served both ways, the router splitting its demand: aggregated usage u_a (its
+    capacity, less its spares when used, takes a share) plus a P/D pair of usages covering the rest (each less
+    its spares when used). Every minimal u_a level is tried against the P and D frontiers for what is left."""
+    best_a = _role_best(inst, pools, model, "aggregated")
+    zero = tuple(0 for _ in pools)
+    out: set[Usage] = set()
+    levels: dict[float, set[Usage]] = {}
+    for u, v in best_a.items():
+        levels.setdefault(v, set()).add(u)
+    for v, us in levels.items():
+        share = max(0.0, v - spares["aggregated"]) if v > 0 else 0.0
+        rest = demand - share
+        for u_a in _minimal(us) if v > 0 else [zero]:
+            if rest <= 1e-9 * demand:
+                out.add(u_a)
+                continue
+            fp = _role_frontier(inst, pools, model, "prefill", rest + spares["prefill"])
+            fd = _role_frontier(inst, pools, model, "decode", rest + spares["decode"])
+            out |= {_add(_add(u_a, a), b) for a in fp for b in fd}
+    return out
 
 
 def _chain_pools(inst: Instance) -> bool:
@@ -89,6 +127,22 @@ def dp_optimum(inst: Instance, scale: float) -> float | None:
     size = [inst.node_pools[p].gpus_per_node * inst.node_pools[p].node_count for p in pools]
     states: set[Usage] = {tuple(0 for _ in pools)}
     for model, w in inst.workloads.items():
+        modes = inst.serving_modes(model)
+        if "aggregated" in modes:
+            spares = {}
+            for role in ("prefill", "decode", "aggregated"):
+                caps = [c.capacity_rps for prof in inst.profiles if (prof.model, prof.role) == (model, role)
+                        and (c := recompute_shape(inst, model, role, prof.gpu_type, prof.gpus_per_instance))
+                        is not None]
+                spares[role] = dict(w.spare_instances).get(role, 0) * max(caps, default=0.0)
+            demand = demand_rps(inst, model, scale)
+            if "disaggregated" in modes:
+                usages = _mixed_usages(inst, pools, model, demand, spares)
+            else:
+                usages = set(_role_frontier(inst, pools, model, "aggregated", demand + spares["aggregated"]))
+            sums = (_add(used, u) for used in states for u in usages)
+            states = {tot for tot in sums if all(t <= s for t, s in zip(tot, size, strict=True))}
+            continue
         for role in ("prefill", "decode"):
             caps = [c.capacity_rps for prof in inst.profiles if (prof.model, prof.role) == (model, role)
                     and (c := recompute_shape(inst, model, role, prof.gpu_type, prof.gpus_per_instance)) is not None]

@@ -166,7 +166,7 @@ def plan_from_counts(instance: Instance, counts: Counts, name: str, data: ModelD
         objective_usd_per_hour=sum(fleet.pool_costs(data, counts, nodes).values()),
         scale_demand=1.0,
         placements=placed,
-        models=fleet.model_plans(data, placed, 1.0),
+        models=fleet.model_plans(data, placed, 1.0, fleet.aggregated_shares(data, counts, 1.0)),
         gpus_used=fleet.gpus_by_type(placed),
         skipped_shapes=table.skipped,
         solver=SolverReport(f"baseline:{name}", 0.0, None, None, "baseline sizing rule, not an optimiser"),

@@ -18,6 +18,7 @@ from pdopt.optimize.problem import (
     BuiltProblem,
     Mode,
     add_kv_flow_vars,
+    add_mode_vars,
     add_nodes,
     add_pattern_nodes,
     add_pooled_steps,
@@ -33,7 +34,7 @@ __all__ = ["CONSTRAINT_FAMILIES", "VARIABLE_FAMILIES", "BuiltProblem", "Mode", "
            "relax", "set_start"]
 
 VARIABLE_STEPS: tuple[Callable[[BuiltProblem, ModelData], None], ...] = (
-    add_x, add_nodes, add_pattern_nodes, add_pooled_steps, add_shortfall, add_slack, add_kv_flow_vars)
+    add_x, add_nodes, add_pattern_nodes, add_pooled_steps, add_shortfall, add_slack, add_kv_flow_vars, add_mode_vars)
 """The variable families, in the order they are created (every mode creates those its data and mode need)."""
 
 
@@ -65,9 +66,18 @@ def relax(built: BuiltProblem) -> None:
         v.cat = pulp.LpContinuous
 
 
-def set_start(built: BuiltProblem, counts: Mapping[Arc, int], nodes: Mapping[str, int]) -> None:
-    """Give the solver a feasible start (a MIP start): instance counts and nodes; others start at zero."""
+def set_start(built: BuiltProblem, counts: Mapping[Arc, int], nodes: Mapping[str, int],
+              shares: Mapping[str, float] | None = None) -> None:
+    """Give the solver a feasible start (a MIP start): instance counts, nodes and, for mixed models, the req/s
+    routed to aggregated instances; others start at zero. A start serves each mixed model in one mode: all of
+    its demand aggregated (share > 0) or all disaggregated (share 0), and switches on that mode alone."""
     for key, v in built.x.items():
         v.setInitialValue(counts.get(key, 0))
     for p, v in built.nodes.items():
         v.setInitialValue(nodes.get(p, 0))
+    for m, v in built.mode_share.items():
+        share = (shares or {}).get(m, 0.0)
+        v.setInitialValue(share)
+        for (mm, mode), on in built.mode_on.items():
+            if mm == m:
+                on.setInitialValue(int((share > 0) == (mode == "aggregated")))

@@ -63,6 +63,8 @@ def extract(instance: str, skipped: tuple[SkippedShape, ...], data: ModelData, i
                    for (m, d, e), rps in flow_vals.items())
         links.append(LinkLoad(link[0], link[1], bandwidth, load, load / bandwidth))
     served = scale or 1.0
+    solved = {m: solution.value(name) for m, name in index.mode_share.items()}
+    shares = fleet.aggregated_shares(data, counts, served, solved)
     return Plan(
         instance=instance,
         status=solution.status,
@@ -70,7 +72,7 @@ def extract(instance: str, skipped: tuple[SkippedShape, ...], data: ModelData, i
         scale_demand=scale_demand,
         scale=scale,
         placements=placed,
-        models=fleet.model_plans(data, placed, served),
+        models=fleet.model_plans(data, placed, served, shares),
         gpus_used=fleet.gpus_by_type(placed),
         skipped_shapes=skipped,
         solver=report,

@@ -37,17 +37,78 @@ def role_capacity(built: BuiltProblem, data: ModelData, m: str, r: str, domain: 
     return pulp.lpSum(terms)
 
 
-def add_demand_cover(built: BuiltProblem, data: ModelData) -> None:
-    """demand_cover[m,r]: sum_s,p cap[s] x[s,p] (+ shortfall[m,r]) >= scale x demand[m,r] + spare[m,r].
+def role_need(built: BuiltProblem, data: ModelData, m: str, r: str) -> pulp.LpAffineExpression | float:
+    """The demand role r of model m serves: scale x demand[m]; for a mixed model, its aggregated share
+    (``mode_share[m]``) for the aggregated role and the rest, scale x demand[m] - mode_share[m], for prefill and
+    decode."""
+    need = built.demand_need(data.model_demand_rps(m))
+    if m not in built.mode_share:
+        return need
+    share = built.mode_share[m]
+    return share if r == "aggregated" else need - share
 
-    ``scale`` is 1 except when maximising it; ``spare`` = k x the largest per-instance capacity of the role, so the
-    demand stays covered after losing any k instances (N+k).
+
+def _mode_of(role: str) -> str:
+    return "aggregated" if role == "aggregated" else "disaggregated"
+
+
+def spare_need(built: BuiltProblem, data: ModelData, m: str, r: str) -> pulp.LpAffineExpression | float:
+    """The reserve role r of model m holds: spare[m,r], times mode_on[m, mode] for a mixed model's mode (a mode
+    the plan does not use holds no spares)."""
+    on = built.mode_on.get((m, _mode_of(r)))
+    return data.spare_rps[(m, r)] * on if on is not None else data.spare_rps[(m, r)]
+
+
+def add_demand_cover(built: BuiltProblem, data: ModelData) -> None:
+    """demand_cover[m,r]: sum_s,p cap[s] x[s,p] (+ shortfall[m,r]) >= need[m,r] + spare[m,r].
+
+    need[m,r] is scale x demand[m] (``scale`` is 1 except when maximising it); for a mixed model, the aggregated
+    role's need is mode_share[m] and the prefill and decode roles' is scale x demand[m] - mode_share[m]
+    (:func:`role_need`). ``spare`` = k x the largest per-instance capacity of the role, so the demand stays
+    covered after losing any k instances (N+k); in a mixed model, times mode_on[m, mode] (:func:`spare_need`).
     """
-    for (m, r), demand in data.demand_rps.items():
+    for m, r in data.demand_rps:
         supply = role_capacity(built, data, m, r)
         if (m, r) in built.shortfall:
             supply = supply + built.shortfall[(m, r)]
-        built.add_row("demand_cover", (m, r), supply >= built.demand_need(demand) + data.spare_rps[(m, r)])
+        built.add_row("demand_cover", (m, r), supply >= role_need(built, data, m, r) + spare_need(built, data, m, r))
+
+
+def add_mode_share_limit(built: BuiltProblem, data: ModelData) -> None:
+    """mode_share_limit[m] (mixed models): mode_share[m] <= scale x demand[m]: the aggregated instances take at
+    most the whole demand, so the disaggregated part is never negative."""
+    for m, share in built.mode_share.items():
+        built.add_row("mode_share_limit", (m,), share <= built.demand_need(data.model_demand_rps(m)))
+
+
+def _mode_bound(built: BuiltProblem, data: ModelData, m: str, roles: tuple[str, ...]) -> float:
+    """An upper bound on what a mode of model m can serve: the demand when it is not scaled; under a scale, the
+    largest capacity the inventory gives the mode's first role (every x is bounded then)."""
+    if built.scale is None:
+        return data.model_demand_rps(m)
+    best = []
+    for r in roles:
+        total = 0.0
+        for s, p in data.arcs_by_role.get((m, r), ()):
+            ub = built.x[(s, p)].upBound
+            if ub is None:
+                raise ValueError("a scaled demand with unbounded instance counts has no big-M for mode_switch")
+            total += data.shapes[s].pooled_capacity_rps(int(ub)) if data.shapes[s].pooled_gains else \
+                data.shapes[s].capacity_rps * ub
+        best.append(total)
+    return min(best)
+
+
+def add_mode_switch(built: BuiltProblem, data: ModelData) -> None:
+    """mode_switch[m,mode] (mixed models whose mode holds spares): what the mode serves <= M x mode_on[m,mode],
+    with M the demand (or, under a scale, the most the inventory gives the mode): a mode serving any demand is
+    on, and its spares (:func:`spare_need`) are held."""
+    for (m, mode), on in built.mode_on.items():
+        if mode == "aggregated":
+            served, big_m = role_need(built, data, m, "aggregated"), _mode_bound(built, data, m, ("aggregated",))
+        else:
+            served, big_m = role_need(built, data, m, "prefill"), _mode_bound(built, data, m, ("prefill", "decode"))
+        built.add_row("mode_switch", (m, mode), served <= big_m * on)
 
 
 PRESENCE_BELOW_RPS = 1e-3
@@ -57,14 +118,17 @@ unchanged)."""
 
 
 def add_demand_presence(built: BuiltProblem, data: ModelData) -> None:
-    """demand_presence[m,r]: sum_s,p x[s,p] >= 1 for every (m, r) with 0 < demand < 1e-3 req/s.
+    """demand_presence[m,r]: sum_s,p x[s,p] >= 1 for every (m, r) with 0 < demand < 1e-3 req/s (for a mixed model,
+    the count of r's instances plus its aggregated instances, for r in prefill and decode).
 
     Implied by demand_cover in exact arithmetic (a positive demand needs positive capacity), it keeps a solver's
     feasibility tolerance (about 1e-6 absolute) from covering a tiny demand with no instance at all.
     """
     for (m, r), demand in data.demand_rps.items():
-        if 0 < demand < PRESENCE_BELOW_RPS:
-            count = pulp.lpSum(built.x[a] for a in data.arcs_by_role.get((m, r), ()))
+        if 0 < demand < PRESENCE_BELOW_RPS and not (data.is_mixed(m) and r == "aggregated"):
+            # a mixed model: each of prefill and decode, or aggregated instances, must be present
+            roles = (r, "aggregated") if data.is_mixed(m) else (r,)
+            count = pulp.lpSum(built.x[a] for q in roles for a in data.arcs_by_role.get((m, q), ()))
             built.add_row("demand_presence", (m, r), count >= 1)
 
 
@@ -175,7 +239,7 @@ def _kv_domain_rows(built: BuiltProblem, data: ModelData, family: str, role: str
     """Per model and domain: the KV flows leaving it (prefill) or arriving in it (decode) <= the role's capacity
     there (single-instance capacities: a pooled group may be split across domains)."""
     doms = _flow_domains(built)
-    for m in data.models:
+    for m in data.disaggregated_models:
         for here in doms:
             flows = [built.kv_flow[(m, here, e) if role == "prefill" else (m, e, here)] for e in doms]
             built.add_row(family, (m, here), pulp.lpSum(flows) <= role_capacity(built, data, m, role, here,
@@ -193,30 +257,31 @@ def add_kv_decode_in(built: BuiltProblem, data: ModelData) -> None:
 
 
 def add_kv_flow_total(built: BuiltProblem, data: ModelData) -> None:
-    """kv_flow_total[m]: sum_{d,e} kv_flow[m,d,e] >= demand[m] (x scale) (networks only)."""
+    """kv_flow_total[m]: sum_{d,e} kv_flow[m,d,e] >= the disaggregated demand of m (scale x demand[m], less
+    mode_share[m] for a mixed model) (networks only; aggregated instances move no KV cache)."""
     doms = _flow_domains(built)
-    for m in data.models:
+    for m in data.disaggregated_models:
         total = pulp.lpSum(built.kv_flow[(m, d, e)] for d in doms for e in doms)
-        built.add_row("kv_flow_total", (m,), total >= built.demand_need(data.demand_rps[(m, "prefill")]))
+        built.add_row("kv_flow_total", (m,), total >= role_need(built, data, m, "prefill"))
 
 
 def add_link_bandwidth(built: BuiltProblem, data: ModelData) -> None:
     """link_bandwidth[l]: sum_{m,d!=e} kv_gbit[m] share_l(d,e) kv_flow[m,d,e] <= bandwidth_l (+ extra_bandwidth[l])."""
     for link, bandwidth in sorted(data.links.items()):
         load = pulp.lpSum(data.kv_gbit_per_request[m] * share[link] * built.kv_flow[(m, d, e)]
-                          for (d, e), share in data.routes.items() if link in share for m in data.models)
+                          for (d, e), share in data.routes.items() if link in share for m in data.disaggregated_models)
         built.add_row("link_bandwidth", link, load <= built.rhs_with_slack(bandwidth, SlackKey("bandwidth", link)))
 
 
 def add_domain_loss_cover(built: BuiltProblem, data: ModelData) -> None:
-    """domain_loss_cover[m,r,D]: capacity of model m, role r outside domain D >= fraction x demand (x scale), for
-    every domain D that holds a pool: the fleet survives losing any one domain."""
+    """domain_loss_cover[m,r,D]: capacity of model m, role r outside domain D >= fraction x need[m,r] (the role's
+    demand, :func:`role_need`), for every domain D that holds a pool: the fleet survives losing any one domain."""
     assert data.domain_loss_fraction is not None
-    for (m, r), demand in data.demand_rps.items():
+    for m, r in data.demand_rps:
         for lost in data.domains:
             left = role_capacity(built, data, m, r, lost, inside=False, pooled=False)
             built.add_row("domain_loss_cover", (m, r, lost), left >= data.domain_loss_fraction *
-                          built.demand_need(demand))
+                          role_need(built, data, m, r))
 
 
 @dataclass(frozen=True)
@@ -257,6 +322,12 @@ FAMILIES: tuple[Family, ...] = (
     Family("pooled_step_order", add_pooled_step_order, _pooled, "pooled (ggc) prefill shapes"),
     Family("pooled_tail_link", add_pooled_tail_link, _pooled, "pooled (ggc) prefill shapes"),
     Family("demand_cover", add_demand_cover, _always, "always"),
+    Family("mode_share_limit", add_mode_share_limit, lambda d, m: bool(d.mixed_models),
+           "a model that may be served both aggregated and disaggregated"),
+    Family("mode_switch", add_mode_switch,
+           lambda d, m: any(d.spare_rps[(x, r)] > 0 for x in d.mixed_models for r in ("prefill", "decode",
+                                                                                        "aggregated")),
+           "a mixed model with spare instances"),
     Family("demand_presence", add_demand_presence,
            lambda d, m: not (m.shortfall or m.maximise_scale) and any(0 < v < PRESENCE_BELOW_RPS
                                                                       for v in d.demand_rps.values()),

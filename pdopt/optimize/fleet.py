@@ -98,15 +98,46 @@ def _role_plan(demand: float, placed: list[Placement]) -> RolePlan:
     )
 
 
-def model_plans(data: ModelData, placed: tuple[Placement, ...], scale: float) -> dict[str, ModelPlan]:
-    """Per model (in the instance's order): the demand served (the data's demand x ``scale``) and both roles."""
+def aggregated_shares(data: ModelData, counts: Counts, scale: float,
+                      solved: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Req/s routed to each model's aggregated instances: all the demand for a model served aggregated only,
+    none for one served disaggregated only; for a mixed model the solver's ``mode_share`` (``solved``) or, when
+    counts come without one (a baseline), the aggregated capacity left after spares, at most the demand."""
+    out = {}
+    for m in data.models:
+        demand = data.model_demand_rps(m) * scale
+        modes = data.modes_of(m)
+        if "aggregated" not in modes:
+            continue
+        if "disaggregated" not in modes:
+            out[m] = demand
+        elif solved is not None and m in solved:
+            out[m] = min(max(solved[m], 0.0), demand)
+        else:
+            cap = sum(data.shapes[s].capacity_rps * c for (s, _), c in counts.items()
+                      if data.shapes[s].model == m and data.shapes[s].role == "aggregated")
+            out[m] = min(max(cap - data.spare_rps[(m, "aggregated")], 0.0), demand)
+    return out
+
+
+def model_plans(data: ModelData, placed: tuple[Placement, ...], scale: float,
+                shares: Mapping[str, float] | None = None) -> dict[str, ModelPlan]:
+    """Per model (in the instance's order): the demand served (the data's demand x ``scale``), the mode the
+    plan chose and the req/s routed to aggregated instances (``shares``), and each role."""
     out = {}
     for m in dict.fromkeys(m for m, _ in data.demand_rps):
-        roles = {r: _role_plan(data.demand_rps[(m, r)] * scale, [p for p in placed if p.model == m and p.role == r])
-                 for r in ROLES}
+        demand = data.model_demand_rps(m) * scale
+        agg = (shares or {}).get(m, 0.0)
+        need = {"prefill": demand - agg, "decode": demand - agg, "aggregated": agg}
+        roles = {r: _role_plan(need[r], [p for p in placed if p.model == m and p.role == r])
+                 for r in (*ROLES, "aggregated")}
         n_d = roles["decode"].instances
-        out[m] = ModelPlan(data.demand_rps[(m, "prefill")] * scale, roles["prefill"], roles["decode"],
-                           roles["prefill"].instances / n_d if n_d else None)
+        has_agg = "aggregated" in data.modes_of(m)
+        used_agg, used_dis = roles["aggregated"].instances > 0, roles["prefill"].instances > 0
+        mode = "both" if used_agg and used_dis else "aggregated" if used_agg else "disaggregated"
+        out[m] = ModelPlan(demand, roles["prefill"], roles["decode"],
+                           roles["prefill"].instances / n_d if n_d else None, mode=mode,
+                           aggregated=roles["aggregated"] if has_agg else None, aggregated_rps=agg)
     return out
 
 
@@ -119,9 +150,10 @@ def failure_scenarios(data: ModelData, counts: Counts, scale: float) -> dict[str
         for m in data.models:
             left = {r: sum(c * data.shapes[s].capacity_rps for (s, p), c in counts.items()
                            if data.shapes[s].model == m and data.shapes[s].role == r
-                           and data.pools[p].domain != lost) for r in ROLES}
-            demand = data.demand_rps[(m, "prefill")] * scale
-            per[m] = Survival(left["prefill"], left["decode"],
-                              min(left.values()) / demand if demand > 0 else 1.0)
+                           and data.pools[p].domain != lost) for r in (*ROLES, "aggregated")}
+            demand = data.model_demand_rps(m) * scale
+            served = left["aggregated"] + min(left["prefill"], left["decode"])
+            per[m] = Survival(left["prefill"], left["decode"], served / demand if demand > 0 else 1.0,
+                              left["aggregated"])
         out[lost] = per
     return out

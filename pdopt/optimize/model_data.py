@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from pdopt.instance import ROLES, Instance, fits_nodes
+from pdopt.instance import ROLES, Instance, ServingMode, fits_nodes
 from pdopt.optimize import topology
 from pdopt.perf.capacity import CapacityTable, ShapeCapacity
 
@@ -101,6 +101,33 @@ class ModelData:
     kv_gbit_per_request: dict[str, float] = field(default_factory=dict)
     """Model -> KV cache of one request's prompt, Gbit."""
     domain_loss_fraction: float | None = None
+    modes: dict[str, tuple[ServingMode, ...]] = field(default_factory=dict)
+    """Model -> the serving modes the plan may use (absent: disaggregated only). A model with both is *mixed*:
+    its demand is split between aggregated and disaggregated instances by a ``mode_share`` variable."""
+
+    # -- serving modes ---------------------------------------------------------------------------------------
+
+    def modes_of(self, model: str) -> tuple[ServingMode, ...]:
+        """The serving modes of a model (disaggregated when unstated)."""
+        return self.modes.get(model, ("disaggregated",))
+
+    def is_mixed(self, model: str) -> bool:
+        """True when the plan chooses how to split the model's demand between both modes."""
+        return len(self.modes_of(model)) == 2
+
+    @functools.cached_property
+    def mixed_models(self) -> tuple[str, ...]:
+        """Models whose demand the plan splits between the modes, sorted."""
+        return tuple(m for m in self.models if self.is_mixed(m))
+
+    @functools.cached_property
+    def disaggregated_models(self) -> tuple[str, ...]:
+        """Models that may be served by P/D pairs (the ones whose KV cache may cross the network), sorted."""
+        return tuple(m for m in self.models if "disaggregated" in self.modes_of(m))
+
+    def model_demand_rps(self, model: str) -> float:
+        """The model's demand, req/s (every role of the model has this demand in :attr:`demand_rps`)."""
+        return next(d for (m, _), d in self.demand_rps.items() if m == model)
 
     # -- the index: arcs grouped once, so that every family builds its rows in time linear in the arcs --------
 
@@ -252,12 +279,16 @@ def build_model_data(instance: Instance, table: CapacityTable, scale_demand: flo
     drop = dominated_shapes(shapes, pools) if prune else set()
     arcs = tuple((sid, pid) for sid, s in shapes.items() if sid not in drop
                  for pid, p in pools.items() if _fits(s, p))
+    served: set[tuple[str, str]] = {(shapes[sid].model, str(shapes[sid].role)) for sid, _ in arcs}
+    modes = {m: usable_modes(instance, served, m) for m in instance.workloads}
+    roles = {m: _mode_roles(modes[m]) for m in instance.workloads}
     demand: dict[tuple[str, str], float] = {
-        (m, r): w.demand_rps() * scale_demand for m, w in instance.workloads.items() for r in ROLES
+        (m, r): w.demand_rps() * scale_demand for m, w in instance.workloads.items() for r in roles[m]
     }
-    spares: dict[tuple[str, str], int] = {
-        (m, r): w.spare_instances.get(r, 0) for m, w in instance.workloads.items() for r in ROLES
-    }
+    spares: dict[tuple[str, str], int] = {}
+    for m, w in instance.workloads.items():
+        stated = {str(r): k for r, k in w.spare_instances.items()}
+        spares.update({(m, r): stated.get(r, 0) for r in roles[m]})
     spare_rps: dict[tuple[str, str], float] = {}
     for (m, r), k in spares.items():
         role_caps = [s.capacity_rps for s in table.shapes if s.model == m and s.role == r]
@@ -276,7 +307,22 @@ def build_model_data(instance: Instance, table: CapacityTable, scale_demand: flo
               for m, w in instance.workloads.items()}
     fraction = instance.resilience.domain_loss_fraction if instance.resilience is not None else None
     return ModelData(demand, shapes, pools, arcs, caps, spare_rps, spares, instance.limits.budget_usd_per_hour,
-                     links, routes, kv, fraction)
+                     links, routes, kv, fraction, modes)
+
+
+def _mode_roles(modes: tuple[ServingMode, ...]) -> tuple[str, ...]:
+    """The roles that serve the given modes, in the order prefill, decode, aggregated."""
+    return (*(ROLES if "disaggregated" in modes else ()), *(("aggregated",) if "aggregated" in modes else ()))
+
+
+def usable_modes(instance: Instance, served: set[tuple[str, str]], model: str) -> tuple[ServingMode, ...]:
+    """The serving modes the plan may use for a model: those the workload allows and has profiles for
+    (:meth:`Instance.serving_modes`) whose every role has a usable shape some pool hosts (``served``: the
+    (model, role) pairs with an arc). When none has, all the allowed modes are kept, so that the plan reports
+    each role without a usable shape."""
+    allowed = instance.serving_modes(model)
+    usable = tuple(mode for mode in allowed if all((model, r) in served for r in _mode_roles((mode,))))
+    return usable or allowed
 
 
 def unservable_roles(data: ModelData) -> list[tuple[str, str]]:

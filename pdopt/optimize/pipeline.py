@@ -112,7 +112,7 @@ def solve(
     heuristic = None
     if start is not None:
         set_start(built, *start)
-        heuristic = start_cost_usd_per_hour(data, *start)
+        heuristic = start_cost_usd_per_hour(data, start[0], start[1])
     sol = run_solver(built.problem, opts, warm_start=start is not None, heuristic_usd_per_hour=heuristic)
     if sol.status is SolveStatus.INFEASIBLE and opts.name == "cbc" and opts.cbc_preprocess:
         sol = confirm_infeasible(built.problem, opts, sol)

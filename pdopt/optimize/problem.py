@@ -84,6 +84,8 @@ class VariableIndex:
     shortfall: Mapping[tuple[str, str], str]
     slack: Mapping[SlackKey, str]
     scale: str | None
+    mode_share: Mapping[str, str] = field(default_factory=dict)
+    """Mixed models: model -> the variable holding the req/s routed to its aggregated instances."""
 
 
 @dataclass
@@ -112,6 +114,11 @@ class BuiltProblem:
     """Pooled (ggc) shapes: shape id -> (ordered step binaries, tail count)."""
     pooled_capacity: dict[str, pulp.LpAffineExpression] = field(default_factory=dict)
     """Pooled (ggc) shapes: shape id -> capacity of all its instances (the linearisation)."""
+    mode_share: dict[str, pulp.LpVariable] = field(default_factory=dict)
+    """Mixed models: model -> req/s routed to aggregated instances (the rest goes to P/D pairs)."""
+    mode_on: dict[tuple[str, str], pulp.LpVariable] = field(default_factory=dict)
+    """Mixed models with spares: (model, mode) -> 1 when the mode serves part of the demand (its spares are then
+    held)."""
 
     def add_row(self, family: str, index: tuple[str, ...], constraint: pulp.LpConstraint) -> None:
         """Add a named row ``family__i__j`` and register it under its family."""
@@ -133,7 +140,8 @@ class BuiltProblem:
             x={k: v.name for k, v in self.x.items()}, nodes={k: v.name for k, v in self.nodes.items()},
             kv_flow={k: v.name for k, v in self.kv_flow.items()},
             shortfall={k: v.name for k, v in self.shortfall.items()},
-            slack={k: v.name for k, v in self.slack.items()}, scale=None if self.scale is None else self.scale.name)
+            slack={k: v.name for k, v in self.slack.items()}, scale=None if self.scale is None else self.scale.name,
+            mode_share={k: v.name for k, v in self.mode_share.items()})
 
 
 # -- variable families ------------------------------------------------------------------------------------------
@@ -208,12 +216,24 @@ def add_slack(built: BuiltProblem, data: ModelData) -> None:
         built.slack = {k: built.problem.add_variable(k.var_name, lowBound=0) for k in slack_keys(data)}
 
 
+def add_mode_vars(built: BuiltProblem, data: ModelData) -> None:
+    """mode_share[m] >= 0 for mixed models: req/s of m routed to its aggregated instances; mode_on[m,mode] in {0,1}
+    for a mixed model's mode whose roles hold spares (N+k): the spares are held only when the mode is used."""
+    for m in data.mixed_models:
+        built.mode_share[m] = built.problem.add_variable(f"mode_share__{m}", lowBound=0)
+        for mode, roles in (("aggregated", ("aggregated",)), ("disaggregated", ("prefill", "decode"))):
+            if any(data.spare_rps[(m, r)] > 0 for r in roles):
+                built.mode_on[(m, mode)] = built.problem.add_variable(f"mode_on__{m}__{mode}", lowBound=0,
+                                                                      upBound=1, cat=pulp.LpInteger)
+
+
 def add_kv_flow_vars(built: BuiltProblem, data: ModelData) -> None:
-    """kv_flow[m,d,e] >= 0 (networks only): requests/s of m prefilled in domain d and decoded in domain e."""
+    """kv_flow[m,d,e] >= 0 (networks only): requests/s of m prefilled in domain d and decoded in domain e (models
+    that may be served disaggregated)."""
     if not data.routes:
         return
     doms = sorted({d for d, _ in data.routes})
-    for m in data.models:
+    for m in data.disaggregated_models:
         for d in doms:
             for e in doms:
                 built.kv_flow[(m, d, e)] = built.problem.add_variable(f"kv_flow__{m}__{d}__{e}", lowBound=0)
@@ -221,7 +241,7 @@ def add_kv_flow_vars(built: BuiltProblem, data: ModelData) -> None:
 
 VARIABLE_FAMILIES: tuple[str, ...] = ("x", "nodes", "pattern_nodes", "scale", "shortfall", "extra_nodes",
                                       "extra_gpus", "extra_budget", "pooled_step", "pooled_tail", "kv_flow",
-                                      "extra_bandwidth")
+                                      "extra_bandwidth", "mode_share", "mode_on")
 
 
 # -- objective ----------------------------------------------------------------------------------------------------

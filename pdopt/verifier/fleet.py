@@ -7,12 +7,18 @@
   prefill (``queue_model: ggc``) all instances of a shape share one queue, so each is credited with the exact
   G/G/c capacity of the group, lambda(n) / n with n the group's total count, and the plan's figure may not
   exceed it (the planner's linearised gains are at most the exact curve).
-- Demand cover (``demand_cover``): for each model with a workload and each role,
-  sum(credited capacity x count) >= (demand x ``scale_demand`` x ``scale`` + k x c_max) x (1 - tol), where
-  k = ``spare_instances[role]`` and c_max is the largest single-instance capacity among the role's usable
-  shapes: N+k redundancy holds when losing any k instances still leaves the demand covered.
+- Demand cover (``demand_cover``): per model with a workload, each role's net capacity is
+  sum(credited capacity x count) - k x c_max, where k = ``spare_instances[role]`` and c_max is the largest
+  single-instance capacity among the role's usable shapes (N+k: losing any k instances still leaves the rest);
+  a role with no instance holds no spares only when its serving mode is unused. The demand x ``scale_demand`` x
+  ``scale`` must be served: a model served disaggregated needs min(net prefill, net decode) >= demand; one served
+  aggregated, net aggregated >= demand; one served both ways, net aggregated + min(net prefill, net decode) >=
+  demand (a router can split it so), and the split the plan states (``models.<m>.aggregated_rps``) must fit each
+  part (``mode_split``). Aggregated instances of a model whose workload excludes that mode, or P/D instances of
+  one limited to aggregated, are ``mode_not_allowed``.
 - Domain loss (``domain_loss_cover``, with ``resilience``): for every failure domain D of the pools, every model
-  and role keeps sum over placements outside D of single-instance capacity x count >= fraction x demand.
+  keeps, over placements outside D (single-instance capacities), aggregated + min(prefill, decode) >= fraction x
+  demand.
 """
 
 from __future__ import annotations
@@ -80,25 +86,78 @@ def _pooled_per_instance(ctx: PlanContext, p: Placement) -> float | None:
     return None if pooled is None else pooled / n
 
 
+def stated_aggregated_rps(ctx: PlanContext, model: str) -> float:
+    """The req/s the plan routes to a model's aggregated instances (``models.<m>.aggregated_rps``; 0 when a plan
+    from an earlier version does not state it)."""
+    entry = ctx.plan.get("models", {}).get(model) if isinstance(ctx.plan.get("models"), dict) else None
+    value = entry.get("aggregated_rps") if isinstance(entry, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _role_supply(ctx: PlanContext, model: str, role: str) -> tuple[float, float, list[Placement]]:
+    """(capacity, spare reserve, placements) of one model's role; the reserve is 0 for a role with no instance
+    of a mode the workload may leave unused."""
+    served = [p for p in ctx.placements if p.model == model and p.role == role]
+    supply = sum(ctx.capacity.get(id(p), 0.0) * p.count for p in served)
+    wl = ctx.instance.workloads[model]
+    k = next((n for r, n in wl.spare_instances.items() if r == role), 0)
+    optional = len(_allowed_modes(ctx, model)) == 2 and not served
+    reserve = k * largest_usable_capacity(ctx.instance, model, role) if k and not optional else 0.0
+    return supply, reserve, served
+
+
+def _allowed_modes(ctx: PlanContext, model: str) -> set[str]:
+    """The serving modes a model may use: its workload's ``modes`` (all by default) that it has profiles for."""
+    roles = {p.role for p in ctx.instance.profiles if p.model == model}
+    have = {m for m, need in (("aggregated", {"aggregated"}), ("disaggregated", {"prefill", "decode"}))
+            if need <= roles}
+    allowed = ctx.instance.workloads[model].modes
+    return have & set(allowed) if allowed is not None else have
+
+
+def _parts(served: list[Placement], ctx: PlanContext) -> str:
+    text = ", ".join(f"{p.count:g} x {ctx.capacity.get(id(p), 0.0):.6g} ({p.gpu_type} x{p.gpus}"
+                     + ("" if p.variant == DEFAULT_VARIANT else f" {p.variant}") + ")" for p in served)
+    return text or "no instances"
+
+
 def check_demand_cover(ctx: PlanContext) -> None:
-    """Credited capacity x count over each model's role, less k spares x its largest usable instance, must
-    reach its demand x every multiplier of the plan."""
+    """Each model's demand x every multiplier of the plan is served by its roles' capacity net of spares: P/D
+    pairs (the smaller of prefill and decode), aggregated instances, or both split by the router."""
     instance, out, tol = ctx.instance, ctx.out, ctx.tol
-    for model, wl in instance.workloads.items():
+    for model in instance.workloads:
         demand = demand_rps(instance, model, ctx.scale)
-        for role in ROLE_NAMES:
-            served = [p for p in ctx.placements if p.model == model and p.role == role]
-            supply = sum(ctx.capacity.get(id(p), 0.0) * p.count for p in served)
-            k = next((n for r, n in wl.spare_instances.items() if r == role), 0)
-            reserve = k * largest_usable_capacity(instance, model, role) if k else 0.0
-            if supply < (demand + reserve) * (1.0 - tol):
-                parts = ", ".join(f"{p.count:g} x {ctx.capacity.get(id(p), 0.0):.6g} ({p.gpu_type} x{p.gpus}"
-                                  + ("" if p.variant == DEFAULT_VARIANT else f" {p.variant}") + ")"
-                                  for p in served) or "no instances"
-                spare = (f" plus {k} spare(s) x {reserve / k:.6g} req/s (its largest usable instance) = "
-                         f"{demand + reserve:.6g} req/s" if k else "")
+        modes = _allowed_modes(ctx, model)
+        net: dict[str, float] = {}
+        for role in (*ROLE_NAMES, "aggregated"):
+            supply, reserve, served = _role_supply(ctx, model, role)
+            mode = "aggregated" if role == "aggregated" else "disaggregated"
+            if served and mode not in modes:
+                out.append(Violation("mode_not_allowed", f"model '{model}': {len(served)} {role} placement(s), "
+                                                         f"but the workload does not allow {mode} serving"))
+            net[role] = supply - reserve
+            needed = (demand if len(modes) == 1 and mode in modes else 0.0) + reserve
+            if supply < needed * (1.0 - tol):
+                spare = f" plus spares {reserve:.6g} req/s (k x its largest usable instance)" if reserve else ""
                 out.append(Violation("demand_cover", f"model '{model}', role {role}: capacity {supply:.6g} req/s "
-                                                     f"({parts}) is below the demand {demand:.6g} req/s{spare}"))
+                                                     f"({_parts(served, ctx)}) is below the demand "
+                                                     f"{needed - reserve:.6g} req/s{spare}"))
+        if len(modes) < 2:
+            continue
+        pairs = max(0.0, min(net["prefill"], net["decode"]))
+        both = max(0.0, net["aggregated"]) + pairs
+        if both < demand * (1.0 - tol):
+            out.append(Violation("demand_cover", f"model '{model}': aggregated capacity {net['aggregated']:.6g} "
+                                                 f"plus P/D capacity {pairs:.6g} req/s (net of spares) is below "
+                                                 f"the demand {demand:.6g} req/s"))
+            continue
+        share = stated_aggregated_rps(ctx, model)
+        if share < -tol * demand or share > demand * (1.0 + tol) or share > max(net["aggregated"], 0.0) * (
+                1.0 + tol) + 1e-9 or demand - share > pairs * (1.0 + tol) + 1e-9:
+            out.append(Violation("mode_split", f"model '{model}': the plan routes {share:.6g} of {demand:.6g} "
+                                               f"req/s to aggregated instances (net capacity "
+                                               f"{net['aggregated']:.6g}) and the rest to P/D pairs (net "
+                                               f"capacity {pairs:.6g})"))
 
 
 def check_domain_loss(ctx: PlanContext) -> None:
@@ -111,9 +170,12 @@ def check_domain_loss(ctx: PlanContext) -> None:
     for lost in sorted(set(dom.values())):
         for model in instance.workloads:
             need = fraction * demand_rps(instance, model, ctx.scale)
-            for role in ROLE_NAMES:
-                left = sum(single_capacity(instance, *p.shape) * p.count for p in ctx.placements
-                           if p.model == model and p.role == role and dom.get(p.pool) != lost)
-                if left < need * (1.0 - ctx.tol):
-                    ctx.out.append(Violation("domain_loss_cover", f"losing domain '{lost}' leaves model '{model}' "
-                                                                  f"{left:.6g} req/s of {role}, below {need:.6g}"))
+            left = {role: sum(single_capacity(instance, *p.shape) * p.count for p in ctx.placements
+                              if p.model == model and p.role == role and dom.get(p.pool) != lost)
+                    for role in (*ROLE_NAMES, "aggregated")}
+            kept = left["aggregated"] + min(left["prefill"], left["decode"])
+            if kept < need * (1.0 - ctx.tol):
+                ctx.out.append(Violation("domain_loss_cover", f"losing domain '{lost}' leaves model '{model}' "
+                                                              f"{kept:.6g} req/s (prefill {left['prefill']:.6g}, "
+                                                              f"decode {left['decode']:.6g}, aggregated "
+                                                              f"{left['aggregated']:.6g}), below {need:.6g}"))

@@ -55,7 +55,14 @@ CHECKS: tuple[Check, ...] = (
           "pooled (`ggc`) prefill, it exceeds the exact pooled capacity of its group divided by the group size.",
           "shapes"),
     Check("demand_cover", "For a model and role, recomputed capacity x count, less k spares x the largest usable "
-          "per-instance capacity, falls short of the demand x `scale_demand` x `scale`.", "demand"),
+          "per-instance capacity, falls short of the demand x `scale_demand` x `scale`; for a model that may be "
+          "served both ways, aggregated plus the smaller of prefill and decode capacity (each net of its spares) "
+          "falls short of it.", "demand"),
+    Check("mode_split", "The req/s the plan routes to a model's aggregated instances (`models.<m>.aggregated_rps`) "
+          "is outside [0, demand], exceeds their net capacity, or leaves the P/D pairs more than theirs.",
+          "demand"),
+    Check("mode_not_allowed", "A model has aggregated (or prefill/decode) placements although its workload's "
+          "`modes` excludes that serving mode.", "demand"),
     Check("pool_gpu_capacity", "A pool's instances use more GPUs than its `node_count` x `gpus_per_node`.",
           "packing"),
     Check("node_packing", "A pool's instances, each inside one node (or on whole nodes of its own when its "

@@ -1,9 +1,10 @@
 """The plan's per-model summary against its own placements and the instance.
 
 ``models.<id>`` must exist for every model with a workload (and only for those); its ``demand_rps`` must equal
-the recomputed demand x ``scale_demand`` x ``scale`` (relative tolerance), and per role its ``instances`` and
-``gpus`` must equal the sums over the model's placements of that role exactly (``summary_mismatch``). The other
-summaries (``pools`` entries, ``gpus_used``) are checked beside the costs and the pools they repeat.
+the recomputed demand x ``scale_demand`` x ``scale`` (relative tolerance), and per role (prefill, decode, and
+aggregated when the plan has aggregated instances or states the role) its ``instances`` and ``gpus`` must equal
+the sums over the model's placements of that role exactly (``summary_mismatch``). The other summaries
+(``pools`` entries, ``gpus_used``) are checked beside the costs and the pools they repeat.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def check_models_summary(ctx: PlanContext) -> None:
         if stated_demand is not None and not close(stated_demand, demand, ctx.tol):
             out.append(Violation("summary_mismatch", f"{where}.demand_rps = {stated_demand:.10g}, recomputed "
                                                      f"{demand:.10g} req/s"))
-        for role in ROLE_NAMES:
+        agg = [p for p in ctx.placements if p.model == model and p.role == "aggregated"]
+        roles = (*ROLE_NAMES, "aggregated") if agg or entry.get("aggregated") is not None else ROLE_NAMES
+        for role in roles:
             served = [p for p in ctx.placements if p.model == model and p.role == role]
             role_entry = entry.get(role)
             for key, actual in (("instances", sum(p.count for p in served)),

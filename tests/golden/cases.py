@@ -58,6 +58,9 @@ CASES: dict[str, Case] = {
     "kv_flow_total": Case(TINY / "network-spine.yaml"),
     "link_bandwidth": Case(TINY / "network-spine.yaml", "elastic"),
     "domain_loss_cover": Case(TINY / "network-spine.yaml", patch=DOMAIN_LOSS),
+    "mode_share_limit": Case(TINY / "mixed-modes.yaml"),
+    "mode_switch": Case(TINY / "mixed-modes.yaml",
+                        patch=(("workloads", {"llm": {"spare_instances": {"aggregated": 1, "decode": 1}}}),)),
 }
 """Constraint family -> the case its golden LP is built from."""
 
@@ -65,6 +68,8 @@ MODE_CASES: dict[str, Case] = {
     "mode_max_scale": Case(TINY / "mixed-two-models-cap.yaml", "max_scale"),
     "mode_shortfall": Case(TINY / "infeasible-budget.yaml", "shortfall"),
     "mode_elastic": Case(TINY / "mixed-two-models-cap.yaml", "elastic"),
+    "mode_max_scale_mixed": Case(TINY / "mixed-modes.yaml", "max_scale",
+                                 patch=(("workloads", {"llm": {"spare_instances": {"aggregated": 1}}}),)),
 }
 """The modes' own variables (scale, shortfall, extra_*) on small instances."""
 
