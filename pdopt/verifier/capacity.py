@@ -27,6 +27,11 @@ GPUs). Otherwise, per instance:
   the target, and Little's law gives B* / (TPOT(B*) / 1000 x L_out) req/s. Under ``decode_model: under_load``
   the other requests running are Poisson(m), a request's batch is 1 + N clamped to [first batch, cap], and the
   largest m whose TPOT statistic meets the target with P(N <= cap - 1) >= 0.99 gives m / (L_out x mean TPOT).
+- Aggregated (prefill and decode in one engine): the mean-value analysis of chunked prefill of
+  :mod:`pdopt.verifier.aggregated`, with the KV tokens of :func:`~pdopt.verifier.aggregated.kv_tokens_of` and the
+  TTFT overhead ``network.client_io_s`` when set (no KV moves between instances), else ``ttft_overhead_s``. A
+  profile with ``measured_runs`` is unusable here: the planner sizes it with calibrated coefficients, which this
+  verifier does not derive.
 
 The queueing and calibration formulas are the only shared code: pure functions checked on their own against
 exact distributions and the simulator, not the planner's capacity table.
@@ -42,6 +47,7 @@ import numpy as np
 
 from pdopt.instance import AggregatedProfile, DecodeProfile, Instance, PrefillProfile, Workload
 from pdopt.perf import calibrate, queueing
+from pdopt.verifier.aggregated import kv_tokens_of, recompute_aggregated
 
 PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 """Percentile statistics of an SLO as probabilities (the verifier's own table)."""
@@ -255,6 +261,27 @@ def _decode_rps(profile: DecodeProfile, instance: Instance) -> RecomputedShape:
     return RecomputedShape(batch / (tpot / 1000.0 * wl.output_tokens_mean))
 
 
+def aggregated_overhead_s(instance: Instance, profile: AggregatedProfile) -> float:
+    """The TTFT overhead of one aggregated instance: client I/O only (no KV moves between instances),
+    ``network.client_io_s`` when the network states it, else the workload's ``ttft_overhead_s``."""
+    net = instance.network
+    if net is not None and net.client_io_s is not None:
+        return net.client_io_s
+    return instance.workloads[profile.model].ttft_overhead_s
+
+
+def _aggregated_rps(profile: AggregatedProfile, instance: Instance) -> RecomputedShape:
+    """The mean-value analysis of chunked prefill (:mod:`pdopt.verifier.aggregated`) at the profile's own
+    iteration model. A profile with ``measured_runs`` is planned with coefficients calibrated to them, which this
+    verifier does not derive: such a shape is reported unusable rather than checked at the uncalibrated ones."""
+    if profile.measured_runs:
+        return RecomputedShape(0.0, "calibrated aggregated shapes (measured_runs) are recomputed only from the "
+                                    "calibrated iteration coefficients, which this verifier version does not derive")
+    rate, why = recompute_aggregated(profile, instance.workloads[profile.model], kv_tokens_of(instance, profile),
+                                     aggregated_overhead_s(instance, profile))
+    return RecomputedShape(rate, why)
+
+
 def find_profile(instance: Instance, model: str, role: str, gpu_type: str, gpus_per_instance: int,
                  variant: str) -> PrefillProfile | DecodeProfile | AggregatedProfile | None:
     """The profile with this full key (model, role, gpu_type, gpus_per_instance, variant), or None."""
@@ -279,7 +306,7 @@ def recompute_shape(instance: Instance, model: str, role: str, gpu_type: str, gp
     if isinstance(prof, PrefillProfile):
         return _prefill_rps(prof, instance)
     if isinstance(prof, AggregatedProfile):
-        return RecomputedShape(0.0, "aggregated shapes are not recomputed by this verifier version")
+        return _aggregated_rps(prof, instance)
     return _decode_rps(prof, instance)
 
 
