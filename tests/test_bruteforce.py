@@ -284,12 +284,37 @@ def pool_options(inst: Instance, pid: str, arcs: list[Arc], keys: list[tuple[str
     return out
 
 
+def _served_ratio(keys: list[tuple[str, str]], supply: np.ndarray, spare: np.ndarray,
+                  demand: np.ndarray) -> np.ndarray:
+    """Per count vector, the smallest over models of the demand multiple it serves: a model's roles' capacity
+    net of spares (a role with no capacity holds none when its model has another mode), then, for P/D, the smaller
+    of prefill and decode, plus the aggregated capacity when the model may be served both ways (the router
+    splits the demand). A role of the model's only mode with no instance still owes its spares (negative)."""
+    out = np.full(supply.shape[0], np.inf)
+    for m in dict.fromkeys(k[0] for k in keys):
+        idx = {r: i for i, (mm, r) in enumerate(keys) if mm == m}
+        both = len(idx) == 3
+        net = {r: supply[:, i] - spare[i] * ((supply[:, i] > 0) if both else 1.0) for r, i in idx.items()}
+        pairs = np.minimum(net["prefill"], net["decode"]) if "prefill" in net else None
+        if both:
+            assert pairs is not None
+            served = np.maximum(net["aggregated"], 0.0) + np.maximum(pairs, 0.0)
+            served = np.where((net["aggregated"] < -1e-9) | (pairs < -1e-9), -np.inf, served)
+        else:
+            served = net["aggregated"] if pairs is None else pairs
+        d = demand[next(iter(idx.values()))]
+        out = np.minimum(out, served / d)
+    return out
+
+
 def enumerate_plans(inst: Instance, scale_demand: float = 1.0) -> Enumeration:
     """The cheapest vector of instance counts satisfying every constraint, by trying them all."""
-    keys = [(m, r) for m in inst.workloads for r in ("prefill", "decode")]
+    modes = {m: inst.serving_modes(m) for m in inst.workloads}
+    keys = [(m, r) for m in inst.workloads for r in ("prefill", "decode", "aggregated")
+            if ("aggregated" if r == "aggregated" else "disaggregated") in modes[m]]
     table = capacity_table(inst)
     demand = np.array([inst.workloads[m].demand_rps() for m, _ in keys])
-    spare = np.array([inst.workloads[m].spare_instances.get(r, 0)
+    spare = np.array([dict(inst.workloads[m].spare_instances).get(r, 0)
                       * max((s.capacity_rps for s in table.for_role(m, r)), default=0.0) for m, r in keys])
     need = demand * scale_demand + spare
     arcs = arcs_of(inst)
@@ -321,9 +346,10 @@ def enumerate_plans(inst: Instance, scale_demand: float = 1.0) -> Enumeration:
     limits = np.all(rented <= caps[None, :], axis=1)
     if budget is not None:
         limits &= cost <= budget + 1e-9
-    ok = limits & np.all(supply >= need[None, :] - 1e-9, axis=1)
+    served = _served_ratio(keys, supply, spare, demand)  # per vector: the smallest model's served share of demand
+    ok = limits & (served >= scale_demand * (1 - 1e-12) - 1e-9)
     vectors = len(cost)
-    ratio = np.min((supply[limits] - spare[None, :]) / demand[None, :], axis=1)
+    ratio = served[limits]
     max_scale = float(ratio.max()) if ratio.size and ratio.max() >= -1e-9 else None
     if not ok.any():
         return Enumeration(keys, arcs, need, None, None, vectors, max_scale)

@@ -79,6 +79,13 @@ def test_every_family_produces_named_rows() -> None:
     built = build_problem(build_model_data(instance_from_dict(tiny), capacity_table(instance_from_dict(tiny))))
     _rows(built)
     seen_rows |= set(built.rows)
+    modes = yaml.safe_load((ROOT / "instances" / "tiny" / "mixed-modes.yaml").read_text())
+    modes["workloads"]["llm"]["spare_instances"] = {"aggregated": 1}  # mode_on and mode_switch: spares only
+    inst = instance_from_dict(modes)
+    built = build_problem(build_model_data(inst, capacity_table(inst)))
+    _rows(built)
+    seen_rows |= set(built.rows)
+    seen_vars |= {v.name.split("__")[0] for v in built.problem.variables()}
     assert seen_rows == set(CONSTRAINT_FAMILIES)
     assert seen_vars == set(VARIABLE_FAMILIES)
 

@@ -162,11 +162,11 @@ def _planner_misses_a_failing_load(prof: AggregatedProfile, wl: Workload, kv: in
     return False
 
 
-KNOWN_PLANNER_SKIPS = [76, 247]
-"""The cases of test_agrees_with_the_planner_on_random_cases where the planner's rate lies past a load at which
-its own analysis misses the TPOT target (a p90 TPOT each; see test_planner_skips_a_tpot_violation_window): case
-76, 0.767 req/s against the verifier's 0.661; case 247 (O = 1.08, so n = 0.083 and the TPOT variance, divided by
-n^2, is huge), 2.25 req/s against 6.0e-5. Empty it once the planner takes the first failing load."""
+KNOWN_PLANNER_SKIPS: list[int] = []
+"""Cases of test_agrees_with_the_planner_on_random_cases where the planner's rate would lie past a load at which
+its own analysis misses the TPOT target. Before the planner took the first failing load (it bisected as if every
+statistic grew with the rate) these were case 76 (0.767 req/s against the verifier's 0.661) and case 247
+(O = 1.08: 2.25 req/s against 6.0e-5); now none."""
 
 
 def test_agrees_with_the_planner_on_random_cases() -> None:
@@ -228,22 +228,18 @@ def test_tpot_percentile_is_not_monotone_and_the_first_failure_counts() -> None:
     assert p95[0] > 60.0 > p95[1] > p95[2]
 
 
-@pytest.mark.xfail(strict=True, reason="the planner's bisection assumes every statistic grows with the rate; a "
-                                       "gamma TPOT percentile does not, and the bisection lands past the loads "
-                                       "where the p95 TPOT target fails (0.281 req/s instead of 0.0231)")
-def test_planner_skips_a_tpot_violation_window() -> None:
+def test_planner_takes_the_first_failing_load() -> None:
+    """Bisecting as if every statistic grew with the rate landed at 0.281 req/s, past the window where the p95
+    TPOT target fails; the planner now scans for the first failure and agrees on 0.0231."""
     kv, overhead = 1_000_000, 0.1
     mine, _ = recompute_aggregated(NON_MONOTONE, NON_MONOTONE_WL, kv, overhead)
     rate, _ = aggregated_max_rate(NON_MONOTONE.iteration, NON_MONOTONE, NON_MONOTONE_WL, kv, overhead)
     assert rate == pytest.approx(mine, rel=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="the planner's batch/KV cap divides by input_tokens_mean + O, not by the "
-                                       "length distribution's E[L] + O that docs/capacity.md (step 7) and its own "
-                                       "delta use; they may differ by 1%")
 def test_kv_cap_uses_the_distribution_mean() -> None:
     """E[L] = 1000 (lengths 500 and 1500), input_tokens_mean 1009, O = 100, KV 22000 tokens: the cap is
-    floor(22000 / 1100) = 20 running requests (the planner: floor(22000 / 1109) = 19)."""
+    floor(22000 / 1100) = 20 running requests (by input_tokens_mean it would be floor(22000 / 1109) = 19)."""
     prof = _profile(HAND, kv_tokens=22000)
     wl = _workload(input_tokens_mean=1009.0, output_tokens_mean=100.0, ttft={"target_s": 100.0},
                    tpot={"target_ms": 1000.0},

@@ -113,7 +113,8 @@ def _spine_doc() -> dict[str, Any]:
 def _load(name: str) -> Instance:
     """A base instance by name: a bundled file, or a small variant of one."""
     files = {"paper": "paper/dsv31-h200-5mtpm.yaml", "mixed": "tiny/mixed-two-models-cap.yaml",
-             "example": "examples/llama70b-bloom176b-a100-h100.yaml", "spine": "tiny/network-spine.yaml"}
+             "example": "examples/llama70b-bloom176b-a100-h100.yaml", "spine": "tiny/network-spine.yaml",
+             "modes": "tiny/mixed-modes.yaml"}
     if name in files:
         return load_instance(INSTANCES / files[name])
     if name == "paper_budget":  # the paper instance with a budget its optimum (224 USD/hour) just meets
@@ -180,14 +181,16 @@ def _rebook(inst: Instance, plan: dict[str, Any], nodes: dict[str, int] | None =
     plan["objective_usd_per_hour"] = sum(e["cost_usd_per_hour"] for e in pools.values())
     plan["gpus_used"] = gpus_by_type
     for model, summary in plan["models"].items():
-        for role in ("prefill", "decode"):
+        for role in ("prefill", "decode", "aggregated"):
+            if summary.get(role) is None:
+                continue
             mine = [p for p in plan["placements"] if p["model"] == model and p["role"] == role]
             summary[role]["instances"] = sum(p["count"] for p in mine)
             summary[role]["gpus"] = sum(p["gpus_per_instance"] * p["count"] for p in mine)
     return plan
 
 
-BASES = ["paper", "paper_budget", "mixed", "example", "spine", "resilient", "ffd_trap"]
+BASES = ["paper", "paper_budget", "mixed", "example", "spine", "resilient", "ffd_trap", "modes"]
 
 
 @pytest.mark.parametrize("name", BASES)
@@ -360,6 +363,23 @@ def _domain_loss_cover(inst: Instance, plan: dict[str, Any],
     return inst, _rebook(inst, plan)
 
 
+def _mode_split(inst: Instance, plan: dict[str, Any], _: pytest.MonkeyPatch) -> tuple[Instance, dict[str, Any]]:
+    # the fleet (2 P, 1 D, 2 aggregated) serves 90 req/s by routing 10.79 to the aggregated instances; routing 30
+    # overloads them (2 x 8.51 = 17.03 req/s)
+    plan["models"]["llm"]["aggregated_rps"] = 30.0
+    return inst, plan
+
+
+def _mode_not_allowed(inst: Instance, plan: dict[str, Any],
+                      _: pytest.MonkeyPatch) -> tuple[Instance, dict[str, Any]]:
+    # the same plan against the instance limited to P/D pairs: its aggregated placements are not allowed, and the
+    # pairs alone (min(2 x 40.8, 79.2) req/s) fall short of 90
+    path = INSTANCES / "tiny" / "mixed-modes.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["workloads"]["llm"]["modes"] = ["disaggregated"]
+    return instance_from_dict(doc, path.parent), plan
+
+
 CASES: tuple[Case, ...] = (
     Case("bad_plan_field", "paper", _bad_plan_field),
     Case("instance_mismatch", "paper", _instance_mismatch),
@@ -384,6 +404,8 @@ CASES: tuple[Case, ...] = (
     Case("kv_flow_capacity", "spine", _kv_flow_capacity),
     Case("link_bandwidth", "spine", _link_bandwidth),
     Case("domain_loss_cover", "resilient", _domain_loss_cover),
+    Case("mode_split", "modes", _mode_split),
+    Case("mode_not_allowed", "modes", _mode_not_allowed, frozenset({"demand_cover"})),
 )
 CASE_OF: dict[str, Case] = {c.check: c for c in CASES}
 

@@ -34,8 +34,8 @@ hit rate h (prefill computes (1 - h) L tokens), O output tokens, n = O - 1 decod
    Poisson(lambda (n TPOT_mean + E[S_own])); with probability 0.99 they stay within min(max_batch,
    KV tokens / (E[L] + O)) (a request reserves its whole context on admission).
 
-The capacity is the largest lambda meeting every condition, found by bisection (each statistic grows with
-lambda).
+The capacity is the rate at which a condition first fails (:func:`aggregated_max_rate`: a percentile of TPOT
+is not monotone near saturation, so "the largest rate meeting every condition" would be wrong).
 """
 
 from __future__ import annotations
@@ -168,8 +168,9 @@ def tpot_statistic_ms(load: AggregatedLoad, statistic: Statistic) -> float:
 
 
 def running_cap(profile: AggregatedProfile, workload: Workload, kv_tokens: int) -> int:
-    """Most requests that may run at once: the batch cap, and the KV tokens over one request's context."""
-    per_request = workload.input_tokens_mean + workload.output_tokens_mean
+    """Most requests that may run at once: the batch cap, and the KV tokens over one request's mean context
+    E[L] + O (E[L] over the length distribution when given)."""
+    per_request = sum(x * p for x, p in _lengths(workload)) + workload.output_tokens_mean
     return min(profile.max_batch, int(kv_tokens // per_request))
 
 
@@ -189,30 +190,49 @@ def _violations(load: AggregatedLoad | None, workload: Workload, cap: int) -> li
     return out
 
 
+SCAN_POINTS = 128
+"""Loads scanned, evenly spaced up to saturation, for the first at which a condition fails."""
+
+
 def aggregated_max_rate(it: IterationModel, profile: AggregatedProfile, workload: Workload, kv_tokens: int,
                         overhead_s: float) -> tuple[float, str]:
-    """The largest rate (req/s) meeting every condition, by bisection to a relative 1e-9, and what binds there;
-    (0, reason) when even the lightest load fails."""
+    """The largest rate (req/s) below which every condition holds, and what fails just above it; (0, reason)
+    when even the lightest load fails.
+
+    A percentile of TPOT is not monotone in the rate near saturation (its variance grows like (1 - rho)^-3, its
+    mean squared like (1 - rho)^-2, so the gamma's quantile falls back), so the answer is the FIRST rate at which
+    a condition fails: the saturation rate lambda_sat (the engine, the prompt queue or the token budget full) by
+    bisection, then :data:`SCAN_POINTS` rates evenly spaced on (0, lambda_sat) for the first failure, then
+    bisection between it and the rate before, to a relative 1e-13. (A failure confined to a window narrower than
+    lambda_sat / 128 could be missed.)"""
     cap = running_cap(profile, workload, kv_tokens)
     if cap < 1:
         return 0.0, "kv_memory"
-    light = _violations(aggregated_load(it, profile.token_budget, workload, 1e-9, overhead_s), workload, cap)
+
+    def fails(rate: float) -> list[str]:
+        return _violations(aggregated_load(it, profile.token_budget, workload, rate, overhead_s), workload, cap)
+
+    light = fails(1e-9)
     if light:
         return 0.0, light[0]
-    lengths = _lengths(workload)
-    per_request = (it.per_prefill_token_ms * max(x for x, _ in lengths) + it.per_decode_seq_ms
-                   + it.prefill_quadratic_ms + it.per_context_token_ms) * max(workload.output_tokens_mean, 1.0)
-    hi = 1000.0 / max(per_request, 1e-12)
-    while not _violations(aggregated_load(it, profile.token_budget, workload, hi, overhead_s), workload, cap):
-        hi *= 2.0
-    lo = 0.0
-    while hi - lo > 1e-9 * hi:
+    lo, hi = 0.0, 1.0
+    while aggregated_load(it, profile.token_budget, workload, hi, overhead_s) is not None:
+        lo, hi = hi, hi * 2.0
+    while hi - lo > 1e-12 * hi:
         mid = (lo + hi) / 2.0
-        if _violations(aggregated_load(it, profile.token_budget, workload, mid, overhead_s), workload, cap):
-            hi = mid
-        else:
-            lo = mid
-    binding = _violations(aggregated_load(it, profile.token_budget, workload, hi, overhead_s), workload, cap)
+        lo, hi = (mid, hi) if aggregated_load(it, profile.token_budget, workload, mid, overhead_s) else (lo, mid)
+    sat = hi
+    lo, hi = 0.0, sat
+    for i in range(1, SCAN_POINTS):
+        rate = sat * i / SCAN_POINTS
+        if fails(rate):
+            hi = rate
+            break
+        lo = rate
+    while hi - lo > 1e-13 * hi:
+        mid = (lo + hi) / 2.0
+        lo, hi = (lo, mid) if fails(mid) else (mid, hi)
+    binding = fails(hi)
     return lo, binding[0] if binding else "saturated"
 
 

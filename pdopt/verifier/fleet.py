@@ -94,16 +94,16 @@ def stated_aggregated_rps(ctx: PlanContext, model: str) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
-def _role_supply(ctx: PlanContext, model: str, role: str) -> tuple[float, float, list[Placement]]:
-    """(capacity, spare reserve, placements) of one model's role; the reserve is 0 for a role with no instance
-    of a mode the workload may leave unused."""
+def _role_supply(ctx: PlanContext, model: str, role: str) -> tuple[float, float, int, list[Placement]]:
+    """(capacity, spare reserve, spares k, placements) of one model's role; the reserve is 0 for a role with no
+    instance of a mode the workload may leave unused."""
     served = [p for p in ctx.placements if p.model == model and p.role == role]
     supply = sum(ctx.capacity.get(id(p), 0.0) * p.count for p in served)
     wl = ctx.instance.workloads[model]
     k = next((n for r, n in wl.spare_instances.items() if r == role), 0)
     optional = len(_allowed_modes(ctx, model)) == 2 and not served
     reserve = k * largest_usable_capacity(ctx.instance, model, role) if k and not optional else 0.0
-    return supply, reserve, served
+    return supply, reserve, k if reserve else 0, served
 
 
 def _allowed_modes(ctx: PlanContext, model: str) -> set[str]:
@@ -130,18 +130,19 @@ def check_demand_cover(ctx: PlanContext) -> None:
         modes = _allowed_modes(ctx, model)
         net: dict[str, float] = {}
         for role in (*ROLE_NAMES, "aggregated"):
-            supply, reserve, served = _role_supply(ctx, model, role)
+            supply, reserve, k, served = _role_supply(ctx, model, role)
             mode = "aggregated" if role == "aggregated" else "disaggregated"
             if served and mode not in modes:
                 out.append(Violation("mode_not_allowed", f"model '{model}': {len(served)} {role} placement(s), "
                                                          f"but the workload does not allow {mode} serving"))
             net[role] = supply - reserve
-            needed = (demand if len(modes) == 1 and mode in modes else 0.0) + reserve
-            if supply < needed * (1.0 - tol):
-                spare = f" plus spares {reserve:.6g} req/s (k x its largest usable instance)" if reserve else ""
+            alone = demand if len(modes) == 1 and mode in modes else 0.0
+            if supply < (alone + reserve) * (1.0 - tol):
+                spare = (f" plus {k} spare(s) x {reserve / k:.6g} req/s (its largest usable instance) = "
+                         f"{alone + reserve:.6g} req/s" if k else "")
                 out.append(Violation("demand_cover", f"model '{model}', role {role}: capacity {supply:.6g} req/s "
                                                      f"({_parts(served, ctx)}) is below the demand "
-                                                     f"{needed - reserve:.6g} req/s{spare}"))
+                                                     f"{alone:.6g} req/s{spare}"))
         if len(modes) < 2:
             continue
         pairs = max(0.0, min(net["prefill"], net["decode"]))

@@ -108,10 +108,12 @@ def _check_flow_cover(ctx: PlanContext, flows: list[Flow]) -> None:
     for model in instance.workloads:
         mine = [f for f in flows if f[0] == model]
         total = sum(f[3] for f in mine)
-        demand = demand_rps(instance, model, ctx.scale) - stated_aggregated_rps(ctx, model)
+        share = stated_aggregated_rps(ctx, model)
+        demand = demand_rps(instance, model, ctx.scale) - share
         if total < demand * (1.0 - tol):
+            part = " served disaggregated" if share else ""
             out.append(Violation("kv_flow_total", f"model '{model}': KV flows carry {total:.6g} req/s, below the "
-                                                  f"demand {demand:.6g} served disaggregated"))
+                                                  f"demand {demand:.6g}{part}"))
         for role, end in (("prefill", 1), ("decode", 2)):
             for d in sorted({f[end] for f in mine}):
                 cap = sum(single_capacity(instance, *p.shape) * p.count for p in ctx.placements
