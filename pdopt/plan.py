@@ -118,6 +118,43 @@ class ModelPlan:
 
 
 @dataclass(frozen=True)
+class ModeComparison:
+    """For a model that may be served both ways: the mode the plan chose and its cost there, against its cost in
+    the plan with every such model aggregated only and in the one with every such model disaggregated only
+    (None where that plan has no solution). Costs are the model's share of each plan's cost, USD/hour."""
+
+    mode: str
+    cost_usd_per_hour: float
+    aggregated_rps: float
+    demand_rps: float
+    aggregated_only_usd_per_hour: float | None
+    disaggregated_only_usd_per_hour: float | None
+    aggregated_only_plan_usd_per_hour: float | None = None
+    """The whole aggregated-only plan's cost (every model)."""
+    disaggregated_only_plan_usd_per_hour: float | None = None
+    """The whole disaggregated-only plan's cost (every model)."""
+
+    def saving(self, other: float | None) -> float | None:
+        """(other - chosen) / other: the share of the single-mode cost the chosen plan saves (None without it)."""
+        if other is None:
+            return None
+        return (other - self.cost_usd_per_hour) / other if other > 0 else 0.0
+
+    def line(self, model: str) -> str:
+        """``model m: disaggregate: yes|no|partly, saving X% ...``: the answer, one line."""
+        answer = {"disaggregated": "yes", "aggregated": "no", "both": "partly"}[self.mode]
+        share = self.aggregated_rps / self.demand_rps if self.demand_rps > 0 else 0.0
+        how = f" ({share:.0%} of requests to aggregated instances)" if self.mode == "both" else ""
+        parts = []
+        for label, other in (("aggregated only", self.aggregated_only_usd_per_hour),
+                             ("disaggregated only", self.disaggregated_only_usd_per_hour)):
+            s = self.saving(other)
+            parts.append(f"{label}: no plan" if s is None else
+                         f"saving {s:.1%} against {label} ({other:.2f} -> {self.cost_usd_per_hour:.2f} USD/h)")
+        return f"model {model}: disaggregate: {answer}{how}; " + "; ".join(parts)
+
+
+@dataclass(frozen=True)
 class SolverReport:
     """Which solver ran, how it ended, how long, and how far from proven optimal.
 
@@ -230,6 +267,9 @@ class Plan:
     """With a network: requests/s per (model, prefill domain, decode domain)."""
     failure_scenarios: dict[str, dict[str, Survival]] = field(default_factory=dict)
     """Per lost domain, per model: prefill and decode capacity left (req/s) and the share of demand it serves."""
+    mode_comparison: dict[str, ModeComparison] = field(default_factory=dict)
+    """Per model that may be served both ways (with ``--explain-mode``): the chosen mode's cost against each
+    single-mode plan's."""
 
     @property
     def has_plan(self) -> bool:
@@ -272,6 +312,7 @@ class Plan:
             "failure_scenarios": {d: {m: asdict(s) for m, s in per.items()}
                                   for d, per in self.failure_scenarios.items()},
             "skipped_shapes": [asdict(s) for s in self.skipped_shapes],
+            "mode_comparison": {m: asdict(c) for m, c in self.mode_comparison.items()},
             "solver": {**asdict(self.solver),
                        "status": None if self.solver.status is None else self.solver.status.value},
         }

@@ -52,20 +52,29 @@ def format_plan(plan: Plan) -> str:
             ["pool", "gpu_type", "domain", "nodes used", "of", "GPUs used", "packing", "USD/hour"],
             [[p, u.gpu_type, u.domain, u.nodes_used, u.node_count, u.gpus_used, u.packing,
               f"{u.cost_usd_per_hour:.2f}"] for p, u in plan.pools.items()])]
+    agg = any(mp.aggregated is not None for mp in plan.models.values())
     if plan.cost_breakdown:
         cb = plan.cost_breakdown
+        roles = ("prefill", "decode", "aggregated") if agg else ("prefill", "decode")
         out += ["", "cost by model and role (USD/hour)", table(
-            ["model", "prefill", "decode", "total"],
-            [[m, f"{r.get('prefill', 0.0):.2f}", f"{r.get('decode', 0.0):.2f}", f"{cb.by_model[m]:.2f}"]
+            ["model", *roles, "total"],
+            [[m, *(f"{r.get(role, 0.0):.2f}" for role in roles), f"{cb.by_model[m]:.2f}"]
              for m, r in cb.by_model_role.items()])]
         out.append("by GPU type: " + ", ".join(f"{g} {c:.2f}" for g, c in cb.by_gpu_type.items()))
     if plan.models:
+        mode_cols = ["mode", "aggregated", "aggregated req/s", "aggregated util"] if agg else []
         out += ["", "models", table(
-            ["model", "demand req/s", "prefill", "decode", "P/D", "prefill exact", "decode exact",
+            ["model", "demand req/s", *mode_cols, "prefill", "decode", "P/D", "prefill exact", "decode exact",
              "prefill util", "decode util"],
-            [[m, mp.demand_rps, mp.prefill.instances, mp.decode.instances, mp.pd_ratio,
+            [[m, mp.demand_rps,
+              *([mp.mode, mp.aggregated.instances if mp.aggregated else 0, mp.aggregated_rps,
+                 _pct(mp.aggregated.utilisation if mp.aggregated else None)] if agg else []),
+              mp.prefill.instances, mp.decode.instances, mp.pd_ratio,
               mp.prefill.fractional_instances, mp.decode.fractional_instances,
               _pct(mp.prefill.utilisation), _pct(mp.decode.utilisation)] for m, mp in plan.models.items()])]
+    if plan.mode_comparison:
+        out += ["", "serving mode (the chosen plan against all aggregated and all disaggregated)"]
+        out += [f"  {c.line(m)}" for m, c in plan.mode_comparison.items()]
     if plan.skipped_shapes:
         out += ["", "shapes skipped (cannot meet the SLO)"]
         out += [f"  {k.model} {k.role} {k.gpu_type} x{k.gpus_per_instance}: {k.reason}" for k in plan.skipped_shapes]

@@ -26,7 +26,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     instance = load_instance(args.file, args.allow_path)
     opts = SolverOptions(args.solver, args.time_limit, args.gap, args.threads)
-    plan = solve(instance, opts, scale_demand=args.scale_demand, maximize_scale=args.maximize_scale)
+    plan = solve(instance, opts, scale_demand=args.scale_demand, maximize_scale=args.maximize_scale,
+                 explain_mode=args.explain_mode)
     print(dump_json(plan.to_dict()) if args.format == "json" else format_plan(plan))
     if plan.solver.interrupted:
         what = "the best plan found so far is above" if plan.has_plan else "no plan was found before"

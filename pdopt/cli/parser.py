@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="multiply every demand by F (what if traffic grows 20%%? F = 1.2)")
     plan.add_argument("--maximize-scale", action="store_true",
                       help="fixed inventory: the largest uniform demand multiplier it serves, and its plan")
+    plan.add_argument("--explain-mode", action=argparse.BooleanOptionalAction, default=None,
+                      help="for models that may be served aggregated or disaggregated, also solve with all "
+                           "aggregated and all disaggregated, and say per model what the chosen mode saves "
+                           "(default: on for problems under 100 variables)")
 
     cap = sub.add_parser("capacity", aliases=["curves"],
                          help="per shape: capacity at the SLOs, the binding limit, the model used, its inputs")

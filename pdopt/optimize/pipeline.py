@@ -69,17 +69,42 @@ def confirm_infeasible(problem: pulp.LpProblem, opts: SolverOptions, first: Solu
     return again if again.report.interrupted or again.has_solution else first
 
 
+EXPLAIN_MODE_BELOW_VARIABLES = 100
+"""``explain_mode=None`` compares the serving modes when the problem has fewer variables than this."""
+
+
 def solve(
     instance: Instance,
     options: SolverOptions | None = None,
     scale_demand: float = 1.0,
     maximize_scale: bool = False,
+    explain_mode: bool | None = None,
 ) -> Plan:
-    """Plan the cheapest P/D fleet for ``instance``: capacities, model data, build, solve, extract.
+    """Plan the cheapest fleet for ``instance``: capacities, model data, build, solve, extract.
 
     With ``maximize_scale`` the inventory is fixed: first the largest uniform demand multiplier it serves is
-    found, then the cheapest plan at that multiplier.
+    found, then the cheapest plan at that multiplier. With ``explain_mode`` (None: when the problem has fewer
+    than :data:`EXPLAIN_MODE_BELOW_VARIABLES` variables), the models that may be served both ways are compared
+    with the plans serving them aggregated only and disaggregated only (:mod:`pdopt.optimize.modes`), solved
+    under the same options and demand multiplier (two more solves).
     """
+    plan, variables = _solve(instance, options, scale_demand, maximize_scale)
+    if explain_mode is None:
+        explain_mode = variables is not None and variables < EXPLAIN_MODE_BELOW_VARIABLES
+    if not explain_mode or not plan.has_plan or plan.solver.interrupted:
+        return plan
+    from pdopt.optimize.modes import compare_modes
+
+    def single(inst: Instance) -> Plan:
+        return _solve(inst, options, scale_demand, maximize_scale)[0]
+
+    return plan.replace(mode_comparison=compare_modes(instance, plan, single))
+
+
+def _solve(instance: Instance, options: SolverOptions | None, scale_demand: float,
+           maximize_scale: bool) -> tuple[Plan, int | None]:
+    """:func:`solve` without the mode comparison; also the number of variables of the cost problem (None when
+    none was built)."""
     if not scale_demand > 0:
         raise ValueError(f"scale_demand must be positive, got {scale_demand}")
     opts = options or SolverOptions()
@@ -88,22 +113,22 @@ def solve(
     skipped = table.skipped
     reason = no_shape_reason(table, data)
     if reason is not None:
-        return failed_plan(instance.name, skipped, SolveStatus.INFEASIBLE, reason, scale_demand)
+        return failed_plan(instance.name, skipped, SolveStatus.INFEASIBLE, reason, scale_demand), None
     scale: float | None = None
     if maximize_scale:
         top = build_problem(data, name="pdopt_f1_max_scale", mode="max_scale")
         sol = run_solver(top.problem, opts)
         if sol.report.interrupted:
             return failed_plan(instance.name, skipped, SolveStatus.NO_SOLUTION, "interrupted while finding the "
-                               "largest demand multiplier, before a plan", scale_demand, sol.report)
+                               "largest demand multiplier, before a plan", scale_demand, sol.report), None
         if not sol.has_solution:
             return failed_plan(instance.name, skipped, sol.status, "no demand multiplier can be served (solver: "
-                               f"{sol.report.message})", scale_demand, sol.report)
+                               f"{sol.report.message})", scale_demand, sol.report), None
         scale = achieved_scale(data, counts_of(top.index(), sol))
         if scale <= 1e-9:
             plan = failed_plan(instance.name, skipped, SolveStatus.INFEASIBLE, "", scale_demand, sol.report)
             return _with_diagnosis(plan, data, opts, "the inventory and limits serve no positive multiple of the "
-                                                     "demand\n")
+                                                     "demand\n"), None
         built = build_problem(data, min_scale=scale)
         start = None
     else:
@@ -126,4 +151,4 @@ def solve(
         plan = extract(instance.name, skipped, data, built.index(), sol, scale_demand, scale, opts.time_limit_s)
     if sol.status is SolveStatus.INFEASIBLE and not sol.report.interrupted:
         plan = _with_diagnosis(plan, data, opts)
-    return plan
+    return plan, built.problem.numVariables()
