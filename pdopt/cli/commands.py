@@ -148,6 +148,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for r in rows:
             if r.get("reason"):
                 print(f"  {r['name']}: {r['reason']}")
+        lines = [c["line"] for r in rows for c in r.get("mode_comparison", {}).values()]
+        if lines:
+            print("\nserving mode (the MILP's plan against aggregated_only and disaggregated_only)")
+            print("\n".join(f"  {line}" for line in lines))
     if interrupted:
         print(f"pdopt: interrupted; {len(rows)} row(s) done are above (partial)", file=sys.stderr)
         return EXIT_INTERRUPTED

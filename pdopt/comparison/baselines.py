@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pdopt.instance import ROLES, Instance
@@ -34,6 +34,7 @@ from pdopt.optimize import fleet
 from pdopt.optimize.fleet import min_nodes
 from pdopt.optimize.heuristics import greedy_start
 from pdopt.optimize.model_data import ModelData, build_model_data
+from pdopt.optimize.modes import compare_modes, mixed_models, single_mode_plans
 from pdopt.optimize.pipeline import solve
 from pdopt.optimize.solver import SolverOptions
 from pdopt.perf.capacity import CapacityTable, ShapeCapacity, capacity_table
@@ -86,11 +87,14 @@ class _Ctx:
         return sorted(out, key=lambda sid: (self.cost_per_rps(sid), sid))
 
     def need(self, model: str, role: str) -> float:
+        if (model, role) not in self.data.demand_rps:
+            raise _NoPlanError(f"model '{model}' may not be served by {role} instances (its serving modes: "
+                               f"{', '.join(self.data.modes_of(model))}); this baseline sizes P/D pairs only")
         return self.data.demand_rps[(model, role)] + self.data.spare_rps[(model, role)]
 
     def models(self) -> list[str]:
         """Models, largest demand first (then by id)."""
-        return sorted(self.instance.workloads, key=lambda m: (-self.data.demand_rps[(m, "prefill")], m))
+        return sorted(self.instance.workloads, key=lambda m: (-self.data.model_demand_rps(m), m))
 
 
 def _context(instance: Instance) -> _Ctx:
@@ -356,18 +360,31 @@ def _row(instance: Instance, name: str, plan: Plan | None, reason: str | None,
 
 def compare(instance: Instance, simulate_requests: int = 0, options: SolverOptions | None = None,
             seed: int = 0) -> list[dict[str, Any]]:
-    """One row per plan: the MILP's (``milp``) then each baseline's, with cost, GPUs, nodes, verifier result and
-    the MILP's saving over it (``cost - milp cost``; percent of the baseline's cost); with ``simulate_requests``
-    > 0 also the simulated SLO verdict and the worst model's attainment (share of requests meeting both SLOs).
-    Interrupted, it raises :class:`~pdopt.interrupt.PartialResult` holding the rows done."""
+    """One row per plan: the MILP's (``milp``); for an instance with a model that may be served both ways, the
+    MILP with every such model aggregated only (``aggregated_only``) and disaggregated only
+    (``disaggregated_only``), which the ``milp`` row's ``mode_comparison`` compares model by model; then each
+    baseline's. A row has cost, GPUs, nodes, the verifier's result and the MILP's saving over it (``cost - milp
+    cost``; percent of its cost); with ``simulate_requests`` > 0 also the simulated SLO verdict and the worst
+    model's attainment (share of requests meeting both SLOs). Interrupted, it raises
+    :class:`~pdopt.interrupt.PartialResult` holding the rows done."""
     rows: list[dict[str, Any]] = []
     try:
-        milp = solve(instance, options)
+        milp = solve(instance, options, explain_mode=False)
         milp_plan = milp if milp.has_plan else None
         milp_cost = milp.objective_usd_per_hour if milp.has_plan else None
         rows.append(_row(instance, "milp", milp_plan, milp.reason, milp_cost, simulate_requests, seed))
         if milp.solver.interrupted:
             raise PartialResult(rows)
+        if mixed_models(instance):
+            single = single_mode_plans(instance, lambda inst: solve(inst, options, explain_mode=False))
+            for mode, plan in single.items():
+                reason = None if plan is not None and plan.has_plan else (plan.reason if plan else "no such model")
+                rows.append(_row(instance, f"{mode}_only", plan if plan is not None and plan.has_plan else None,
+                                 reason, milp_cost, simulate_requests, seed))
+            if milp.has_plan:
+                rows[0]["mode_comparison"] = {
+                    m: {**asdict(c), "line": c.line(m)} for m, c in compare_modes(
+                        instance, milp, lambda inst: solve(inst, options, explain_mode=False), single).items()}
         for b in all_baselines(instance):
             rows.append(_row(instance, b.name, b.plan, b.reason, milp_cost, simulate_requests, seed))
     except PartialResult:

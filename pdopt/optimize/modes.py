@@ -33,17 +33,30 @@ def _model_cost(plan: Plan | None, model: str) -> float | None:
     return plan.cost_breakdown.by_model.get(model, 0.0)
 
 
-def compare_modes(instance: Instance, plan: Plan, solve: Callable[[Instance], Plan]) -> dict[str, ModeComparison]:
-    """Per model that may be served both ways: its mode and cost in ``plan`` and in the aggregated-only and the
-    disaggregated-only plans (solved by ``solve``, which should apply the same limits and demand multiplier)."""
-    models = [m for m in instance.workloads if len(instance.serving_modes(m)) == 2]
-    if not models or not plan.has_plan:
-        return {}
-    single: dict[str, Plan | None] = {}
+def mixed_models(instance: Instance) -> list[str]:
+    """Models that may be served both ways (their workload allows both and they have profiles for both)."""
+    return [m for m in instance.workloads if len(instance.serving_modes(m)) == 2]
+
+
+def single_mode_plans(instance: Instance, solve: Callable[[Instance], Plan]) -> dict[str, Plan | None]:
+    """The aggregated-only and the disaggregated-only plans (``solve`` should apply the limits and the demand
+    multiplier of the plan they are compared with); None for both when no model may be served both ways."""
     modes: tuple[ServingMode, ...] = ("aggregated", "disaggregated")
+    out: dict[str, Plan | None] = {}
     for mode in modes:
         inst = single_mode_instance(instance, mode)
-        single[mode] = solve(inst) if inst is not None else None
+        out[mode] = solve(inst) if inst is not None else None
+    return out
+
+
+def compare_modes(instance: Instance, plan: Plan, solve: Callable[[Instance], Plan],
+                  single: dict[str, Plan | None] | None = None) -> dict[str, ModeComparison]:
+    """Per model that may be served both ways: its mode and cost in ``plan`` and in the aggregated-only and the
+    disaggregated-only plans (``single``, else solved by ``solve``)."""
+    models = mixed_models(instance)
+    if not models or not plan.has_plan:
+        return {}
+    single = single if single is not None else single_mode_plans(instance, solve)
     out = {}
     for m in models:
         chosen = _model_cost(plan, m)
