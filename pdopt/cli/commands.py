@@ -306,8 +306,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise InputError(f"{args.files[1]}: only vLLM bench runs may be given as several files")
     elif fmt == "splitwise":
         _need(args, "Splitwise", "model", "hardware", "tensor_parallel")
+        if (args.token_budget is None) != (args.max_batch is None):
+            raise InputError("--token-budget and --max-batch: give both (an aggregated profile) or neither")
+        engine = None if args.token_budget is None else (args.token_budget, args.max_batch)
         out = {"profiles": import_splitwise(args.files[0], args.model, args.hardware, args.tensor_parallel,
-                                            args.gpu_type)}
+                                            args.gpu_type, aggregated=engine)}
     else:
         out = {"profiles": import_csv(args.files[0], args.model, args.gpu_type)}
     return _emit_yaml(out, args.output, f"{len(out['profiles'])} profile(s) from {fmt}")

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from pdopt.errors import InputError, format_validation_error
-from pdopt.instance import IDENTIFIER_PATTERN, DecodeProfile, PrefillProfile
+from pdopt.instance import IDENTIFIER_PATTERN, AggregatedProfile, DecodeProfile, PrefillProfile
 from pdopt.io.files import read_text
 
 Format = Literal["pdopt_csv", "vllm_bench", "splitwise"]
@@ -178,7 +178,9 @@ def _identifier(value: str, what: str, where: str) -> str:
 
 def _validated(profile: dict[str, Any], where: str) -> dict[str, Any]:
     """Check the dict against the instance format, so that what is returned can be pasted as is."""
-    cls = PrefillProfile if profile["role"] == "prefill" else DecodeProfile
+    classes: dict[str, type[PrefillProfile | DecodeProfile | AggregatedProfile]] = {
+        "prefill": PrefillProfile, "decode": DecodeProfile, "aggregated": AggregatedProfile}
+    cls = classes.get(profile["role"], DecodeProfile)
     try:
         cls.model_validate(profile)
     except ValidationError as err:

@@ -40,7 +40,8 @@ class _SplitwiseRow:
 
 
 def import_splitwise(path: str | Path, model: str, hardware: str, tensor_parallel: int,
-                     gpu_type_id: str | None = None, *, model_id: str | None = None) -> list[dict[str, Any]]:
+                     gpu_type_id: str | None = None, *, model_id: str | None = None,
+                     aggregated: tuple[int, int] | None = None) -> list[dict[str, Any]]:
     """The prefill and decode profiles of one (model, hardware, tensor_parallel) of Splitwise's perf_model.csv.
 
     Splitwise (ISCA'24, Mutinifni/splitwise-sim ``data/perf_model.csv``) measured whole-batch prefill time
@@ -59,7 +60,11 @@ def import_splitwise(path: str | Path, model: str, hardware: str, tensor_paralle
 
     ``model`` and ``hardware`` are Splitwise's names (``llama2-70b``, ``a100-80gb``); the profiles' ids default
     to them with ``-`` made ``_`` (``model_id``, ``gpu_type_id`` override). gpus_per_instance = tensor_parallel.
-    Returns ``[prefill_profile, decode_profile]``.
+    Returns ``[prefill_profile, decode_profile]``, and with ``aggregated = (token_budget, max_batch)`` also an
+    aggregated profile with those engine settings, whose iteration model is composed from ALL the
+    configuration's distinct rows (every prompt, batch and output size) by :func:`pdopt.perf.iteration.
+    compose_iteration`: prefill and decode fitted separately, a mixed iteration paying the decode fixed cost
+    once.
     """
     p = Path(path)
     header_line, header, rows = _csv_rows(p, _read_text(p))
@@ -92,7 +97,35 @@ def import_splitwise(path: str | Path, model: str, hardware: str, tensor_paralle
     if not kept:
         raise InputError(f"{p}: no rows for {what} (the file has {', '.join(sorted(available)) or 'no rows'})")
     head = {"model": mid, "gpu_type": gid, "gpus_per_instance": tensor_parallel}
-    return [_splitwise_prefill(p, what, head, kept, duplicates), _splitwise_decode(p, what, head, kept, duplicates)]
+    out = [_splitwise_prefill(p, what, head, kept, duplicates), _splitwise_decode(p, what, head, kept, duplicates)]
+    if aggregated is not None:
+        out.append(_splitwise_aggregated(p, what, head, kept, duplicates, *aggregated))
+    return out
+
+
+def _splitwise_aggregated(p: Path, what: str, head: dict[str, Any], rows: list[_SplitwiseRow],
+                          duplicates: list[_SplitwiseRow], token_budget: int, max_batch: int) -> dict[str, Any]:
+    from pdopt.perf.iteration import DecodeTime, PrefillTime, compose_iteration
+
+    try:
+        comp = compose_iteration([PrefillTime(r.batch, r.prompt, r.prompt_time_ms) for r in rows],
+                                 [DecodeTime(r.batch, r.prompt, r.tokens, r.token_time_ms) for r in rows],
+                                 f"Splitwise perf_model.csv ({what}): {len(rows)} distinct rows, {p} "
+                                 f"{_lines_word(r.line for r in rows)}{_repeat_note(duplicates)}")
+    except ValueError as exc:
+        raise InputError(f"{p}: cannot compose an aggregated iteration model for {what}: {exc}") from None
+    it = comp.iteration
+    prof = {"model": head["model"], "role": "aggregated", "gpu_type": head["gpu_type"],
+            "gpus_per_instance": head["gpus_per_instance"], "token_budget": token_budget, "max_batch": max_batch,
+            "iteration": {"overhead_ms": round(it.overhead_ms, 4),
+                          "per_prefill_token_ms": float(f"{it.per_prefill_token_ms:.6g}"),
+                          "prefill_quadratic_ms": float(f"{it.prefill_quadratic_ms:.6g}"),
+                          "per_context_token_ms": float(f"{it.per_context_token_ms:.6g}"),
+                          "per_decode_seq_ms": float(f"{it.per_decode_seq_ms:.6g}"), "source": it.source},
+            "source": f"iteration model composed from Splitwise's separate prefill and decode times "
+                      f"(pdopt/perf/iteration.py); engine settings token_budget {token_budget}, max_batch "
+                      f"{max_batch} as given to the import"}
+    return _validated(prof, f"{p} ({what})")
 
 
 def _repeat_note(duplicates: list[_SplitwiseRow]) -> str:
