@@ -133,6 +133,8 @@ class ModeComparison:
     """The whole aggregated-only plan's cost (every model)."""
     disaggregated_only_plan_usd_per_hour: float | None = None
     """The whole disaggregated-only plan's cost (every model)."""
+    plan_usd_per_hour: float | None = None
+    """The whole chosen plan's cost."""
 
     def saving(self, other: float | None) -> float | None:
         """(other - chosen) / other: the share of the single-mode cost the chosen plan saves (None without it)."""
@@ -141,7 +143,9 @@ class ModeComparison:
         return (other - self.cost_usd_per_hour) / other if other > 0 else 0.0
 
     def line(self, model: str) -> str:
-        """``model m: disaggregate: yes|no|partly, saving X% ...``: the answer, one line."""
+        """``model m: disaggregate: yes|no|partly, saving X% ...``: the answer, one line, with the single-mode
+        plans' whole costs (a model's share of a plan's cost may rise where the whole plan's falls, when models
+        share pools)."""
         answer = {"disaggregated": "yes", "aggregated": "no", "both": "partly"}[self.mode]
         share = self.aggregated_rps / self.demand_rps if self.demand_rps > 0 else 0.0
         how = f" ({share:.0%} of requests to aggregated instances)" if self.mode == "both" else ""
@@ -151,7 +155,12 @@ class ModeComparison:
             s = self.saving(other)
             parts.append(f"{label}: no plan" if s is None else
                          f"saving {s:.1%} against {label} ({other:.2f} -> {self.cost_usd_per_hour:.2f} USD/h)")
-        return f"model {model}: disaggregate: {answer}{how}; " + "; ".join(parts)
+        totals = [f"{label} {cost:.2f}" for label, cost in (
+            ("aggregated only", self.aggregated_only_plan_usd_per_hour),
+            ("disaggregated only", self.disaggregated_only_plan_usd_per_hour)) if cost is not None]
+        this = f"this plan {self.plan_usd_per_hour:.2f}, " if self.plan_usd_per_hour is not None else ""
+        whole = f" (whole plans: {this}{', '.join(totals)} USD/h)" if totals else ""
+        return f"model {model}: disaggregate: {answer}{how}; " + "; ".join(parts) + whole
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ def compare_modes(instance: Instance, plan: Plan, solve: Callable[[Instance], Pl
             disaggregated_only_usd_per_hour=_model_cost(single["disaggregated"], m),
             aggregated_only_plan_usd_per_hour=_plan_cost(single["aggregated"]),
             disaggregated_only_plan_usd_per_hour=_plan_cost(single["disaggregated"]),
+            plan_usd_per_hour=plan.objective_usd_per_hour,
         )
     return out
 
