@@ -95,13 +95,15 @@ def stated_aggregated_rps(ctx: PlanContext, model: str) -> float:
 
 
 def _role_supply(ctx: PlanContext, model: str, role: str) -> tuple[float, float, int, list[Placement]]:
-    """(capacity, spare reserve, spares k, placements) of one model's role; the reserve is 0 for a role with no
-    instance of a mode the workload may leave unused."""
+    """(capacity, spare reserve, spares k, placements) of one model's role; the reserve is 0 for a role whose
+    serving mode the model may not use, and for a role with no instance of a mode the model may leave unused."""
     served = [p for p in ctx.placements if p.model == model and p.role == role]
     supply = sum(ctx.capacity.get(id(p), 0.0) * p.count for p in served)
     wl = ctx.instance.workloads[model]
     k = next((n for r, n in wl.spare_instances.items() if r == role), 0)
-    optional = len(_allowed_modes(ctx, model)) == 2 and not served
+    modes = _allowed_modes(ctx, model)
+    mode = "aggregated" if role == "aggregated" else "disaggregated"
+    optional = mode not in modes or (len(modes) == 2 and not served)
     reserve = k * largest_usable_capacity(ctx.instance, model, role) if k and not optional else 0.0
     return supply, reserve, k if reserve else 0, served
 
