@@ -122,6 +122,10 @@ def format_simulation(result: SimResult, tight: list[dict[str, Any]] | None = No
             rows.append([f"{label} simulated", *[mm[key][s] * scale for s in STATS], mm[key].get("ci99_half_width")])
             p = pred.get(key)
             rows.append([f"{label} predicted", *([p[s] for s in STATS] if p else ["overloaded"] + [None] * 4), None])
+            if "aggregated" in pred:
+                q = pred["aggregated"].get(key)
+                rows.append([f"{label} predicted (aggregated)",
+                             *([q[s] for s in STATS] if q else ["overloaded"] + [None] * 4), None])
         out += ["", f"model {m}: {mm['requests']:,} requests measured; TTFT {slo['ttft_statistic']} <= "
                 f"{slo['ttft_target_s']:g} s {'met' if mm['ttft_slo_met'] else 'NOT met'}; TPOT "
                 f"{slo['tpot_statistic']} <= {slo['tpot_target_ms']:g} ms {'met' if mm['tpot_slo_met'] else 'NOT met'}"
@@ -133,7 +137,7 @@ def format_simulation(result: SimResult, tight: list[dict[str, Any]] | None = No
     out += ["", "instances", table(
         ["model", "role", "count", "utilisation min", "utilisation max", "mean batch", "batch cap (bound)"],
         [[m, r, len(g), min(i["utilisation"] for i in g), max(i["utilisation"] for i in g),
-          sum(i.get("mean_batch", 0.0) for i in g) / len(g) if r == "decode" else None,
+          sum(i.get("mean_batch", 0.0) for i in g) / len(g) if r in ("decode", "aggregated") else None,
           f"{g[0]['batch_cap']} ({g[0]['batch_cap_bound']})" if r == "decode" else None]
          for (m, r), g in groups.items()])]
     if tight is not None:

@@ -98,11 +98,25 @@ def _role_plan(demand: float, placed: list[Placement]) -> RolePlan:
     )
 
 
+def _net_capacity(data: ModelData, counts: Counts, m: str, r: str) -> float:
+    """A role's capacity net of its spares (spares are held only by a role with instances), at least 0."""
+    totals: dict[str, int] = {}
+    for (s, _), c in counts.items():
+        if data.shapes[s].model == m and data.shapes[s].role == r:
+            totals[s] = totals.get(s, 0) + c
+    cap = sum(data.shapes[s].pooled_capacity_rps(n) for s, n in totals.items())
+    return max(cap - data.spare_rps.get((m, r), 0.0), 0.0) if totals else 0.0
+
+
 def aggregated_shares(data: ModelData, counts: Counts, scale: float,
                       solved: Mapping[str, float] | None = None) -> dict[str, float]:
     """Req/s routed to each model's aggregated instances: all the demand for a model served aggregated only,
-    none for one served disaggregated only; for a mixed model the solver's ``mode_share`` (``solved``) or, when
-    counts come without one (a baseline), the aggregated capacity left after spares, at most the demand."""
+    none for one served disaggregated only. For a mixed model the router balances the load: the share is
+    demand x A / (A + P) with A the aggregated and P the P/D pairs' capacity net of spares (P the smaller of
+    prefill and decode), so both parts run at the same utilisation, demand / (A + P). The solver's
+    ``mode_share`` (``solved``) only proves that some split exists; when the counts cover the demand the balanced
+    split is one (share <= A and demand - share <= P), and it leaves each part the same headroom. Without
+    capacity in either part, the solver's value (or 0) stands."""
     out = {}
     for m in data.models:
         demand = data.model_demand_rps(m) * scale
@@ -111,12 +125,13 @@ def aggregated_shares(data: ModelData, counts: Counts, scale: float,
             continue
         if "disaggregated" not in modes:
             out[m] = demand
-        elif solved is not None and m in solved:
-            out[m] = min(max(solved[m], 0.0), demand)
+            continue
+        agg = _net_capacity(data, counts, m, "aggregated")
+        pairs = min(_net_capacity(data, counts, m, "prefill"), _net_capacity(data, counts, m, "decode"))
+        if agg + pairs > 0:
+            out[m] = demand * agg / (agg + pairs)
         else:
-            cap = sum(data.shapes[s].capacity_rps * c for (s, _), c in counts.items()
-                      if data.shapes[s].model == m and data.shapes[s].role == "aggregated")
-            out[m] = min(max(cap - data.spare_rps[(m, "aggregated")], 0.0), demand)
+            out[m] = min(max((solved or {}).get(m, 0.0), 0.0), demand)
     return out
 
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from pdopt.instance import DecodeProfile, Instance, PrefillProfile, Workload
+from pdopt.instance import AggregatedProfile, DecodeProfile, Instance, PrefillProfile, Workload
 from pdopt.perf.capacity import QUANTILES, prefill_service, service_scv, tpot_at_batch
 from pdopt.plan import Placement, Plan
+from pdopt.sim.modes import aggregated_share
 
 
 def _mixture_quantile(weights: list[float], rates: list[float], p: float) -> float:
@@ -82,7 +83,12 @@ def predicted_metrics(instance: Instance, plan: Plan) -> dict[str, dict[str, Any
     out: dict[str, dict[str, Any]] = {}
     served = plan.served_demand_rps(instance)
     for m, w in instance.workloads.items():
-        lam = served[m]
+        share = aggregated_share(plan, m)
+        agg = _aggregated_prediction(instance, plan, m, served[m] * share) if share > 0 else None
+        if share >= 1.0:
+            out[m] = agg or {}
+            continue
+        lam = served[m] * (1.0 - share)
         pl = [p for p in plan.placements if p.model == m]
         prefill_model = {"mm1": "M/M/1 prefill with capacity-weighted Poisson splitting",
                          "gg1": "G/G/1 prefill per instance (Allen-Cunneen; gamma percentiles)",
@@ -128,5 +134,36 @@ def predicted_metrics(instance: Instance, plan: Plan) -> dict[str, dict[str, Any
                 break
             tp.append(value * c / total)
         result["tpot_ms"] = {k: float(np.sum(tp)) for k in ("mean", "p50", "p90", "p95", "p99")} if tp else None
+        if agg is not None:
+            result["model"] += f"; the P/D part ({1 - share:.1%} of requests)"
+            result["aggregated"] = agg
         out[m] = result
     return out
+
+
+def _aggregated_prediction(instance: Instance, plan: Plan, model: str, lam: float) -> dict[str, Any]:
+    """The aggregated instances' predicted TTFT and TPOT at the rate the router sends them (split by capacity):
+    the capacity model's mean-value analysis per instance (:mod:`pdopt.perf.aggregated`), request-weighted over
+    instances for the mean; the percentiles are the worst instance's (None where one saturates)."""
+    from pdopt.perf.aggregated import aggregated_load, aggregated_overhead_s, tpot_statistic_ms, ttft_statistic_s
+
+    w = instance.workloads[model]
+    insts = [p for p in plan.placements if p.model == model and p.role == "aggregated" for _ in range(p.count)]
+    total = sum(p.capacity_rps for p in insts)
+    loads = []
+    for p in insts:
+        prof = instance.profile(model, "aggregated", p.gpu_type, p.gpus_per_instance, p.variant)
+        assert isinstance(prof, AggregatedProfile)
+        load = aggregated_load(prof.iteration, prof.token_budget, w, lam * p.capacity_rps / total,
+                               aggregated_overhead_s(instance, w))
+        loads.append((p.capacity_rps / total, load))
+    result: dict[str, Any] = {"model": "aggregated engine: mean-value analysis of chunked prefill per instance"}
+    if any(load is None for _, load in loads):
+        return {**result, "ttft_s": None, "tpot_ms": None}
+    ok = [(wt, load) for wt, load in loads if load is not None]
+    stats = ("mean", "p50", "p90", "p95", "p99")
+    result["ttft_s"] = {k: (sum(wt * ttft_statistic_s(ld, "mean") for wt, ld in ok) if k == "mean"
+                            else max(ttft_statistic_s(ld, k) for _, ld in ok)) for k in stats}  # type: ignore[arg-type]
+    result["tpot_ms"] = {k: (sum(wt * tpot_statistic_ms(ld, "mean") for wt, ld in ok) if k == "mean"
+                             else max(tpot_statistic_ms(ld, k) for _, ld in ok)) for k in stats}  # type: ignore[arg-type]
+    return result

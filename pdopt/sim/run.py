@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ from pdopt.sim.engine import (
     RequestArrays,
     simulate_engine,
 )
+from pdopt.sim.modes import route, run_aggregated
 from pdopt.sim.options import SimOptions
 from pdopt.sim.predict import predicted_metrics
 
@@ -116,8 +118,11 @@ def check_plan_matches(instance: Instance, plan: Plan) -> None:
             raise InputError(f"plan.placements[{i}]: no {p.role} profile for model '{p.model}' on "
                              f"{p.gpu_type} x{p.gpus_per_instance} in the instance") from None
     for m in instance.workloads:
+        roles = {p.role for p in plan.placements if p.model == m}
+        if "aggregated" in roles and not roles & {"prefill", "decode"}:
+            continue  # served aggregated only
         for role in ("prefill", "decode"):
-            if not any(p.model == m and p.role == role for p in plan.placements):
+            if role not in roles:
                 raise InputError(f"plan: no {role} instance for model '{m}'")
 
 
@@ -236,7 +241,8 @@ def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
         service_factor=_service_factors(rng, n, opts.prefill_service, opts.prefill_scv),
         dispatch_u=rng.random(n),
     )
-    insts = planned_instances(plan)
+    to_agg, router = route(plan, models, req.model, opts.seed)
+    insts = [pi for pi in planned_instances(plan) if pi.role != "aggregated"]
     prefill, decode, described = [], [], []
     for pi in insts:
         prof = instance.profile(pi.model, pi.role, pi.gpu_type, pi.gpus_per_instance, pi.variant)
@@ -256,8 +262,12 @@ def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
         described.append(desc)
     overhead = [instance.workloads[m].ttft_overhead_s for m in models]
     with Interruption() as interruption:
-        eng = simulate_engine(req, prefill, decode, overhead, opts.prefill_dispatch, opts.decode_dispatch,
-                              stop=lambda: interruption.requested)
+        eng = _disaggregated(req, ~to_agg, prefill, decode, overhead, opts, lambda: interruption.requested)
+        agg = run_aggregated(instance, plan, models, to_agg, router, req.arrival_s, req.model, lin, lout,
+                             lambda: interruption.requested)
+    eng = dataclasses.replace(eng, makespan_s=max(eng.makespan_s, agg.makespan_s), stopped=eng.stopped or agg.stopped)
+    req.finish_s[to_agg] = agg.finish_s[to_agg]
+    req.prefill_end_s[to_agg] = req.arrival_s[to_agg] + agg.ttft_s[to_agg]
     makespan = max(eng.makespan_s, 1e-12)
     pi_iter, di_iter = iter(prefill), iter(decode)
     for desc in described:
@@ -273,8 +283,8 @@ def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
     keep[lo:hi] = True
     if eng.stopped:  # interrupted: only the requests that finished count (a partial result, marked so)
         keep &= ~np.isnan(req.finish_s)
-    ttft = req.join_s - req.arrival_s
-    tpot = (req.finish_s - req.join_s) / req.decode_steps
+    ttft = np.where(to_agg, agg.ttft_s, req.join_s - req.arrival_s)
+    tpot = np.where(to_agg, agg.tpot_s, (req.finish_s - req.join_s) / req.decode_steps)
     out: dict[str, dict[str, Any]] = {}
     predicted = predicted_metrics(instance, plan)
     for i, m in enumerate(models):
@@ -304,8 +314,39 @@ def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
         }
     opt_dict = {k: getattr(opts, k) for k in opts.__dataclass_fields__}
     done = int(np.count_nonzero(~np.isnan(req.finish_s)))
-    return SimResult(instance.name, out, described, n, time.perf_counter() - start, opts.seed, opt_dict, eng,
-                     eng.stopped, done)
+    return SimResult(instance.name, out, described + agg.described, n, time.perf_counter() - start, opts.seed,
+                     opt_dict, eng, eng.stopped, done)
+
+
+def _disaggregated(req: RequestArrays, mine: BoolArray, prefill: list[PrefillServer], decode: list[DecodeServer],
+                   overhead: list[float], opts: SimOptions, stop: Callable[[], bool]) -> EngineResult:
+    """The P/D engine on the requests the router sends to P/D pairs (all of them without aggregated instances);
+    its outcomes are written back into ``req``. Models with no such request take no part (they may have no P/D
+    pair): the engine runs on the others, their model indices renumbered for the run and restored after."""
+    if mine.all():
+        return simulate_engine(req, prefill, decode, overhead, opts.prefill_dispatch, opts.decode_dispatch,
+                               stop=stop)
+    idx = np.flatnonzero(mine)
+    if not len(idx):
+        return EngineResult(req, prefill, decode, 0.0)
+    used = sorted({int(m) for m in req.model[idx]})
+    remap = {m: k for k, m in enumerate(used)}
+    sub = RequestArrays(model=np.array([remap[int(m)] for m in req.model[idx]], dtype=np.int64),
+                        arrival_s=req.arrival_s[idx], input_tokens=req.input_tokens[idx],
+                        decode_steps=req.decode_steps[idx], service_factor=req.service_factor[idx],
+                        dispatch_u=req.dispatch_u[idx])
+    servers: list[PrefillServer | DecodeServer] = [*prefill, *decode]
+    original = [srv.model for srv in servers]
+    try:
+        for srv in servers:
+            srv.model = remap.get(srv.model, -1)
+        eng = simulate_engine(sub, [x for x in prefill if x.model >= 0], [x for x in decode if x.model >= 0],
+                              [overhead[m] for m in used], opts.prefill_dispatch, opts.decode_dispatch, stop=stop)
+    finally:
+        for srv, m in zip(servers, original, strict=True):
+            srv.model = m
+    req.prefill_end_s[idx], req.join_s[idx], req.finish_s[idx] = sub.prefill_end_s, sub.join_s, sub.finish_s
+    return dataclasses.replace(eng, requests=req, prefill=prefill, decode=decode)
 
 
 def plan_without_one(plan: Plan, model: str, role: str) -> tuple[Plan, dict[str, Any]] | None:
@@ -331,7 +372,7 @@ def tightness(instance: Instance, plan: Plan, options: SimOptions | None = None,
     instance fewer? A plan is tight when none does (same traffic, same seed)."""
     out = []
     for m in instance.workloads:
-        for role in ("prefill", "decode"):
+        for role in ("prefill", "decode", "aggregated"):
             reduced = plan_without_one(plan, m, role)
             if reduced is None:
                 continue
