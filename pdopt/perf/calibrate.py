@@ -421,8 +421,9 @@ def fit_aggregated(runs: Sequence[MeasuredRun], profile: AggregatedProfile, work
     if len({r.request_rate_rps for r in runs}) < len(names):
         raise ValueError(f"fitting {', '.join(names)} needs measured runs at {len(names)} or more distinct request "
                          f"rates, got {len({r.request_rate_rps for r in runs})}")
-    for r in runs:
-        if _agg_means(s, 0.0, 0.0, 0.0 if s.n > 0 else e_held, r.request_rate_rps) is None:
+    for r in runs:  # every load grows with a, b, e: the lightest candidate is their limit at 0 (a = 0 exactly
+        # would leave a prompt no service time at all when c = d = 0, which the analysis calls saturated)
+        if _agg_means(s, 1e-9, 0.0, 0.0 if s.n > 0 else e_held, r.request_rate_rps) is None:
             raise ValueError(f"the run at {r.request_rate_rps:g} req/s is saturated under every candidate: even with "
                              f"{', '.join(names)} = 0, the held c = {s.c:g} and d = {s.d:g} ms and the token budget "
                              f"{profile.token_budget} give the engine no steady state at that rate")
