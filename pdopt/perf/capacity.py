@@ -61,7 +61,9 @@ class CapacityTable:
 
 
 def capacity_table(instance: Instance) -> CapacityTable:
-    """Capacities of every benchmarked shape of every model that has a workload."""
+    """Capacities of every benchmarked shape of every model that has a workload. An aggregated profile with
+    ``measured_runs`` is sized with its iteration model calibrated to them (:mod:`pdopt.perf.aggregated_fit`), and
+    skipped, with the reason, when they cannot be fitted."""
     usable: list[ShapeCapacity] = []
     skipped: list[SkippedShape] = []
     for prof in instance.profiles:
