@@ -25,6 +25,11 @@ Points are dicts with ``request_rate_rps`` and ``ttft_mean_s`` (and optionally `
 ``import_vllm_bench`` writes them, or ``(rate, mean TTFT)`` tuples. Dict points with ``rate_configured`` false
 (``--request-rate inf``: a saturated queue, whose TTFT grows with the run's length) or with a ``max_concurrency``
 (a closed loop, not an open arrival stream) are left out, and the result says which and why.
+
+The second half calibrates an AGGREGATED instance's iteration-time model (prefill and decode in one engine) to
+measured runs at several request rates: :func:`fit_aggregated`, documented in :mod:`pdopt.perf.aggregated_fit`
+(which the planner calls). It lives here, with its own copy of the mean-value analysis' two means, so that the
+verifier can fit the same coefficients without importing the planner's capacity code.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pdopt.perf.queueing import STATISTICS, max_arrival_rate, sojourn_statistic
+from pdopt.instance import AggregatedProfile, IterationModel, MeasuredRun, Workload
+from pdopt.perf.queueing import STATISTICS, max_arrival_rate, mean_wait_ggc, sojourn_statistic
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -286,3 +292,168 @@ def fit_gg1(points: Sequence[Point], input_tokens: float, max_throughput_tok_per
         residuals_s=tuple((o.rate, o.statistic, o.ttft_s, float(p)) for o, p in zip(obs, predicted, strict=True)),
         excluded=tuple(excluded), at_bound=tuple(at_bound),
     )
+
+
+
+# Aggregated instances: the iteration model calibrated to measured runs (documented in pdopt/perf/aggregated_fit.py)
+
+AGG_FITTED = ("overhead_ms", "per_prefill_token_ms", "per_decode_seq_ms")
+"""The coefficients :func:`fit_aggregated` fits: a, b, e (e is held too when the workload has O <= 1)."""
+AGG_HELD = ("prefill_quadratic_ms", "per_context_token_ms")
+"""The coefficients held at the profile's values: c and d, which mean TTFT and TPOT cannot tell from b and e."""
+SATURATED_RESIDUAL = 1e3
+"""Relative residual of each mean of a run that a candidate saturates, so that the solver steps back."""
+START_GRID = 32
+"""Values of a scanned along the zero-load line for the start."""
+
+
+@dataclass(frozen=True)
+class _AggSetup:
+    """The load-independent numbers (ms, tokens): per prompt length (1 - h) L, (1 - h^2) L^2 and its probability;
+    n = max(O - 1, 0); ctx = E[L] + O/2; the token budget K; ca2; the TTFT overhead; the held c and d."""
+
+    tokens: tuple[float, ...]
+    quad: tuple[float, ...]
+    probs: tuple[float, ...]
+    n: float
+    ctx: float
+    budget: float
+    ca2: float
+    overhead_s: float
+    c: float
+    d: float
+
+
+def _agg_setup(profile: AggregatedProfile, workload: Workload, overhead_s: float, ca2: float) -> _AggSetup:
+    h, dist, out = workload.prefix_cache_hit_rate, workload.input_length_distribution, workload.output_tokens_mean
+    lengths = [(workload.input_tokens_mean, 1.0)] if dist is None else [
+        (x, w / sum(dist.weights)) for x, w in zip(dist.lengths, dist.weights, strict=True)]
+    return _AggSetup(tuple((1 - h) * x for x, _ in lengths), tuple((1 - h * h) * x * x for x, _ in lengths),
+                     tuple(p for _, p in lengths), max(out - 1.0, 0.0), sum(x * p for x, p in lengths) + out / 2.0,
+                     float(profile.token_budget), ca2, overhead_s, profile.iteration.prefill_quadratic_ms,
+                     profile.iteration.per_context_token_ms)
+
+
+def _agg_means(s: _AggSetup, a: float, b: float, e: float, rate_rps: float) -> tuple[float, float] | None:
+    """(mean TTFT s, mean TPOT ms) by the mean-value analysis of docs/capacity.md ("Aggregated instances", steps
+    1-5) with coefficients a, b, e and the held c, d; None when saturated (rho >= 1, K - B <= 0, rho_p >= 1).
+    The arithmetic of :func:`pdopt.perf.aggregated.aggregated_load`, restated for the verifier (a test compares)."""
+    lam = rate_rps / 1000.0
+    wp = [b * t + s.c * q for t, q in zip(s.tokens, s.quad, strict=True)]
+    delta = e + s.d * s.ctx
+    rho = lam * (sum(w * p for w, p in zip(wp, s.probs, strict=True)) + s.n * delta)
+    if rho >= 1.0:
+        return None
+    tpot = a / (1.0 - rho) + delta
+    room = s.budget - lam * s.n * tpot
+    if room <= 0.0:
+        return None
+    tau_d = a + delta * lam * s.n * tpot
+    serv = [t / room * tau_d + w for t, w in zip(s.tokens, wp, strict=True)]
+    e_s = sum(x * p for x, p in zip(serv, s.probs, strict=True))
+    if lam * e_s >= 1.0 or e_s <= 0.0:
+        return None
+    cs2 = max(0.0, sum(x * x * p for x, p in zip(serv, s.probs, strict=True)) / (e_s * e_s) - 1.0)
+    w_q = mean_wait_ggc(lam, 1.0 / e_s, 1, s.ca2, cs2) if lam > 0 else 0.0
+    own = sum((math.ceil(t / room - 1e-9) * tau_d + w) * p for t, w, p in zip(s.tokens, wp, s.probs, strict=True))
+    return ((1.0 - lam * e_s) * tau_d / 2.0 + w_q + own) / 1000.0 + s.overhead_s, tpot
+
+
+@dataclass(frozen=True)
+class AggregatedSolution:
+    """What :func:`fit_aggregated` found: the calibrated model and the least-squares solution behind it."""
+
+    iteration: IterationModel
+    fitted: tuple[str, ...]
+    held: tuple[str, ...]
+    start: dict[str, float]
+    """The starting point (fitted coefficients)."""
+    residuals: FloatArray
+    """Relative residuals predicted / measured - 1 at the solution: TTFT, TPOT of run 0, then of run 1, ..."""
+    jacobian: FloatArray
+    """Their Jacobian in the fitted coefficients (ms units), for standard errors."""
+
+
+def _agg_start(s: _AggSetup, runs: Sequence[MeasuredRun], e_held: float, cost: Any) -> FloatArray:
+    """At zero load TPOT_0 = a + e + d ctx and TTFT_0 = overhead + a (1/2 + E[ceil((1 - h) L / K)]) + b E[(1 - h) L]
+    + c E[(1 - h^2) L^2]; straight lines through the lighter half of the runs give TPOT_0 and TTFT_0 (floored at
+    a tenth of the least measured value). How TPOT_0 splits between a and e stays open: a is scanned over
+    (0, a_max] (a_max keeps b, e >= 0), b and e follow, and the candidate of least cost starts the fit."""
+    rates = np.array([r.request_rate_rps for r in runs])
+    cut = np.unique(rates)[max(1, (len(np.unique(rates)) - 1) // 2)]
+    zero = []
+    for y in (np.array([r.ttft_mean_s for r in runs]), np.array([r.tpot_mean_ms for r in runs])):
+        icept = float(np.polyfit(rates[rates <= cut], y[rates <= cut], 1)[1])
+        zero.append(max(icept, 0.1 * float(np.min(y))) if math.isfinite(icept) else float(np.min(y)))
+    k = 0.5 + sum(math.ceil(t / s.budget - 1e-9) * p for t, p in zip(s.tokens, s.probs, strict=True))
+    f0 = (zero[0] - s.overhead_s) * 1000.0 - s.c * sum(q * p for q, p in zip(s.quad, s.probs, strict=True))
+    t0 = zero[1] - s.d * s.ctx
+    a_max = f0 / k if s.n == 0 else min(t0, f0 / k)
+    if not a_max > 0.0:  # the held c, d or the overhead already explain the light runs: start small
+        a_max = 0.1 * (zero[1] if s.n > 0 else zero[0] * 1000.0)
+    mean_tok = sum(t * p for t, p in zip(s.tokens, s.probs, strict=True))
+    cands = [np.array([a, max(f0 - a * k, 0.0) / mean_tok] + ([max(t0 - a, 0.0)] if s.n > 0 else []))
+             for a in a_max * np.arange(1, START_GRID + 1) / START_GRID]
+    return min(cands, key=lambda th: float(cost(th)))
+
+
+def fit_aggregated(runs: Sequence[MeasuredRun], profile: AggregatedProfile, workload: Workload, overhead_s: float,
+                   arrival_scv: float | None = None) -> AggregatedSolution:
+    """Fit a, b, e of ``profile``'s iteration model to ``runs`` with c, d held: the core of
+    :func:`pdopt.perf.aggregated_fit.fit_iteration`, which documents the model, the choice and the errors.
+
+    Least squares on the relative residuals of both means of every run (TTFT only when O <= 1), by
+    ``scipy.optimize.least_squares`` (trust-region reflective, a, b, e >= 0; a candidate that saturates a run
+    scores :data:`SATURATED_RESIDUAL` per mean), from :func:`_agg_start`. ValueError: fewer distinct rates than
+    fitted coefficients, a run saturated under every candidate (with a = b = e = 0), a fit that saturates a run."""
+    from scipy.optimize import least_squares  # deferred: scipy loads only when needed
+
+    if isinstance(overhead_s, bool) or not math.isfinite(overhead_s) or overhead_s < 0:
+        raise ValueError(f"overhead_s must be a finite number >= 0, got {overhead_s!r}")
+    ca2 = workload.arrival_scv if arrival_scv is None else arrival_scv
+    if isinstance(ca2, bool) or not math.isfinite(ca2) or ca2 < 0:
+        raise ValueError(f"arrival_scv must be a finite number >= 0, got {ca2!r}")
+    s = _agg_setup(profile, workload, overhead_s, ca2)
+    names = AGG_FITTED if s.n > 0 else AGG_FITTED[:2]
+    held = AGG_HELD if s.n > 0 else (*AGG_HELD, AGG_FITTED[2])
+    e_held = profile.iteration.per_decode_seq_ms
+    runs = list(runs)
+    if len({r.request_rate_rps for r in runs}) < len(names):
+        raise ValueError(f"fitting {', '.join(names)} needs measured runs at {len(names)} or more distinct request "
+                         f"rates, got {len({r.request_rate_rps for r in runs})}")
+    for r in runs:  # every load grows with a, b, e: the lightest candidate is their limit at 0 (a = 0 exactly
+        # would leave a prompt no service time at all when c = d = 0, which the analysis calls saturated)
+        if _agg_means(s, 1e-9, 0.0, 0.0 if s.n > 0 else e_held, r.request_rate_rps) is None:
+            raise ValueError(f"the run at {r.request_rate_rps:g} req/s is saturated under every candidate: even with "
+                             f"{', '.join(names)} = 0, the held c = {s.c:g} and d = {s.d:g} ms and the token budget "
+                             f"{profile.token_budget} give the engine no steady state at that rate")
+    per_run = 2 if s.n > 0 else 1
+
+    def residuals(theta: FloatArray) -> FloatArray:
+        out: FloatArray = np.full(per_run * len(runs), SATURATED_RESIDUAL)
+        for i, r in enumerate(runs):
+            m = _agg_means(s, float(theta[0]), float(theta[1]), float(theta[2]) if s.n > 0 else e_held,
+                           r.request_rate_rps)
+            if m is not None:
+                out[per_run * i:per_run * (i + 1)] = np.array([m[0] / r.ttft_mean_s, m[1] / r.tpot_mean_ms]
+                                                              )[:per_run] - 1.0
+        return out
+
+    theta0 = _agg_start(s, runs, e_held, lambda th: float(residuals(th) @ residuals(th)))
+    sol = least_squares(residuals, theta0, bounds=(np.zeros(len(names)), np.full(len(names), np.inf)),
+                        method="trf", x_scale="jac", xtol=1e-12, ftol=1e-12, gtol=1e-12)
+    theta = np.maximum(np.asarray(sol.x, dtype=float), 0.0)
+    res = residuals(theta)
+    coef = (float(theta[0]), float(theta[1]), float(theta[2]) if s.n > 0 else e_held)
+    saturated = [f"{r.request_rate_rps:g}" for r in runs if _agg_means(s, *coef, r.request_rate_rps) is None]
+    if saturated:
+        raise ValueError(f"the fitted model (a = {coef[0]:.6g}, b = {coef[1]:.6g}, e = {coef[2]:.6g} ms) saturates the "
+                         f"runs at {', '.join(saturated)} req/s: the model does not describe these runs (overloaded, "
+                         "or measured at other lengths than the workload's?)")
+    fitted = dict(zip(names, (float(v) for v in theta), strict=True))
+    source = (f"calibrated to {len(runs)} measured runs ({', '.join(names)} fitted; {', '.join(held)} held"
+              + (f" from: {profile.iteration.source}" if profile.iteration.source else "") + ")")
+    return AggregatedSolution(
+        iteration=profile.iteration.model_copy(update={**fitted, "source": source}), fitted=names, held=held,
+        start=dict(zip(names, (float(v) for v in theta0), strict=True)), residuals=res,
+        jacobian=np.asarray(sol.jac, dtype=float))

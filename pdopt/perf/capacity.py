@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pdopt.instance import AggregatedProfile, Instance, PrefillProfile
 from pdopt.perf.aggregated import aggregated_capacity, aggregated_overhead_s, kv_token_capacity
+from pdopt.perf.aggregated_fit import calibrated_iteration
 from pdopt.perf.decode import (
     decode_capacity,
     decode_rate_under_load,
@@ -60,7 +61,9 @@ class CapacityTable:
 
 
 def capacity_table(instance: Instance) -> CapacityTable:
-    """Capacities of every benchmarked shape of every model that has a workload."""
+    """Capacities of every benchmarked shape of every model that has a workload. An aggregated profile with
+    ``measured_runs`` is sized with its iteration model calibrated to them (:mod:`pdopt.perf.aggregated_fit`), and
+    skipped, with the reason, when they cannot be fitted."""
     usable: list[ShapeCapacity] = []
     skipped: list[SkippedShape] = []
     for prof in instance.profiles:
@@ -76,8 +79,17 @@ def capacity_table(instance: Instance) -> CapacityTable:
         if misfit is not None:
             result = _skip(prof, misfit)
         elif isinstance(prof, AggregatedProfile):
-            result = aggregated_capacity(prof, workload, kv_token_capacity(instance, prof),
-                                         aggregated_overhead_s(instance, workload))
+            kv_tokens = kv_token_capacity(instance, prof)
+            overhead = aggregated_overhead_s(instance, workload)
+            fit = calibrated_iteration(prof, workload, overhead, kv_tokens)
+            if isinstance(fit, str):
+                skipped.append(_skip(prof, fit))
+                continue
+            result = aggregated_capacity(prof, workload, kv_tokens, overhead,
+                                         iteration=None if fit is None else fit.iteration)
+            if fit is not None and isinstance(result, ShapeCapacity):
+                result.detail["calibrated_runs"] = float(fit.n_runs)
+                result.detail["calibration_max_rel_error"] = fit.max_rel_error
         elif isinstance(prof, PrefillProfile):
             transfer = transfer_overhead_s(instance, prof.model, prof.gpu_type, prof.gpus_per_instance)
             if transfer is not None:

@@ -30,8 +30,9 @@ GPUs). Otherwise, per instance:
 - Aggregated (prefill and decode in one engine): the mean-value analysis of chunked prefill of
   :mod:`pdopt.verifier.aggregated`, with the KV tokens of :func:`~pdopt.verifier.aggregated.kv_tokens_of` and the
   TTFT overhead ``network.client_io_s`` when set (no KV moves between instances), else ``ttft_overhead_s``. A
-  profile with ``measured_runs`` is unusable here: the planner sizes it with calibrated coefficients, which this
-  verifier does not derive.
+  profile with ``measured_runs`` is first calibrated by :func:`pdopt.perf.calibrate.fit_aggregated` (a, b and e
+  fitted to the runs, c and d held), and the capacity is recomputed at the calibrated coefficients (unusable
+  when the runs cannot be fitted).
 
 The queueing and calibration formulas are the only shared code: pure functions checked on their own against
 exact distributions and the simulator, not the planner's capacity table.
@@ -271,14 +272,19 @@ def aggregated_overhead_s(instance: Instance, profile: AggregatedProfile) -> flo
 
 
 def _aggregated_rps(profile: AggregatedProfile, instance: Instance) -> RecomputedShape:
-    """The mean-value analysis of chunked prefill (:mod:`pdopt.verifier.aggregated`) at the profile's own
-    iteration model. A profile with ``measured_runs`` is planned with coefficients calibrated to them, which this
-    verifier does not derive: such a shape is reported unusable rather than checked at the uncalibrated ones."""
+    """The mean-value analysis of chunked prefill (:mod:`pdopt.verifier.aggregated`) at the profile's iteration
+    model, or, with ``measured_runs``, at the coefficients :func:`pdopt.perf.calibrate.fit_aggregated` calibrates
+    to them (the shared fit; the capacity is then this module's own)."""
+    workload = instance.workloads[profile.model]
+    kv_tokens = kv_tokens_of(instance, profile)
+    overhead = aggregated_overhead_s(instance, profile)
     if profile.measured_runs:
-        return RecomputedShape(0.0, "calibrated aggregated shapes (measured_runs) are recomputed only from the "
-                                    "calibrated iteration coefficients, which this verifier version does not derive")
-    rate, why = recompute_aggregated(profile, instance.workloads[profile.model], kv_tokens_of(instance, profile),
-                                     aggregated_overhead_s(instance, profile))
+        try:
+            fit = calibrate.fit_aggregated(profile.measured_runs, profile, workload, overhead)
+        except ValueError as exc:
+            return RecomputedShape(0.0, f"the calibrated aggregated shape (measured_runs) cannot be fitted: {exc}")
+        profile = profile.model_copy(update={"iteration": fit.iteration})
+    rate, why = recompute_aggregated(profile, workload, kv_tokens, overhead)
     return RecomputedShape(rate, why)
 
 
