@@ -73,8 +73,14 @@ from typing import Any
 
 import numpy as np
 
-from pdopt.instance import AggregatedProfile, IterationModel, MeasuredRun, Workload
-from pdopt.perf.aggregated import RUNNING_WITHIN_CAP, aggregated_load, running_cap
+from pdopt.instance import AggregatedProfile, Instance, IterationModel, MeasuredRun, Workload
+from pdopt.perf.aggregated import (
+    RUNNING_WITHIN_CAP,
+    aggregated_load,
+    aggregated_overhead_s,
+    kv_token_capacity,
+    running_cap,
+)
 from pdopt.perf.calibrate import AGG_FITTED, AGG_HELD, fit_aggregated
 
 __all__ = ["AGG_FITTED", "AGG_HELD", "IterationFit", "RunFit", "calibrated_iteration", "fit_iteration"]
@@ -182,3 +188,13 @@ def calibrated_iteration(profile: AggregatedProfile, workload: Workload, overhea
         return fit_iteration(profile.measured_runs, profile, workload, overhead_s, kv_tokens)
     except ValueError as exc:
         return f"cannot calibrate the iteration model to measured_runs: {exc}"
+
+
+def planned_iteration(instance: Instance, profile: AggregatedProfile) -> IterationModel:
+    """The iteration model a plan sizes an aggregated shape with: calibrated to its ``measured_runs`` when it has
+    them (and the fit succeeds; otherwise the shape is skipped and never planned), else the profile's own. The
+    simulator and the predictions use it too, so that a plan is checked under the model it was made with."""
+    workload = instance.workloads[profile.model]
+    fit = calibrated_iteration(profile, workload, aggregated_overhead_s(instance, workload),
+                               kv_token_capacity(instance, profile))
+    return fit.iteration if isinstance(fit, IterationFit) else profile.iteration

@@ -20,6 +20,7 @@ import numpy as np
 from pdopt.instance import AggregatedProfile, Instance
 from pdopt.io import InputError
 from pdopt.perf.aggregated import aggregated_overhead_s, kv_token_capacity
+from pdopt.perf.aggregated_fit import planned_iteration
 from pdopt.plan import Plan
 from pdopt.sim.aggregated import simulate_aggregated
 from pdopt.sim.engine import BoolArray, FloatArray, IntArray
@@ -90,8 +91,8 @@ def run_aggregated(instance: Instance, plan: Plan, models: list[str], to_agg: Bo
             prompts = np.maximum(1, np.round(lin[sel])).astype(np.int64)
             outs = np.maximum(1, np.round(lout[sel])).astype(np.int64)
             try:
-                res = simulate_aggregated(prof.iteration, prof.token_budget, prof.max_batch, kv, arrival_s[sel],
-                                          prompts, outs, w.prefix_cache_hit_rate, stop=stop)
+                res = simulate_aggregated(planned_iteration(instance, prof), prof.token_budget, prof.max_batch, kv,
+                                          arrival_s[sel], prompts, outs, w.prefix_cache_hit_rate, stop=stop)
             except ValueError as exc:
                 raise InputError(f"model '{m}', aggregated instance on {p.gpu_type} x{p.gpus_per_instance}: "
                                  f"{exc}") from None

@@ -146,6 +146,7 @@ def _aggregated_prediction(instance: Instance, plan: Plan, model: str, lam: floa
     the capacity model's mean-value analysis per instance (:mod:`pdopt.perf.aggregated`), request-weighted over
     instances for the mean; the percentiles are the worst instance's (None where one saturates)."""
     from pdopt.perf.aggregated import aggregated_load, aggregated_overhead_s, tpot_statistic_ms, ttft_statistic_s
+    from pdopt.perf.aggregated_fit import planned_iteration
 
     w = instance.workloads[model]
     insts = [p for p in plan.placements if p.model == model and p.role == "aggregated" for _ in range(p.count)]
@@ -154,7 +155,7 @@ def _aggregated_prediction(instance: Instance, plan: Plan, model: str, lam: floa
     for p in insts:
         prof = instance.profile(model, "aggregated", p.gpu_type, p.gpus_per_instance, p.variant)
         assert isinstance(prof, AggregatedProfile)
-        load = aggregated_load(prof.iteration, prof.token_budget, w, lam * p.capacity_rps / total,
+        load = aggregated_load(planned_iteration(instance, prof), prof.token_budget, w, lam * p.capacity_rps / total,
                                aggregated_overhead_s(instance, w))
         loads.append((p.capacity_rps / total, load))
     result: dict[str, Any] = {"model": "aggregated engine: mean-value analysis of chunked prefill per instance"}
