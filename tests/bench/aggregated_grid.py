@@ -1,7 +1,7 @@
 """The aggregated capacity formula (pdopt/perf/aggregated.py) against the aggregated engine's simulator
 (pdopt/sim/aggregated.py) on a grid of 27 cases, for the mean, p90 and p99 statistics.
 
-    python tests/bench/aggregated_grid.py [--quick] [--requests N] [--diagnose] [--coefficients FILE]
+    python tests/bench/aggregated_grid.py [--quick] [--requests N] [--seed S] [--diagnose] [--coefficients FILE]
 
 Engine: OPT-66B on 4 A100-80GB (TP 4) with DistServe's fitted vLLM coefficients, file
 ``profiler-a100-80g.vllm.json`` of DistServe (https://github.com/LLMServe/DistServe, commit
@@ -213,8 +213,8 @@ class Row:
         return abs(self.error) > LIMIT[self.statistic]
 
 
-def compare(case: Case, it: IterationModel, requests: int) -> list[Row]:
-    sim = Simulator(case, it, requests)
+def compare(case: Case, it: IterationModel, requests: int, seed: int = SEED) -> list[Row]:
+    sim = Simulator(case, it, requests, seed)
     rows = []
     for name in STATISTICS:
         rate, binding = aggregated_max_rate(it, case.profile(it), case.workload(it, name), case.kv_tokens(), 0.0)
@@ -281,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="9 cases, fewer requests")
     ap.add_argument("--requests", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=SEED, help="seed of the arrival stream (another seed shows the "
+                    "simulated rates' sampling noise)")
     ap.add_argument("--coefficients", type=Path, default=None, help="DistServe's profiler JSON to read")
     ap.add_argument("--diagnose", action="store_true", help="also compare the engine's internals at each "
                     "simulated mean-statistic capacity")
@@ -295,10 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     for case in cases:
         t = time.perf_counter()
-        rows.extend(compare(case, it, requests))
+        rows.extend(compare(case, it, requests, args.seed))
         print(f"{case.name}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
     print(f"{len(cases)} cases x {len(STATISTICS)} statistics, {requests} requests per simulation "
-          f"({TRIM:.0%} dropped at each end), {DISTSERVE}\n")
+          f"({TRIM:.0%} dropped at each end), seed {args.seed}, {DISTSERVE}\n")
     print(table(rows, it))
     ok, summary = verdict(rows)
     print("\n" + summary)
