@@ -42,8 +42,9 @@ from pydantic import ValidationError
 
 import pdopt
 from pdopt.instance import AggregatedProfile, Instance, IterationModel, MeasuredRun, Workload
-from pdopt.perf.aggregated import aggregated_capacity, aggregated_load
+from pdopt.perf.aggregated import aggregated_load
 from pdopt.perf.aggregated_fit import AGG_FITTED, IterationFit, fit_iteration
+from pdopt.perf.aggregated_search import aggregated_capacity
 from pdopt.perf.calibrate import _agg_means, _agg_setup  # the verifier's copy of the means, compared below
 from pdopt.perf.capacity import ShapeCapacity, capacity_table
 from pdopt.sim.aggregated import simulate_aggregated

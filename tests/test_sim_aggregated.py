@@ -336,7 +336,7 @@ def test_formula_capacity_within_limit_of_simulated(prompt: int, output: int, bu
     of the formula's. Each side is asserted with a 99% batch-means confidence interval on the simulated statistic
     clear of the target, so that sampling noise cannot pass (or fail) the test (20,000 Poisson requests, the first
     and last 10% dropped; cases and targets of tests/bench/aggregated_grid.py)."""
-    from pdopt.perf.aggregated import aggregated_max_rate
+    from pdopt.perf.aggregated_search import aggregated_max_rate
     from tests.bench.aggregated_grid import LIMIT, Case, Simulator, iteration_model
 
     it = iteration_model()

@@ -22,8 +22,8 @@ O / 2); B = lambda n TPOT the decode batch, b ~ Poisson(B) its value in one iter
 3. Memory and batch: the requests running at once are about Poisson(lambda (n TPOT + own prefill)); with
    probability 0.99 within min(max_batch, KV tokens / (E[L] + O)).
 
-The capacity is the rate at which a condition first fails (:func:`aggregated_max_rate`: a scan below saturation,
-then bisection; a statistic need not be monotone near saturation).
+The capacity is the rate at which a condition first fails (:mod:`pdopt.perf.aggregated_search`: a scan below
+saturation, then bisection; a statistic need not be monotone near saturation).
 """
 
 from __future__ import annotations
@@ -32,10 +32,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pdopt.instance import AggregatedProfile, Instance, IterationModel, Role, Statistic, Workload
+from pdopt.instance import AggregatedProfile, Instance, IterationModel, Statistic, Workload
 from pdopt.perf.queueing import QUANTILES
-from pdopt.perf.shapes import ShapeCapacity, SkippedShape
-from pdopt.perf.shapes import skip as _skip
 
 if TYPE_CHECKING:
     import numpy as np
@@ -107,7 +105,7 @@ class _DecodeState:
     thetas: Floats  # theta per class of the request: its own prefill sets the prompts queued at its window
 
 
-def _lengths(workload: Workload) -> list[tuple[float, float]]:
+def prompt_lengths(workload: Workload) -> list[tuple[float, float]]:
     """(length, probability) pairs of the workload's prompt lengths."""
     dist = workload.input_length_distribution
     if dist is None:
@@ -233,7 +231,7 @@ def _tagged_prompt(lam: float, residual: float, u: float, w: float, u_m: float, 
     left = float(pa @ np.maximum(its * room - u_m * ka - u, 0.0))
     n_own = float(_iterations(u, rooms)[0])
     core = n_it * tau_d + ahead * w_m + w
-    last = tau_d + (beta * min(room, u) if n_own > 1.0 else w + ahead * w_m)
+    last = tau_d + (beta * min(room, u) if n_own > 1.0 + 1e-9 else w + ahead * w_m)  # an average of whole numbers
     behind = lam * max(residual + core - last, residual)
     kb = np.arange(_kmax(behind) + 1, dtype=np.float64)
     succ = beta * float(_poisson(behind, len(kb) - 1) @ np.minimum(left, u_m * kb))
@@ -250,7 +248,7 @@ def aggregated_load(it: IterationModel, token_budget: int, workload: Workload, r
     h = workload.prefix_cache_hit_rate
     out = workload.output_tokens_mean
     n = max(out - 1.0, 0.0)
-    lengths = _lengths(workload)
+    lengths = prompt_lengths(workload)
     xs = np.array([x for x, _ in lengths])
     ps = np.array([p for _, p in lengths])
     us = (1.0 - h) * xs
@@ -418,11 +416,11 @@ def tpot_statistic_ms(load: AggregatedLoad, statistic: Statistic) -> float:
 def running_cap(profile: AggregatedProfile, workload: Workload, kv_tokens: int) -> int:
     """Most requests that may run at once: the batch cap, and the KV tokens over one request's mean context
     E[L] + O (E[L] over the length distribution when given)."""
-    per_request = sum(x * p for x, p in _lengths(workload)) + workload.output_tokens_mean
+    per_request = sum(x * p for x, p in prompt_lengths(workload)) + workload.output_tokens_mean
     return min(profile.max_batch, int(kv_tokens // per_request))
 
 
-def _violations(load: AggregatedLoad | None, workload: Workload, cap: int) -> list[str]:
+def violations(load: AggregatedLoad | None, workload: Workload, cap: int) -> list[str]:
     """Which conditions fail at this load: ``saturated``, ``ttft_target``, ``tpot_target``, ``kv_memory``."""
     from scipy import stats  # deferred: scipy loads only when a model needs it (docs/architecture.md)
 
@@ -438,52 +436,6 @@ def _violations(load: AggregatedLoad | None, workload: Workload, cap: int) -> li
     return out
 
 
-SCAN_POINTS = 128
-"""Loads scanned, evenly spaced up to saturation, for the first at which a condition fails."""
-
-
-def aggregated_max_rate(it: IterationModel, profile: AggregatedProfile, workload: Workload, kv_tokens: int,
-                        overhead_s: float) -> tuple[float, str]:
-    """The largest rate (req/s) below which every condition holds, and what fails just above it; (0, reason)
-    when even the lightest load fails.
-
-    A percentile of TPOT is not monotone in the rate near saturation (its variance grows like (1 - rho)^-3, its
-    mean squared like (1 - rho)^-2, so the gamma's quantile falls back), so the answer is the FIRST rate at which
-    a condition fails: the saturation rate lambda_sat (the engine, the prompt queue or the token budget full) by
-    bisection, then :data:`SCAN_POINTS` rates evenly spaced on (0, lambda_sat) for the first failure, then
-    bisection between it and the rate before, to a relative 1e-13. (A failure confined to a window narrower than
-    lambda_sat / 128 could be missed.)"""
-    cap = running_cap(profile, workload, kv_tokens)
-    if cap < 1:
-        return 0.0, "kv_memory"
-
-    def fails(rate: float) -> list[str]:
-        return _violations(aggregated_load(it, profile.token_budget, workload, rate, overhead_s), workload, cap)
-
-    light = fails(1e-9)
-    if light:
-        return 0.0, light[0]
-    lo, hi = 0.0, 1.0
-    while aggregated_load(it, profile.token_budget, workload, hi, overhead_s) is not None:
-        lo, hi = hi, hi * 2.0
-    while hi - lo > 1e-12 * hi:
-        mid = (lo + hi) / 2.0
-        lo, hi = (mid, hi) if aggregated_load(it, profile.token_budget, workload, mid, overhead_s) else (lo, mid)
-    sat = hi
-    lo, hi = 0.0, sat
-    for i in range(1, SCAN_POINTS):
-        rate = sat * i / SCAN_POINTS
-        if fails(rate):
-            hi = rate
-            break
-        lo = rate
-    while hi - lo > 1e-13 * hi:
-        mid = (lo + hi) / 2.0
-        lo, hi = (lo, mid) if fails(mid) else (mid, hi)
-    binding = fails(hi)
-    return lo, binding[0] if binding else "saturated"
-
-
 def aggregated_overhead_s(instance: Instance, workload: Workload) -> float:
     """Fixed time added to an aggregated instance's TTFT: client I/O only (no KV moves between instances) when
     the network states it, else the workload's ``ttft_overhead_s``."""
@@ -491,30 +443,3 @@ def aggregated_overhead_s(instance: Instance, workload: Workload) -> float:
     if net is not None and net.client_io_s is not None:
         return net.client_io_s
     return workload.ttft_overhead_s
-
-
-def aggregated_capacity(profile: AggregatedProfile, workload: Workload, kv_tokens: int, overhead_s: float,
-                        iteration: IterationModel | None = None) -> ShapeCapacity | SkippedShape:
-    """Capacity of one aggregated instance at both targets (module docstring), with the operating point in
-    ``detail``. ``iteration`` replaces the profile's model (a calibrated one)."""
-    args: tuple[str, Role, str, int] = (profile.model, "aggregated", profile.gpu_type, profile.gpus_per_instance)
-    it = iteration or profile.iteration
-    lam, binding = aggregated_max_rate(it, profile, workload, kv_tokens, overhead_s)
-    if lam <= 0.0:
-        why = {"ttft_target": f"TTFT target {workload.ttft.target_s:g} s ({workload.ttft.statistic}) is not met",
-               "tpot_target": f"TPOT target {workload.tpot.target_ms:g} ms ({workload.tpot.statistic}) is not met",
-               "kv_memory": f"the KV cache ({kv_tokens} tokens) or max_batch {profile.max_batch} holds no request",
-               "saturated": "the engine saturates"}[binding]
-        return _skip(profile, f"{why} even at the lightest load")
-    load = aggregated_load(it, profile.token_budget, workload, lam, overhead_s)
-    assert load is not None
-    return ShapeCapacity(
-        *args, capacity_rps=lam, throughput_tok_per_s=lam * workload.output_tokens_mean,
-        formula="aggregated: largest lambda with the TTFT and TPOT statistics within target and the running "
-                "requests within the batch/KV cap (mean-value analysis of chunked prefill, docs/capacity.md)",
-        detail={"iteration_ms": load.iteration_ms, "mean_batch": load.mean_batch, "engine_load": load.engine_load,
-                "prefill_load": load.prefill_load, "tpot_ms": tpot_statistic_ms(load, workload.tpot.statistic),
-                "ttft_s": ttft_statistic_s(load, workload.ttft.statistic), "kv_tokens": float(kv_tokens),
-                "running_mean": load.running_mean},
-        variant=profile.variant, spans_nodes=profile.spans_nodes, binding=binding,
-    )

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pdopt.instance import AggregatedProfile, Instance, PrefillProfile
-from pdopt.perf.aggregated import aggregated_capacity, aggregated_overhead_s, kv_token_capacity
+from pdopt.perf.aggregated import aggregated_overhead_s, kv_token_capacity
 from pdopt.perf.aggregated_fit import calibrated_iteration
+from pdopt.perf.aggregated_search import aggregated_capacity
 from pdopt.perf.decode import (
     decode_capacity,
     decode_rate_under_load,

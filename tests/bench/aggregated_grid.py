@@ -55,7 +55,8 @@ from pathlib import Path
 import numpy as np
 
 from pdopt.instance import AggregatedProfile, IterationModel, Workload
-from pdopt.perf.aggregated import aggregated_load, aggregated_max_rate, tpot_statistic_ms, ttft_statistic_s
+from pdopt.perf.aggregated import aggregated_load, tpot_statistic_ms, ttft_statistic_s
+from pdopt.perf.aggregated_search import aggregated_max_rate
 from pdopt.sim.aggregated import AggregatedResult, simulate_aggregated
 
 DISTSERVE = "DistServe profiler-a100-80g.vllm.json, commit 82831f1604cc6b10bebd360f6c437a07790dde9f"
