@@ -1,8 +1,8 @@
 """The serving mode as a decision of the plan: aggregated instances, P/D pairs, or both behind one router.
 
 Known answers are worked by hand in instances/tiny/mixed-modes.yaml (capacities 40.8 prefill, 79.208 decode,
-8.5137 aggregated, req/s; prices 1.00 and 0.50 USD per GPU-hour): disaggregated only 5.00, aggregated only 5.50,
-both 4.00 USD/h. Variants are checked against the exact dynamic program of tests/test_independent_dp.py, which
+11.8 aggregated, req/s; prices 1.00 and 0.60 USD per GPU-hour): disaggregated only 5.00, aggregated only 4.80,
+both 3.60 USD/h. Variants are checked against the exact dynamic program of tests/test_independent_dp.py, which
 shares no code with the MILP.
 """
 
@@ -43,25 +43,26 @@ def _plan(doc: dict[str, Any], **kw: Any) -> pdopt.Plan:
 
 def test_the_hand_worked_answer_and_its_comparison() -> None:
     plan = _plan(_doc())
-    assert plan.objective_usd_per_hour == pytest.approx(4.0, rel=1e-9)
+    assert plan.objective_usd_per_hour == pytest.approx(3.6, rel=1e-9)
     mp = plan.models["llm"]
     assert (mp.mode, mp.prefill.instances, mp.decode.instances) == ("both", 2, 1)
-    assert mp.aggregated is not None and mp.aggregated.instances == 2
-    # the router's share is not unique: anything the two aggregated instances carry (<= 2 x 8.5137) that leaves
-    # the pairs at most min(2 x 40.8, 79.208) = 79.208 req/s
-    assert 90 - 79.2079208 - 1e-6 <= mp.aggregated_rps <= 2 * 8.51370851 + 1e-6
+    assert mp.aggregated is not None and mp.aggregated.instances == 1
+    assert mp.aggregated.capacity_rps == pytest.approx(11.8, rel=1e-9)  # worked by hand
+    # the router balances the load: 90 x 11.8 / (11.8 + 79.208), inside the feasible range [10.792, 11.8]
+    assert mp.aggregated_rps == pytest.approx(90 * 11.8 / (11.8 + 8000 / 101), rel=1e-9)
+    assert 90 - 79.2079208 - 1e-6 <= mp.aggregated_rps <= 11.8 + 1e-6
     assert mp.disaggregated_rps == pytest.approx(90 - mp.aggregated_rps)
     cmp = plan.mode_comparison["llm"]
-    assert (cmp.aggregated_only_usd_per_hour, cmp.disaggregated_only_usd_per_hour) == pytest.approx((5.5, 5.0))
+    assert (cmp.aggregated_only_usd_per_hour, cmp.disaggregated_only_usd_per_hour) == pytest.approx((4.8, 5.0))
     line = cmp.line("llm")
-    assert "disaggregate: partly" in line and "saving 27.3% against aggregated only" in line
-    assert "saving 20.0% against disaggregated only" in line
+    assert "disaggregate: partly" in line and "saving 25.0% against aggregated only" in line
+    assert "saving 28.0% against disaggregated only" in line
     doc = plan.to_dict()
     assert doc["models"]["llm"]["mode"] == "both" and doc["mode_comparison"]["llm"]["mode"] == "both"
     assert verify(instance_from_dict(_doc(), MIXED.parent), doc) == []
 
 
-@pytest.mark.parametrize(("modes", "cost", "mode"), [(["aggregated"], 5.5, "aggregated"),
+@pytest.mark.parametrize(("modes", "cost", "mode"), [(["aggregated"], 4.8, "aggregated"),
                                                       (["disaggregated"], 5.0, "disaggregated")])
 def test_a_workload_may_restrict_its_modes(modes: list[str], cost: float, mode: str) -> None:
     doc = _doc()
@@ -73,13 +74,13 @@ def test_a_workload_may_restrict_its_modes(modes: list[str], cost: float, mode: 
 
 
 def test_an_unused_mode_holds_no_spares() -> None:
-    """One aggregated spare (8.5137 req/s) costs 0.50 more if aggregated instances are used, nothing if not:
-    both: 2 P + 1 D + 3 aggregated (17.03 - 8.51 net >= 10.79) = 4.50; disaggregated only stays 5.00."""
+    """One aggregated spare (11.8 req/s) costs 0.60 more if aggregated instances are used, nothing if not:
+    both: 2 P + 1 D + 2 aggregated (23.6 - 11.8 net >= 10.79) = 4.20; disaggregated only stays 5.00."""
     doc = _doc()
     doc["workloads"]["llm"]["spare_instances"] = {"aggregated": 1}
     plan = _plan(doc)
-    assert plan.objective_usd_per_hour == pytest.approx(4.5, rel=1e-9)
-    doc["workloads"]["llm"]["spare_instances"] = {"aggregated": 5}  # 5 spares: 2.50 more, so P/D pairs alone win
+    assert plan.objective_usd_per_hour == pytest.approx(4.2, rel=1e-9)
+    doc["workloads"]["llm"]["spare_instances"] = {"aggregated": 3}  # 3 spares: 5.40 with them, so P/D pairs win
     plan = _plan(doc)
     assert plan.objective_usd_per_hour == pytest.approx(5.0, rel=1e-9)
     assert plan.models["llm"].mode == "disaggregated"
@@ -127,18 +128,17 @@ def test_cbc_and_highs_agree(path: str) -> None:
 
 
 def test_maximize_scale_with_both_modes() -> None:
-    """On the fixed inventory (32 big and 32 small GPUs) the most the fleet serves: every big GPU split 2 P : 1 D
-    would not do better than the DP over the scaled demand; the plan at that scale verifies."""
+    """One node of each type (8 big, 8 small GPUs): the largest demand multiplier, by hand; its plan verifies."""
     doc = _doc()
     doc["node_pools"]["big_nodes"]["node_count"] = 1
     doc["node_pools"]["small_nodes"]["node_count"] = 1
     inst = instance_from_dict(doc, MIXED.parent)
     plan = pdopt.solve(inst, maximize_scale=True, explain_mode=False)
     assert plan.has_plan and plan.scale is not None
-    # by hand: 8 big GPUs serve at most min(40.8 a, 79.208 (8 - a)) with a = 5: 204 vs 237.6 -> 204? a = 5 P
-    # (204) and 3 D (237.6) give 204; a = 6 gives min(244.8, 158.4) = 158.4; so 204 req/s from pairs, plus
-    # 8 x 8.5137 = 68.11 aggregated: 272.11 req/s = 3.0234 x 90
-    assert plan.scale == pytest.approx((204.0 + 8 * 8.513708513708513) / 90.0, rel=1e-6)
+    # by hand: 8 big GPUs serve at most min(40.8 a, 79.208 (8 - a)) over a: a = 5 P (204) and 3 D (237.6) give
+    # 204, a = 6 gives min(244.8, 158.4) = 158.4; so 204 req/s from pairs, plus 8 x 11.8 = 94.4 aggregated:
+    # 298.4 req/s = 3.3156 x 90
+    assert plan.scale == pytest.approx((204.0 + 8 * 11.8) / 90.0, rel=1e-6)
     assert verify(inst, plan.to_dict()) == []
 
 

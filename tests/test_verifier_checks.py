@@ -364,15 +364,15 @@ def _domain_loss_cover(inst: Instance, plan: dict[str, Any],
 
 
 def _mode_split(inst: Instance, plan: dict[str, Any], _: pytest.MonkeyPatch) -> tuple[Instance, dict[str, Any]]:
-    # the fleet (2 P, 1 D, 2 aggregated) serves 90 req/s by routing 10.79 to the aggregated instances; routing 30
-    # overloads them (2 x 8.51 = 17.03 req/s)
+    # the fleet (2 P, 1 D, 1 aggregated) serves 90 req/s by routing 10.79 to 11.8 req/s to the aggregated
+    # instance; routing 30 overloads it (11.8 req/s)
     plan["models"]["llm"]["aggregated_rps"] = 30.0
     return inst, plan
 
 
 def _mode_not_allowed(inst: Instance, plan: dict[str, Any],
                       _: pytest.MonkeyPatch) -> tuple[Instance, dict[str, Any]]:
-    # the same plan against the instance limited to P/D pairs: its aggregated placements are not allowed, and the
+    # the same plan against the instance limited to P/D pairs: its aggregated placement is not allowed, and the
     # pairs alone (min(2 x 40.8, 79.2) req/s) fall short of 90
     path = INSTANCES / "tiny" / "mixed-modes.yaml"
     doc = yaml.safe_load(path.read_text())

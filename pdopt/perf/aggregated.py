@@ -291,8 +291,11 @@ def aggregated_load(it: IterationModel, token_budget: int, workload: Workload, r
         tau_seen = a + delta * (1.0 + batch)
         theta, mu = lam * (n * tau_seen + shift), lam * w_m
         cap = max(n, 1.0) * beta * room / w_m if w_m > 0.0 else math.inf
-        pmf = _gp_pmf(theta, mu)
-        hits = float(pmf @ np.minimum(np.arange(len(pmf)), cap)) + max(0.0, 1.0 - float(pmf.sum())) * cap
+        if w_m > 0.0:  # prefill work landing in the window (none when prefill is free: w = 0)
+            pmf = _gp_pmf(theta, mu)
+            hits = float(pmf @ np.minimum(np.arange(len(pmf)), cap)) + max(0.0, 1.0 - float(pmf.sum())) * cap
+        else:
+            hits = 0.0
         new = tau_seen + hits * w_m / max(n, 1.0)
         gap = new - tpot
         if abs(gap) <= 1e-9 * tpot:
