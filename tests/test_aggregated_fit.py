@@ -11,7 +11,7 @@ a KV cache that never binds, client overhead 0.05 s, Poisson arrivals. Of 16 (L,
 prompt tokens, 128/512 output tokens and 512/2048 budgets this one has the smallest standard error of e, the
 least determined coefficient (e B is 0.3% of an unloaded iteration; it shows only in how TPOT grows with load):
 3.2% with 2% noise on each mean of 8 runs at 10-85% of saturation, against 4.3-58% for the others. Runs: 8 rates
-at 10%, 20%, ..., 80% of the model's saturation rate (3.08 req/s).
+at 10%, 20%, ..., 80% of the model's saturation rate (3.067 req/s).
 
 - Runs of the formula itself (:func:`pdopt.perf.aggregated.aggregated_load`, the analysis the fit inverts):
   without noise the fit recovers the coefficients to 1e-6; with 1% lognormal noise on each mean (standard errors
@@ -19,12 +19,9 @@ at 10%, 20%, ..., 80% of the model's saturation rate (3.08 req/s).
   5% in only 72% of noise seeds even on the model's own data; there the test checks that the reported standard
   errors match the spread of the fitted coefficients over 40 seeds.
 - Runs of the simulator (:func:`pdopt.sim.aggregated.simulate_aggregated`, 4,000 requests per run, the first and
-  last 10% by arrival left out, 2% lognormal noise): the fit recovers a within 5% but not b: the mean-value
-  analysis understates mean TTFT under load (1% at 10% load, 5% at 50%, 14% at 80%, measured with 20,000
-  requests per run), because prompts prefilled in one iteration all finish at its end, so a prompt's TTFT
-  includes the prefill of prompts admitted after it, and an arrival's wait for the running iteration is
-  size-biased; the fit raises b to make up for it (docs/calibration.md has the table). The 5% check on every
-  coefficient is therefore a strict xfail, on all runs and on the runs up to half the saturation rate alone.
+  last 10% by arrival left out, 2% lognormal noise): the analysis agrees with the simulated means within about
+  1% in TTFT and 3% in TPOT at every load, and the fit recovers a, b and e within 5% (a strict xfail up to half
+  the saturation rate alone, where e's standard error is 14%; docs/calibration.md has the table).
 
 The seeds were fixed before the first run of these tests, not chosen because they pass.
 """
@@ -91,7 +88,7 @@ def saturation_rps() -> float:
 
 
 def test_the_saturation_rate_is_the_formulas() -> None:
-    assert aggregated_load(TRUE, BUDGET, WORKLOAD, SATURATION_RPS * (1 - 1e-3), OVERHEAD_S) is not None
+    assert aggregated_load(TRUE, BUDGET, WORKLOAD, SATURATION_RPS * 0.99, OVERHEAD_S) is not None
     assert aggregated_load(TRUE, BUDGET, WORKLOAD, SATURATION_RPS * 1.05, OVERHEAD_S) is None
 
 
@@ -167,29 +164,26 @@ def simulated() -> list[MeasuredRun]:
     return measured_runs("simulator", 0.02, noise_seed=SIM_NOISE_SEED)
 
 
-def test_simulated_runs_fix_the_overhead_and_the_fit_matches_them(simulated: list[MeasuredRun]) -> None:
-    """What holds on the simulator's runs: a within 5%; b too high, as the formula's mean TTFT is below the
-    simulated one under load; and the calibrated model reproduces the runs better than the true coefficients."""
+def test_simulated_runs_are_reproduced_better_than_by_the_true_coefficients(simulated: list[MeasuredRun]) -> None:
+    """The calibrated model reproduces the simulator's runs (2% noise) at least as well as the true coefficients."""
     result = fit(simulated)
-    err = errors(result)
-    assert abs(err["overhead_ms"]) < 0.05, err
-    assert err["per_prefill_token_ms"] > 0.0, err
     true_means = [aggregated_load(TRUE, BUDGET, WORKLOAD, r.request_rate_rps, OVERHEAD_S) for r in simulated]
-    heavy = zip(true_means[-4:], simulated[-4:], strict=True)
-    assert all(m is not None and m.ttft_mean_s < r.ttft_mean_s for m, r in heavy)
     true_rel = [x for m, r in zip(true_means, simulated, strict=True) if m is not None
                 for x in (m.ttft_mean_s / r.ttft_mean_s - 1, m.tpot_mean_ms / r.tpot_mean_ms - 1)]
-    assert result.rms_rel_error < float(np.sqrt(np.mean(np.square(true_rel))))
+    assert result.rms_rel_error <= float(np.sqrt(np.mean(np.square(true_rel))))
 
 
-@pytest.mark.xfail(strict=True, reason="the mean-value analysis understates mean TTFT under load (co-batched "
-                                       "prompts, size-biased wait for the running iteration): b absorbs it "
-                                       "(docs/calibration.md, Aggregated instances)")
-@pytest.mark.parametrize("max_load", [0.8, 0.5])
-def test_simulated_runs_recover_every_coefficient_within_5_percent(simulated: list[MeasuredRun],
-                                                                   max_load: float) -> None:
-    sat = saturation_rps()
-    result = fit([r for r in simulated if r.request_rate_rps <= max_load * sat * (1 + 1e-9)])
+def test_simulated_runs_recover_every_coefficient_within_5_percent(simulated: list[MeasuredRun]) -> None:
+    """8 runs at 10-80% of saturation, 4,000 simulated requests each, 2% noise: a, b, e within 5%."""
+    result = fit(simulated)
+    assert all(abs(err) < 0.05 for err in errors(result).values()), errors(result)
+
+
+@pytest.mark.xfail(strict=True, reason="runs up to half the saturation rate leave e undetermined (its standard "
+                                       "error is 14%): docs/calibration.md, Aggregated instances")
+def test_simulated_runs_up_to_half_saturation_recover_every_coefficient_within_5_percent(
+        simulated: list[MeasuredRun]) -> None:
+    result = fit([r for r in simulated if r.request_rate_rps <= 0.5 * SATURATION_RPS * (1 + 1e-9)])
     assert all(abs(err) < 0.05 for err in errors(result).values()), errors(result)
 
 
