@@ -81,9 +81,10 @@ from pdopt.perf.aggregated import (
     kv_token_capacity,
     running_cap,
 )
-from pdopt.perf.calibrate import AGG_FITTED, AGG_HELD, fit_aggregated
+from pdopt.perf.calibrate import AGG_FITTED, AGG_HELD, Predict, fit_aggregated
 
-__all__ = ["AGG_FITTED", "AGG_HELD", "IterationFit", "RunFit", "calibrated_iteration", "fit_iteration"]
+__all__ = ["AGG_FITTED", "AGG_HELD", "IterationFit", "RunFit", "calibrated_iteration", "fit_iteration",
+           "planner_predict"]
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,17 @@ def _std_errors(residuals: np.ndarray[Any, np.dtype[np.float64]], jac: np.ndarra
     return [math.sqrt(v) if v >= 0 else math.nan for v in np.diag(cov)]
 
 
+def planner_predict(profile: AggregatedProfile, workload: Workload, overhead_s: float) -> Predict:
+    """The forward model the planner fits with: :func:`pdopt.perf.aggregated.aggregated_load`'s mean TTFT (s) and
+    mean TPOT (ms) at ``profile``'s token budget, ``workload`` and ``overhead_s``; None when saturated."""
+
+    def predict(iteration: IterationModel, rate_rps: float) -> tuple[float, float] | None:
+        load = aggregated_load(iteration, profile.token_budget, workload, rate_rps, overhead_s)
+        return None if load is None else (load.ttft_mean_s, load.tpot_mean_ms)
+
+    return predict
+
+
 def fit_iteration(runs: Sequence[MeasuredRun], profile: AggregatedProfile, workload: Workload, overhead_s: float,
                   kv_tokens: int, arrival_scv: float | None = None) -> IterationFit:
     """Calibrate ``profile``'s iteration model to ``runs`` (module docstring): a, b and e fitted, c and d held at
@@ -158,9 +170,11 @@ def fit_iteration(runs: Sequence[MeasuredRun], profile: AggregatedProfile, workl
 
     if isinstance(kv_tokens, bool) or not isinstance(kv_tokens, int) or kv_tokens < 0:
         raise ValueError(f"kv_tokens must be a whole number >= 0, got {kv_tokens!r}")
-    sol = fit_aggregated(runs, profile, workload, overhead_s, arrival_scv)
     if arrival_scv is not None:
+        if isinstance(arrival_scv, bool) or not math.isfinite(arrival_scv) or arrival_scv < 0:
+            raise ValueError(f"arrival_scv must be a finite number >= 0, got {arrival_scv!r}")
         workload = workload.model_copy(update={"arrival_scv": arrival_scv})
+    sol = fit_aggregated(runs, profile, workload, overhead_s, planner_predict(profile, workload, overhead_s))
     cap = running_cap(profile, workload, kv_tokens)
     fits: list[RunFit] = []
     for r in runs:

@@ -28,14 +28,15 @@ Points are dicts with ``request_rate_rps`` and ``ttft_mean_s`` (and optionally `
 
 The second half calibrates an AGGREGATED instance's iteration-time model (prefill and decode in one engine) to
 measured runs at several request rates: :func:`fit_aggregated`, documented in :mod:`pdopt.perf.aggregated_fit`
-(which the planner calls). It lives here, with its own copy of the mean-value analysis' two means, so that the
-verifier can fit the same coefficients without importing the planner's capacity code.
+(which the planner calls). It lives here, generic over the forward model (a ``predict(iteration, rate)`` callable
+giving the two means), so that the verifier can fit with its own statement of the analysis without importing
+the planner's capacity code.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pdopt.instance import AggregatedProfile, IterationModel, MeasuredRun, Workload
-from pdopt.perf.queueing import STATISTICS, max_arrival_rate, mean_wait_ggc, sojourn_statistic
+from pdopt.perf.queueing import STATISTICS, max_arrival_rate, sojourn_statistic
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -306,11 +307,16 @@ SATURATED_RESIDUAL = 1e3
 START_GRID = 32
 """Values of a scanned along the zero-load line for the start."""
 
+Predict = Callable[[IterationModel, float], "tuple[float, float] | None"]
+"""A forward model of the two means: (iteration model, rate req/s) -> (mean TTFT s, mean TPOT ms), or None when
+the engine has no steady state at that rate. The planner passes one on
+:func:`pdopt.perf.aggregated.aggregated_load`, the verifier one on its own statement of the analysis."""
+
 
 @dataclass(frozen=True)
 class _AggSetup:
-    """The load-independent numbers (ms, tokens): per prompt length (1 - h) L, (1 - h^2) L^2 and its probability;
-    n = max(O - 1, 0); ctx = E[L] + O/2; the token budget K; ca2; the TTFT overhead; the held c and d."""
+    """The load-independent numbers of the start (ms, tokens): per prompt length (1 - h) L, (1 - h^2) L^2 and its
+    probability; n = max(O - 1, 0); ctx = E[L] + O/2; the token budget K; the TTFT overhead; the held c and d."""
 
     tokens: tuple[float, ...]
     quad: tuple[float, ...]
@@ -318,45 +324,19 @@ class _AggSetup:
     n: float
     ctx: float
     budget: float
-    ca2: float
     overhead_s: float
     c: float
     d: float
 
 
-def _agg_setup(profile: AggregatedProfile, workload: Workload, overhead_s: float, ca2: float) -> _AggSetup:
+def _agg_setup(profile: AggregatedProfile, workload: Workload, overhead_s: float) -> _AggSetup:
     h, dist, out = workload.prefix_cache_hit_rate, workload.input_length_distribution, workload.output_tokens_mean
     lengths = [(workload.input_tokens_mean, 1.0)] if dist is None else [
         (x, w / sum(dist.weights)) for x, w in zip(dist.lengths, dist.weights, strict=True)]
     return _AggSetup(tuple((1 - h) * x for x, _ in lengths), tuple((1 - h * h) * x * x for x, _ in lengths),
                      tuple(p for _, p in lengths), max(out - 1.0, 0.0), sum(x * p for x, p in lengths) + out / 2.0,
-                     float(profile.token_budget), ca2, overhead_s, profile.iteration.prefill_quadratic_ms,
+                     float(profile.token_budget), overhead_s, profile.iteration.prefill_quadratic_ms,
                      profile.iteration.per_context_token_ms)
-
-
-def _agg_means(s: _AggSetup, a: float, b: float, e: float, rate_rps: float) -> tuple[float, float] | None:
-    """(mean TTFT s, mean TPOT ms) by the mean-value analysis of docs/capacity.md ("Aggregated instances", steps
-    1-5) with coefficients a, b, e and the held c, d; None when saturated (rho >= 1, K - B <= 0, rho_p >= 1).
-    The arithmetic of :func:`pdopt.perf.aggregated.aggregated_load`, restated for the verifier (a test compares)."""
-    lam = rate_rps / 1000.0
-    wp = [b * t + s.c * q for t, q in zip(s.tokens, s.quad, strict=True)]
-    delta = e + s.d * s.ctx
-    rho = lam * (sum(w * p for w, p in zip(wp, s.probs, strict=True)) + s.n * delta)
-    if rho >= 1.0:
-        return None
-    tpot = a / (1.0 - rho) + delta
-    room = s.budget - lam * s.n * tpot
-    if room <= 0.0:
-        return None
-    tau_d = a + delta * lam * s.n * tpot
-    serv = [t / room * tau_d + w for t, w in zip(s.tokens, wp, strict=True)]
-    e_s = sum(x * p for x, p in zip(serv, s.probs, strict=True))
-    if lam * e_s >= 1.0 or e_s <= 0.0:
-        return None
-    cs2 = max(0.0, sum(x * x * p for x, p in zip(serv, s.probs, strict=True)) / (e_s * e_s) - 1.0)
-    w_q = mean_wait_ggc(lam, 1.0 / e_s, 1, s.ca2, cs2) if lam > 0 else 0.0
-    own = sum((math.ceil(t / room - 1e-9) * tau_d + w) * p for t, w, p in zip(s.tokens, wp, s.probs, strict=True))
-    return ((1.0 - lam * e_s) * tau_d / 2.0 + w_q + own) / 1000.0 + s.overhead_s, tpot
 
 
 @dataclass(frozen=True)
@@ -372,20 +352,23 @@ class AggregatedSolution:
     """Relative residuals predicted / measured - 1 at the solution: TTFT, TPOT of run 0, then of run 1, ..."""
     jacobian: FloatArray
     """Their Jacobian in the fitted coefficients (ms units), for standard errors."""
+    evaluations: int = 0
+    """Calls of the forward model the fit made (the start's scan, the solver, the checks)."""
 
 
-def _agg_start(s: _AggSetup, runs: Sequence[MeasuredRun], e_held: float, cost: Any) -> FloatArray:
-    """At zero load TPOT_0 = a + e + d ctx and TTFT_0 = overhead + a (1/2 + E[ceil((1 - h) L / K)]) + b E[(1 - h) L]
-    + c E[(1 - h^2) L^2]; straight lines through the lighter half of the runs give TPOT_0 and TTFT_0 (floored at
-    a tenth of the least measured value). How TPOT_0 splits between a and e stays open: a is scanned over
-    (0, a_max] (a_max keeps b, e >= 0), b and e follow, and the candidate of least cost starts the fit."""
+def _agg_start(s: _AggSetup, runs: Sequence[MeasuredRun], cost: Any) -> FloatArray:
+    """At zero load TPOT_0 = a + e + d ctx and TTFT_0 = overhead + a E[max(1, ceil((1 - h) L / K))] + b E[(1 - h) L]
+    + c E[(1 - h^2) L^2] (an arrival at an idle engine starts at once); straight lines through the lighter half of
+    the runs give TPOT_0 and TTFT_0 (floored at a tenth of the least measured value). How TPOT_0 splits between a
+    and e stays open: a is scanned over (0, a_max] (a_max keeps b, e >= 0), b and e follow, and the candidate of
+    least cost starts the fit."""
     rates = np.array([r.request_rate_rps for r in runs])
     cut = np.unique(rates)[max(1, (len(np.unique(rates)) - 1) // 2)]
     zero = []
     for y in (np.array([r.ttft_mean_s for r in runs]), np.array([r.tpot_mean_ms for r in runs])):
         icept = float(np.polyfit(rates[rates <= cut], y[rates <= cut], 1)[1])
         zero.append(max(icept, 0.1 * float(np.min(y))) if math.isfinite(icept) else float(np.min(y)))
-    k = 0.5 + sum(math.ceil(t / s.budget - 1e-9) * p for t, p in zip(s.tokens, s.probs, strict=True))
+    k = sum(max(1, math.ceil(t / s.budget - 1e-9)) * p for t, p in zip(s.tokens, s.probs, strict=True))
     f0 = (zero[0] - s.overhead_s) * 1000.0 - s.c * sum(q * p for q, p in zip(s.quad, s.probs, strict=True))
     t0 = zero[1] - s.d * s.ctx
     a_max = f0 / k if s.n == 0 else min(t0, f0 / k)
@@ -398,9 +381,13 @@ def _agg_start(s: _AggSetup, runs: Sequence[MeasuredRun], e_held: float, cost: A
 
 
 def fit_aggregated(runs: Sequence[MeasuredRun], profile: AggregatedProfile, workload: Workload, overhead_s: float,
-                   arrival_scv: float | None = None) -> AggregatedSolution:
+                   predict: Predict) -> AggregatedSolution:
     """Fit a, b, e of ``profile``'s iteration model to ``runs`` with c, d held: the core of
     :func:`pdopt.perf.aggregated_fit.fit_iteration`, which documents the model, the choice and the errors.
+
+    ``predict(iteration, rate_rps)`` is the forward model (:data:`Predict`): the caller's statement of the
+    analysis' two means at the runs' workload (lengths, arrivals) and TTFT overhead ``overhead_s``; ``workload``
+    and ``overhead_s`` here only set the start and the error messages.
 
     Least squares on the relative residuals of both means of every run (TTFT only when O <= 1), by
     ``scipy.optimize.least_squares`` (trust-region reflective, a, b, e >= 0; a candidate that saturates a run
@@ -410,10 +397,7 @@ def fit_aggregated(runs: Sequence[MeasuredRun], profile: AggregatedProfile, work
 
     if isinstance(overhead_s, bool) or not math.isfinite(overhead_s) or overhead_s < 0:
         raise ValueError(f"overhead_s must be a finite number >= 0, got {overhead_s!r}")
-    ca2 = workload.arrival_scv if arrival_scv is None else arrival_scv
-    if isinstance(ca2, bool) or not math.isfinite(ca2) or ca2 < 0:
-        raise ValueError(f"arrival_scv must be a finite number >= 0, got {ca2!r}")
-    s = _agg_setup(profile, workload, overhead_s, ca2)
+    s = _agg_setup(profile, workload, overhead_s)
     names = AGG_FITTED if s.n > 0 else AGG_FITTED[:2]
     held = AGG_HELD if s.n > 0 else (*AGG_HELD, AGG_FITTED[2])
     e_held = profile.iteration.per_decode_seq_ms
@@ -421,31 +405,46 @@ def fit_aggregated(runs: Sequence[MeasuredRun], profile: AggregatedProfile, work
     if len({r.request_rate_rps for r in runs}) < len(names):
         raise ValueError(f"fitting {', '.join(names)} needs measured runs at {len(names)} or more distinct request "
                          f"rates, got {len({r.request_rate_rps for r in runs})}")
+    calls = 0
+
+    def model(coef: tuple[float, float, float]) -> IterationModel:
+        return profile.iteration.model_copy(update=dict(zip(AGG_FITTED, coef, strict=True)))
+
+    def means(coef: tuple[float, float, float], rate: float) -> tuple[float, float] | None:
+        nonlocal calls
+        calls += 1
+        return predict(model(coef), rate)
+
+    lightest = (1e-9, 0.0, 0.0 if s.n > 0 else e_held)
     for r in runs:  # every load grows with a, b, e: the lightest candidate is their limit at 0 (a = 0 exactly
         # would leave a prompt no service time at all when c = d = 0, which the analysis calls saturated)
-        if _agg_means(s, 1e-9, 0.0, 0.0 if s.n > 0 else e_held, r.request_rate_rps) is None:
+        if means(lightest, r.request_rate_rps) is None:
             raise ValueError(f"the run at {r.request_rate_rps:g} req/s is saturated under every candidate: even with "
                              f"{', '.join(names)} = 0, the held c = {s.c:g} and d = {s.d:g} ms and the token budget "
                              f"{profile.token_budget} give the engine no steady state at that rate")
     per_run = 2 if s.n > 0 else 1
 
+    def coefs(theta: FloatArray) -> tuple[float, float, float]:
+        return float(theta[0]), float(theta[1]), float(theta[2]) if s.n > 0 else e_held
+
     def residuals(theta: FloatArray) -> FloatArray:
         out: FloatArray = np.full(per_run * len(runs), SATURATED_RESIDUAL)
+        coef = coefs(theta)
         for i, r in enumerate(runs):
-            m = _agg_means(s, float(theta[0]), float(theta[1]), float(theta[2]) if s.n > 0 else e_held,
-                           r.request_rate_rps)
+            m = means(coef, r.request_rate_rps)
             if m is not None:
                 out[per_run * i:per_run * (i + 1)] = np.array([m[0] / r.ttft_mean_s, m[1] / r.tpot_mean_ms]
                                                               )[:per_run] - 1.0
         return out
 
-    theta0 = _agg_start(s, runs, e_held, lambda th: float(residuals(th) @ residuals(th)))
+    theta0 = _agg_start(s, runs, lambda th: float(np.sum(np.square(residuals(th)))))
     sol = least_squares(residuals, theta0, bounds=(np.zeros(len(names)), np.full(len(names), np.inf)),
                         method="trf", x_scale="jac", xtol=1e-12, ftol=1e-12, gtol=1e-12)
     theta = np.maximum(np.asarray(sol.x, dtype=float), 0.0)
     res = residuals(theta)
-    coef = (float(theta[0]), float(theta[1]), float(theta[2]) if s.n > 0 else e_held)
-    saturated = [f"{r.request_rate_rps:g}" for r in runs if _agg_means(s, *coef, r.request_rate_rps) is None]
+    coef = coefs(theta)
+    saturated = [f"{r.request_rate_rps:g}" for r, bad in zip(runs, res[::per_run] == SATURATED_RESIDUAL, strict=True)
+                 if bad]
     if saturated:
         raise ValueError(f"the fitted model (a = {coef[0]:.6g}, b = {coef[1]:.6g}, e = {coef[2]:.6g} ms) saturates the "
                          f"runs at {', '.join(saturated)} req/s: the model does not describe these runs (overloaded, "
@@ -456,4 +455,4 @@ def fit_aggregated(runs: Sequence[MeasuredRun], profile: AggregatedProfile, work
     return AggregatedSolution(
         iteration=profile.iteration.model_copy(update={**fitted, "source": source}), fitted=names, held=held,
         start=dict(zip(names, (float(v) for v in theta0), strict=True)), residuals=res,
-        jacobian=np.asarray(sol.jac, dtype=float))
+        jacobian=np.asarray(sol.jac, dtype=float), evaluations=calls)

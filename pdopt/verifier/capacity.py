@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from pdopt.instance import AggregatedProfile, DecodeProfile, Instance, PrefillProfile, Workload
+from pdopt.instance import AggregatedProfile, DecodeProfile, Instance, IterationModel, PrefillProfile, Workload
 from pdopt.perf import calibrate, queueing
 from pdopt.verifier.aggregated import kv_tokens_of, recompute_aggregated
 
@@ -271,6 +271,33 @@ def aggregated_overhead_s(instance: Instance, profile: AggregatedProfile) -> flo
     return instance.workloads[profile.model].ttft_overhead_s
 
 
+def _means_predictor(profile: AggregatedProfile, workload: Workload, overhead_s: float) -> calibrate.Predict:
+    """The forward model the calibrated aggregated path fits with: (iteration, rate req/s) -> (mean TTFT s, mean
+    TPOT ms), or None when saturated, by :func:`pdopt.verifier.aggregated.predict_means` at the profile's token
+    budget, ``workload`` and ``overhead_s``.
+
+    Until that function exists, this module's own mean-value analysis (:mod:`pdopt.verifier.aggregated` steps 1-5,
+    the one its capacity uses) stands in for it."""
+    from pdopt.verifier import aggregated as agg
+
+    predict_means = getattr(agg, "predict_means", None)
+    if predict_means is not None:
+        def predict(iteration: IterationModel, rate_rps: float) -> tuple[float, float] | None:
+            out: tuple[float, float] | None = predict_means(iteration, profile.token_budget, workload, rate_rps,
+                                                            overhead_s)
+            return out
+        return predict
+
+    def fallback(iteration: IterationModel, rate_rps: float) -> tuple[float, float] | None:
+        s = agg._setup(profile.model_copy(update={"iteration": iteration}), workload, 1 << 62, overhead_s)
+        lam = rate_rps / 1000.0
+        if isinstance(s, str) or agg._saturation_margin(s, lam) <= 0.0:
+            return None
+        st = agg._state(s, lam)
+        return st.ttft_mean / 1000.0, st.tpot_mean
+    return fallback
+
+
 def _aggregated_rps(profile: AggregatedProfile, instance: Instance) -> RecomputedShape:
     """The mean-value analysis of chunked prefill (:mod:`pdopt.verifier.aggregated`) at the profile's iteration
     model, or, with ``measured_runs``, at the coefficients :func:`pdopt.perf.calibrate.fit_aggregated` calibrates
@@ -280,7 +307,8 @@ def _aggregated_rps(profile: AggregatedProfile, instance: Instance) -> Recompute
     overhead = aggregated_overhead_s(instance, profile)
     if profile.measured_runs:
         try:
-            fit = calibrate.fit_aggregated(profile.measured_runs, profile, workload, overhead)
+            fit = calibrate.fit_aggregated(profile.measured_runs, profile, workload, overhead,
+                                           _means_predictor(profile, workload, overhead))
         except ValueError as exc:
             return RecomputedShape(0.0, f"the calibrated aggregated shape (measured_runs) cannot be fitted: {exc}")
         profile = profile.model_copy(update={"iteration": fit.iteration})
