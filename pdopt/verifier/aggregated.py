@@ -1,35 +1,23 @@
-"""Capacity of one aggregated instance (prefill and decode in one engine, chunked prefill), recomputed from
-docs/capacity.md ("Aggregated instances", the analysis steps 1-7) alone, never from :mod:`pdopt.perf.aggregated`.
+"""Capacity of one aggregated instance (chunked prefill in one engine), recomputed from docs/capacity.md
+("Aggregated instances", the analysis steps 1-7) alone, never from :mod:`pdopt.perf.aggregated`. Notation as there
+(ms, lambda per ms inside; req/s outside). Steps 1, 2, 7 use all lengths; steps 3-6 the classes (more than 6 bins
+merged into 6 of probability 1/6 by work, a straddling bin split, a class taking the mean u and w). With O <= 1
+nothing decodes: B = 0 and no TPOT condition. Numerical choices the document leaves open:
 
-Notation as there (times in ms, lambda per ms inside; req/s outside): a prompt of length L computes u = (1 - h) L
-tokens, work w = b u + c (1 - h^2) L^2; n = max(O - 1, 0); delta = e + d (E[L] + O / 2); rho = lambda (w-bar +
-n delta). Steps 1, 2 and 7 use the whole length distribution; steps 3-6 its classes (more than 6 bins are merged
-into 6 classes of probability 1/6 each by work, a bin straddling a boundary split between two classes, a class
-taking the probability-weighted means of u and w). With O <= 1 nothing decodes: B = 0 and no TPOT condition.
+- b ~ Poisson(B) on 0..K - 1 within B +- (10 sqrt B + 10), renormalised; "I(u) > 1": u above its smallest room.
+- Chain (step 2) on states 0..M, M the first N with P(Poisson(lambda C(N)) > N) < 1e-16, at most 512 (overflow
+  folded into 512); saturated when lambda C(512) >= 512. Stationary law by a sparse linear solve.
+- TPOT fixed point: secant steps from a + delta to relative 1e-14, else a doubling bracket and Brent's method; no
+  fixed point before the analysis ends (B >= K, the chain) is saturation, as is rho >= 1.
+- Poisson N_a, N_b to mean + 12 sd + 20; E[min(H, kappa)] exact below kappa, E[H] past E[H] + 40 sd + 60.
+- Step 5: G on a 2^13-point lattice spanning mean + 40 sd of the window's work (at least kappa w-bar), a prompt's
+  work split linearly between two lattice points; Newton's method per frequency; the blurred mixture's quantile by
+  Brent's method (discrete without blur). Percentiles to about 1e-4 relative.
+- Step 6: a run's classes weighted within N by p_L' c(N, L'); U at (i + 1/2) / 16; atoms below 1e-15 dropped; the
+  smallest atom whose cumulative weight reaches p.
 
-Numerical choices the document leaves open (each stated so a disagreement can be traced):
-
-- b ~ Poisson(B) is taken on b = 0..K - 1 within B +- (10 sqrt(B) + 10), renormalised there; "I(u) > 1" means
-  u exceeds the smallest room K - b on that support.
-- The prompt chain (step 2) is solved on states 0..M, M the smallest N with P(Poisson(lambda C(N)) > N) < 1e-16
-  (the law above M is negligible), at most 512 with the overflow folded into 512; the prompt queue is saturated
-  when lambda C(512) >= 512 (the chain drifts up from its largest state). Stationary law by a linear solve.
-- The TPOT fixed point is bracketed from TPOT = a + delta upwards and solved by Brent's method (relative 1e-14);
-  none (the analysis saturates first, B >= K or the chain) is saturation. Other saturation: rho >= 1.
-- Poisson counts N_a, N_b are summed to mean + 12 sd + 20; E[min(H, kappa)] sums the generalised Poisson to
-  min(kappa, mean + 40 sd + 60) (beyond that E[H] = theta / (1 - mu)).
-- Step 5: the cluster's generating function on a lattice of 2^13 points spanning the window work's mean + 40 sd
-  (at least kappa w-bar, capped there, and a prompt's largest work), each prompt's work split linearly between
-  its two lattice neighbours (mean kept); Newton's method on G's fixed-point equation at every lattice frequency.
-  The quantile of the normal-blurred mixture by Brent's method (discrete when the blur is 0). The lattice gives
-  the percentiles to about 1e-4 relative.
-- Step 6: the run's classes weighted within N by p_L' c(N, L') (c the run's length), U at the 16 midpoints
-  (i + 1/2) / 16; atoms below 1e-15 dropped; the quantile is the smallest atom whose cumulative weight reaches p.
-
-The capacity is the first load at which a condition fails. The search runs on x = lambda W (W = w-bar + n delta;
-lambda = x K / (a (n + u-bar)) when W = 0): bisection for the saturation load x_sat (relative 1e-13), GRID loads
-evenly up to x_sat scanned for the first failure, Brent's method back to the crossing, stepped onto the feasible
-side; ``saturated`` binds when nothing fails below x_sat.
+Search on x = lambda (w-bar + n delta) (x K / (a (n + u-bar)) when that work is 0): bisection for the saturation
+load (relative 1e-13), GRID loads up to it scanned for the first failure, Brent's method back to the crossing.
 """
 
 from __future__ import annotations
@@ -48,19 +36,12 @@ if TYPE_CHECKING:
 
     Floats = npt.NDArray[np.float64]
 
-MEMORY_PROBABILITY = 0.99
-"""The running requests stay within the batch and KV-cache cap with this probability (docs/capacity.md, step 7)."""
-GRID = 128
-"""Loads scanned (evenly up to saturation) for the first at which a condition fails."""
-CHAIN_STATES = 512
-"""Most prompts per run in the prefill chain (step 2)."""
-CLASSES = 6
-"""Most length classes in steps 3-6."""
-RESIDUAL_POINTS = 16
-"""Points of the fraction U of the run in progress still to run (step 6)."""
-LATTICE = 1 << 13
-"""Points of the FFT lattice of the window's prefill work (step 5)."""
-_AT_ZERO = 1e-9
+MEMORY_PROBABILITY = 0.99  # step 7
+GRID = 128  # loads scanned (evenly up to saturation) for the first at which a condition fails
+CHAIN_STATES = 512  # most prompts per run (step 2)
+CLASSES = 6  # most length classes (steps 3-6)
+RESIDUAL_POINTS = 16  # points of U (step 6)
+LATTICE = 1 << 13  # FFT lattice of the window's prefill work (step 5)
 _RTOL = 1e-13
 _NAMES = {"ttft_target": "the TTFT target", "tpot_target": "the TPOT target", "kv_memory": "the batch and KV cap"}
 
@@ -83,13 +64,13 @@ class _Setup:
     k: int
     n: float
     delta: float
-    probs: Floats
+    probs: Floats  # all lengths: probabilities, u, w
     us: Floats
     ws: Floats
-    cprobs: Floats
+    cprobs: Floats  # the classes: probabilities, u, w
     cus: Floats
     cws: Floats
-    u_m: float
+    u_m: float  # u-bar, w-bar, Var w, E[L]
     w_m: float
     var_w: float
     mean_len: float
@@ -101,16 +82,15 @@ class _State:
     """The analysis at one rate (lambda per ms) with the decode-side solution."""
 
     lam: float
-    tpot: float  # step 4 (equal to tau_seen when nothing decodes)
+    tpot: float  # step 4 (tau_seen when nothing decodes)
     tau_d: float
     tau_seen: float
     batch: float
-    rooms: Floats
+    rooms: Floats  # K - b and its probabilities
     qs: Floats
-    chain_n: Floats  # states N of the prompt chain
-    chain_c: Floats  # C(N)
+    chain_n: Floats  # the chain's states N, C(N), stationary law
+    chain_c: Floats
     pi: Floats
-    residual: float
     idle: float
     ttft_l: Floats  # engine TTFT per class (no overhead)
     succ_l: Floats  # work of the successors in the last prefill iteration, per class
@@ -152,19 +132,8 @@ def _poisson(mean: float, kmax: int | None = None) -> Floats:
     import numpy as np
     from scipy.stats import poisson
 
-    top = kmax if kmax is not None else int(math.ceil(mean + 12.0 * math.sqrt(mean) + 20.0))
+    top = kmax if kmax is not None else math.ceil(mean + 12.0 * math.sqrt(mean) + 20.0)
     return np.asarray(poisson.pmf(np.arange(top + 1), mean), dtype=float)
-
-
-def _rooms(s: _Setup, batch: float) -> tuple[Floats, Floats]:
-    """The rooms K - b and their probabilities, b ~ Poisson(B) on 0..K - 1 within B +- (10 sqrt B + 10)."""
-    import numpy as np
-    from scipy.stats import poisson
-
-    spread = 10.0 * math.sqrt(batch) + 10.0
-    bs = np.arange(max(0, math.floor(batch - spread)), min(s.k - 1, math.ceil(batch + spread)) + 1)
-    q = np.asarray(poisson.pmf(bs, batch), dtype=float)
-    return s.k - bs.astype(float), q / q.sum()
 
 
 def _iters(x: Any, rooms: Floats, qs: Floats) -> Floats:
@@ -208,9 +177,7 @@ def _chain(s: _Setup, lam: float, tau_d: float, rooms: Floats, qs: Floats) -> tu
     mat = trans.T - np.eye(top + 1)
     mat[np.abs(mat) < 1e-300] = 0.0
     mat[-1, :] = 1.0
-    rhs = np.zeros(top + 1)
-    rhs[-1] = 1.0
-    pi = np.clip(spsolve(csc_matrix(mat), rhs), 0.0, None)  # sparse LU: no threaded BLAS
+    pi = np.clip(spsolve(csc_matrix(mat), np.eye(top + 1)[-1]), 0.0, None)  # sparse LU: no threaded BLAS
     return ns, cs, pi / pi.sum()
 
 
@@ -233,11 +200,15 @@ def _gp_emin(theta: float, mu: float, kappa: float) -> float:
 def _analyse(s: _Setup, lam: float, tpot: float) -> tuple[float, _State] | None:
     """Steps 1-4 and 7 at lambda (per ms) given the TPOT: (the TPOT they give, the state), None if saturated."""
     import numpy as np
+    from scipy.stats import poisson
 
     batch = lam * s.n * tpot
     if batch >= s.k:
         return None
-    rooms, qs = _rooms(s, batch)
+    spread = 10.0 * math.sqrt(batch) + 10.0  # b ~ Poisson(B) on 0..K - 1 within B +- (10 sqrt B + 10)
+    bs = np.arange(max(0, math.floor(batch - spread)), min(s.k - 1, math.ceil(batch + spread)) + 1)
+    qs = np.asarray(poisson.pmf(bs, batch), dtype=float)
+    rooms, qs = s.k - bs.astype(float), qs / qs.sum()
     tau_d = s.a + s.delta * batch
     chain = _chain(s, lam, tau_d, rooms, qs)
     if chain is None:
@@ -254,10 +225,7 @@ def _analyse(s: _Setup, lam: float, tpot: float) -> tuple[float, _State] | None:
     for j, (u, w) in enumerate(zip(s.cus, s.cws, strict=True)):
         ia = _iters(s.u_m * na + u, rooms, qs)
         t_big = float(na_pmf @ ia) * tau_d + lam * resid * s.w_m + w
-        if u > rooms.min():
-            t_last = tau_d + beta * min(room_m, u)
-        else:
-            t_last = tau_d + w + lam * resid * s.w_m
+        t_last = tau_d + beta * min(room_m, u) if u > rooms.min() else tau_d + w + lam * resid * s.w_m
         left = np.clip(ia * room_m - s.u_m * na - u, 0.0, None)
         emin = 0.0
         if s.u_m > 0.0:
@@ -273,7 +241,7 @@ def _analyse(s: _Setup, lam: float, tpot: float) -> tuple[float, _State] | None:
     own = float(s.probs @ (_iters(s.us, rooms, qs) * tau_d + s.ws))
     running = lam * (s.n * tpot + own)
     return new_tpot, _State(lam=lam, tpot=tpot, tau_d=tau_d, tau_seen=tau_seen, batch=batch, rooms=rooms, qs=qs,
-                            chain_n=ns, chain_c=cs, pi=pi, residual=resid, idle=idle, ttft_l=ttft_l,
+                            chain_n=ns, chain_c=cs, pi=pi, idle=idle, ttft_l=ttft_l,
                             succ_l=succ_l, running=running)
 
 
@@ -306,29 +274,10 @@ def _solve(s: _Setup, lam: float) -> _State | None:
         if abs(t1 - t0) <= 1e-14 * t1:
             out = _analyse(s, lam, t1)
             return None if out is None else out[1]
-    hi = 2.0 * lo
-    for _ in range(200):
-        g_hi = gap(hi)
-        if g_hi is not None and g_hi < 0.0:
-            break
-        if g_hi is None:  # the analysis ends between lo and hi: find where, or a crossing before it
-            for _ in range(200):
-                mid = 0.5 * (lo + hi)
-                g_mid = gap(mid)
-                if g_mid is None:
-                    hi = mid
-                elif g_mid < 0.0:
-                    hi, g_hi = mid, g_mid
-                    break
-                else:
-                    lo = mid
-                if hi - lo <= 1e-15 * hi:
-                    return None
-            if g_hi is None or g_hi >= 0.0:
-                return None
-            break
+    hi = 2.0 * lo  # a bracket by doubling; the analysis ending before the fixed point is saturation
+    while (g_hi := gap(hi)) is not None and g_hi >= 0.0 and hi < 1e12:
         lo, hi = hi, 2.0 * hi
-    else:
+    if g_hi is None or g_hi >= 0.0:
         return None
     t = float(brentq(lambda x: gap(x) or 0.0, lo, hi, xtol=1e-300, rtol=1e-14, maxiter=300))
     out = _analyse(s, lam, t)
@@ -355,8 +304,7 @@ def _tpot_quantile(s: _Setup, st: _State, p: float) -> float:
         m1 = s.w_m / (1.0 - mu)
         ey2 = float(s.probs @ s.ws ** 2) * (1.0 + lam * m1) ** 2 / (1.0 - mu)
         th = float(thetas.max())
-        span = min(th * m1 + 40.0 * math.sqrt(th * ey2) + float(s.ws.max()), 1.0 / 0.0)
-        span = max(span, kw * 1.0000001, float(s.ws.max()) * 2.0)
+        span = max(th * m1 + 40.0 * math.sqrt(th * ey2) + float(s.ws.max()), kw * 1.0000001, float(s.ws.max()) * 2)
         dx = span / LATTICE
         freq = np.exp(-2j * np.pi * np.arange(LATTICE // 2 + 1) / LATTICE)
         pos = s.ws / dx
@@ -396,6 +344,7 @@ def _tpot_quantile(s: _Setup, st: _State, p: float) -> float:
 def _ttft_quantile(s: _Setup, st: _State, p: float) -> float:
     """Step 6: the p-quantile of TTFT (ms, with the overhead)."""
     import numpy as np
+    from scipy.stats import poisson
 
     lam, tau_d = st.lam, st.tau_d
     beta = s.w_m / s.u_m if s.u_m > 0.0 else 0.0
@@ -411,8 +360,7 @@ def _ttft_quantile(s: _Setup, st: _State, p: float) -> float:
         runs_c.extend(cl.tolist())
         runs_w.extend((sh * wl / wl.sum()).tolist())
     rc, rw = np.array(runs_c), np.array(runs_w)
-    keep = rw > 1e-15
-    rc, rw = rc[keep], rw[keep]
+    rc, rw = rc[rw > 1e-15], rw[rw > 1e-15]
     us_ = (np.arange(RESIDUAL_POINTS) + 0.5) / RESIDUAL_POINTS
     vals_all, wts_all = [], []
     for pl, u, w in zip(s.cprobs, s.cus, s.cws, strict=True):
@@ -420,10 +368,8 @@ def _ttft_quantile(s: _Setup, st: _State, p: float) -> float:
         cu = (rc[:, None] * us_[None, :]).ravel()  # U c
         ce = (rc[:, None] * (1.0 - us_[None, :])).ravel()  # (1 - U) c
         cw = np.repeat(rw / RESIDUAL_POINTS, RESIDUAL_POINTS) * pl
-        na_top = int(math.ceil(lam * ce.max() + 12.0 * math.sqrt(lam * ce.max()) + 20.0))
+        na_top = math.ceil(lam * ce.max() + 12.0 * math.sqrt(lam * ce.max()) + 20.0)
         na = np.arange(na_top + 1, dtype=float)
-        from scipy.stats import poisson
-
         pa = poisson.pmf(na[None, :], lam * ce[:, None]) * cw[:, None]
         ia = _iters(s.u_m * na + u, st.rooms, st.qs)
         left = np.clip(ia * room_m - s.u_m * na - u, 0.0, None)
@@ -431,7 +377,7 @@ def _ttft_quantile(s: _Setup, st: _State, p: float) -> float:
         idx = np.nonzero(pa > 1e-15)
         bw, bv, bl = pa[idx], base[idx], left[idx[1]]
         mb = lam * (cu[idx[0]] + e_l)
-        nb_top = int(math.ceil(float(mb.max()) + 12.0 * math.sqrt(float(mb.max())) + 20.0))
+        nb_top = math.ceil(float(mb.max()) + 12.0 * math.sqrt(float(mb.max())) + 20.0)
         nb = np.arange(nb_top + 1, dtype=float)
         pb = poisson.pmf(nb[None, :], mb[:, None]) * bw[:, None]
         vb = bv[:, None] + beta * np.minimum(bl[:, None], s.u_m * nb[None, :])
@@ -445,18 +391,6 @@ def _ttft_quantile(s: _Setup, st: _State, p: float) -> float:
     return float(vals[order][min(int(np.searchsorted(cum, p - 1e-13)), len(cum) - 1)])
 
 
-def _ttft_ms(s: _Setup, st: _State, statistic: str) -> float:
-    if statistic == "mean":
-        return float(s.cprobs @ st.ttft_l) + s.overhead_ms
-    return _ttft_quantile(s, st, queueing.QUANTILES[statistic])
-
-
-def _tpot_ms(s: _Setup, st: _State, statistic: str) -> float:
-    if statistic == "mean":
-        return st.tpot
-    return _tpot_quantile(s, st, queueing.QUANTILES[statistic])
-
-
 def predict_means(iteration: IterationModel, token_budget: int, workload: Workload, rate_rps: float,
                   overhead_s: float) -> tuple[float, float] | None:
     """Mean TTFT (s, with the overhead) and mean TPOT (ms) at ``rate_rps`` by the analysis (module docstring),
@@ -465,16 +399,7 @@ def predict_means(iteration: IterationModel, token_budget: int, workload: Worklo
     st = _solve(s, rate_rps / 1000.0)
     if st is None:
         return None
-    return _ttft_ms(s, st, "mean") / 1000.0, st.tpot
-
-
-def _weights_gb(instance: Instance, model: str) -> float:
-    """Weight size in GB: stated, or parameters (billions) x bytes per parameter."""
-    m = instance.models[model]
-    if m.weights_gb is not None:
-        return m.weights_gb
-    assert m.architecture is not None  # the data model requires one or the other
-    return m.architecture.num_parameters_billion * m.architecture.bytes_per_parameter
+    return (float(s.cprobs @ st.ttft_l) + s.overhead_ms) / 1000.0, st.tpot
 
 
 def kv_tokens_of(instance: Instance, profile: AggregatedProfile) -> int:
@@ -484,28 +409,20 @@ def kv_tokens_of(instance: Instance, profile: AggregatedProfile) -> int:
         return profile.kv_tokens
     usable_gb = (instance.gpu_types[profile.gpu_type].memory_gb * profile.gpus_per_instance
                  * instance.options.kv_usable_fraction)
-    free_bytes = max(0.0, (usable_gb - _weights_gb(instance, profile.model)) * 1e9)
+    m = instance.models[profile.model]
+    if m.weights_gb is not None:
+        weights_gb = m.weights_gb
+    else:
+        assert m.architecture is not None  # the data model requires one or the other
+        weights_gb = m.architecture.num_parameters_billion * m.architecture.bytes_per_parameter
+    free_bytes = max(0.0, (usable_gb - weights_gb) * 1e9)
     return int(free_bytes // instance.models[profile.model].kv_bytes_per_token_value)
-
-
-def _last_feasible(excess: Callable[[float], float], lo: float, hi: float) -> float:
-    """Where excess (<= 0 feasible) first fails in [lo, hi], lo feasible and hi not: Brent's method, then the
-    result stepped back until it is feasible itself."""
-    from scipy.optimize import brentq
-
-    if excess(lo) == 0.0:
-        return lo
-    x = float(brentq(excess, lo, hi, xtol=1e-300, rtol=_RTOL, maxiter=500))
-    step = 4.0 * _RTOL * max(x, 1e-300)
-    while x > lo and excess(x) > 0.0:
-        x = max(lo, x - step)
-        step *= 2.0
-    return x
 
 
 def recompute_aggregated_detail(profile: AggregatedProfile, workload: Workload, kv_tokens: int,
                                 overhead_s: float) -> AggregatedRecomputation:
     """The capacity of one aggregated instance (req/s) with the binding condition; see the module docstring."""
+    from scipy.optimize import brentq
     from scipy.special import pdtr
 
     it = profile.iteration
@@ -525,8 +442,10 @@ def recompute_aggregated_detail(profile: AggregatedProfile, workload: Workload, 
     ttft_t, tpot_t = workload.ttft.target_s * 1000.0, workload.tpot.target_ms
     ttft_stat, tpot_stat = workload.ttft.statistic, workload.tpot.statistic
     conditions: dict[str, Callable[[_State], float]] = {
-        "ttft_target": lambda st: _ttft_ms(s, st, ttft_stat) / ttft_t - 1.0,
-        "tpot_target": lambda st: _tpot_ms(s, st, tpot_stat) / tpot_t - 1.0,
+        "ttft_target": lambda st: (float(s.cprobs @ st.ttft_l) + s.overhead_ms if ttft_stat == "mean" else
+                                  _ttft_quantile(s, st, queueing.QUANTILES[ttft_stat])) / ttft_t - 1.0,
+        "tpot_target": lambda st: (st.tpot if tpot_stat == "mean" else _tpot_quantile(
+            s, st, queueing.QUANTILES[tpot_stat])) / tpot_t - 1.0,
         "kv_memory": lambda st: MEMORY_PROBABILITY - float(pdtr(cap, st.running)),
     }
     if s.n == 0.0:
@@ -561,10 +480,13 @@ def recompute_aggregated_detail(profile: AggregatedProfile, workload: Workload, 
                 state = _solve(s, x * lam_ref)
                 return 1.0 if state is None else cond(state)
 
-            x = _last_feasible(excess, prev, x_i)
+            x = prev if excess(prev) == 0.0 else float(brentq(excess, prev, x_i, xtol=1e-300, rtol=_RTOL))
+            step = 4.0 * _RTOL * max(x, 1e-300)
+            while x > prev and excess(x) > 0.0:  # stepped back onto the feasible side
+                x, step = max(prev, x - step), 2.0 * step
             if x < best_x:
                 best_x, binding = x, name
-        if best_x <= _AT_ZERO * x_sat:
+        if best_x <= 1e-9 * x_sat:
             return AggregatedRecomputation(0.0, binding, f"{_NAMES[binding]} fails at any positive load")
         return AggregatedRecomputation(best_x * lam_ref * 1000.0, binding)
     return AggregatedRecomputation(x_sat * lam_ref * 1000.0, "saturated")
