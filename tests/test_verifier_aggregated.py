@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from pdopt.instance import AggregatedProfile, Instance, Workload, validate_instance
-from pdopt.perf.aggregated import aggregated_capacity, aggregated_load
+from pdopt.perf.aggregated import aggregated_load
+from pdopt.perf.aggregated_search import aggregated_capacity
 from pdopt.perf.shapes import ShapeCapacity
 from pdopt.verifier.aggregated import (
     kv_tokens_of,
@@ -73,9 +74,8 @@ def test_hand_computed_tpot_bound() -> None:
     assert out.capacity_rps == pytest.approx(HAND_RATE, rel=1e-9)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="the planner's aggregated_load takes a NaN batch when "
-                   "there is no prefill work (b = c = 0, w-bar = 0): a departure from docs/capacity.md")
 def test_planner_hand_computed_tpot() -> None:
+    """The planner gives the same hand-worked TPOT (it once took a NaN batch without prefill work, w-bar = 0)."""
     prof, wl = _profile(NO_PREFILL), _workload(tpot={"target_ms": 50.0})
     load = aggregated_load(prof.iteration, 2048, wl, HAND_RATE, 0.0)
     assert load is not None and load.tpot_mean_ms == pytest.approx(50.0, rel=1e-9)
@@ -136,8 +136,9 @@ def _random_case(rng: random.Random) -> tuple[AggregatedProfile, Workload, int, 
 
 
 MEANS_RTOL = 5e-3
-"""Observed: the mean TPOT agrees to about 1e-5 and the mean TTFT to about 2e-3 on the HAND profile (see the
-report of this change); the numerical schemes are not yet reconciled."""
+"""Measured: the mean TPOT agrees to about 1e-4 and the mean TTFT to about 2e-3 (the verifier's lower): the two
+numerical schemes (the ranges over which the Poisson batch and the prompts behind are summed) are not
+reconciled. Any change of a step of the analysis itself moves these means by far more than this."""
 
 
 def test_means_agree_with_the_planner() -> None:
@@ -205,10 +206,30 @@ def test_recompute_shape_sizes_aggregated_shapes(network: bool) -> None:
     assert shape.capacity_rps != other  # the overhead matters here (the p90 TTFT binds)
     planned = aggregated_capacity(prof, inst.workloads["m"], 781250, overhead)
     assert isinstance(planned, ShapeCapacity)
-    assert shape.capacity_rps == pytest.approx(planned.capacity_rps, rel=1e-5)  # observed 4.0e-6 (p90 TTFT atoms)
+    assert shape.capacity_rps == pytest.approx(planned.capacity_rps, rel=1e-4)  # observed 2.5e-5 (p90 TTFT atoms)
 
 
-def test_calibrated_aggregated_shapes_are_not_recomputed() -> None:
+def test_bundled_capacities_agree_within_the_verifier_tolerance() -> None:
+    """Every aggregated shape of the bundled mode instances (bindings ttft_target, tpot_target, kv_memory):
+    the verifier's capacity within AGGREGATED_TOLERANCE (1e-3) of the planner's; measured within 1e-4."""
+    from pdopt.io import load_instance
+    from pdopt.perf.capacity import capacity_table
+    from pdopt.verifier.fleet import AGGREGATED_TOLERANCE
+    from tests.conftest import INSTANCES
+
+    bindings = set()
+    for path in ("tiny/mixed-modes.yaml", "library/llama70b-a100-conv-aggregated.yaml",
+                 "library/opt66b-a100-distserve-modes.yaml"):
+        inst = load_instance(INSTANCES / path)
+        for shape in capacity_table(inst).for_role(next(iter(inst.workloads)), "aggregated"):
+            mine = recompute_shape(inst, shape.model, "aggregated", shape.gpu_type, shape.gpus_per_instance)
+            assert mine is not None and mine.unusable is None
+            assert mine.capacity_rps == pytest.approx(shape.capacity_rps, rel=AGGREGATED_TOLERANCE / 10)
+            bindings.add(shape.binding)
+    assert bindings == {"ttft_target", "tpot_target", "kv_memory"}
+
+
+def test_a_calibrated_shape_with_one_run_cannot_be_fitted() -> None:
     inst = _instance(measured_runs=[{"request_rate_rps": 1.0, "ttft_mean_s": 0.2, "tpot_mean_ms": 30.0}])
     shape = recompute_shape(inst, "m", "aggregated", "g", 2)
     assert shape is not None and shape.capacity_rps == 0.0

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     Floats = npt.NDArray[np.float64]
 
 MEMORY_PROBABILITY = 0.99  # step 7
-GRID = 128  # loads scanned (evenly up to saturation) for the first at which a condition fails
+GRID = 24  # loads scanned, evenly up to the engine's saturation by work, for the first at which a condition fails
 CHAIN_STATES = 512  # most prompts per run (step 2)
 CLASSES = 6  # most length classes (steps 3-6)
 RESIDUAL_POINTS = 16  # points of U (step 6)
@@ -455,22 +455,15 @@ def recompute_aggregated_detail(profile: AggregatedProfile, workload: Workload, 
     for name, cond in conditions.items():
         if cond(light) > 0.0:
             return AggregatedRecomputation(0.0, name, f"{_NAMES[name]} fails at the lightest load")
-    lo, hi = 0.0, 1.0
-    while work == 0.0 and _solve(s, hi * lam_ref) is not None:
-        lo, hi = hi, 2.0 * hi
-    while hi - lo > _RTOL * hi:
-        mid = 0.5 * (lo + hi)
-        if _solve(s, mid * lam_ref) is None:
-            hi = mid
-        else:
-            lo = mid
-    x_sat = lo
+    conditions["saturated"] = lambda st: -1.0  # a state exists: not saturated (None, beyond, counts as failing)
+    x_sat = 1.0  # lam_ref: the engine's work alone fills it; nothing holds at or beyond
+    while work == 0.0 and _solve(s, x_sat * lam_ref) is not None:
+        x_sat *= 2.0
     prev = 0.0
     for i in range(1, GRID + 1):
         x_i = x_sat * i / GRID
         at = _solve(s, x_i * lam_ref)
-        assert at is not None
-        failing = [name for name, cond in conditions.items() if cond(at) > 0.0]
+        failing = ["saturated"] if at is None else [name for name, cond in conditions.items() if cond(at) > 0.0]
         if not failing:
             prev = x_i
             continue

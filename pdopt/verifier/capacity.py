@@ -273,29 +273,14 @@ def aggregated_overhead_s(instance: Instance, profile: AggregatedProfile) -> flo
 
 def _means_predictor(profile: AggregatedProfile, workload: Workload, overhead_s: float) -> calibrate.Predict:
     """The forward model the calibrated aggregated path fits with: (iteration, rate req/s) -> (mean TTFT s, mean
-    TPOT ms), or None when saturated, by :func:`pdopt.verifier.aggregated.predict_means` at the profile's token
-    budget, ``workload`` and ``overhead_s``.
+    TPOT ms), or None when saturated, by this verifier's own analysis
+    (:func:`pdopt.verifier.aggregated.predict_means`) at the profile's token budget, ``workload`` and
+    ``overhead_s``."""
+    from pdopt.verifier.aggregated import predict_means
 
-    Until that function exists, this module's own mean-value analysis (:mod:`pdopt.verifier.aggregated` steps 1-5,
-    the one its capacity uses) stands in for it."""
-    from pdopt.verifier import aggregated as agg
-
-    predict_means = getattr(agg, "predict_means", None)
-    if predict_means is not None:
-        def predict(iteration: IterationModel, rate_rps: float) -> tuple[float, float] | None:
-            out: tuple[float, float] | None = predict_means(iteration, profile.token_budget, workload, rate_rps,
-                                                            overhead_s)
-            return out
-        return predict
-
-    def fallback(iteration: IterationModel, rate_rps: float) -> tuple[float, float] | None:
-        s = agg._setup(profile.model_copy(update={"iteration": iteration}), workload, 1 << 62, overhead_s)
-        lam = rate_rps / 1000.0
-        if isinstance(s, str) or agg._saturation_margin(s, lam) <= 0.0:
-            return None
-        st = agg._state(s, lam)
-        return st.ttft_mean / 1000.0, st.tpot_mean
-    return fallback
+    def predict(iteration: IterationModel, rate_rps: float) -> tuple[float, float] | None:
+        return predict_means(iteration, profile.token_budget, workload, rate_rps, overhead_s)
+    return predict
 
 
 def _aggregated_rps(profile: AggregatedProfile, instance: Instance) -> RecomputedShape:

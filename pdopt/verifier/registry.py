@@ -51,7 +51,8 @@ CHECKS: tuple[Check, ...] = (
     Check("unknown_pool", "A placement or a `pools` entry names a node pool the instance does not have.",
           "shapes"),
     Check("pool_gpu_type", "A placement's `gpu_type` is not the GPU type of the pool it is placed in.", "shapes"),
-    Check("capacity_mismatch", "A placement's per-instance `capacity_rps` differs from the recomputed one; for "
+    Check("capacity_mismatch", "A placement's per-instance `capacity_rps` differs from the recomputed one (for an "
+          "aggregated shape, by more than 1e-3 relative: two implementations of one numerical analysis); for "
           "pooled (`ggc`) prefill, it exceeds the exact pooled capacity of its group divided by the group size.",
           "shapes"),
     Check("demand_cover", "For a model and role, recomputed capacity x count, less k spares x the largest usable "
