@@ -18,6 +18,7 @@ from pdopt.instance import Instance
 from pdopt.io import instance_from_dict, load_instance
 from pdopt.perf.capacity import capacity_table
 from pdopt.verifier import format_violations, recompute_shape, verify
+from pdopt.verifier.fleet import AGGREGATED_TOLERANCE
 
 INSTANCES = Path(__file__).resolve().parents[1] / "instances"
 FILES = sorted(p for p in INSTANCES.rglob("*.yaml") if p.name not in {"sets.yaml", "known_answers.yaml"})
@@ -27,7 +28,8 @@ Key = tuple[str, str, str, int, str]
 
 def _assert_agree(inst: Instance) -> None:
     """Every profile (every shape and variant) of the instance: usable shapes agree on capacity_rps within a
-    relative 1e-6; shapes the table skips (or leaves out: no workload) are unusable or absent for the verifier.
+    relative 1e-6 (aggregated shapes: within AGGREGATED_TOLERANCE, two implementations of one numerical
+    analysis); shapes the table skips (or leaves out: no workload) are unusable or absent for the verifier.
     For pooled (``ggc``) prefill the table's capacity_rps is the single-instance (c = 1) capacity, which is what
     recompute_shape returns; the pooled capacity of a group is compared by the shape check itself."""
     table = capacity_table(inst)
@@ -39,7 +41,8 @@ def _assert_agree(inst: Instance) -> None:
         mine = recompute_shape(inst, *key)
         if key in usable:
             assert mine is not None and mine.unusable is None, (key, mine)
-            assert mine.capacity_rps == pytest.approx(usable[key].capacity_rps, rel=1e-6), key
+            rel = AGGREGATED_TOLERANCE if prof.role == "aggregated" else 1e-6  # see AGGREGATED_TOLERANCE
+            assert mine.capacity_rps == pytest.approx(usable[key].capacity_rps, rel=rel), key
         else:
             why = skipped.get(key, "left out of the table: the model has no workload")
             assert mine is None or mine.unusable is not None, (key, why, mine)
