@@ -323,3 +323,44 @@ def test_a_profile_whose_runs_cannot_be_fitted_is_skipped() -> None:
     plan = pdopt.solve(inst)
     assert plan.objective_usd_per_hour == pytest.approx(5.0)  # disaggregated only, as the description says
     assert pdopt.verify(inst, plan.to_dict()) == []
+
+
+def test_vllm_bench_runs_of_an_aggregated_server_import_and_calibrate(tmp_path: Path) -> None:
+    """End to end, as a user with a vLLM request-rate sweep of one aggregated server: runs simulated from the
+    tiny instance's true engine (a = 20 ms, b = 0, e = 0.5 ms; 11.8 req/s by hand) at 5 rates (4,000 requests
+    each, fixed seed), written as ``vllm bench serve --save-result`` JSON, imported with ``pdopt profile import
+    --role aggregated``, planned: the calibrated capacity is within 5% of 11.8 req/s and the plan verifies."""
+    import json
+
+    import numpy as np
+    import yaml
+
+    from pdopt.cli import main
+    from pdopt.sim.aggregated import simulate_aggregated
+
+    rng = np.random.default_rng(11)
+    files = []
+    for k, rate in enumerate((2.0, 4.0, 6.0, 8.0, 10.0)):
+        n = 4000
+        arrivals = np.cumsum(rng.exponential(1.0 / rate, n))
+        res = simulate_aggregated(MIXED_TRUE, 2048, 512, 1_000_000, arrivals, np.full(n, 1000), np.full(n, 101))
+        keep = slice(n // 10, n - n // 10)
+        doc = {"request_rate": rate, "completed": n, "duration": float(np.nanmax(res.finish_s)),
+               "total_input_tokens": 1000 * n, "total_output_tokens": 101 * n,
+               "mean_ttft_ms": float(np.mean(res.ttft_s[keep])) * 1000.0,
+               "mean_tpot_ms": float(np.mean(res.tpot_ms[keep])), "max_concurrency": None}
+        path = tmp_path / f"run{k}.json"
+        path.write_text(json.dumps(doc))
+        files.append(str(path))
+    out = tmp_path / "profile.yaml"
+    assert main(["profile", "import", *files, "--model", "llm", "--gpu-type", "small", "--gpus-per-instance", "1",
+                 "--role", "aggregated", "--token-budget", "2048", "--max-batch", "512", "--output", str(out)]) == 0
+    imported = yaml.safe_load(out.read_text())["profiles"][0]
+    assert len(imported["measured_runs"]) == 5
+    doc = yaml.safe_load(MIXED.read_text())
+    doc["profiles"] = [p for p in doc["profiles"] if p["role"] != "aggregated"] + [{**imported, "kv_tokens": 1000000}]
+    inst = pdopt.instance_from_dict(doc)
+    (shape,) = capacity_table(inst).for_role("llm", "aggregated")
+    assert shape.capacity_rps == pytest.approx(11.8, rel=0.05)
+    plan = pdopt.solve(inst, explain_mode=False)
+    assert plan.has_plan and pdopt.verify(inst, plan.to_dict()) == []

@@ -300,7 +300,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
     out: dict[str, Any]
     if fmt == "vllm_bench":
         _need(args, "vLLM bench", "model", "gpu_type", "gpus_per_instance", "role")
-        res = import_vllm_bench(args.files, args.model, args.gpu_type, args.gpus_per_instance, args.role)
+        if (args.token_budget is None) != (args.max_batch is None):
+            raise InputError("--token-budget and --max-batch: give both (an aggregated profile) or neither")
+        engine = None if args.token_budget is None else (args.token_budget, args.max_batch)
+        res = import_vllm_bench(args.files, args.model, args.gpu_type, args.gpus_per_instance, args.role,
+                                engine=engine)
         out = {"profiles": [res.profile], "measured_points": res.points}
     elif len(args.files) > 1:
         raise InputError(f"{args.files[1]}: only vLLM bench runs may be given as several files")

@@ -160,14 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--model", default=None, help="model id (vLLM: required; Splitwise: its model name)")
     imp.add_argument("--gpu-type", default=None, help="GPU type id (vLLM: required; Splitwise: the id to write)")
     imp.add_argument("--gpus-per-instance", type=int, default=None, help="vLLM: GPUs of the benchmarked instance")
-    imp.add_argument("--role", choices=("prefill", "decode"), default=None, help="vLLM: which profile to build")
+    imp.add_argument("--role", choices=("prefill", "decode", "aggregated"), default=None,
+                     help="vLLM: which profile to build (aggregated: runs of one aggregated server at several "
+                          "request rates, calibrated by the planner; needs --token-budget and --max-batch)")
     imp.add_argument("--hardware", default=None, help="Splitwise: hardware name (a100-80gb, h100-80gb, ...)")
     imp.add_argument("--tensor-parallel", type=int, default=None, help="Splitwise: TP size")
     imp.add_argument("--token-budget", type=_positive_int, default=None,
-                     help="Splitwise: also compose an aggregated profile, with this token budget per iteration "
-                          "(decode tokens included, as vLLM's max_num_batched_tokens); needs --max-batch")
+                     help="the aggregated profile's token budget per iteration (decode tokens included, as vLLM's "
+                          "max_num_batched_tokens); Splitwise: also compose an aggregated profile; needs --max-batch")
     imp.add_argument("--max-batch", type=_positive_int, default=None,
-                     help="Splitwise: the aggregated profile's most running requests (vLLM's max_num_seqs)")
+                     help="the aggregated profile's most running requests (vLLM's max_num_seqs)")
     imp.add_argument("--output", default=None, metavar="FILE", help="write YAML here (never overwrites); else stdout")
 
     fit = prof_sub.add_parser("fit", help="fit a G/G/1 prefill model (service SCV, overhead) to a TTFT sweep")

@@ -152,7 +152,8 @@ def _calibration_point(run: _VllmRun) -> dict[str, Any] | None:
 
 
 def import_vllm_bench(paths: str | Path | Sequence[str | Path], model: str, gpu_type: str, gpus_per_instance: int,
-                      role: str, *, variant: str = "default") -> VllmImport:
+                      role: str, *, variant: str = "default",
+                      engine: tuple[int, int] | None = None) -> VllmImport:
     """A profile (and TTFT calibration points) from a sweep of ``vllm bench serve --save-result`` files.
 
     Fields relied on, read from vLLM's own source: ``vllm/benchmarks/serve.py`` (the ``vllm bench serve``
@@ -190,8 +191,11 @@ def import_vllm_bench(paths: str | Path | Sequence[str | Path], model: str, gpu_
     where = "import_vllm_bench"
     if not files:
         raise InputError(f"{where}: no result files given")
-    if role not in ROLES:
-        raise InputError(f"{where}: unknown role '{role}' (expected prefill or decode)")
+    if role not in (*ROLES, "aggregated"):
+        raise InputError(f"{where}: unknown role '{role}' (expected prefill, decode or aggregated)")
+    if role == "aggregated" and engine is None:
+        raise InputError(f"{where}: an aggregated profile needs the engine's token budget and batch cap "
+                         "(--token-budget, --max-batch: vLLM's max_num_batched_tokens and max_num_seqs)")
     _identifier(model, "model", where)
     _identifier(gpu_type, "gpu_type", where)
     _identifier(variant, "variant", where)
@@ -201,8 +205,36 @@ def import_vllm_bench(paths: str | Path | Sequence[str | Path], model: str, gpu_
     points = [pt for run in runs if (pt := _calibration_point(run)) is not None]
     points.sort(key=lambda pt: (pt["request_rate_rps"], pt["source"]))
     head = _profile_head(model, role, gpu_type, gpus_per_instance, variant)
-    profile = _vllm_decode(runs, head) if role == "decode" else _vllm_prefill(runs, head)
+    if role == "aggregated":
+        assert engine is not None
+        profile = _vllm_aggregated(points, head, *engine)
+    else:
+        profile = _vllm_decode(runs, head) if role == "decode" else _vllm_prefill(runs, head)
     return VllmImport(_validated(profile, f"{where} ({', '.join(str(f) for f in files)})"), points)
+
+
+def _vllm_aggregated(points: list[dict[str, Any]], head: dict[str, Any], token_budget: int,
+                     max_batch: int) -> dict[str, Any]:
+    """An aggregated profile whose ``measured_runs`` are the runs' rate, mean TTFT and mean TPOT: the planner
+    calibrates the iteration model to them (docs/calibration.md). The stated iteration model is only where the
+    fit holds what the means cannot identify: the quadratic prefill and per-context-token coefficients (0 here;
+    state them when known); the fixed cost, per-prefill-token and per-decode-request coefficients are fitted."""
+    runs = [pt for pt in points if pt.get("tpot_mean_ms") and pt["ttft_mean_s"] > 0]
+    if len(runs) < 3:
+        raise InputError(f"{len(runs)} run(s) report a positive mean TTFT and TPOT; calibrating an aggregated "
+                         "profile needs runs at 3 or more request rates (a --request-rate sweep)")
+    profile = dict(head)
+    profile.update(token_budget=token_budget, max_batch=max_batch, iteration={
+        "overhead_ms": round(min(pt["tpot_mean_ms"] for pt in runs), TPOT_DIGITS), "per_prefill_token_ms": 0.0,
+        "prefill_quadratic_ms": 0.0, "per_context_token_ms": 0.0, "per_decode_seq_ms": 0.0,
+        "source": "placeholder: fitted to measured_runs (overhead, per prefill token, per decode request); the "
+                  "quadratic and per-context-token coefficients are held at 0 unless stated"})
+    profile["measured_runs"] = [{"request_rate_rps": pt["request_rate_rps"], "ttft_mean_s": pt["ttft_mean_s"],
+                                 "tpot_mean_ms": pt["tpot_mean_ms"]} for pt in runs]
+    profile["source"] = ("vLLM bench serve --save-result runs at several request rates (" + ", ".join(
+        pt["source"] for pt in runs) + f"); engine settings token_budget {token_budget}, max_batch {max_batch} as "
+        "given to the import")
+    return profile
 
 
 def _vllm_decode(runs: list[_VllmRun], head: dict[str, Any]) -> dict[str, Any]:
