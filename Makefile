@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXAMPLE := instances/examples/llama70b-bloom176b-a100-h100.yaml
 
-.PHONY: plan test lint install
+.PHONY: plan test test-slow lint install
 
 $(BIN)/pdopt: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,3 +21,7 @@ test: install
 	$(BIN)/ruff check pdopt tests
 	$(BIN)/mypy pdopt
 	$(BIN)/pytest
+
+# the long statistical runs and exhaustive checks marked slow (out of the default selection)
+test-slow: install
+	$(BIN)/pytest -m slow
