@@ -50,13 +50,21 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     inst = load_instance(args.file, args.allow_path)
     tab = capacity_table(inst)
     if args.format == "json":
+        from pdopt.instance import AggregatedProfile
+        from pdopt.perf.aggregated_fit import planned_iteration
+
         def inputs(model: str, role: str, gpu: str, gpus: int, variant: str) -> dict[str, Any]:
             w = inst.workloads[model]
             prof = inst.profile(model, role, gpu, gpus, variant)
-            return {"profile_source": prof.source, "input_tokens_mean": w.input_tokens_mean,
-                    "output_tokens_mean": w.output_tokens_mean, "ttft": w.ttft.model_dump(),
-                    "tpot": w.tpot.model_dump(), "ttft_overhead_s": w.ttft_overhead_s,
-                    "queue_model": w.queue_model, "decode_model": w.decode_model}
+            out = {"profile_source": prof.source, "input_tokens_mean": w.input_tokens_mean,
+                   "output_tokens_mean": w.output_tokens_mean, "ttft": w.ttft.model_dump(),
+                   "tpot": w.tpot.model_dump(), "ttft_overhead_s": w.ttft_overhead_s,
+                   "queue_model": w.queue_model, "decode_model": w.decode_model}
+            if isinstance(prof, AggregatedProfile):  # the engine and the iteration model it was sized with
+                out.update(token_budget=prof.token_budget, max_batch=prof.max_batch,
+                           iteration=planned_iteration(inst, prof).model_dump(),
+                           calibrated=bool(prof.measured_runs))
+            return out
         print(dump_json({
             "shapes": [{"model": s.model, "role": s.role, "gpu_type": s.gpu_type,
                         "gpus_per_instance": s.gpus_per_instance, "capacity_rps": s.capacity_rps,
