@@ -174,6 +174,23 @@ def simulate_aggregated(iteration: IterationModel, token_budget: int, max_batch:
         finish_ms[r] = end
         kv_used -= lin[r] + lout[r]
 
+    room = p_tok = q_sum = 0
+    """The current iteration's prefill room left, prompt tokens and quadratic work Q."""
+    done: list[int] = []
+    """Prompts whose last chunk the current iteration runs."""
+
+    def chunk(r: int) -> None:
+        """Prompt r gets what room the iteration has left: p tokens at offset o, Q += p (2 o + p)."""
+        nonlocal p_tok, q_sum, room
+        p = min(room, left[r])
+        o = lin[r] - left[r]
+        q_sum += p * (2 * o + p)
+        p_tok += p
+        room -= p
+        left[r] -= p
+        if not left[r]:
+            done.append(r)
+
     def departures(end: float) -> None:
         """Decoding requests whose last token the iteration just completed leave."""
         nonlocal ctx_base
@@ -217,20 +234,12 @@ def simulate_aggregated(iteration: IterationModel, token_budget: int, max_batch:
             continue
         # a general iteration: decode tokens, then chunks to the prefilling prompts and admissions, in order
         room = token_budget - batch
-        p_tok = 0
-        q_sum = 0
-        done: list[int] = []
+        p_tok = q_sum = 0
+        done.clear()
         for r in prefilling:
             if room <= 0:
                 break
-            p = min(room, left[r])
-            o = lin[r] - left[r]
-            q_sum += p * (2 * o + p)
-            p_tok += p
-            room -= p
-            left[r] -= p
-            if not left[r]:
-                done.append(r)
+            chunk(r)
         while waiting and room > 0 and running < max_batch:
             r = waiting[0]
             if kv_used + lin[r] + lout[r] > kv_tokens:
@@ -240,14 +249,7 @@ def simulate_aggregated(iteration: IterationModel, token_budget: int, max_batch:
             running += 1
             admit_ms[r] = now
             prefilling.append(r)
-            p = min(room, left[r])
-            o = lin[r] - left[r]
-            q_sum += p * (2 * o + p)
-            p_tok += p
-            room -= p
-            left[r] -= p
-            if not left[r]:
-                done.append(r)
+            chunk(r)
         ctx = ctx_base + batch * i
         t = iteration.time_ms(float(p_tok), float(q_sum), float(ctx), float(batch))
         now += t
