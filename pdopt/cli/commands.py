@@ -305,12 +305,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from pdopt.io.importers import detect_format, import_csv, import_splitwise, import_vllm_bench
 
     fmt = detect_format(args.files[0])
+    if (args.token_budget is None) != (args.max_batch is None):
+        raise InputError("--token-budget and --max-batch: give both (an aggregated profile) or neither")
+    engine = None if args.token_budget is None else (args.token_budget, args.max_batch)
     out: dict[str, Any]
     if fmt == "vllm_bench":
         _need(args, "vLLM bench", "model", "gpu_type", "gpus_per_instance", "role")
-        if (args.token_budget is None) != (args.max_batch is None):
-            raise InputError("--token-budget and --max-batch: give both (an aggregated profile) or neither")
-        engine = None if args.token_budget is None else (args.token_budget, args.max_batch)
         res = import_vllm_bench(args.files, args.model, args.gpu_type, args.gpus_per_instance, args.role,
                                 engine=engine)
         out = {"profiles": [res.profile], "measured_points": res.points}
@@ -318,9 +318,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise InputError(f"{args.files[1]}: only vLLM bench runs may be given as several files")
     elif fmt == "splitwise":
         _need(args, "Splitwise", "model", "hardware", "tensor_parallel")
-        if (args.token_budget is None) != (args.max_batch is None):
-            raise InputError("--token-budget and --max-batch: give both (an aggregated profile) or neither")
-        engine = None if args.token_budget is None else (args.token_budget, args.max_batch)
         out = {"profiles": import_splitwise(args.files[0], args.model, args.hardware, args.tensor_parallel,
                                             args.gpu_type, aggregated=engine)}
     else:

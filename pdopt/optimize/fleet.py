@@ -98,7 +98,7 @@ def _role_plan(demand: float, placed: list[Placement]) -> RolePlan:
     )
 
 
-def _net_capacity(data: ModelData, counts: Counts, m: str, r: str) -> float:
+def net_capacity(data: ModelData, counts: Counts, m: str, r: str) -> float:
     """A role's capacity net of its spares (spares are held only by a role with instances), at least 0."""
     totals: dict[str, int] = {}
     for (s, _), c in counts.items():
@@ -126,8 +126,8 @@ def aggregated_shares(data: ModelData, counts: Counts, scale: float,
         if "disaggregated" not in modes:
             out[m] = demand
             continue
-        agg = _net_capacity(data, counts, m, "aggregated")
-        pairs = min(_net_capacity(data, counts, m, "prefill"), _net_capacity(data, counts, m, "decode"))
+        agg = net_capacity(data, counts, m, "aggregated")
+        pairs = min(net_capacity(data, counts, m, "prefill"), net_capacity(data, counts, m, "decode"))
         if agg + pairs > 0:
             out[m] = demand * agg / (agg + pairs)
         else:

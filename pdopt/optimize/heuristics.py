@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from pdopt.optimize.fleet import Counts, pool_costs
+from pdopt.optimize.fleet import Counts, net_capacity, pool_costs
 from pdopt.optimize.model_data import Arc, ModelData
 
 
@@ -75,14 +75,7 @@ def achieved_scale(data: ModelData, counts: Counts) -> float:
         d = data.model_demand_rps(m)
         if d <= 0:
             continue
-        net = {}
-        for r in (r for mm, r in data.demand_rps if mm == m):
-            totals: dict[str, int] = {}
-            for (s, _), c in counts.items():
-                if data.shapes[s].model == m and data.shapes[s].role == r:
-                    totals[s] = totals.get(s, 0) + c
-            cap = sum(data.shapes[s].pooled_capacity_rps(n) for s, n in totals.items())
-            net[r] = max(0.0, cap - data.spare_rps[(m, r)]) if totals else 0.0
+        net = {r: net_capacity(data, counts, m, r) for mm, r in data.demand_rps if mm == m}
         if data.is_mixed(m):
             ratios.append((net["aggregated"] + min(net["prefill"], net["decode"])) / d)
         else:

@@ -18,13 +18,13 @@ from pdopt.plan import ModeComparison, Plan
 
 def single_mode_instance(instance: Instance, mode: ServingMode) -> Instance | None:
     """The instance with every model that may be served both ways limited to ``mode`` (None: no such model)."""
+    mixed = mixed_models(instance)
+    if not mixed:
+        return None
     workloads = {m: w.model_dump(mode="json") for m, w in instance.workloads.items()}
-    changed = False
-    for m, doc in workloads.items():
-        if len(instance.serving_modes(m)) == 2:
-            doc["modes"] = [mode]
-            changed = True
-    return instance.replace(workloads=workloads) if changed else None
+    for m in mixed:
+        workloads[m]["modes"] = [mode]
+    return instance.replace(workloads=workloads)
 
 
 def _model_cost(plan: Plan | None, model: str) -> float | None:

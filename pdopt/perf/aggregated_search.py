@@ -45,7 +45,8 @@ def aggregated_max_rate(it: IterationModel, profile: AggregatedProfile, workload
     spaced below the engine's saturation rate (:func:`_engine_saturation_rps`; at and beyond it the engine is
     saturated), then bisection between the first failing one and the rate before, to a relative 1e-11. A
     failure confined to a window narrower than the scan's step could be missed. Results are kept for the
-    process (:func:`_cached`): a plan compared with its single-mode plans sizes each shape once."""
+    process (``_CACHE``, first in first out beyond 4,096): a plan compared with its single-mode plans sizes each
+    shape once."""
     key = (it.model_dump_json(), profile.model_dump_json(), workload.model_dump_json(), kv_tokens, overhead_s)
     hit = _CACHE.get(key)
     if hit is None:

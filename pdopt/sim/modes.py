@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from pdopt.instance import AggregatedProfile, Instance
+from pdopt.instance import AggregatedProfile, Instance, IterationModel
 from pdopt.io import InputError
 from pdopt.perf.aggregated import aggregated_overhead_s, kv_token_capacity
 from pdopt.perf.aggregated_fit import planned_iteration
-from pdopt.plan import Plan
+from pdopt.plan import Placement, Plan
 from pdopt.sim.aggregated import simulate_aggregated
 from pdopt.sim.engine import BoolArray, FloatArray, IntArray
 
@@ -63,6 +63,13 @@ class AggregatedRun:
     described: list[dict[str, Any]]
 
 
+def _engine(instance: Instance, p: Placement) -> tuple[AggregatedProfile, IterationModel, int]:
+    """A placement's aggregated profile, the iteration model it was planned with, and its KV tokens."""
+    prof = instance.profile(p.model, "aggregated", p.gpu_type, p.gpus_per_instance, p.variant)
+    assert isinstance(prof, AggregatedProfile)
+    return prof, planned_iteration(instance, prof), kv_token_capacity(instance, prof)
+
+
 def run_aggregated(instance: Instance, plan: Plan, models: list[str], to_agg: BoolArray, rng: np.random.Generator,
                    arrival_s: FloatArray, model_of: IntArray, lin: FloatArray, lout: FloatArray,
                    stop: Callable[[], bool]) -> AggregatedRun:
@@ -83,15 +90,14 @@ def run_aggregated(instance: Instance, plan: Plan, models: list[str], to_agg: Bo
         pick = rng.choice(len(insts), size=len(idx), p=caps / caps.sum()) if len(idx) else np.zeros(0, dtype=int)
         w = instance.workloads[m]
         overhead = aggregated_overhead_s(instance, w)
+        engines = {id(p): _engine(instance, p) for p in mine}  # per placement: its profile, model and KV tokens
         for k, p in enumerate(insts):
-            prof = instance.profile(p.model, "aggregated", p.gpu_type, p.gpus_per_instance, p.variant)
-            assert isinstance(prof, AggregatedProfile)
-            kv = kv_token_capacity(instance, prof)
+            prof, iteration, kv = engines[id(p)]
             sel = idx[pick == k]
             prompts = np.maximum(1, np.round(lin[sel])).astype(np.int64)
             outs = np.maximum(1, np.round(lout[sel])).astype(np.int64)
             try:
-                res = simulate_aggregated(planned_iteration(instance, prof), prof.token_budget, prof.max_batch, kv,
+                res = simulate_aggregated(iteration, prof.token_budget, prof.max_batch, kv,
                                           arrival_s[sel], prompts, outs, w.prefix_cache_hit_rate, stop=stop)
             except ValueError as exc:
                 raise InputError(f"model '{m}', aggregated instance on {p.gpu_type} x{p.gpus_per_instance}: "

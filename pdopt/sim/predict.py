@@ -143,28 +143,30 @@ def predicted_metrics(instance: Instance, plan: Plan) -> dict[str, dict[str, Any
 
 def _aggregated_prediction(instance: Instance, plan: Plan, model: str, lam: float) -> dict[str, Any]:
     """The aggregated instances' predicted TTFT and TPOT at the rate the router sends them (split by capacity):
-    the capacity model's mean-value analysis per instance (:mod:`pdopt.perf.aggregated`), request-weighted over
-    instances for the mean; the percentiles are the worst instance's (None where one saturates)."""
+    the capacity analysis per placement (:mod:`pdopt.perf.aggregated`; every instance of a placement gets the same
+    rate), request-weighted over instances for the mean; the percentiles are the worst instance's (None where one
+    saturates)."""
+    from pdopt.instance import Statistic
     from pdopt.perf.aggregated import aggregated_load, aggregated_overhead_s, tpot_statistic_ms, ttft_statistic_s
     from pdopt.perf.aggregated_fit import planned_iteration
 
     w = instance.workloads[model]
-    insts = [p for p in plan.placements if p.model == model and p.role == "aggregated" for _ in range(p.count)]
-    total = sum(p.capacity_rps for p in insts)
+    mine = [p for p in plan.placements if p.model == model and p.role == "aggregated"]
+    total = sum(p.capacity_rps * p.count for p in mine)
     loads = []
-    for p in insts:
+    for p in mine:
         prof = instance.profile(model, "aggregated", p.gpu_type, p.gpus_per_instance, p.variant)
         assert isinstance(prof, AggregatedProfile)
         load = aggregated_load(planned_iteration(instance, prof), prof.token_budget, w, lam * p.capacity_rps / total,
                                aggregated_overhead_s(instance, w))
-        loads.append((p.capacity_rps / total, load))
-    result: dict[str, Any] = {"model": "aggregated engine: mean-value analysis of chunked prefill per instance"}
-    if any(load is None for _, load in loads):
-        return {**result, "ttft_s": None, "tpot_ms": None}
+        loads.append((p.count * p.capacity_rps / total, load))
+    result: dict[str, Any] = {"model": "aggregated engine: the capacity analysis of chunked prefill per instance"}
     ok = [(wt, load) for wt, load in loads if load is not None]
-    stats = ("mean", "p50", "p90", "p95", "p99")
+    if len(ok) < len(loads):
+        return {**result, "ttft_s": None, "tpot_ms": None}
+    stats: tuple[Statistic, ...] = ("mean", "p50", "p90", "p95", "p99")
     result["ttft_s"] = {k: (sum(wt * ttft_statistic_s(ld, "mean") for wt, ld in ok) if k == "mean"
-                            else max(ttft_statistic_s(ld, k) for _, ld in ok)) for k in stats}  # type: ignore[arg-type]
+                            else max(ttft_statistic_s(ld, k) for _, ld in ok)) for k in stats}
     result["tpot_ms"] = {k: (sum(wt * tpot_statistic_ms(ld, "mean") for wt, ld in ok) if k == "mean"
-                             else max(tpot_statistic_ms(ld, k) for _, ld in ok)) for k in stats}  # type: ignore[arg-type]
+                             else max(tpot_statistic_ms(ld, k) for _, ld in ok)) for k in stats}
     return result

@@ -111,20 +111,11 @@ def _role_supply(ctx: PlanContext, model: str, role: str) -> tuple[float, float,
     supply = sum(ctx.capacity.get(id(p), 0.0) * p.count for p in served)
     wl = ctx.instance.workloads[model]
     k = next((n for r, n in wl.spare_instances.items() if r == role), 0)
-    modes = _allowed_modes(ctx, model)
+    modes = ctx.instance.serving_modes(model)
     mode = "aggregated" if role == "aggregated" else "disaggregated"
     optional = mode not in modes or (len(modes) == 2 and not served)
     reserve = k * largest_usable_capacity(ctx.instance, model, role) if k and not optional else 0.0
     return supply, reserve, k if reserve else 0, served
-
-
-def _allowed_modes(ctx: PlanContext, model: str) -> set[str]:
-    """The serving modes a model may use: its workload's ``modes`` (all by default) that it has profiles for."""
-    roles = {p.role for p in ctx.instance.profiles if p.model == model}
-    have = {m for m, need in (("aggregated", {"aggregated"}), ("disaggregated", {"prefill", "decode"}))
-            if need <= roles}
-    allowed = ctx.instance.workloads[model].modes
-    return have & set(allowed) if allowed is not None else have
 
 
 def _parts(served: list[Placement], ctx: PlanContext) -> str:
@@ -139,7 +130,7 @@ def check_demand_cover(ctx: PlanContext) -> None:
     instance, out, tol = ctx.instance, ctx.out, ctx.tol
     for model in instance.workloads:
         demand = demand_rps(instance, model, ctx.scale)
-        modes = _allowed_modes(ctx, model)
+        modes = ctx.instance.serving_modes(model)
         net: dict[str, float] = {}
         for role in (*ROLE_NAMES, "aggregated"):
             supply, reserve, k, served = _role_supply(ctx, model, role)
