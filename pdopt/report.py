@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pdopt.instance import ROLES, SHAPE_ROLES
 from pdopt.perf.capacity import CapacityTable
 from pdopt.plan import Plan
 from pdopt.sim.run import SimResult
@@ -55,7 +56,7 @@ def format_plan(plan: Plan) -> str:
     agg = any(mp.aggregated is not None for mp in plan.models.values())
     if plan.cost_breakdown:
         cb = plan.cost_breakdown
-        roles = ("prefill", "decode", "aggregated") if agg else ("prefill", "decode")
+        roles = SHAPE_ROLES if agg else ROLES
         out += ["", "cost by model and role (USD/hour)", table(
             ["model", *roles, "total"],
             [[m, *(f"{r.get(role, 0.0):.2f}" for role in roles), f"{cb.by_model[m]:.2f}"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pdopt.instance import ROLES
+from pdopt.instance import SHAPE_ROLES
 from pdopt.optimize.model_data import Arc, ModelData
 from pdopt.plan import ModelPlan, Placement, PoolUse, RolePlan, Survival
 
@@ -145,7 +145,7 @@ def model_plans(data: ModelData, placed: tuple[Placement, ...], scale: float,
         agg = (shares or {}).get(m, 0.0)
         need = {"prefill": demand - agg, "decode": demand - agg, "aggregated": agg}
         roles = {r: _role_plan(need[r], [p for p in placed if p.model == m and p.role == r])
-                 for r in (*ROLES, "aggregated")}
+                 for r in SHAPE_ROLES}
         n_d = roles["decode"].instances
         has_agg = "aggregated" in data.modes_of(m)
         used_agg, used_dis = roles["aggregated"].instances > 0, roles["prefill"].instances > 0
@@ -165,7 +165,7 @@ def failure_scenarios(data: ModelData, counts: Counts, scale: float) -> dict[str
         for m in data.models:
             left = {r: sum(c * data.shapes[s].capacity_rps for (s, p), c in counts.items()
                            if data.shapes[s].model == m and data.shapes[s].role == r
-                           and data.pools[p].domain != lost) for r in (*ROLES, "aggregated")}
+                           and data.pools[p].domain != lost) for r in SHAPE_ROLES}
             demand = data.model_demand_rps(m) * scale
             served = left["aggregated"] + min(left["prefill"], left["decode"])
             per[m] = Survival(left["prefill"], left["decode"], served / demand if demand > 0 else 1.0,

@@ -194,15 +194,3 @@ def service_scv_from_lengths(lengths: Sequence[float], weights: Sequence[float],
         raise ValueError("the mean service time must be positive")
     return max(0.0, m2 / (m1 * m1) - 1.0)
 
-
-def gamma_quantile(mean: float, var: float, p: float) -> float:
-    """The p-quantile of the gamma distribution with this mean and variance (shape mean^2/var, scale var/mean):
-    the two-moment approximation used for every percentile here; the mean itself when the variance is 0."""
-    from scipy.special import gammaincinv  # deferred: scipy loads only when needed
-
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"p must lie in (0, 1), got {p}")
-    if var <= 0.0 or mean <= 0.0 or math.isinf(mean):
-        return mean
-    shape, scale = mean * mean / var, var / mean
-    return float(scale * gammaincinv(shape, p))

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pdopt.instance import DecodePoint, DecodeProfile, Instance, PrefillProfile
+from pdopt.instance import SHAPE_ROLES, DecodePoint, DecodeProfile, Instance, PrefillProfile
 from pdopt.interrupt import Interruption
 from pdopt.io import InputError
 from pdopt.io.traces import Trace
@@ -372,7 +372,7 @@ def tightness(instance: Instance, plan: Plan, options: SimOptions | None = None,
     instance fewer? A plan is tight when none does (same traffic, same seed)."""
     out = []
     for m in instance.workloads:
-        for role in ("prefill", "decode", "aggregated"):
+        for role in SHAPE_ROLES:
             reduced = plan_without_one(plan, m, role)
             if reduced is None:
                 continue

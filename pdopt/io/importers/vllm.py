@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from pdopt.errors import InputError
-from pdopt.instance import ROLES
+from pdopt.instance import SHAPE_ROLES
 from pdopt.io.importers.common import (
     _NOT_RECOGNISED,
     _TTFT_PERCENTILE,
@@ -191,7 +191,7 @@ def import_vllm_bench(paths: str | Path | Sequence[str | Path], model: str, gpu_
     where = "import_vllm_bench"
     if not files:
         raise InputError(f"{where}: no result files given")
-    if role not in (*ROLES, "aggregated"):
+    if role not in SHAPE_ROLES:
         raise InputError(f"{where}: unknown role '{role}' (expected prefill, decode or aggregated)")
     if role == "aggregated" and engine is None:
         raise InputError(f"{where}: an aggregated profile needs the engine's token budget and batch cap "
