@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pdopt.instance import ROLES, SHAPE_ROLES
 from pdopt.perf.capacity import CapacityTable
 from pdopt.plan import Plan
 from pdopt.sim.run import SimResult
+
+if TYPE_CHECKING:
+    from pdopt.comparison.fidelity import PointResult
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -132,6 +135,10 @@ def format_simulation(result: SimResult, tight: list[dict[str, Any]] | None = No
                 f"{slo['tpot_statistic']} <= {slo['tpot_target_ms']:g} ms {'met' if mm['tpot_slo_met'] else 'NOT met'}"
                 f"; attainment TTFT {mm['attainment']['ttft']:.1%}, TPOT {mm['attainment']['tpot']:.1%}",
                 table(["", *STATS, "mean 99% CI +-"], rows)]
+        if "assumptions" in mm:
+            out.append(describe_assumptions(mm["assumptions"]))
+        if pred.get("overloaded"):
+            out.append(f"  predicted: {pred['overloaded']}")
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for inst in result.instances:
         groups.setdefault((inst["model"], inst["role"]), []).append(inst)
@@ -149,3 +156,118 @@ def format_simulation(result: SimResult, tight: list[dict[str, Any]] | None = No
                 f"{t['removed']['gpus_per_instance']}: SLO {'still met (not tight)' if t['slo_met'] else 'missed'}"
                 f" (TTFT {t['ttft_s']:.4g} s, TPOT {t['tpot_ms']:.4g} ms)" for t in tight]
     return "\n".join(out)
+
+
+def describe_assumptions(a: dict[str, Any]) -> str:
+    """One line saying under which assumptions a model was simulated (:mod:`pdopt.sim.assumptions`)."""
+    services = []
+    for shape, rule in a.get("prefill_service", {}).items():
+        text = (f"{shape} {rule['distribution']} factor (SCV {rule['factor_scv']:.3g}) with lengths (SCV "
+                f"{rule['lengths_scv']:.3g}): total SCV {rule['total_scv']:.3g}")
+        if "capacity_model_scv" in rule:
+            text += f" (capacity model {rule['capacity_model_scv']:.3g})"
+        services.append(text)
+    line = (f"  simulated as: {a['queue_model']} prefill, {a['decode_model']} decode; dispatch prefill "
+            f"{a['prefill_dispatch']}, decode {a['decode_dispatch']}; arrivals {a['arrivals']}")
+    return line + ("; prefill service " + "; ".join(services) if services else "")
+
+
+def _signed(x: float | None) -> str:
+    return "-" if x is None else f"{x:+.1%}"
+
+
+def _fid_rows(results: list[PointResult]) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for i, r in enumerate(results, start=1):
+        for row in r.rows:
+            half = row.get("simulator_ci99_half_width")
+            rows.append([i, r.point.deployment.text, r.rate_rps, f"{row['metric']} {row['statistic']}",
+                         row["measured"], row["capacity_model"] if row["capacity_model"] is not None else "overloaded",
+                         _signed(row["capacity_model_error"]), row["simulator"], _signed(row["simulator_error"]),
+                         half])
+    return rows
+
+
+def format_fidelity(results: list[PointResult]) -> str:
+    """Each measured point beside the capacity model's and the simulator's predictions, then the median absolute
+    error per route, metric and statistic."""
+    from pdopt.comparison.fidelity import summary
+
+    out = [table(["#", "deployment", "rate req/s", "metric", "measured", "capacity model", "error", "simulator",
+                  "error", "sim 99% CI +-"], _fid_rows(results))]
+    for r in results:
+        for row in r.rows:
+            if "tokens_per_min" in row:
+                t = row["tokens_per_min"]
+                sim = "-" if t["simulator"] is None else f"{t['simulator'] / 1e6:.3g}"
+                out.append(f"  {r.point.deployment.text}: SLO throughput measured {t['measured'] / 1e6:.3g} M tok/min,"
+                           f" capacity model {t['capacity_model'] / 1e6:.3g}, simulator {sim}")
+            if "overloaded" in row:
+                out.append(f"  point at {r.rate_rps:g} req/s: {row['overloaded']}")
+                break
+    summ = summary(results)
+    keys = sorted({k for route in summ.values() for k in route})
+    out += ["", "median absolute error over the points",
+            table(["metric", "points", "capacity model", "simulator"],
+                  [[k, int(summ["capacity_model"][k]["points"] or 0),
+                    _pct(summ["capacity_model"][k]["median_abs_error"]),
+                    _pct(summ["simulator"][k]["median_abs_error"])] for k in keys])]
+    return "\n".join(out)
+
+
+def fidelity_csv(results: list[PointResult]) -> str:
+    """The point table as CSV (one row per point, metric and statistic)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["point", "source", "model", "deployment", "rate_rps", "metric", "statistic", "measured",
+                     "capacity_model", "capacity_model_error", "simulator", "simulator_error",
+                     "simulator_ci99_half_width"])
+    for i, r in enumerate(results, start=1):
+        for row in r.rows:
+            writer.writerow([i, r.point.source, r.point.model, r.point.deployment.text, r.rate_rps, row["metric"],
+                             row["statistic"], row["measured"], row["capacity_model"], row["capacity_model_error"],
+                             row["simulator"], row["simulator_error"], row.get("simulator_ci99_half_width")])
+    return buf.getvalue()
+
+
+def plot_fidelity(results: list[PointResult]) -> bytes:
+    """PNG: predicted against measured, one panel per metric (TTFT, TPOT, SLO throughput), log axes, the
+    diagonal and +-10% band drawn; capacity model and simulator as two marker styles."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("ttft_s", "TTFT (s)"), ("tpot_ms", "TPOT (ms)"), ("slo_throughput", "SLO throughput (req/s)")]
+    used = [(k, label) for k, label in panels if any(row["metric"] == k for r in results for row in r.rows)]
+    fig, axes = plt.subplots(1, len(used), figsize=(5.0 * len(used), 4.6), squeeze=False)
+    for ax, (key, label) in zip(axes[0], used, strict=True):
+        rows = [row for r in results for row in r.rows if row["metric"] == key]
+        values = [row["measured"] for row in rows]
+        for route, marker, name in (("capacity_model", "o", "capacity model"), ("simulator", "x", "simulator")):
+            pts = [(row["measured"], row[route]) for row in rows if row[route] is not None]
+            values += [p for _, p in pts]
+            if pts:
+                ax.scatter([m for m, _ in pts], [p for _, p in pts], marker=marker, label=name, alpha=0.8)
+        lo, hi = min(values) / 1.3, max(values) * 1.3
+        ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.8, label="predicted = measured")
+        ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="grey", alpha=0.15,
+                        label="within 10%")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_xlabel(f"measured {label}")
+        ax.set_ylabel(f"predicted {label}")
+        ax.legend(fontsize=8, loc="upper left")
+        ax.set_title(label.split(" (")[0])
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()

@@ -2,8 +2,9 @@
 
 Instance ``instances/paper/dsv31-h200-5mtpm.yaml``: 5 M tok/min at L_in 6144 + L_out 512 is lambda = 5e6 / 60 /
 6656 = 12.52 req/s; mean TTFT <= 2 s (0.1 s overhead), mean TPOT <= 20 ms. The planner's plan is 4 prefill +
-4 decode instances. Simulated with the default options (deterministic prefill service, fixed lengths,
-round-robin prefill dispatch, least-loaded decode dispatch), 20,000 requests, seed 0 (the default).
+4 decode instances. Simulated with the default options, which follow the paper's capacity model (M/M/1 prefill:
+exponential service at fixed lengths, capacity-weighted random dispatch; constant-batch decode: least-loaded
+dispatch), 20,000 requests, seed 0 (the default).
 
 Expected numbers, by Little's law on each decode instance with the constant-batch model (B running requests
 each emit one token per TPOT(B), so B / TPOT(B) = lambda_i x L_out; TPOT is linear between the measured
@@ -61,9 +62,16 @@ def decode_instances(result: SimResult) -> list[dict[str, Any]]:
     return [i for i in result.instances if i["role"] == "decode"]
 
 
-def test_options_are_the_defaults() -> None:
+def test_options_are_the_defaults(paper: Instance, paper_plan: dict[str, Any]) -> None:
     assert SimOptions() == OPTIONS
-    assert (OPTIONS.prefill_service, OPTIONS.lengths) == ("deterministic", "workload")  # the paper has no distribution
+    assert (OPTIONS.prefill_service, OPTIONS.prefill_dispatch, OPTIONS.lengths) == ("auto", "auto", "workload")
+    # auto resolves to the paper's M/M/1: exponential service (the lengths are fixed, so the factor carries all of
+    # the SCV of 1) and random splitting; decode least-loaded (constant batch)
+    a = simulate(paper, Plan.from_dict(paper_plan), SimOptions(requests=2000)).models["dsv31"]["assumptions"]
+    assert (a["prefill_dispatch"], a["decode_dispatch"], a["arrivals"]) == ("random", "jsq", "poisson")
+    (rule,) = a["prefill_service"].values()
+    assert (rule["distribution"], rule["factor_scv"], rule["lengths_scv"], rule["total_scv"]) == \
+        ("exponential", 1.0, 0.0, 1.0)
 
 
 def test_4p4d_meets_both_slos(paper: Instance, paper_plan: dict[str, Any]) -> None:

@@ -31,7 +31,7 @@ COMMANDS = {
     "plan": commands.cmd_plan, "capacity": commands.cmd_capacity, "curves": commands.cmd_capacity,
     "validate": commands.cmd_validate, "verify": commands.cmd_verify, "simulate": commands.cmd_simulate,
     "compare": commands.cmd_compare, "bench": commands.cmd_bench, "generate": commands.cmd_generate,
-    "profile": commands.cmd_profile, "schema": commands.cmd_schema,
+    "profile": commands.cmd_profile, "schema": commands.cmd_schema, "fidelity": commands.cmd_fidelity,
 }
 
 

@@ -8,9 +8,12 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pdopt.errors import InputError
+
+if TYPE_CHECKING:
+    from pdopt.instance import Instance
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERNAL, EXIT_SOLVER, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 """Exit codes, each with one meaning (docs/cli.md): 0 success; 1 a plan failed verification; 2 invalid input;
@@ -18,13 +21,13 @@ EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERNAL, EXIT_SOLVER, E
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from pdopt.io import dump_json, load_instance
+    from pdopt.io import dump_json
     from pdopt.optimize.options import SolverOptions
     from pdopt.optimize.pipeline import solve
     from pdopt.plan import SolveStatus
     from pdopt.report import format_plan
 
-    instance = load_instance(args.file, args.allow_path)
+    instance = _load_instance(args.file, args.allow_path)
     opts = SolverOptions(args.solver, args.time_limit, args.gap, args.threads)
     plan = solve(instance, opts, scale_demand=args.scale_demand, maximize_scale=args.maximize_scale,
                  explain_mode=args.explain_mode)
@@ -43,11 +46,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_capacity(args: argparse.Namespace) -> int:
-    from pdopt.io import dump_json, load_instance
+    from pdopt.io import dump_json
     from pdopt.perf.capacity import capacity_table
     from pdopt.report import format_capacities
 
-    inst = load_instance(args.file, args.allow_path)
+    inst = _load_instance(args.file, args.allow_path)
     tab = capacity_table(inst)
     if args.format == "json":
         from pdopt.instance import AggregatedProfile
@@ -81,10 +84,9 @@ def cmd_capacity(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from pdopt.io import load_instance
     from pdopt.perf.capacity import capacity_table
 
-    inst = load_instance(args.file, args.allow_path)
+    inst = _load_instance(args.file, args.allow_path)
     tab = capacity_table(inst)
     print(f"{args.file}: valid instance '{inst.name}': {len(inst.models)} model(s), {len(inst.gpu_types)} GPU "
           f"type(s), {len(inst.node_pools)} node pool(s), {len(inst.profiles)} profile(s); "
@@ -95,10 +97,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from pdopt.io import load_instance, load_json
+    from pdopt.io import load_json
     from pdopt.verifier import PLANNED_STATUSES, format_violations, verify
 
-    instance = load_instance(args.file, args.allow_path)
+    instance = _load_instance(args.file, args.allow_path)
     doc = load_json(args.plan, "plan")
     status = doc.get("status")
     if status not in PLANNED_STATUSES and isinstance(status, str):
@@ -134,12 +136,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from pdopt.comparison.baselines import compare
     from pdopt.interrupt import PartialResult
-    from pdopt.io import dump_json, load_instance
+    from pdopt.io import dump_json
     from pdopt.report import table
 
     if args.simulate < 0:
         raise InputError(f"--simulate: must be 0 or more requests, got {args.simulate}")
-    instance = load_instance(args.file, args.allow_path)
+    instance = _load_instance(args.file, args.allow_path)
     interrupted = False
     try:
         rows = compare(instance, simulate_requests=args.simulate, seed=args.seed)
@@ -179,7 +181,7 @@ def _trace_rate(text: str) -> str | float:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from pdopt.io import dump_json, load_instance, load_json
+    from pdopt.io import dump_json, load_json
     from pdopt.io.traces import read_trace
     from pdopt.optimize.pipeline import solve
     from pdopt.plan import Plan
@@ -187,7 +189,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from pdopt.sim.options import SimOptions
     from pdopt.sim.run import simulate, tightness
 
-    instance = load_instance(args.file, args.allow_path)
+    instance = _load_instance(args.file, args.allow_path)
     if args.plan is not None:
         if args.scale_demand is not None:
             raise InputError("--scale-demand applies when planning first; a given --plan carries its own scale")
@@ -204,8 +206,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     lengths = args.lengths or ("trace" if trace is not None else "workload")
     opts = SimOptions(requests=args.requests, seed=args.seed, prefill_dispatch=_policy(args.dispatch),
                       decode_dispatch=_policy(args.decode_dispatch), prefill_service=args.prefill_service,
-                      prefill_scv=args.prefill_scv, lengths=lengths, trace_rate=_trace_rate(args.trace_rate))
+                      prefill_scv=args.prefill_scv, lengths=lengths, trace_rate=_trace_rate(args.trace_rate),
+                      arrivals=args.arrivals, length_tolerance=args.length_tolerance)
     result = simulate(instance, plan, opts, trace)
+    for warning in result.warnings:
+        print(f"pdopt: warning: {warning}", file=sys.stderr)
     tight = tightness(instance, plan, opts, trace) if args.tightness and not result.partial else None
     if args.format == "json":
         data = result.to_dict()
@@ -218,6 +223,32 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"pdopt: interrupted; the statistics above cover the {result.requests_completed:,} requests that "
               "finished before it (partial)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def cmd_fidelity(args: argparse.Namespace) -> int:
+    from pdopt.comparison.fidelity import evaluate, to_dict
+    from pdopt.io import dump_json
+    from pdopt.io.measurements import read_measurements
+    from pdopt.report import fidelity_csv, format_fidelity, plot_fidelity
+
+    if args.requests < 100:
+        raise InputError(f"--requests: must be at least 100, got {args.requests}")
+    if args.plot is not None and Path(args.plot).exists():
+        raise InputError(f"--plot: {args.plot} exists; pdopt does not overwrite files")
+    instance = _load_instance(args.file, args.allow_path)
+    points = read_measurements(args.measurements, args.model, args.deployment)
+    results = evaluate(instance, points, args.requests, args.seed, simulate_runs=not args.no_simulate)
+    if args.plot is not None:
+        from pdopt.io.files import write_new
+
+        write_new(args.plot, plot_fidelity(results), "plot")
+    if args.format == "json":
+        print(dump_json(to_dict(results)))
+    elif args.format == "csv":
+        print(fidelity_csv(results), end="")
+    else:
+        print(format_fidelity(results))
     return EXIT_OK
 
 
@@ -330,3 +361,14 @@ def cmd_schema(_: argparse.Namespace) -> int:
 
     print(json.dumps(Instance.model_json_schema(), indent=2))
     return EXIT_OK
+
+
+def _load_instance(path: str, allow_paths: list[str]) -> Instance:
+    """Load an instance and print, on stderr, a warning for each field its chosen models do not use."""
+    from pdopt.instance.unused import unused_fields
+    from pdopt.io import load_instance
+
+    instance = load_instance(path, allow_paths)
+    for warning in unused_fields(instance):
+        print(f"pdopt: warning: {warning}", file=sys.stderr)
+    return instance

@@ -8,7 +8,7 @@ import argparse
 from pdopt import __version__
 from pdopt.comparison.generate import FAMILIES
 from pdopt.optimize.options import SOLVERS
-from pdopt.sim.options import DISPATCH_POLICIES, LENGTH_MODES, SERVICE_DISTRIBUTIONS
+from pdopt.sim.options import ARRIVAL_MODES, DISPATCH_POLICIES, LENGTH_MODES, SERVICE_DISTRIBUTIONS
 
 DISPATCH_CHOICES = (*DISPATCH_POLICIES, "least_loaded")
 
@@ -109,12 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
                      help="rescale the trace to each model's planned rate (default), keep it, or set a rate")
     sim.add_argument("--lengths", choices=LENGTH_MODES, default=None,
                      help="request lengths: the workload's distribution or means (workload), the means (fixed), "
-                          "exponential, or the trace's own (default: trace with --trace, else workload)")
-    sim.add_argument("--dispatch", choices=DISPATCH_CHOICES, default="round_robin", help="prefill dispatch")
-    sim.add_argument("--decode-dispatch", choices=DISPATCH_CHOICES, default="least_loaded")
-    sim.add_argument("--prefill-service", choices=SERVICE_DISTRIBUTIONS, default="deterministic")
+                          "exponential, the trace's own (trace; default with --trace, else workload), or the "
+                          "trace's rescaled to the workload's means (trace_scaled)")
+    sim.add_argument("--length-tolerance", type=float, default=0.2, metavar="FRACTION",
+                     help="warn when a trace's mean input or output length differs from the workload's by more "
+                          "(default 0.2)")
+    sim.add_argument("--dispatch", choices=DISPATCH_CHOICES, default="auto",
+                     help="prefill dispatch (default auto: random for mm1/gg1, pooled for ggc)")
+    sim.add_argument("--decode-dispatch", choices=DISPATCH_CHOICES, default="auto",
+                     help="decode dispatch (default auto: least_loaded for the paper decode model, random for "
+                          "under_load)")
+    sim.add_argument("--prefill-service", choices=SERVICE_DISTRIBUTIONS, default="auto",
+                     help="prefill service factor (default auto: the capacity model's service SCV, lengths and "
+                          "factor together)")
     sim.add_argument("--prefill-scv", type=float, default=1.0, metavar="SCV",
-                     help="service-time SCV for gamma/lognormal prefill service (default 1)")
+                     help="service-factor SCV for gamma/lognormal prefill service (default 1)")
+    sim.add_argument("--arrivals", choices=ARRIVAL_MODES, default="auto",
+                     help="generated arrivals (default auto: gamma renewal with the workload's arrival_scv under "
+                          "gg1/ggc, else Poisson)")
     sim.add_argument("--scale-demand", type=_multiplier, default=None, metavar="F",
                      help="when planning first: multiply every demand by F")
     sim.add_argument("--tightness", action="store_true",
@@ -128,7 +140,21 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--seed", type=_seed, default=0)
     cmp_.add_argument("--format", choices=("table", "json"), default="table")
 
-    for sp in (plan, cap, val, ver, sim, cmp_):
+    fid = sub.add_parser("fidelity", help="the capacity model and the simulator against your measured runs")
+    fid.add_argument("file", help="instance file")
+    fid.add_argument("measurements", nargs="+",
+                     help="vLLM bench serve result JSON files, or CSV files of runs or SLO throughputs")
+    fid.add_argument("--model", default=None, help="the model measured (files that do not say)")
+    fid.add_argument("--deployment", default=None, metavar="ROLE=GPUxN[:COUNT]+...",
+                     help="what was measured, e.g. prefill=h200x8:3+decode=h200x8:4 (files that do not say)")
+    fid.add_argument("--requests", type=int, default=20000, metavar="N", help="requests per simulation")
+    fid.add_argument("--seed", type=_seed, default=0)
+    fid.add_argument("--no-simulate", action="store_true", help="the capacity model only")
+    fid.add_argument("--plot", default=None, metavar="FILE.png",
+                     help="write a plot of predicted against measured (a new file)")
+    fid.add_argument("--format", choices=("table", "json", "csv"), default="table")
+
+    for sp in (plan, cap, val, ver, sim, cmp_, fid):
         sp.add_argument("--allow-path", action="append", default=[], metavar="DIR",
                         help="also read files the instance names in DIR (by default only its own folder)")
 

@@ -27,6 +27,7 @@ from pdopt.perf.prefill import (
     prefill_capacity,
     prefill_service,
     service_scv,
+    shape_workload,
     sojourn_factor,
     transfer_overhead_s,
 )
@@ -37,7 +38,7 @@ from pdopt.perf.shapes import skip as _skip
 __all__ = ["QUANTILES", "CapacityTable", "ShapeCapacity", "SkippedShape", "calibrated_fields", "capacity_table",
            "decode_capacity", "decode_rate_under_load", "interpolate_prefill_throughput", "kv_batch_bound",
            "max_batch_within_tpot", "mm1_max_arrival_rate", "prefill_capacity", "prefill_service", "service_scv",
-           "sojourn_factor", "tpot_at_batch", "transfer_overhead_s", "weights_fit"]
+           "shape_workload", "sojourn_factor", "tpot_at_batch", "transfer_overhead_s", "weights_fit"]
 
 
 def weights_fit(instance: Instance, model: str, gpu_type: str, gpus: int) -> str | None:
@@ -93,13 +94,11 @@ def capacity_table(instance: Instance) -> CapacityTable:
                 result.detail["calibration_max_rel_error"] = fit.max_rel_error
         elif isinstance(prof, PrefillProfile):
             transfer = transfer_overhead_s(instance, prof.model, prof.gpu_type, prof.gpus_per_instance)
-            if transfer is not None:
-                workload = workload.model_copy(update={"ttft_overhead_s": transfer})
-            fitted = calibrated_fields(prof, workload)
-            if isinstance(fitted, str):
-                skipped.append(_skip(prof, fitted))
+            shaped = shape_workload(instance, prof)
+            if isinstance(shaped, str):
+                skipped.append(_skip(prof, shaped))
                 continue
-            workload = workload.model_copy(update=fitted)
+            workload = shaped
             result = prefill_capacity(prof, workload, instance.options.pooled_gain_epsilon,
                                       instance.options.pooled_max_steps)
             if transfer is not None and isinstance(result, ShapeCapacity):

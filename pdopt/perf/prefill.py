@@ -194,3 +194,22 @@ def calibrated_fields(profile: PrefillProfile, workload: Workload) -> dict[str, 
     except ValueError as exc:
         return f"cannot calibrate to the measured TTFT sweep: {exc}"
     return {"service_scv": fit.service_scv, "ttft_overhead_s": fit.overhead_s}
+
+
+def shape_workload(instance: Instance, profile: PrefillProfile) -> Workload | str:
+    """The workload as the capacity model sees it for one prefill shape, or why it cannot be sized.
+
+    Two things differ per shape from the instance's workload: the TTFT overhead, which is the shape's transfer time
+    when the network states it (:func:`transfer_overhead_s`), and, with ``queue_model: gg1`` and a measured TTFT
+    sweep, the service SCV and overhead fitted to the sweep (:func:`calibrated_fields`). The planner, the
+    simulator's defaults and the predictions set beside a simulation all read the shape through this one function,
+    so they rest on the same assumptions.
+    """
+    workload = instance.workloads[profile.model]
+    transfer = transfer_overhead_s(instance, profile.model, profile.gpu_type, profile.gpus_per_instance)
+    if transfer is not None:
+        workload = workload.model_copy(update={"ttft_overhead_s": transfer})
+    fitted = calibrated_fields(profile, workload)
+    if isinstance(fitted, str):
+        return fitted
+    return workload.model_copy(update=fitted) if fitted else workload

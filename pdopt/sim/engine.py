@@ -28,7 +28,7 @@ import bisect
 import heapq
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,6 +53,9 @@ class PrefillServer:
     queue: deque[int] = field(default_factory=deque)
     transfer_s: float | None = None
     """P->D transfer time of this instance's requests (network-derived); None: the model's overhead."""
+    factor_row: int = 0
+    """Row of the requests' service factors this instance draws from (a 2-D ``service_factor``: one row per
+    service rule, :mod:`pdopt.sim.assumptions`)."""
     busy: bool = False
     busy_time: float = 0.0
     served: int = 0
@@ -105,6 +108,8 @@ class RequestArrays:
     input_tokens: FloatArray
     decode_steps: IntArray
     service_factor: FloatArray
+    """Per request, the factor F of its prefill service time: one row (1-D), or one row per service rule (2-D,
+    rows x requests; a prefill instance reads its ``factor_row``)."""
     dispatch_u: FloatArray
     prefill_end_s: FloatArray = field(init=False)
     join_s: FloatArray = field(init=False)
@@ -168,24 +173,27 @@ def simulate_engine(
     prefill: list[PrefillServer],
     decode: list[DecodeServer],
     overhead_s: list[float],
-    prefill_policy: str,
-    decode_policy: str,
+    prefill_policy: str | Sequence[str],
+    decode_policy: str | Sequence[str],
     stop: Callable[[], bool] | None = None,
 ) -> EngineResult:
     """Run the event loop over all requests (sorted by arrival) until every request has finished, or until
-    ``stop()`` says so (checked every 4,096 events; the result is then marked ``stopped``)."""
+    ``stop()`` says so (checked every 4,096 events; the result is then marked ``stopped``). A policy is one for
+    every model or one per model index."""
     n_models = len(overhead_s)
+    p_pol = [prefill_policy] * n_models if isinstance(prefill_policy, str) else list(prefill_policy)
+    d_pol = [decode_policy] * n_models if isinstance(decode_policy, str) else list(decode_policy)
     p_of = [[i for i, s in enumerate(prefill) if s.model == m] for m in range(n_models)]
     d_of = [[i for i, s in enumerate(decode) if s.model == m] for m in range(n_models)]
     for m in range(n_models):
         if not p_of[m] or not d_of[m]:
             raise ValueError(f"model index {m} has no prefill or no decode instance in the plan")
-    p_disp = [_Dispatcher(prefill_policy, [prefill[i].weight for i in p_of[m]]) for m in range(n_models)]
-    d_disp = [_Dispatcher(decode_policy, [decode[i].weight for i in d_of[m]]) for m in range(n_models)]
+    p_disp = [_Dispatcher(p_pol[m], [prefill[i].weight for i in p_of[m]]) for m in range(n_models)]
+    d_disp = [_Dispatcher(d_pol[m], [decode[i].weight for i in d_of[m]]) for m in range(n_models)]
     pool_queue: list[deque[int]] = [deque() for _ in range(n_models)]
 
     arrival, model_of, lin = req.arrival_s, req.model, req.input_tokens
-    steps_of, factor, u_of = req.decode_steps, req.service_factor, req.dispatch_u
+    steps_of, factor, u_of = req.decode_steps, np.atleast_2d(req.service_factor), req.dispatch_u
     prefill_end, join, finish = req.prefill_end_s, req.join_s, req.finish_s
     heap: list[tuple[float, int, int, int, int]] = []
     seq = 0
@@ -195,14 +203,14 @@ def simulate_engine(
         nonlocal seq
         srv = prefill[pi]
         srv.busy = True
-        dur = srv.base_service_s(float(lin[r])) * float(factor[r])
+        dur = srv.base_service_s(float(lin[r])) * float(factor[srv.factor_row, r])
         srv.busy_time += dur
         seq += 1
         push(heap, (now + dur, seq, EV_PREFILL_DONE, pi, r))
 
     def choose_prefill(m: int, r: int) -> int:
         idx = p_of[m]
-        if prefill_policy == "jsq":
+        if p_pol[m] == "jsq":
             best, best_load = idx[0], math.inf
             for i in idx:
                 s = prefill[i]
@@ -225,7 +233,7 @@ def simulate_engine(
 
     def decode_ready(m: int, r: int, now: float) -> None:
         idx = d_of[m]
-        if decode_policy in ("jsq", "pooled"):
+        if d_pol[m] in ("jsq", "pooled"):
             di, best_load = idx[0], math.inf
             for i in idx:
                 load = decode[i].load()
@@ -283,7 +291,7 @@ def simulate_engine(
             nxt += 1
             now = float(arrival[r])
             m = int(model_of[r])
-            if prefill_policy == "pooled":
+            if p_pol[m] == "pooled":
                 idle = [i for i in p_of[m] if not prefill[i].busy]
                 if idle:
                     start_prefill(max(idle, key=lambda i: prefill[i].weight), r, now)
@@ -306,7 +314,7 @@ def simulate_engine(
             seq += 1
             transfer = srv.transfer_s if srv.transfer_s is not None else overhead_s[m]
             push(heap, (now + transfer, seq, EV_DECODE_READY, m, b))
-            q = pool_queue[m] if prefill_policy == "pooled" else srv.queue
+            q = pool_queue[m] if p_pol[m] == "pooled" else srv.queue
             if q:
                 start_prefill(a, q.popleft(), now)
         elif kind == EV_DECODE_READY:

@@ -1,9 +1,10 @@
 """Simulate a plan: build the servers from an instance and a plan, generate traffic, measure the SLOs.
 
-Traffic: per model a Poisson stream at the demand the plan serves (:meth:`pdopt.plan.Plan.served_demand_rps`:
-the instance's demand x ``scale_demand`` x ``scale``, the multiplier a maximize-scale plan found), or a replayed
-trace, by default rescaled in time to that rate. Lengths: the workload's means (``fixed``), exponential with
-those means, or the trace's own. Statistics exclude the first ``warmup_fraction`` and the last
+Traffic (:mod:`pdopt.sim.traffic`): per model a stream at the demand the plan serves
+(:meth:`pdopt.plan.Plan.served_demand_rps`: the instance's demand x ``scale_demand`` x ``scale``, the multiplier a
+maximize-scale plan found), or a replayed trace, by default rescaled in time to that rate. By default dispatch,
+arrivals and service variability follow each shape's capacity model (:mod:`pdopt.sim.assumptions`); each model's
+result says what was used (``assumptions``). Statistics exclude the first ``warmup_fraction`` and the last
 ``cooldown_fraction`` of requests by arrival (the system fills up, then drains), and give a 99% confidence
 interval on each mean by batch means (20 consecutive batches, Student t).
 """
@@ -22,8 +23,17 @@ from pdopt.instance import SHAPE_ROLES, DecodePoint, DecodeProfile, Instance, Pr
 from pdopt.interrupt import Interruption
 from pdopt.io import InputError
 from pdopt.io.traces import Trace
-from pdopt.perf.capacity import kv_batch_bound, transfer_overhead_s
+from pdopt.perf.capacity import kv_batch_bound
+from pdopt.perf.prefill import shape_workload
 from pdopt.plan import Plan
+from pdopt.sim.assumptions import (
+    ServiceRule,
+    arrival_scv,
+    decode_dispatch,
+    draw_factors,
+    prefill_dispatch,
+    service_rule,
+)
 from pdopt.sim.engine import (
     BoolArray,
     DecodeServer,
@@ -36,6 +46,7 @@ from pdopt.sim.engine import (
 from pdopt.sim.modes import route, run_aggregated
 from pdopt.sim.options import SimOptions
 from pdopt.sim.predict import predicted_metrics
+from pdopt.sim.traffic import trace_length_warnings, traffic
 
 STAT_KEYS = ("mean", "p50", "p90", "p95", "p99")
 BATCH_MEANS = 20
@@ -70,6 +81,8 @@ class SimResult:
     """Interrupted: the statistics cover the requests that finished before the interruption (``requests_completed``
     of them)."""
     requests_completed: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    """What the user should know about the inputs (a trace whose lengths are not the workload's)."""
 
     def slo_met(self) -> bool:
         """True when every model meets both its TTFT and TPOT SLO as stated in the instance."""
@@ -79,7 +92,8 @@ class SimResult:
         """JSON form (``models.<id>.ttft_s`` / ``tpot_ms`` / ``slo_met`` / ``attainment`` are a public contract)."""
         return {"instance": self.instance, "requests_simulated": self.requests_simulated, "wall_s": self.wall_s,
                 "seed": self.seed, "options": self.options, "slo_met": self.slo_met(), "models": self.models,
-                "instances": self.instances, "partial": self.partial, "requests_completed": self.requests_completed}
+                "instances": self.instances, "partial": self.partial, "requests_completed": self.requests_completed,
+                "warnings": self.warnings}
 
 
 def _rates_measured(req: RequestArrays, keep: BoolArray, sel: BoolArray) -> dict[str, float]:
@@ -151,60 +165,6 @@ def _step_table(curve: list[DecodePoint], cap: int) -> list[float]:
     return [0.0, *[float(v) for v in np.interp(np.arange(1, cap + 1), bs, ts)]]
 
 
-def _service_factors(rng: np.random.Generator, n: int, dist: str, scv: float) -> FloatArray:
-    if dist == "deterministic" or (dist in ("gamma", "lognormal") and scv == 0):
-        return np.ones(n)
-    if dist == "exponential":
-        return rng.exponential(1.0, n)
-    if dist == "gamma":
-        return rng.gamma(1.0 / scv, scv, n)
-    sigma2 = np.log1p(scv)
-    return rng.lognormal(-sigma2 / 2.0, np.sqrt(sigma2), n)
-
-
-def _traffic(instance: Instance, models: list[str], rates: list[float], opts: SimOptions,
-             rng: np.random.Generator, trace: Trace | None) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Arrival times, model index, input and output lengths, sorted by arrival."""
-    if trace is None:
-        total = sum(rates)
-        gaps = rng.exponential(1.0 / total, opts.requests)
-        arrival = np.cumsum(gaps)
-        model = rng.choice(len(models), size=opts.requests, p=np.array(rates) / total).astype(float)
-        lin = np.array([instance.workloads[m].input_tokens_mean for m in models])[model.astype(int)]
-        lout = np.array([instance.workloads[m].output_tokens_mean for m in models])[model.astype(int)]
-    else:
-        parts = []
-        for i, (m, rate) in enumerate(zip(models, rates, strict=True)):
-            if opts.trace_rate == "workload":
-                tr = trace.rescaled(rate)
-            elif opts.trace_rate == "native":
-                tr = trace
-            else:
-                tr = trace.rescaled(float(opts.trace_rate))
-            w = instance.workloads[m]
-            ins = tr.input_tokens if opts.lengths == "trace" else np.full(len(tr.arrival_s), w.input_tokens_mean)
-            outs = tr.output_tokens if opts.lengths == "trace" else np.full(len(tr.arrival_s), w.output_tokens_mean)
-            parts.append((tr.arrival_s, np.full(len(tr.arrival_s), float(i)), ins, outs))
-        arrival = np.concatenate([p[0] for p in parts])
-        order = np.argsort(arrival, kind="stable")[: opts.requests]
-        model = np.concatenate([p[1] for p in parts])[order]
-        lin = np.concatenate([p[2] for p in parts])[order]
-        lout = np.concatenate([p[3] for p in parts])[order]
-        arrival = arrival[order]
-    if opts.lengths == "exponential":
-        lin = np.maximum(1.0, np.round(rng.exponential(lin)))
-        lout = np.maximum(1.0, np.round(rng.exponential(lout)))
-    if opts.lengths == "workload":
-        lin = lin.copy()
-        for i, m in enumerate(models):
-            dist = instance.workloads[m].input_length_distribution
-            sel = model.astype(int) == i
-            if dist is not None and sel.any():
-                p = np.array(dist.weights) / sum(dist.weights)
-                lin[sel] = rng.choice(np.array(dist.lengths), size=int(sel.sum()), p=p)
-    return arrival, model, lin, lout
-
-
 def _summary(values: FloatArray, scale: float = 1.0) -> dict[str, float]:
     v = values * scale
     out = {"mean": float(v.mean())}
@@ -231,38 +191,64 @@ def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
     rates = [served[m] for m in models]
     if opts.lengths == "trace" and trace is None:
         raise InputError("lengths: 'trace' needs a trace (--trace FILE)")
-    arrival, model, lin, lout = _traffic(instance, models, rates, opts, rng, trace)
+    arrival, model, lin, lout = traffic(instance, models, rates, opts, rng, trace)
+    warnings = (trace_length_warnings(instance, models, trace, opts.length_tolerance)
+                if trace is not None and opts.lengths == "trace" else [])
     n = len(arrival)
-    req = RequestArrays(
-        model=model.astype(np.int64), arrival_s=arrival,
-        input_tokens=lin * (1.0 - np.array([instance.workloads[m].prefix_cache_hit_rate for m in models])[
-            model.astype(int)]),  # prefill computes only the uncached part
-        decode_steps=np.maximum(1, np.round(lout)).astype(np.int64),
-        service_factor=_service_factors(rng, n, opts.prefill_service, opts.prefill_scv),
-        dispatch_u=rng.random(n),
-    )
-    to_agg, router = route(plan, models, req.model, opts.seed)
+    cached = lin * (1.0 - np.array([instance.workloads[m].prefix_cache_hit_rate for m in models])[model.astype(int)])
     insts = [pi for pi in planned_instances(plan) if pi.role != "aggregated"]
     prefill, decode, described = [], [], []
+    rules: dict[tuple[str, float], int] = {}
+    rule_list: list[ServiceRule] = []
+    shape_rules: dict[str, dict[str, Any]] = {m: {} for m in models}
     for pi in insts:
         prof = instance.profile(pi.model, pi.role, pi.gpu_type, pi.gpus_per_instance, pi.variant)
         desc: dict[str, Any] = {"model": pi.model, "role": pi.role, "gpu_type": pi.gpu_type,
                                 "gpus_per_instance": pi.gpus_per_instance, "pool": pi.pool}
         if isinstance(prof, PrefillProfile):
+            lengths = np.array([p.input_tokens for p in prof.max_throughput_by_input])
+            tputs = np.array([p.max_throughput_tok_per_s for p in prof.max_throughput_by_input])
+            mine = cached[model.astype(int) == models.index(pi.model)]
+            rule = service_rule(instance, prof, opts, mine / np.interp(mine, lengths, tputs))
+            key = (rule.distribution, round(rule.factor_scv, 12))
+            if key not in rules:
+                rules[key] = len(rule_list)
+                rule_list.append(rule)
+            shape_rules[pi.model][f"{pi.gpu_type}x{pi.gpus_per_instance}/{pi.variant}"] = rule.describe()
+            shaped = shape_workload(instance, prof)
             prefill.append(PrefillServer(
-                models.index(pi.model), pi.capacity_rps,
-                np.array([p.input_tokens for p in prof.max_throughput_by_input]),
-                np.array([p.max_throughput_tok_per_s for p in prof.max_throughput_by_input]),
-                transfer_s=transfer_overhead_s(instance, pi.model, pi.gpu_type, pi.gpus_per_instance)))
+                models.index(pi.model), pi.capacity_rps, lengths, tputs,
+                transfer_s=shaped.ttft_overhead_s if not isinstance(shaped, str) else None,
+                factor_row=rules[key]))
         elif isinstance(prof, DecodeProfile):
             cap, bound = decode_cap(instance, pi.model, prof)
             steps = _step_table(_curve(instance, pi.model, prof), cap)
             decode.append(DecodeServer(models.index(pi.model), pi.capacity_rps, steps, cap))
             desc.update(batch_cap=cap, batch_cap_bound=bound)
         described.append(desc)
+    factors = (np.vstack([draw_factors(rng, n, r) for r in rule_list]) if rule_list
+               else draw_factors(rng, n, ServiceRule("deterministic", 0.0, None, 0.0)))
+    req = RequestArrays(
+        model=model.astype(np.int64), arrival_s=arrival,
+        input_tokens=cached,  # prefill computes only the uncached part
+        decode_steps=np.maximum(1, np.round(lout)).astype(np.int64),
+        service_factor=factors[0] if len(rule_list) == 1 else factors,
+        dispatch_u=rng.random(n),
+    )
+    to_agg, router = route(plan, models, req.model, opts.seed)
+    assumed = {m: {"prefill_dispatch": prefill_dispatch(instance, m, opts),
+                   "decode_dispatch": decode_dispatch(instance, m, opts),
+                   "arrivals": ("trace" if trace is not None else
+                                f"gamma renewal, SCV {arrival_scv(instance, m, opts):g}"
+                                if abs(arrival_scv(instance, m, opts) - 1.0) > 1e-12 else "poisson"),
+                   "queue_model": instance.workloads[m].queue_model,
+                   "decode_model": instance.workloads[m].decode_model,
+                   "prefill_service": shape_rules[m]} for m in models}
     overhead = [instance.workloads[m].ttft_overhead_s for m in models]
     with Interruption() as interruption:
-        eng = _disaggregated(req, ~to_agg, prefill, decode, overhead, opts, lambda: interruption.requested)
+        eng = _disaggregated(req, ~to_agg, prefill, decode, overhead,
+                             ([prefill_dispatch(instance, m, opts) for m in models],
+                              [decode_dispatch(instance, m, opts) for m in models]), lambda: interruption.requested)
         agg = run_aggregated(instance, plan, models, to_agg, router, req.arrival_s, req.model, lin, lout,
                              lambda: interruption.requested)
     eng = dataclasses.replace(eng, makespan_s=max(eng.makespan_s, agg.makespan_s), stopped=eng.stopped or agg.stopped)
@@ -311,21 +297,22 @@ def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
                 "both": float(np.mean((ttft[sel] <= w.ttft.target_s) & (tpot[sel] * 1000.0 <= w.tpot.target_ms))),
             },
             "predicted": predicted.get(m, {}),
+            "assumptions": assumed[m],
         }
     opt_dict = {k: getattr(opts, k) for k in opts.__dataclass_fields__}
     done = int(np.count_nonzero(~np.isnan(req.finish_s)))
     return SimResult(instance.name, out, described + agg.described, n, time.perf_counter() - start, opts.seed,
-                     opt_dict, eng, eng.stopped, done)
+                     opt_dict, eng, eng.stopped, done, warnings)
 
 
 def _disaggregated(req: RequestArrays, mine: BoolArray, prefill: list[PrefillServer], decode: list[DecodeServer],
-                   overhead: list[float], opts: SimOptions, stop: Callable[[], bool]) -> EngineResult:
+                   overhead: list[float], policies: tuple[list[str], list[str]],
+                   stop: Callable[[], bool]) -> EngineResult:
     """The P/D engine on the requests the router sends to P/D pairs (all of them without aggregated instances);
     its outcomes are written back into ``req``. Models with no such request take no part (they may have no P/D
     pair): the engine runs on the others, their model indices renumbered for the run and restored after."""
     if mine.all():
-        return simulate_engine(req, prefill, decode, overhead, opts.prefill_dispatch, opts.decode_dispatch,
-                               stop=stop)
+        return simulate_engine(req, prefill, decode, overhead, policies[0], policies[1], stop=stop)
     idx = np.flatnonzero(mine)
     if not len(idx):
         return EngineResult(req, prefill, decode, 0.0)
@@ -333,7 +320,7 @@ def _disaggregated(req: RequestArrays, mine: BoolArray, prefill: list[PrefillSer
     remap = {m: k for k, m in enumerate(used)}
     sub = RequestArrays(model=np.array([remap[int(m)] for m in req.model[idx]], dtype=np.int64),
                         arrival_s=req.arrival_s[idx], input_tokens=req.input_tokens[idx],
-                        decode_steps=req.decode_steps[idx], service_factor=req.service_factor[idx],
+                        decode_steps=req.decode_steps[idx], service_factor=req.service_factor[..., idx],
                         dispatch_u=req.dispatch_u[idx])
     servers: list[PrefillServer | DecodeServer] = [*prefill, *decode]
     original = [srv.model for srv in servers]
@@ -341,7 +328,8 @@ def _disaggregated(req: RequestArrays, mine: BoolArray, prefill: list[PrefillSer
         for srv in servers:
             srv.model = remap.get(srv.model, -1)
         eng = simulate_engine(sub, [x for x in prefill if x.model >= 0], [x for x in decode if x.model >= 0],
-                              [overhead[m] for m in used], opts.prefill_dispatch, opts.decode_dispatch, stop=stop)
+                              [overhead[m] for m in used], [policies[0][m] for m in used],
+                              [policies[1][m] for m in used], stop=stop)
     finally:
         for srv, m in zip(servers, original, strict=True):
             srv.model = m

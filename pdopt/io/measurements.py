@@ -1,0 +1,177 @@
+"""Measured serving runs for ``pdopt fidelity``: what a deployment did at a rate, or the largest rate at which it
+met both SLOs.
+
+Formats (each file untrusted: a bad field is an InputError naming the file, the row or run, the field and value):
+
+- vLLM ``bench serve --save-result`` JSON (one run per file, or one per line with ``--append-result``): the
+  rate (``request_rate``, or ``request_throughput`` where it was ``inf``), ``mean_ttft_ms``/``median_ttft_ms``/
+  ``p{N}_ttft_ms``, ``mean_tpot_ms``/``median_tpot_ms``/``p{N}_tpot_ms``, and the run's mean lengths
+  (``total_input_tokens``/``total_output_tokens`` over ``completed``); field names as in
+  :func:`pdopt.io.importers.import_vllm_bench`. The deployment it measured is given on the command line.
+- CSV with a header: ``model``, ``deployment`` (both optional when given on the command line), then either
+  ``request_rate_rps`` and any of ``ttft_{mean,p50,p90,p95,p99}_s`` and ``tpot_{mean,p50,p90,p95,p99}_ms``
+  (a run), or ``slo_rate_rps`` or ``slo_tokens_per_min`` (input plus output tokens, the paper's unit): the
+  largest rate at which the deployment met both SLOs. Optional: ``input_tokens_mean``, ``output_tokens_mean``
+  (default the workload's), ``source``.
+
+A deployment is written ``ROLE=GPUxN[:COUNT][/VARIANT]`` joined by ``+``, e.g. ``prefill=h200x8:3+decode=h200x8:4``
+or ``aggregated=a100x4:2`` (COUNT defaults to 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pdopt.errors import InputError
+from pdopt.instance import SHAPE_ROLES
+from pdopt.io.files import read_text
+
+STATS = ("mean", "p50", "p90", "p95", "p99")
+_PART = re.compile(r"^(prefill|decode|aggregated)=([A-Za-z0-9_.-]+?)x([0-9]+)(?::([0-9]+))?(?:/([A-Za-z0-9_.-]+))?$")
+
+
+@dataclass(frozen=True)
+class DeployedShape:
+    """``count`` instances of one shape."""
+
+    role: str
+    gpu_type: str
+    gpus_per_instance: int
+    count: int
+    variant: str = "default"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What was measured: instances per shape, and the text it was read from."""
+
+    shapes: tuple[DeployedShape, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class MeasuredPoint:
+    """One measurement: a run at ``rate_rps`` with its statistics, or an SLO throughput (``slo_rate_rps``, or
+    ``slo_tokens_per_min`` to convert with the lengths)."""
+
+    model: str
+    deployment: Deployment
+    source: str
+    rate_rps: float | None = None
+    ttft_s: dict[str, float] = field(default_factory=dict)
+    tpot_ms: dict[str, float] = field(default_factory=dict)
+    slo_rate_rps: float | None = None
+    slo_tokens_per_min: float | None = None
+    input_tokens_mean: float | None = None
+    output_tokens_mean: float | None = None
+
+
+def parse_deployment(text: str, where: str = "--deployment") -> Deployment:
+    """Read ``prefill=h200x8:3+decode=h200x8:4``; InputError naming the part at fault."""
+    shapes = []
+    for part in text.strip().split("+"):
+        match = _PART.match(part.strip())
+        if match is None:
+            raise InputError(f"{where}: '{part}' is not ROLE=GPUxN[:COUNT][/VARIANT] (ROLE one of "
+                             f"{', '.join(SHAPE_ROLES)}), e.g. prefill=h200x8:3+decode=h200x8:4")
+        role, gpu, gpus, count, variant = match.groups()
+        if int(gpus) < 1 or (count is not None and int(count) < 1):
+            raise InputError(f"{where}: '{part}': GPUs and count must be at least 1")
+        shapes.append(DeployedShape(role, gpu, int(gpus), int(count or 1), variant or "default"))
+    roles = {s.role for s in shapes}
+    if not (roles == {"aggregated"} or roles == {"prefill", "decode"}):
+        raise InputError(f"{where}: '{text}' needs prefill and decode instances, or aggregated ones only")
+    return Deployment(tuple(shapes), text.strip())
+
+
+def _number(value: str, where: str, name: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise InputError(f"{where}: {name} '{value}' is not a number") from None
+    if not (math.isfinite(x) and x > 0):
+        raise InputError(f"{where}: {name} must be a positive number, got {value}")
+    return x
+
+
+def _csv_points(path: Path, model: str | None, deployment: Deployment | None) -> list[MeasuredPoint]:
+    text = read_text(path, "measurements file", kind="csv")
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames:
+        raise InputError(f"{path}: the measurements CSV has no header")
+    known = {"model", "deployment", "request_rate_rps", "slo_rate_rps", "slo_tokens_per_min", "input_tokens_mean",
+             "output_tokens_mean", "source", *(f"ttft_{s}_s" for s in STATS), *(f"tpot_{s}_ms" for s in STATS)}
+    unknown = [c for c in reader.fieldnames if c not in known]
+    if unknown:
+        raise InputError(f"{path}: unknown column(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    out = []
+    for i, row in enumerate(reader, start=2):
+        where = f"{path}:{i}"
+        m = (row.get("model") or "").strip() or model
+        if not m:
+            raise InputError(f"{where}: no model (a 'model' column or --model)")
+        dep_text = (row.get("deployment") or "").strip()
+        dep = parse_deployment(dep_text, f"{where}: deployment") if dep_text else deployment
+        if dep is None:
+            raise InputError(f"{where}: no deployment (a 'deployment' column or --deployment)")
+
+        def num(name: str, row: dict[str, str] = row, where: str = where) -> float | None:
+            value = (row.get(name) or "").strip()
+            return _number(value, where, name) if value else None
+
+        kinds = [k for k in ("request_rate_rps", "slo_rate_rps", "slo_tokens_per_min") if num(k) is not None]
+        if len(kinds) != 1:
+            raise InputError(f"{where}: give exactly one of request_rate_rps (a run), slo_rate_rps or "
+                             f"slo_tokens_per_min (an SLO throughput); got {', '.join(kinds) or 'none'}")
+        ttft = {s: v for s in STATS if (v := num(f"ttft_{s}_s")) is not None}
+        tpot = {s: v for s in STATS if (v := num(f"tpot_{s}_ms")) is not None}
+        if kinds[0] == "request_rate_rps" and not (ttft or tpot):
+            raise InputError(f"{where}: a run needs at least one ttft_*_s or tpot_*_ms column")
+        out.append(MeasuredPoint(m, dep, (row.get("source") or where).strip(), num("request_rate_rps"), ttft, tpot,
+                                 num("slo_rate_rps"), num("slo_tokens_per_min"), num("input_tokens_mean"),
+                                 num("output_tokens_mean")))
+    if not out:
+        raise InputError(f"{path}: the measurements CSV has no rows")
+    return out
+
+
+def _vllm_points(path: Path, model: str | None, deployment: Deployment | None) -> list[MeasuredPoint]:
+    from pdopt.io.importers.vllm import _vllm_runs
+
+    if model is None or deployment is None:
+        raise InputError(f"{path}: a vLLM bench result does not say what it measured: give --model and --deployment")
+    out = []
+    for run in _vllm_runs(path):
+        ttft: dict[str, float] = {}
+        tpot: dict[str, float] = {}
+        for metric, store, scale in (("ttft", ttft, 1000.0), ("tpot", tpot, 1.0)):
+            for stat, key in (("mean", f"mean_{metric}_ms"), ("p50", f"median_{metric}_ms"),
+                              *((s, f"{s}_{metric}_ms") for s in ("p90", "p95", "p99"))):
+                value = run.optional(key)
+                if value is not None:
+                    store[stat] = value / scale
+        if not ttft and not tpot:
+            raise InputError(f"{run.where}: the run reports neither mean_ttft_ms nor mean_tpot_ms")
+        rate = run.configured_rate
+        out.append(MeasuredPoint(model, deployment, run.where, rate if rate is not None else run.throughput_rps,
+                                 ttft, tpot, input_tokens_mean=run.mean_input, output_tokens_mean=run.mean_output))
+    return out
+
+
+def read_measurements(paths: Sequence[str | Path], model: str | None = None,
+                      deployment: str | None = None) -> list[MeasuredPoint]:
+    """Every measured point in ``paths`` (CSV by suffix ``.csv``, else vLLM bench JSON)."""
+    dep = parse_deployment(deployment) if deployment else None
+    points: list[MeasuredPoint] = []
+    for raw in paths:
+        p = Path(raw)
+        points += _csv_points(p, model, dep) if p.suffix.lower() == ".csv" else _vllm_points(p, model, dep)
+    if not points:
+        raise InputError("fidelity: no measured points given")
+    return points
