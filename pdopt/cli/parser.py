@@ -150,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     fid.add_argument("--requests", type=int, default=20000, metavar="N", help="requests per simulation")
     fid.add_argument("--seed", type=_seed, default=0)
     fid.add_argument("--no-simulate", action="store_true", help="the capacity model only")
+    fid.add_argument("--queue-model", choices=("mm1", "gg1", "ggc"), default=None,
+                     help="predict with this prefill queue model instead of the workload's")
+    fid.add_argument("--decode-model", choices=("paper", "under_load"), default=None,
+                     help="predict with this decode model instead of the workload's")
     fid.add_argument("--plot", default=None, metavar="FILE.png",
                      help="write a plot of predicted against measured (a new file)")
     fid.add_argument("--format", choices=("table", "json", "csv"), default="table")

@@ -43,6 +43,16 @@ class PointResult:
     """Per metric and statistic: measured, each route's prediction and relative error."""
 
 
+def with_models(instance: Instance, queue_model: str | None, decode_model: str | None) -> Instance:
+    """The instance with every workload's queue and decode model replaced where one is given (what-if: which
+    model predicts my measurements best)."""
+    update = {k: v for k, v in (("queue_model", queue_model), ("decode_model", decode_model)) if v is not None}
+    if not update:
+        return instance
+    return instance.model_copy(update={"workloads": {m: w.model_copy(update=update)
+                                                     for m, w in instance.workloads.items()}})
+
+
 def _workload_copy(instance: Instance, point: MeasuredPoint, rate: float) -> Instance:
     """A copy of ``instance`` with the point's model only, its demand the given rate and the run's lengths."""
     if point.model not in instance.workloads:

@@ -63,11 +63,12 @@ def _slot_wait_s(lam: float, service_s: float, slots: int) -> float:
     """Mean wait for a batch slot: a decode instance holds at most ``slots`` requests (its batch cap), each for
     its decode time L_out x TPOT, so it is a queue with ``slots`` servers; Allen-Cunneen's M/G/c mean wait with
     Poisson arrivals and the decode time taken as fixed (service SCV 0: every request runs L_out iterations).
-    With least-loaded dispatch (the default for the constant-batch decode model) a ready request goes to the
-    instance with a free slot, so the slots of all the model's instances form one pool (c = the sum of the caps,
-    the decode time at the capacity-weighted TPOT); with random dispatch (``under_load``) each instance queues
-    alone. Negligible while the planned batch is well below the cap; it grows without bound as the batch nears
-    it, which the constant-batch decode model alone does not see."""
+    With least-loaded dispatch (the default for the constant-batch decode model) identical instances (one
+    placement) share their slots as one pool: the least loaded of them has a free slot if any has; instances of
+    different shapes are balanced by load relative to capacity, not by free slots, so each shape queues apart.
+    With random dispatch (``under_load``) each instance queues alone. Negligible while the planned batch is well
+    below the cap; it grows without bound as the batch nears it, which the constant-batch decode model alone
+    does not see."""
     from pdopt.perf.queueing import mean_wait_ggc
 
     if lam <= 0 or slots < 1:
@@ -161,7 +162,6 @@ def predicted_metrics(instance: Instance, plan: Plan) -> dict[str, dict[str, Any
         total = sum(p.capacity_rps for p in dec)
         tp: list[float] = []
         slot_wait = 0.0
-        slots: list[int] = []
         for p in dec:
             prof = instance.profile(m, "decode", p.gpu_type, p.gpus_per_instance, p.variant)
             assert isinstance(prof, DecodeProfile)
@@ -176,12 +176,10 @@ def predicted_metrics(instance: Instance, plan: Plan) -> dict[str, dict[str, Any
                 result["ttft_s"] = None
                 break
             tp.append(value * p.capacity_rps / total)
-            slots.append(min(cap, _largest_batch(prof, w.input_tokens_mean)))
-            if w.decode_model == "under_load":  # random dispatch: each instance its own queue for slots
-                slot_wait += p.capacity_rps / total * _slot_wait_s(lam * p.capacity_rps / total,
-                                                                   w.output_tokens_mean * value / 1000.0, slots[-1])
-        if tp and w.decode_model == "paper":  # least-loaded dispatch pools every slot of the model's instances
-            slot_wait = _slot_wait_s(lam, w.output_tokens_mean * float(np.sum(tp)) / 1000.0, sum(slots))
+            n = p.count if w.decode_model == "paper" else 1  # least-loaded: a placement's instances pool slots
+            slot_wait += p.capacity_rps / total * _slot_wait_s(n * lam * p.capacity_rps / total,
+                                                               w.output_tokens_mean * value / 1000.0,
+                                                               n * min(cap, _largest_batch(prof, w.input_tokens_mean)))
         result["tpot_ms"] = {k: float(np.sum(tp)) for k in ("mean", "p50", "p90", "p95", "p99")} if tp else None
         if tp and result["ttft_s"] is not None:
             # a request ready for decode joins a running batch at its next iteration boundary: for iterations of
