@@ -33,6 +33,12 @@ CASES = [
     (["profile", "fit", P, "--input-tokens", "-5"], "--input-tokens"),
     (["verify", P, "--plan", "/nonexistent.json"], "/nonexistent.json"),
     (["validate", P, "--allow-path"], "--allow-path"),
+    (["simulate", P, "--length-tolerance", "-1"], "length_tolerance"),
+    (["simulate", P, "--arrivals", "bursty"], "--arrivals"),
+    (["fidelity", P, "/nonexistent.csv"], "/nonexistent.csv"),
+    (["fidelity", P, P, "--requests", "5"], "--requests"),
+    (["fidelity", P, P, "--queue-model", "mm2"], "--queue-model"),
+    (["fidelity", P, "/nonexistent.json", "--model", "dsv31", "--deployment", "decode=h200x8"], "--deployment"),
 ]
 
 
