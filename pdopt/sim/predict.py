@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 
 from pdopt.instance import AggregatedProfile, DecodeProfile, Instance, PrefillProfile, Workload
-from pdopt.perf.capacity import QUANTILES, prefill_service, service_scv, tpot_at_batch
+from pdopt.perf.capacity import (
+    QUANTILES,
+    corrected_points,
+    decode_correction,
+    prefill_service,
+    service_scv,
+    tpot_at_batch,
+)
 from pdopt.plan import Placement, Plan
 from pdopt.sim.modes import aggregated_share
 
@@ -32,12 +39,18 @@ def _mixture_quantile(weights: list[float], rates: list[float], p: float) -> flo
     return float(brentq(f, 0.0, hi, xtol=1e-12))
 
 
-def _decode_tpot_ms(profile: DecodeProfile, input_tokens: float, tokens_per_s: float) -> float | None:
+def _decode_tpot_ms(profile: DecodeProfile, input_tokens: float, tokens_per_s: float,
+                    instance: Instance) -> float | None:
+    """TPOT of a decode instance emitting ``tokens_per_s``: the batch B with B / TPOT(B) = that rate, on the curve
+    corrected under load (:func:`pdopt.perf.capacity.decode_correction`); None beyond the curve, or when the
+    correction cannot be fitted."""
     from scipy.optimize import brentq  # deferred: scipy loads only when predictions are made
 
-    pts = profile.points_for(input_tokens)
-    if isinstance(pts, str):
+    curve = profile.points_for(input_tokens)
+    correction = decode_correction(instance, profile)
+    if isinstance(curve, str) or isinstance(correction, str):
         return None
+    pts = corrected_points(curve, correction, instance.workloads[profile.model].output_tokens_mean)
     lo, hi = float(pts[0].batch), float(pts[-1].batch)
 
     def rate(b: float) -> float:
@@ -128,7 +141,7 @@ def predicted_metrics(instance: Instance, plan: Plan) -> dict[str, dict[str, Any
         for p, c in dec:
             prof = instance.profile(m, "decode", p.gpu_type, p.gpus_per_instance, p.variant)
             assert isinstance(prof, DecodeProfile)
-            value = _decode_tpot_ms(prof, w.input_tokens_mean, lam * c / total * w.output_tokens_mean)
+            value = _decode_tpot_ms(prof, w.input_tokens_mean, lam * c / total * w.output_tokens_mean, instance)
             if value is None:
                 tp = []
                 break
