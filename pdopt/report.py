@@ -102,9 +102,11 @@ def format_capacities(tab: CapacityTable) -> str:
     return "\n".join(out)
 
 
-def _detail(detail: dict[str, float]) -> str:
+def _detail(detail: dict[str, float | str]) -> str:
     keys = {"batch": "B*", "mean_batch": "mean B", "tpot_ms": "TPOT ms", "batch_cap": "cap",
-            "max_throughput_tok_per_s": "X tok/s", "utilisation_at_capacity": "rho"}
+            "max_throughput_tok_per_s": "X tok/s", "utilisation_at_capacity": "rho",
+            "decode_correction": "under load", "load_factor": "f", "join_cost_ms": "s ms",
+            "fit_rms_rel_residual": "fit rms"}
     return " ".join(f"{label}={_fmt(detail[k])}" for k, label in keys.items() if k in detail)
 
 

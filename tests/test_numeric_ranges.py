@@ -91,7 +91,10 @@ def rich_doc() -> dict[str, Any]:
                                    {"request_rate_rps": 5.0, "ttft_mean_s": 0.5}]} if m == "a" else {})}
             for m in ("a", "b")] + [
             {"model": m, "role": "decode", "gpu_type": "g", "gpus_per_instance": 2, "input_tokens": 1000.0,
-             "output_tokens": 100.0, "tpot_by_batch": [{"batch": 1, "tpot_ms": 10.0}, {"batch": 64, "tpot_ms": 40.0}]}
+             "output_tokens": 100.0, "tpot_by_batch": [{"batch": 1, "tpot_ms": 10.0}, {"batch": 64, "tpot_ms": 40.0}],
+             **({"measured_tpot": [{"mean_batch": 30.0, "tpot_mean_ms": 25.0},
+                                   {"request_rate_rps": 1.0, "tpot_mean_ms": 20.0, "output_tokens_mean": 100.0}]}
+                if m == "a" else {"load_correction": {"factor": 1.05, "join_cost_ms": 0.5, "source": "stated"}})}
             for m in ("a", "b")] + [
             {"model": "a", "role": "aggregated", "gpu_type": "g", "gpus_per_instance": 2, "token_budget": 2048,
              "max_batch": 128, "kv_tokens": 200000,

@@ -9,7 +9,9 @@ every decode iteration one by one:
 - a busy instance admits waiting requests (FIFO, while the batch is below its cap) at each iteration boundary
   strictly after they became ready;
 - a request leaves at the end of its ``steps``-th iteration; its slot frees at that boundary, so a waiting request
-  can take it at the same boundary.
+  can take it at the same boundary;
+- with a join stall s, an iteration that starts with a admissions (at its boundary, or at an idle instance's
+  join) lasts a x s + ``step_s[B]``; a request ready during the stall waits for the end of that iteration.
 
 Dispatch is reproduced too: ``round_robin`` with equal weights sends the k-th ready request of a model to the
 model's instance k mod n; ``jsq`` picks the instance with the fewest requests held (running plus waiting)
@@ -55,6 +57,8 @@ class DecodeCase:
     step_s: list[list[float]]
     cap: list[int]
     policy: str
+    stall_s: list[float] = field(default_factory=list)
+    """Join stall of each instance (empty: none)."""
 
 
 @dataclass
@@ -64,11 +68,14 @@ class RefInstance:
     step_s: list[float]
     cap: int
     weight: float
+    stall_s: float = 0.0
     batch: list[list[int]] = field(default_factory=list)
     """[request, iterations still to run] in join order."""
     waiting: deque[int] = field(default_factory=deque)
     start: float = 0.0
-    """Start time of the iteration in progress (valid while the batch is non-empty)."""
+    """Start time of the iteration in progress, its stall included (valid while the batch is non-empty)."""
+    stall: float = 0.0
+    """Stall of the iteration in progress: its admissions x the instance's stall."""
     area: float = 0.0
     busy: float = 0.0
 
@@ -98,7 +105,8 @@ class Reference:
         self.case = case
         self.steps = [int(s) for s in case.steps]
         n = len(self.steps)
-        self.insts = [RefInstance(case.step_s[i], case.cap[i], case.inst_weight[i]) for i in range(len(case.cap))]
+        self.insts = [RefInstance(case.step_s[i], case.cap[i], case.inst_weight[i],
+                                  case.stall_s[i] if case.stall_s else 0.0) for i in range(len(case.cap))]
         self.out = RefResult(np.full(n, np.nan), np.full(n, np.nan), [], [])
 
     def _boundary(self, inst: RefInstance, end: float) -> None:
@@ -111,10 +119,12 @@ class Reference:
         for r in left:
             self.out.finish_s[r] = end
         inst.batch = [e for e in inst.batch if e[1] > 0]
+        inst.stall = 0.0
         while inst.waiting and len(inst.batch) < inst.cap:
             r = inst.waiting.popleft()
             self.out.join_s[r] = end
             inst.batch.append([r, self.steps[r]])
+            inst.stall += inst.stall_s
             if left:
                 self.out.joined_freed_slot += 1
             else:
@@ -124,7 +134,7 @@ class Reference:
     def _advance(self, inst: RefInstance, until: float) -> None:
         """Run the iterations that end strictly before ``until``."""
         while inst.batch:
-            end = inst.start + inst.step_s[len(inst.batch)]
+            end = inst.start + inst.stall + inst.step_s[len(inst.batch)]
             if not end < until:
                 return
             self._boundary(inst, end)
@@ -153,6 +163,7 @@ class Reference:
                 out.join_s[r] = t
                 inst.batch.append([r, self.steps[r]])
                 inst.start = t
+                inst.stall = inst.stall_s
                 out.joined_idle += 1
             else:
                 inst.waiting.append(r)
@@ -168,8 +179,10 @@ def reference(case: DecodeCase, ready_s: FloatArray) -> RefResult:
     return Reference(case).run(ready_s)
 
 
-def make_case(seed: int) -> DecodeCase:
-    """1-3 decode instances over 1-3 models, 5-60 requests in a burst, outputs 1-40 tokens, caps 1-8."""
+def make_case(seed: int, stalls: bool = False) -> DecodeCase:
+    """1-3 decode instances over 1-3 models, 5-60 requests in a burst, outputs 1-40 tokens, caps 1-8; with
+    ``stalls``, a join stall per instance of 0-30 ms (up to above the 5-44 ms iterations, so that a request can be
+    ready during a stall longer than the iteration after it)."""
     rng = np.random.default_rng(seed)
     n_inst = int(rng.integers(1, 4))
     n_models = int(rng.integers(1, n_inst + 1))
@@ -197,6 +210,7 @@ def make_case(seed: int) -> DecodeCase:
         step_s=step_s,
         cap=caps,
         policy=policy,
+        stall_s=[float(v) for v in rng.uniform(0.0, 0.03, n_inst)] if stalls else [],
     )
 
 
@@ -208,8 +222,8 @@ def run_engine(case: DecodeCase) -> EngineResult:
     )
     prefill = [PrefillServer(m, 1.0, np.array([1.0]), np.array([1.0 / PREFILL_SERVICE_S]))
                for m in range(len(case.overhead_s))]
-    decode = [DecodeServer(case.inst_model[i], case.inst_weight[i], list(case.step_s[i]), case.cap[i])
-              for i in range(len(case.cap))]
+    decode = [DecodeServer(case.inst_model[i], case.inst_weight[i], list(case.step_s[i]), case.cap[i],
+                           join_stall_s=case.stall_s[i] if case.stall_s else 0.0) for i in range(len(case.cap))]
     return simulate_engine(req, prefill, decode, case.overhead_s, "round_robin", case.policy)
 
 
@@ -223,8 +237,8 @@ def _fcfs_prefill_end(case: DecodeCase) -> FloatArray:
     return end
 
 
-def check_case(seed: int) -> RefResult:
-    case = make_case(seed)
+def check_case(seed: int, stalls: bool = False) -> RefResult:
+    case = make_case(seed, stalls)
     eng = run_engine(case)
     req = eng.requests
     np.testing.assert_allclose(req.prefill_end_s, _fcfs_prefill_end(case), rtol=RTOL, atol=0.0)
@@ -244,6 +258,31 @@ def check_case(seed: int) -> RefResult:
 @pytest.mark.parametrize("seed", range(CASES))
 def test_engine_matches_token_by_token_reference(seed: int) -> None:
     check_case(seed)
+
+
+@pytest.mark.parametrize("seed", range(CASES))
+def test_engine_with_join_stalls_matches_the_reference(seed: int) -> None:
+    """The engine shifts an instance's iteration clock by the stall; the reference lengthens the iteration."""
+    check_case(seed, stalls=True)
+
+
+def test_reference_hand_example_with_a_stall() -> None:
+    """The hand example below with a stall of 0.5 s per admission: r0 joins at 0, its first iteration lasts
+    0.5 + 1 = 1.5 s; at 1.5, r1 and r2 wait, r1 joins (one slot): 0.5 + 2 s to 4; r1 leaves, r2 joins at 4:
+    0.5 + 2 to 6.5, r0 (3 iterations) leaves; 6.5-7.5 (B=1, no admission): r2 leaves at 7.5. Area 1 x 1.5
+    + 2 x 2.5 + 2 x 2.5 + 1 x 1 = 12.5; busy 7.5 s."""
+    case = DecodeCase(arrival_s=np.array([0.0, 0.5, 0.7]), model=np.zeros(3, dtype=np.int64),
+                      steps=np.array([3, 1, 2], dtype=np.int64), overhead_s=[0.0], inst_model=[0],
+                      inst_weight=[1.0], step_s=[[0.0, 1.0, 2.0]], cap=[2], policy="round_robin", stall_s=[0.5])
+    ref = reference(case, case.arrival_s)
+    assert list(ref.join_s) == [0.0, 1.5, 4.0]
+    assert list(ref.finish_s) == [6.5, 4.0, 7.5]
+    assert ref.area == [12.5] and ref.busy == [7.5]
+    eng = run_engine(case)
+    ref2 = reference(case, eng.requests.prefill_end_s)
+    np.testing.assert_allclose(eng.requests.join_s, ref2.join_s, rtol=RTOL)
+    np.testing.assert_allclose(eng.requests.finish_s, ref2.finish_s, rtol=RTOL)
+    np.testing.assert_allclose([eng.decode[0].area], ref2.area, rtol=RTOL)
 
 
 def test_cases_exercise_every_admission_rule() -> None:

@@ -23,9 +23,10 @@ FORBIDDEN = ("pdopt.perf.capacity", "pdopt.perf.prefill", "pdopt.perf.decode", "
 """The planner's modules (and, for packages, everything in them)."""
 
 ALLOWED_OUTSIDE = {"pdopt.instance", "pdopt.instance.base", "pdopt.instance.profiles", "pdopt.instance.schema",
-                   "pdopt.errors", "pdopt.perf", "pdopt.perf.queueing", "pdopt.perf.calibrate"}
+                   "pdopt.errors", "pdopt.perf", "pdopt.perf.queueing", "pdopt.perf.calibrate",
+                   "pdopt.perf.decode_fit"}
 """pdopt modules outside the verifier package that it may reach: the data model (with its error type) and pure
-queueing formulas."""
+queueing and calibration formulas."""
 
 FORBIDDEN_THIRD_PARTY = {"pulp", "highspy"}
 """Solvers: the verifier decides everything by its own arithmetic and search."""

@@ -23,7 +23,9 @@ from pdopt.instance.profiles import (
     DecodePoint,
     DecodeProfile,
     IterationModel,
+    LoadCorrection,
     MeasuredRun,
+    MeasuredTpot,
     MeasuredTtft,
     PrefillPoint,
     PrefillProfile,
@@ -52,7 +54,7 @@ from pdopt.instance.schema import (
 __all__ = [
     "IDENTIFIER_PATTERN", "ROLES", "SERVING_MODES", "SHAPE_ROLES", "AggregatedProfile", "DecodeCurve", "DecodePoint",
     "DecodeProfile", "Demand", "GpuType", "Identifier", "Instance", "IterationModel", "LengthDistribution", "Limits",
-    "Link", "MeasuredRun", "MeasuredTtft", "Model", "ModelArchitecture", "Network", "NodePool", "PlannerOptions",
-    "PrefillPoint", "PrefillProfile", "Profile", "Resilience", "Role", "ServingMode", "Statistic", "StrictModel",
-    "TpotSlo", "TtftSlo", "Workload", "fits_nodes", "validate_instance",
+    "Link", "LoadCorrection", "MeasuredRun", "MeasuredTpot", "MeasuredTtft", "Model", "ModelArchitecture", "Network",
+    "NodePool", "PlannerOptions", "PrefillPoint", "PrefillProfile", "Profile", "Resilience", "Role", "ServingMode",
+    "Statistic", "StrictModel", "TpotSlo", "TtftSlo", "Workload", "fits_nodes", "validate_instance",
 ]

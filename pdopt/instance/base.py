@@ -81,6 +81,9 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "per_decode_seq_ms": (0.0, 1e4, "ms per request"),
     "per_context_token_ms": (0.0, 1e3, "ms per token"),
     "tpot_mean_ms": (1e-6, 1e7, "ms"),
+    "mean_batch": (1e-9, 1e7, "requests"),
+    "factor": (0.0, 1e3, "(multiplier)"),
+    "join_cost_ms": (0.0, 1e6, "ms per admitted request"),
 }
 """The finite range of every numeric field of the instance format (docs/instance-format.md prints this table).
 

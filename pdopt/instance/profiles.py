@@ -141,9 +141,51 @@ class DecodeCurve(StrictModel):
     """Provenance only, never read: the ``tpot_csv`` the points were read from, relative to its instance file."""
 
 
+class MeasuredTpot(StrictModel):
+    """Mean TPOT measured on one decode instance of a running P/D system, at one load: a request rate per decode
+    instance (the mean batch then follows by Little's law, B = rate x L_out x TPOT / 1000) or the mean running
+    batch itself, exactly one of the two."""
+
+    request_rate_rps: PositiveFloat | None = None
+    """Requests per second one decode instance took during the run."""
+    mean_batch: PositiveFloat | None = None
+    """Mean number of requests running in the instance's batch during the run."""
+    tpot_mean_ms: PositiveFloat
+    output_tokens_mean: PositiveFloat | None = None
+    """Mean output length of the run (default: the workload's)."""
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _rate_or_batch(self) -> MeasuredTpot:
+        if (self.request_rate_rps is None) == (self.mean_batch is None):
+            given = "both" if self.request_rate_rps is not None else "neither"
+            raise ValueError(f"give exactly one of request_rate_rps (per decode instance) and mean_batch, got {given}")
+        return self
+
+
+class LoadCorrection(StrictModel):
+    """A stated decode correction under load (docs/capacity.md, "Decode calibration under load"): TPOT at mean batch
+    B is factor x T(B) + join_cost_ms x B / L_out, T the benchmarked fixed-concurrency curve."""
+
+    factor: NonNegativeFloat = 1.0
+    """Multiplies the benchmarked TPOT (speculative-decoding acceptance, scheduling slowdown, ...)."""
+    join_cost_ms: NonNegativeFloat = 0.0
+    """Stall of a decode instance's next iteration per request admitted into its batch, ms."""
+    source: str
+    """Where the numbers come from (required: a correction is the user's data)."""
+
+    @model_validator(mode="after")
+    def _not_zero(self) -> LoadCorrection:
+        if self.factor == 0.0 and self.join_cost_ms == 0.0:
+            raise ValueError("factor 0 with join_cost_ms 0 makes every TPOT zero; give a positive factor")
+        return self
+
+
 class DecodeProfile(_ProfileBase):
     """Decode benchmark: TPOT against batch (inline or a CSV with columns ``batch,tpot_ms``), or a 2-D table of
-    such curves at several input lengths (``tpot_by_input``), interpolated at the workload's input length."""
+    such curves at several input lengths (``tpot_by_input``), interpolated at the workload's input length; and,
+    optionally, TPOT measured under load (``measured_tpot``) or a stated correction (``load_correction``), which
+    the capacity model and the simulator apply to the curve (pdopt/perf/decode_fit.py)."""
 
     role: Literal["decode"]
     tpot_by_batch: list[DecodePoint] = Field(default_factory=list)
@@ -157,11 +199,23 @@ class DecodeProfile(_ProfileBase):
     """Input length the curve was measured at (informative)."""
     output_tokens: PositiveFloat | None = None
     """Output length the curve was measured at (informative)."""
+    measured_tpot: list[MeasuredTpot] | None = Field(default=None, min_length=1)
+    """Mean TPOT measured in a running system at several loads: a correction of the curve is fitted to them."""
+    load_correction: LoadCorrection | None = None
+    """A stated correction of the curve under load (instead of ``measured_tpot``)."""
 
     @model_validator(mode="after")
     def _monotone_curve(self) -> DecodeProfile:
+        if self.measured_tpot is not None and self.load_correction is not None:
+            raise ValueError("give measured_tpot (a correction is fitted to it) or load_correction (a stated one), "
+                             "not both")
         if self.tpot_by_input is None:
             _check_curve(self.tpot_by_batch, "tpot_by_batch")
+            lo, hi = self.tpot_by_batch[0].batch, self.tpot_by_batch[-1].batch
+            for i, pt in enumerate(self.measured_tpot or []):
+                if pt.mean_batch is not None and not lo <= pt.mean_batch <= hi:
+                    raise ValueError(f"measured_tpot[{i}].mean_batch: {pt.mean_batch:g} is outside the curve's "
+                                     f"measured batches [{lo}, {hi}] (no extrapolation)")
             return self
         if self.tpot_by_batch:
             raise ValueError("give tpot_by_batch or tpot_by_input, not both")

@@ -253,6 +253,10 @@ class Network(StrictModel):
     client_io_s: NonNegativeFloat | None = None
     """When set, a prefill shape's TTFT overhead is this plus its KV transfer time (KV bytes of the prompt over
     GPUs x nic_gbps_per_gpu), instead of the workload's ``ttft_overhead_s``."""
+    kv_arrival_stalls_decode: bool = False
+    """The user's assumption that a decode instance stalls while a prompt's KV cache arrives: its join cost per
+    admitted request (docs/capacity.md, "Decode calibration under load") gains the KV receive time, KV bytes of
+    the prompt over the decode instance's GPUs x nic_gbps_per_gpu."""
 
 
 class Resilience(StrictModel):
@@ -383,6 +387,11 @@ class Instance(StrictModel):
                 if g in self.gpu_types and self.gpu_types[g].nic_gbps_per_gpu is None:
                     problems.append(f"gpu_types.{g}.nic_gbps_per_gpu: needed when network.client_io_s is set "
                                     "(the KV transfer time depends on it)")
+        if net.kv_arrival_stalls_decode:
+            for g in sorted({p.gpu_type for p in self.profiles if p.role == "decode"}):
+                if g in self.gpu_types and self.gpu_types[g].nic_gbps_per_gpu is None:
+                    problems.append(f"gpu_types.{g}.nic_gbps_per_gpu: needed when network.kv_arrival_stalls_decode "
+                                    "is true (the KV receive time of a decode instance depends on it)")
         return problems
 
     def _packing_problems(self) -> list[str]:

@@ -14,7 +14,9 @@ from pdopt.perf.aggregated import aggregated_overhead_s, kv_token_capacity
 from pdopt.perf.aggregated_fit import calibrated_iteration
 from pdopt.perf.aggregated_search import aggregated_capacity
 from pdopt.perf.decode import (
+    corrected_points,
     decode_capacity,
+    decode_correction,
     decode_rate_under_load,
     kv_batch_bound,
     max_batch_within_tpot,
@@ -36,9 +38,10 @@ from pdopt.perf.shapes import ShapeCapacity, SkippedShape
 from pdopt.perf.shapes import skip as _skip
 
 __all__ = ["QUANTILES", "CapacityTable", "ShapeCapacity", "SkippedShape", "calibrated_fields", "capacity_table",
-           "decode_capacity", "decode_rate_under_load", "interpolate_prefill_throughput", "kv_batch_bound",
-           "max_batch_within_tpot", "mm1_max_arrival_rate", "prefill_capacity", "prefill_service", "service_scv",
-           "shape_workload", "sojourn_factor", "tpot_at_batch", "transfer_overhead_s", "weights_fit"]
+           "corrected_points", "decode_capacity", "decode_correction", "decode_rate_under_load",
+           "interpolate_prefill_throughput", "kv_batch_bound", "max_batch_within_tpot", "mm1_max_arrival_rate",
+           "prefill_capacity", "prefill_service", "service_scv", "shape_workload", "sojourn_factor", "tpot_at_batch",
+           "transfer_overhead_s", "weights_fit"]
 
 
 def weights_fit(instance: Instance, model: str, gpu_type: str, gpus: int) -> str | None:
@@ -65,7 +68,8 @@ class CapacityTable:
 def capacity_table(instance: Instance) -> CapacityTable:
     """Capacities of every benchmarked shape of every model that has a workload. An aggregated profile with
     ``measured_runs`` is sized with its iteration model calibrated to them (:mod:`pdopt.perf.aggregated_fit`), and
-    skipped, with the reason, when they cannot be fitted."""
+    skipped, with the reason, when they cannot be fitted; likewise a decode profile with ``measured_tpot`` (its
+    curve corrected under load, :func:`pdopt.perf.decode.decode_correction`)."""
     usable: list[ShapeCapacity] = []
     skipped: list[SkippedShape] = []
     for prof in instance.profiles:
@@ -104,8 +108,13 @@ def capacity_table(instance: Instance) -> CapacityTable:
             if transfer is not None and isinstance(result, ShapeCapacity):
                 result.detail["transfer_s"] = transfer
         else:
+            correction = decode_correction(instance, prof)
+            if isinstance(correction, str):
+                skipped.append(_skip(prof, correction))
+                continue
             result = decode_capacity(prof, workload, instance.options.decode_batch_rule,
-                                     kv_batch_bound(instance, prof.model, prof.gpu_type, prof.gpus_per_instance))
+                                     kv_batch_bound(instance, prof.model, prof.gpu_type, prof.gpus_per_instance),
+                                     correction)
         if isinstance(result, ShapeCapacity):
             usable.append(result)
         else:

@@ -3,15 +3,22 @@ the points are), never beyond them. The planned batch B* is the largest batch wh
 (``whole`` rule: an integer batch; ``fractional``: where the interpolated TPOT equals the target). Every running
 request emits one token per step, so throughput is B*/TPOT(B*) tok/s and, by Little's law, the request rate is
 B* / (TPOT(B*) x L_out) req/s.
+
+Under load (docs/capacity.md, "Decode calibration under load"), a profile with measured TPOT in a running system
+(``measured_tpot``), a stated ``load_correction`` or a network that says the KV arrival stalls decode has its curve
+mapped to (b, f t + s b / L_out) first (:func:`decode_correction`, :func:`corrected_points`; the fit is
+:mod:`pdopt.perf.decode_fit`); everything above then runs on the mapped points.
 """
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 
 from pdopt.instance import DecodePoint, DecodeProfile, Instance, Role, Statistic, Workload
+from pdopt.perf.decode_fit import DecodeCorrection, fit_decode_load
 from pdopt.perf.queueing import QUANTILES
 from pdopt.perf.shapes import ShapeCapacity, SkippedShape
 from pdopt.perf.shapes import skip as _skip
@@ -62,6 +69,57 @@ def kv_batch_bound(instance: Instance, model: str, gpu_type: str, gpus: int) -> 
     return max(0, int(free // (m.kv_bytes_per_token_value * (w.input_tokens_mean + w.output_tokens_mean))))
 
 
+def kv_receive_ms(instance: Instance, profile: DecodeProfile) -> float | None:
+    """Time for one decode instance to receive a prompt's KV cache, ms: KV bytes per token x L_in x 8 bits over
+    GPUs x ``nic_gbps_per_gpu`` x 1e9 bit/s (as the prefill side's transfer time); None without a network or
+    without the decode GPU type's NIC bandwidth."""
+    nic = instance.gpu_types[profile.gpu_type].nic_gbps_per_gpu
+    if instance.network is None or nic is None:
+        return None
+    kv_bits = (instance.models[profile.model].kv_bytes_per_token_value
+               * instance.workloads[profile.model].input_tokens_mean * 8.0)
+    return kv_bits / (profile.gpus_per_instance * nic * 1e9) * 1000.0
+
+
+def decode_correction(instance: Instance, profile: DecodeProfile) -> DecodeCorrection | str | None:
+    """The correction under load of a decode profile: fitted to its ``measured_tpot`` (at the workload's input
+    length and output length), stated by its ``load_correction``, or only the KV receive time when the network
+    says ``kv_arrival_stalls_decode`` (which adds that time to s in every case); None without any such data (no
+    correction is made up); a reason string when the fit fails (the shape is then unusable)."""
+    workload = instance.workloads[profile.model]
+    kv_ms = kv_receive_ms(instance, profile)
+    net = instance.network
+    held = kv_ms if kv_ms is not None and net is not None and net.kv_arrival_stalls_decode else 0.0
+    if profile.load_correction is not None:
+        lc = profile.load_correction
+        return DecodeCorrection(lc.factor, lc.join_cost_ms + held, "stated", kv_receive_ms=kv_ms)
+    if profile.measured_tpot:
+        curve = profile.points_for(workload.input_tokens_mean)
+        if isinstance(curve, str):
+            return curve
+        try:
+            fit = fit_decode_load(profile.measured_tpot, [p.batch for p in curve], [p.tpot_ms for p in curve],
+                                  workload.output_tokens_mean, kv_ms, held)
+        except ValueError as exc:
+            return f"cannot calibrate decode to measured_tpot: {exc}"
+        return DecodeCorrection(fit.factor, fit.total_join_ms, fit.form, fit, kv_ms)
+    if held > 0.0:
+        return DecodeCorrection(1.0, held, "kv_arrival", kv_receive_ms=kv_ms)
+    return None
+
+
+def corrected_points(points: list[DecodePoint], correction: DecodeCorrection | None,
+                     output_tokens: float) -> list[DecodePoint]:
+    """The curve under load: each point (b, t) becomes (b, f t + s b / L_out). Exact between the points too: both
+    terms are linear in b on a segment. f, s >= 0 keep the curve non-decreasing, and they are not both 0, so every
+    TPOT stays positive (the points are built without re-validation for that reason)."""
+    if correction is None:
+        return points
+    f, s = correction.factor, correction.join_cost_ms
+    return [DecodePoint.model_construct(batch=p.batch, tpot_ms=f * p.tpot_ms + s * p.batch / output_tokens)
+            for p in points]
+
+
 def _poisson_batch_tpot_ms(pts: list[DecodePoint], mean_others: float, cap: int, statistic: Statistic) -> float:
     """TPOT a request sees when the other running requests are Poisson(mean_others): TPOT(1 + N), N clamped so
     the batch stays within [first measured batch, cap]; mean, or the quantile for a percentile statistic."""
@@ -109,21 +167,34 @@ def decode_rate_under_load(pts: list[DecodePoint], workload: Workload, cap: int)
     return lo / (workload.output_tokens_mean * mean_tpot / 1000.0), lo, mean_tpot
 
 
-def decode_capacity(profile: DecodeProfile, workload: Workload, rule: str,
-                    kv_bound: int | None = None) -> ShapeCapacity | SkippedShape:
+def decode_capacity(profile: DecodeProfile, workload: Workload, rule: str, kv_bound: int | None = None,
+                    correction: DecodeCorrection | None = None) -> ShapeCapacity | SkippedShape:
     """Capacity of one decode instance at the TPOT target.
 
     ``paper`` decode model: B* = the largest batch meeting the target (and the KV-cache bound), capacity
     B* / (TPOT(B*) L_out) req/s; every request sees TPOT(B*), so all TPOT statistics coincide.
     ``under_load``: see :func:`decode_rate_under_load`. The detail says which limit binds: ``tpot_target``,
-    ``kv_memory`` or ``benchmark_range`` (the largest measured batch; nothing is extrapolated).
+    ``kv_memory`` or ``benchmark_range`` (the largest measured batch; nothing is extrapolated). With a
+    ``correction`` (:func:`decode_correction`) both run on the corrected curve, and the detail records it.
     """
     args: tuple[str, Role, str, int] = (profile.model, "decode", profile.gpu_type, profile.gpus_per_instance)
-    target = workload.tpot.target_ms
     curve = profile.points_for(workload.input_tokens_mean)
     if isinstance(curve, str):
         return _skip(profile, curve)
-    pts = curve
+    pts = corrected_points(curve, correction, workload.output_tokens_mean)
+    result = _capacity_on(pts, profile, workload, rule, kv_bound, args)
+    if correction is not None and isinstance(result, ShapeCapacity):
+        result.detail.update(correction.detail())
+        return replace(result, formula=f"{result.formula}; curve under load: TPOT = f T(B) + s B / L_out, "
+                                       f"f = {correction.factor:.4g}, s = {correction.join_cost_ms:.4g} ms "
+                                       f"({correction.origin})")
+    return result
+
+
+def _capacity_on(pts: list[DecodePoint], profile: DecodeProfile, workload: Workload, rule: str,
+                 kv_bound: int | None, args: tuple[str, Role, str, int]) -> ShapeCapacity | SkippedShape:
+    """:func:`decode_capacity` on the curve ``pts`` (corrected or not)."""
+    target = workload.tpot.target_ms
     bench_cap = pts[-1].batch
     cap = bench_cap if kv_bound is None else min(bench_cap, kv_bound)
     cap_bound = "benchmark_range" if kv_bound is None or bench_cap <= kv_bound else "kv_memory"

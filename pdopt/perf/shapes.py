@@ -21,7 +21,8 @@ class ShapeCapacity:
     throughput_tok_per_s: float
     """The same in tokens of the role (input tokens for prefill, output tokens for decode)."""
     formula: str
-    detail: dict[str, float] = field(default_factory=dict)
+    detail: dict[str, float | str] = field(default_factory=dict)
+    """Numbers behind the capacity (batch, TPOT, ...) and, for a corrected decode curve, the correction's origin."""
     variant: str = "default"
     spans_nodes: bool = False
     binding: str = "tpot_target"

@@ -12,14 +12,20 @@ token by token. Rules, chosen to match how P/D engines behave and stated so test
   iteration with batch B lasts TPOT(B) (the benchmarked curve, linear between measured batches; below the
   smallest measured batch the smallest batch's TPOT, which over-states it). A ready request joins an idle
   instance at once, and a busy one at the first iteration boundary after it is ready, if a slot is free;
-  otherwise it waits (FIFO) for a slot. A request leaves after ``steps`` iterations, steps = its output length
-  rounded to an integer >= 1. The batch cap is the largest benchmarked batch or the KV-cache bound
-  (memory x GPUs x usable fraction - weights) / (KV bytes per token x (L_in + L_out)), whichever is smaller.
+  otherwise it waits (FIFO) for a slot. Each admission may stall the instance: with ``join_stall_s`` = s, the
+  iteration that follows a boundary at which a requests were admitted starts a x s later (the join cost of
+  docs/capacity.md, "Decode calibration under load"; 0 by default). A request leaves after ``steps``
+  iterations, steps = its output length rounded to an integer >= 1. The batch cap is the largest benchmarked
+  batch or the KV-cache bound (memory x GPUs x usable fraction - weights) / (KV bytes per token x (L_in +
+  L_out)), whichever is smaller.
 - Metrics per request: TTFT = decode join - arrival (waiting for a decode slot counts), TPOT = decode time /
   steps, prefill sojourn = prefill end - arrival.
 
 Between two events an instance's batch is constant, so after ``k`` iterations its time is t_b + k TPOT(B): the
-next event of an instance is its earliest completion or the boundary at which a waiting request may join.
+next event of an instance is its earliest completion or the boundary at which a waiting request may join. A join
+stall moves t_b forward by the stall at the admission boundary (the boundary stays at the event's time, the
+iterations count from t_b), and the stall is counted at once in the instance's busy time and batch-time area, with
+the batch that waits through it (the one just admitted), since the next event adds only the time after t_b.
 """
 
 from __future__ import annotations
@@ -93,6 +99,17 @@ class DecodeServer:
     area: float = 0.0
     """Integral of the batch size over time."""
     busy_time: float = 0.0
+    join_stall_s: float = 0.0
+    """Stall of the next iteration per request admitted at a boundary (s); 0: joining costs nothing."""
+
+    def stall(self, admitted: int) -> None:
+        """Delay the next iteration by ``admitted`` x join_stall_s: t_b moves forward, and the stall is counted in
+        busy time and in the area with the current batch (which includes the admitted requests)."""
+        if admitted and self.join_stall_s > 0.0:
+            delay = admitted * self.join_stall_s
+            self.t_b += delay
+            self.busy_time += delay
+            self.area += len(self.batch) * delay
 
     def load(self) -> float:
         """Requests held (running and waiting) relative to capacity, for least-loaded dispatch."""
@@ -245,12 +262,14 @@ def simulate_engine(
         if not ds.batch:
             ds.t_b = now
             admit(ds, r, now)
+            ds.stall(1)
             ds.tau = ds.step_s[1]
             schedule(di, ds, ds.batch[0][0] - ds.steps)
             return
         ds.waiting.append(r)
         if len(ds.batch) < ds.cap and len(ds.waiting) == 1:
-            k_join = int((now - ds.t_b) / ds.tau) + 1
+            # during a join stall (now < t_b) the first boundary ahead is the end of the stalled iteration, k = 1
+            k_join = max(1, int((now - ds.t_b) / ds.tau) + 1)
             # the first boundary strictly after ``now``, computed as the event time is (t_b + k tau), so that
             # rounding cannot put a ready time that falls on a boundary into that boundary
             while k_join > 1 and ds.t_b + (k_join - 1) * ds.tau > now:
@@ -270,8 +289,11 @@ def simulate_engine(
         while ds.batch and ds.batch[0][0] <= ds.steps:
             _, r = heapq.heappop(ds.batch)
             finish[r] = now
+        admitted = 0
         while ds.waiting and len(ds.batch) < ds.cap:
             admit(ds, ds.waiting.popleft(), now)
+            admitted += 1
+        ds.stall(admitted)
         if ds.batch:
             ds.tau = ds.step_s[len(ds.batch)]
             schedule(di, ds, ds.batch[0][0] - ds.steps)

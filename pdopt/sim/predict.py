@@ -15,7 +15,16 @@ from typing import Any
 import numpy as np
 
 from pdopt.instance import AggregatedProfile, DecodeProfile, Instance, PrefillProfile, Workload
-from pdopt.perf.capacity import QUANTILES, kv_batch_bound, prefill_service, service_scv, shape_workload, tpot_at_batch
+from pdopt.perf.capacity import (
+    QUANTILES,
+    corrected_points,
+    decode_correction,
+    kv_batch_bound,
+    prefill_service,
+    service_scv,
+    shape_workload,
+    tpot_at_batch,
+)
 from pdopt.plan import Placement, Plan
 from pdopt.sim.modes import aggregated_share
 
@@ -33,14 +42,19 @@ def _mixture_quantile(weights: list[float], rates: list[float], p: float, shifts
     return float(brentq(f, 0.0, hi, xtol=1e-12))
 
 
-def _decode_tpot_ms(profile: DecodeProfile, input_tokens: float, tokens_per_s: float, cap: int) -> float | None:
-    """TPOT at the batch B with B / TPOT(B) = ``tokens_per_s`` (Little's law), or None when even the batch cap
-    (the largest measured batch or the KV bound) cannot carry that token rate: the instance is overloaded."""
+def _decode_tpot_ms(profile: DecodeProfile, input_tokens: float, tokens_per_s: float, cap: int,
+                    instance: Instance) -> float | None:
+    """TPOT of a decode instance emitting ``tokens_per_s``: the batch B with B / TPOT(B) = that rate (Little's
+    law), on the curve corrected under load (:func:`pdopt.perf.capacity.decode_correction`); None when even the
+    batch cap (the largest measured batch or the KV bound) cannot carry that token rate (the instance is
+    overloaded), or when the correction cannot be fitted."""
     from scipy.optimize import brentq  # deferred: scipy loads only when predictions are made
 
-    pts = profile.points_for(input_tokens)
-    if isinstance(pts, str):
+    curve = profile.points_for(input_tokens)
+    correction = decode_correction(instance, profile)
+    if isinstance(curve, str) or isinstance(correction, str):
         return None
+    pts = corrected_points(curve, correction, instance.workloads[profile.model].output_tokens_mean)
     lo, hi = float(pts[0].batch), float(min(pts[-1].batch, max(cap, pts[0].batch)))
 
     def rate(b: float) -> float:
@@ -167,7 +181,7 @@ def predicted_metrics(instance: Instance, plan: Plan) -> dict[str, dict[str, Any
             assert isinstance(prof, DecodeProfile)
             cap = kv_batch_bound(instance, m, p.gpu_type, p.gpus_per_instance)
             value = _decode_tpot_ms(prof, w.input_tokens_mean, lam * p.capacity_rps / total * w.output_tokens_mean,
-                                    cap)
+                                    cap, instance)
             if value is None:
                 tp = []
                 overloaded.append(f"decode: a {p.gpu_type} x{p.gpus_per_instance} instance cannot carry "

@@ -23,7 +23,7 @@ from pdopt.instance import SHAPE_ROLES, DecodePoint, DecodeProfile, Instance, Pr
 from pdopt.interrupt import Interruption
 from pdopt.io import InputError
 from pdopt.io.traces import Trace
-from pdopt.perf.capacity import kv_batch_bound
+from pdopt.perf.capacity import decode_correction, kv_batch_bound
 from pdopt.perf.prefill import shape_workload
 from pdopt.plan import Plan
 from pdopt.sim.assumptions import (
@@ -222,8 +222,12 @@ def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
                 factor_row=rules[key]))
         elif isinstance(prof, DecodeProfile):
             cap, bound = decode_cap(instance, pi.model, prof)
-            steps = _step_table(_curve(instance, pi.model, prof), cap)
-            decode.append(DecodeServer(models.index(pi.model), pi.capacity_rps, steps, cap))
+            corr = decode_correction(instance, prof)  # under load: steps x f, a stall of s per admission
+            if isinstance(corr, str):
+                raise InputError(f"model '{pi.model}' on {prof.gpu_type} x{prof.gpus_per_instance}: {corr}")
+            f, s_ms = (1.0, 0.0) if corr is None else (corr.factor, corr.join_cost_ms)
+            steps = [f * t for t in _step_table(_curve(instance, pi.model, prof), cap)]
+            decode.append(DecodeServer(models.index(pi.model), pi.capacity_rps, steps, cap, join_stall_s=s_ms / 1000.0))
             desc.update(batch_cap=cap, batch_cap_bound=bound)
         described.append(desc)
     factors = (np.vstack([draw_factors(rng, n, r) for r in rule_list]) if rule_list

@@ -27,6 +27,10 @@ GPUs). Otherwise, per instance:
   the target, and Little's law gives B* / (TPOT(B*) / 1000 x L_out) req/s. Under ``decode_model: under_load``
   the other requests running are Poisson(m), a request's batch is 1 + N clamped to [first batch, cap], and the
   largest m whose TPOT statistic meets the target with P(N <= cap - 1) >= 0.99 gives m / (L_out x mean TPOT).
+  Under load the curve is corrected first, TPOT(b) -> f TPOT(b) + s b / L_out (docs/capacity.md, "Decode
+  calibration under load"): f and s stated (``load_correction``), or fitted to ``measured_tpot`` by
+  :func:`pdopt.perf.decode_fit.fit_decode_load`; with ``network.kv_arrival_stalls_decode``, s gains the KV receive
+  time KV bytes per token x L_in x 8 / (GPUs x ``nic_gbps_per_gpu`` x 1e9) s.
 - Aggregated (prefill and decode in one engine): the mean-value analysis of chunked prefill of
   :mod:`pdopt.verifier.aggregated`, with the KV tokens of :func:`~pdopt.verifier.aggregated.kv_tokens_of` and the
   TTFT overhead ``network.client_io_s`` when set (no KV moves between instances), else ``ttft_overhead_s``. A
@@ -47,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from pdopt.instance import AggregatedProfile, DecodeProfile, Instance, IterationModel, PrefillProfile, Workload
-from pdopt.perf import calibrate, queueing
+from pdopt.perf import calibrate, decode_fit, queueing
 from pdopt.verifier.aggregated import kv_tokens_of, recompute_aggregated
 
 PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
@@ -236,6 +240,34 @@ def _under_load_rps(batches: FloatArray, tpots: FloatArray, cap: int, instance: 
     return lo / (wl.output_tokens_mean * stat(lo, "mean") / 1000.0)
 
 
+def _under_load(profile: DecodeProfile, instance: Instance, batches: FloatArray,
+                tpots: FloatArray) -> FloatArray | str:
+    """The TPOT curve under load, f t + s b / L_out at every measured batch b (both terms linear in b, so the
+    linear interpolation of the mapped points is the map of the interpolated curve); the curve itself without
+    a stated or measured correction or a KV stall; a reason when the measured points cannot be fitted."""
+    wl = instance.workloads[profile.model]
+    nic = instance.gpu_types[profile.gpu_type].nic_gbps_per_gpu
+    net = instance.network
+    kv_ms = None if net is None or nic is None else (
+        instance.models[profile.model].kv_bytes_per_token_value * wl.input_tokens_mean * 8.0
+        / (profile.gpus_per_instance * nic * 1e9) * 1000.0)
+    held = kv_ms if kv_ms is not None and net is not None and net.kv_arrival_stalls_decode else 0.0
+    if profile.load_correction is not None:
+        f, s = profile.load_correction.factor, profile.load_correction.join_cost_ms + held
+    elif profile.measured_tpot:
+        try:
+            fit = decode_fit.fit_decode_load(profile.measured_tpot, [float(b) for b in batches],
+                                             [float(t) for t in tpots], wl.output_tokens_mean, kv_ms, held)
+        except ValueError as exc:
+            return f"cannot calibrate decode to measured_tpot: {exc}"
+        f, s = fit.factor, fit.join_cost_ms + held
+    elif held > 0.0:
+        f, s = 1.0, held
+    else:
+        return tpots
+    return np.asarray(f * tpots + s * batches / wl.output_tokens_mean, dtype=float)
+
+
 def _decode_rps(profile: DecodeProfile, instance: Instance) -> RecomputedShape:
     """Little's law at the planned batch: B* / (TPOT(B*) / 1000 x L_out) req/s, B* within the KV-cache bound;
     or the under-load model when the workload asks for it."""
@@ -244,7 +276,10 @@ def _decode_rps(profile: DecodeProfile, instance: Instance) -> RecomputedShape:
     if isinstance(curve, str):
         return RecomputedShape(0.0, curve)
     batches = np.array([p.batch for p in curve], dtype=float)
-    tpots = np.array([p.tpot_ms for p in curve], dtype=float)
+    loaded = _under_load(profile, instance, batches, np.array([p.tpot_ms for p in curve], dtype=float))
+    if isinstance(loaded, str):
+        return RecomputedShape(0.0, loaded)
+    tpots = loaded
     cap = min(int(batches[-1]), _kv_cap(profile, instance))
     if cap < 1:
         return RecomputedShape(0.0, "the KV cache of one request does not fit beside the weights")
