@@ -4,9 +4,11 @@ For each measured point (:mod:`pdopt.io.measurements`) the deployment it measure
 copy of the instance whose workload has the measured rate as its demand and the run's mean lengths where the run
 gives them. Then:
 
-- a run at rate r: the capacity model's prediction (:func:`pdopt.sim.predict.predicted_metrics`, the numbers
-  ``pdopt simulate`` prints as ``predicted``) and the simulator's (default options, which follow the capacity
-  model; N requests at a fixed seed) of each statistic the run reports; error = (predicted - measured) / measured;
+- a run at rate r (of a whole deployment, or of one role alone: prefill instances measured for TTFT, decode
+  instances for TPOT, which the capacity model alone predicts): the capacity model's prediction
+  (:func:`pdopt.sim.predict.predicted_metrics`, the numbers ``pdopt simulate`` prints as ``predicted``) and the
+  simulator's (default options, which follow the capacity model; N requests at a fixed seed) of each statistic
+  the run reports; error = (predicted - measured) / measured;
 - an SLO throughput (the largest rate at which the deployment met both SLOs): the capacity model's is the
   deployment's capacity at the SLOs, min(sum of prefill capacities, sum of decode capacities), or the sum of
   aggregated capacities (pooled ``ggc`` prefill: the sum of its marginal gains up to the count); the simulator's
@@ -163,7 +165,9 @@ def evaluate(instance: Instance, points: list[MeasuredPoint], requests: int = 20
         if point.rate_rps is None:
             measured = _slo_rate(point, instance)
             model_rate = capacity_rate(instance, point, measured)
-            sim_rate = simulated_slo_rate(instance, point, model_rate, requests // 2, seed) if simulate_runs else None
+            whole = len({s.role for s in point.deployment.shapes} - {"aggregated"}) != 1
+            sim_rate = (simulated_slo_rate(instance, point, model_rate, requests // 2, seed)
+                        if simulate_runs and whole else None)
             w = instance.workloads[point.model]
             tokens = 60.0 * ((point.input_tokens_mean or w.input_tokens_mean)
                              + (point.output_tokens_mean or w.output_tokens_mean))
@@ -176,8 +180,10 @@ def evaluate(instance: Instance, points: list[MeasuredPoint], requests: int = 20
             continue
         sub, plan = deployment_plan(instance, point, point.rate_rps)
         pred = predicted_metrics(sub, plan)[point.model]
+        whole = {s.role for s in point.deployment.shapes} != {"prefill"} and \
+            {s.role for s in point.deployment.shapes} != {"decode"}
         sim = (simulate(sub, plan, SimOptions(requests=requests, seed=seed)).models[point.model]
-               if simulate_runs else None)
+               if simulate_runs and whole else None)
         if "ttft_s" not in pred and "aggregated" in pred:
             pred = pred["aggregated"]
         rows = []

@@ -15,7 +15,9 @@ Formats (each file untrusted: a bad field is an InputError naming the file, the 
   (default the workload's), ``source``.
 
 A deployment is written ``ROLE=GPUxN[:COUNT][/VARIANT]`` joined by ``+``, e.g. ``prefill=h200x8:3+decode=h200x8:4``
-or ``aggregated=a100x4:2`` (COUNT defaults to 1).
+or ``aggregated=a100x4:2`` (COUNT defaults to 1). One role alone (``prefill=h200x8:1``: a TTFT sweep of prefill
+instances; ``decode=h200x8:1``: TPOT under load of decode instances) is one shape measured by itself: only the
+capacity model predicts it (the simulator runs whole deployments).
 """
 
 from __future__ import annotations
@@ -85,8 +87,9 @@ def parse_deployment(text: str, where: str = "--deployment") -> Deployment:
             raise InputError(f"{where}: '{part}': GPUs and count must be at least 1")
         shapes.append(DeployedShape(role, gpu, int(gpus), int(count or 1), variant or "default"))
     roles = {s.role for s in shapes}
-    if not (roles == {"aggregated"} or roles == {"prefill", "decode"}):
-        raise InputError(f"{where}: '{text}' needs prefill and decode instances, or aggregated ones only")
+    if "aggregated" in roles and roles != {"aggregated"}:
+        raise InputError(f"{where}: '{text}' mixes aggregated with prefill or decode instances; give one kind "
+                         "(a P/D deployment, one role of it, or aggregated instances)")
     return Deployment(tuple(shapes), text.strip())
 
 

@@ -166,10 +166,11 @@ def predicted_metrics(instance: Instance, plan: Plan) -> dict[str, dict[str, Any
                          "gg1": "G/G/1 prefill per instance (Allen-Cunneen; gamma percentiles)",
                          "ggc": "one pooled G/G/c prefill queue"}[w.queue_model]
         result: dict[str, Any] = {"model": f"{prefill_model}; constant-batch decode at Little's-law batch"}
-        queues = _prefill_queues(instance, m, lam, [p for p in pl if p.role == "prefill" for _ in range(p.count)])
+        pre = [p for p in pl if p.role == "prefill" for _ in range(p.count)]
+        queues = _prefill_queues(instance, m, lam, pre) if pre else []
         overloaded = []
         result["ttft_s"] = None if isinstance(queues, str) else _prefill_prediction(w, lam, queues)
-        if result["ttft_s"] is None:
+        if result["ttft_s"] is None and pre:  # (a decode-only deployment has no prefill stage to predict)
             overloaded.append("prefill: an instance's arrival rate reaches its service rate" if not
                               isinstance(queues, str) else f"prefill: {queues}")
         dec = [p for p in pl if p.role == "decode" for _ in range(p.count)]
