@@ -236,14 +236,16 @@ def fidelity_csv(results: list[PointResult]) -> str:
 
 
 def plot_fidelity(results: list[PointResult]) -> bytes:
-    """PNG: predicted against measured, one panel per metric (TTFT, TPOT, SLO throughput), log axes, the
-    diagonal and +-10% band drawn; capacity model and simulator as two marker styles."""
+    """PNG: predicted against measured, one panel per metric (TTFT, TPOT, SLO throughput; log axes where the values
+    span more than a factor of 4), the diagonal and the +-10% band drawn; capacity model and simulator as two
+    marker styles."""
     import io
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     panels = [("ttft_s", "TTFT (s)"), ("tpot_ms", "TPOT (ms)"), ("slo_throughput", "SLO throughput (req/s)")]
     used = [(k, label) for k, label in panels if any(row["metric"] == k for r in results for row in r.rows)]
@@ -260,8 +262,14 @@ def plot_fidelity(results: list[PointResult]) -> bytes:
         ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.8, label="predicted = measured")
         ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="grey", alpha=0.15,
                         label="within 10%")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        if hi / lo > 4.0:  # a wide range: log axes, every tick labelled as a plain number
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            plain = FuncFormatter(lambda v, _: f"{v:g}")
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_major_formatter(plain)
+                axis.set_minor_formatter(plain)
+                axis.set_tick_params(which="minor", labelsize=7)
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_xlabel(f"measured {label}")

@@ -108,6 +108,9 @@ def test_vllm_runs_plot_and_refusals(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "exists" in capsys.readouterr().err and plot.read_bytes() == before
     assert main(["fidelity", str(PAPER), *files, "--model", "dsv31", "--deployment", "prefill=h200:4"]) == 2
     assert "'prefill=h200:4' is not ROLE=GPUxN" in capsys.readouterr().err
+    assert main(["fidelity", str(PAPER), *files, "--model", "dsv31", "--deployment",
+                 "prefill=h200x8:99999999+decode=h200x8:1"]) == 2
+    assert "count must be from 1 to 4096" in capsys.readouterr().err
     assert main(["fidelity", str(PAPER), *files, "--model", "dsv31"]) == 2
     assert "--deployment" in capsys.readouterr().err
     assert main(["fidelity", str(PAPER), *files, "--model", "dsv31", "--deployment",

@@ -35,6 +35,8 @@ from pdopt.instance import SHAPE_ROLES
 from pdopt.io.files import read_text
 
 STATS = ("mean", "p50", "p90", "p95", "p99")
+MAX_COUNT = 4096
+"""Largest GPUs per instance and instance count a deployment may name (a simulation holds every instance)."""
 _PART = re.compile(r"^(prefill|decode|aggregated)=([A-Za-z0-9_.-]+?)x([0-9]+)(?::([0-9]+))?(?:/([A-Za-z0-9_.-]+))?$")
 
 
@@ -83,8 +85,8 @@ def parse_deployment(text: str, where: str = "--deployment") -> Deployment:
             raise InputError(f"{where}: '{part}' is not ROLE=GPUxN[:COUNT][/VARIANT] (ROLE one of "
                              f"{', '.join(SHAPE_ROLES)}), e.g. prefill=h200x8:3+decode=h200x8:4")
         role, gpu, gpus, count, variant = match.groups()
-        if int(gpus) < 1 or (count is not None and int(count) < 1):
-            raise InputError(f"{where}: '{part}': GPUs and count must be at least 1")
+        if not (1 <= int(gpus) <= MAX_COUNT and 1 <= int(count or 1) <= MAX_COUNT):
+            raise InputError(f"{where}: '{part}': GPUs and count must be from 1 to {MAX_COUNT}")
         shapes.append(DeployedShape(role, gpu, int(gpus), int(count or 1), variant or "default"))
     roles = {s.role for s in shapes}
     if "aggregated" in roles and roles != {"aggregated"}:
