@@ -183,8 +183,10 @@ def _fid_rows(results: list[PointResult]) -> list[list[object]]:
     for i, r in enumerate(results, start=1):
         for row in r.rows:
             half = row.get("simulator_ci99_half_width")
+            model = row["capacity_model"]
             rows.append([i, r.point.deployment.text, r.rate_rps, f"{row['metric']} {row['statistic']}",
-                         row["measured"], row["capacity_model"] if row["capacity_model"] is not None else "overloaded",
+                         row["measured"], model if model is not None else
+                         ("overloaded" if "overloaded" in row else "-"),
                          _signed(row["capacity_model_error"]), row["simulator"], _signed(row["simulator_error"]),
                          half])
     return rows
@@ -204,6 +206,8 @@ def format_fidelity(results: list[PointResult]) -> str:
                 sim = "-" if t["simulator"] is None else f"{t['simulator'] / 1e6:.3g}"
                 out.append(f"  {r.point.deployment.text}: SLO throughput measured {t['measured'] / 1e6:.3g} M tok/min,"
                            f" capacity model {t['capacity_model'] / 1e6:.3g}, simulator {sim}")
+            if "simulator_note" in row:
+                out.append(f"  {r.point.deployment.text}: simulator: {row['simulator_note']}")
             if "overloaded" in row:
                 out.append(f"  point at {r.rate_rps:g} req/s: {row['overloaded']}")
                 break
@@ -258,11 +262,12 @@ def plot_fidelity(results: list[PointResult]) -> bytes:
             values += [p for _, p in pts]
             if pts:
                 ax.scatter([m for m, _ in pts], [p for _, p in pts], marker=marker, label=name, alpha=0.8)
+        wide = max(values) / min(values) > 4.0
         lo, hi = min(values) / 1.3, max(values) * 1.3
         ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.8, label="predicted = measured")
         ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="grey", alpha=0.15,
                         label="within 10%")
-        if hi / lo > 4.0:  # a wide range: log axes, every tick labelled as a plain number
+        if wide:  # values spanning more than a factor of 4: log axes, every tick labelled as a plain number
             ax.set_xscale("log")
             ax.set_yscale("log")
             plain = FuncFormatter(lambda v, _: f"{v:g}")

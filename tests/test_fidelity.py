@@ -144,11 +144,45 @@ def test_bad_measurement_files(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown column"):
         read_measurements([bad])
     bad.write_text("model,deployment,request_rate_rps,ttft_mean_s\ndsv31,prefill=h200x8:1+decode=h200x8:1,-1,0.5\n")
-    with pytest.raises(InputError, match="request_rate_rps must be a positive number, got -1"):
+    with pytest.raises(InputError, match="request_rate_rps must be from 1e-09 to 1e[+]07, got -1"):
         read_measurements([bad])
+    bad.write_text("model,deployment,request_rate_rps,ttft_mean_s\ndsv31,prefill=h200x8:1+decode=h200x8:1,1e9,0.5\n")
+    with pytest.raises(InputError, match="bad.csv:2: request_rate_rps must be from 1e-09 to 1e[+]07, got 1e[+]09"):
+        read_measurements([bad])
+    bad.write_text("model,deployment,slo_rate_rps,ttft_mean_s\ndsv31,prefill=h200x8:1+decode=h200x8:1,2,0.5\n")
+    with pytest.raises(InputError, match="an SLO throughput row .slo_rate_rps. takes no ttft"):
+        read_measurements([bad])
+    bad.write_text("model,model,request_rate_rps,ttft_mean_s\n")
+    with pytest.raises(InputError, match="column.s. model given twice"):
+        read_measurements([bad])
+    bad.write_text("model,deployment,request_rate_rps,ttft_mean_s\ndsv31,prefill=h200x8:1+decode=h200x8:1,1,0.5,9\n")
+    with pytest.raises(InputError, match="bad.csv:2: more cells than the header"):
+        read_measurements([bad])
+    bad.write_text("\ufeffmodel,deployment,request_rate_rps,ttft_mean_s\n"
+                   "dsv31,prefill=h200x8:2+prefill=h200x8:2+decode=h200x8:1,1,0.5\n")  # a spreadsheet's BOM
+    (point,) = read_measurements([bad])
+    assert [(s.role, s.count) for s in point.deployment.shapes] == [("prefill", 4), ("decode", 1)]
+    assert point.location.endswith("bad.csv:2")
     bad.write_text("model,deployment,request_rate_rps,ttft_mean_s\ndsv31,prefill=h200x8:1+aggregated=h200x8:1,1,0.5\n")
     with pytest.raises(InputError, match="mixes aggregated with prefill or decode"):
         read_measurements([bad])
+
+
+def test_hostile_inputs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown model, a huge integer and deep nesting in a vLLM file: exit 2 with the place named."""
+    csv = tmp_path / "m.csv"
+    csv.write_text("model,deployment,slo_rate_rps\ndsv3,prefill=h200x8:1+decode=h200x8:1,2\n")
+    assert main(["fidelity", str(PAPER), str(csv)]) == 2
+    err = capsys.readouterr().err
+    assert "m.csv:2: model 'dsv3' has no workload" in err and "Traceback" not in err
+    huge = tmp_path / "huge.json"
+    huge.write_text('{"request_rate": 1, "completed": 10, "mean_ttft_ms": 1' + "0" * 400 + '}')
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    for path, said in ((huge, "must be a finite number, got a huge integer"), (deep, "nested too deeply")):
+        assert main(["fidelity", str(PAPER), str(path), "--model", "dsv31", "--deployment", DEPLOYMENT]) == 2
+        err = capsys.readouterr().err
+        assert said in err and str(path) in err and "Traceback" not in err
 
 
 def test_one_role_alone(tmp_path: Path) -> None:
@@ -169,3 +203,27 @@ def test_one_role_alone(tmp_path: Path) -> None:
     (row,) = results[3].rows
     assert row["capacity_model"] == pytest.approx(18.87, abs=0.01)
     assert row["capacity_model_error"] == pytest.approx(18.87 / 20.0 - 1, abs=0.001)
+    from pdopt.report import format_fidelity
+
+    assert "overloaded" not in format_fidelity(results)  # nothing is overloaded: one role is simply not predicted
+
+
+def test_unused_field_warnings_follow_the_models_predicted(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A measured TTFT sweep under queue_model mm1 warns (gg1 would use it); predicting with --queue-model gg1
+    uses it, so nothing warns."""
+    import shutil
+
+    import yaml
+
+    doc = yaml.safe_load(PAPER.read_text())
+    doc["profiles"][0]["measured_ttft"] = [{"request_rate_rps": r, "ttft_mean_s": 0.1 + 1 / (MU - r)}
+                                           for r in (1.0, 2.0, 3.0)]
+    for csv_file in PAPER.parent.glob("*.csv"):
+        shutil.copy(csv_file, tmp_path / csv_file.name)
+    inst = tmp_path / "paper.yaml"
+    inst.write_text(yaml.safe_dump(doc))
+    assert main(["fidelity", str(inst), str(SLO_CSV), "--no-simulate"]) == 0
+    assert "measured_ttft is not used by queue_model mm1" in capsys.readouterr().err
+    assert main(["fidelity", str(inst), str(SLO_CSV), "--no-simulate", "--queue-model", "gg1"]) == 0
+    assert "warning" not in capsys.readouterr().err

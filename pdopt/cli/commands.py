@@ -228,7 +228,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_fidelity(args: argparse.Namespace) -> int:
     from pdopt.comparison.fidelity import evaluate, to_dict, with_models
-    from pdopt.io import dump_json
+    from pdopt.instance.unused import unused_fields
+    from pdopt.io import dump_json, load_instance
     from pdopt.io.measurements import read_measurements
     from pdopt.report import fidelity_csv, format_fidelity, plot_fidelity
 
@@ -236,8 +237,9 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
         raise InputError(f"--requests: must be at least 100, got {args.requests}")
     if args.plot is not None and Path(args.plot).exists():
         raise InputError(f"--plot: {args.plot} exists; pdopt does not overwrite files")
-    instance = _load_instance(args.file, args.allow_path)
-    instance = with_models(instance, args.queue_model, args.decode_model)
+    instance = with_models(load_instance(args.file, args.allow_path), args.queue_model, args.decode_model)
+    for warning in unused_fields(instance):  # for the models the predictions use
+        print(f"pdopt: warning: {warning}", file=sys.stderr)
     points = read_measurements(args.measurements, args.model, args.deployment)
     results = evaluate(instance, points, args.requests, args.seed, simulate_runs=not args.no_simulate)
     if args.plot is not None:

@@ -13,8 +13,9 @@ gives them. Then:
   deployment's capacity at the SLOs, min(sum of prefill capacities, sum of decode capacities), or the sum of
   aggregated capacities (pooled ``ggc`` prefill: the sum of its marginal gains up to the count); the simulator's
   is the largest rate at which the simulated statistics meet both targets, found by bisection (8 steps from
-  [0.5, 1.5] x the capacity model's rate, each step a simulation; the answer is the bracket's middle, so its
-  resolution is about 0.4% of the capacity model's rate).
+  [0.5, 1.5] x the capacity model's rate, each step a simulation of N requests; the answer is the bracket's
+  middle, so its resolution is about 0.4% of the capacity model's rate; an answer at an edge of the bracket is
+  noted as a bound).
 
 The summary gives, per route, metric and statistic, the median absolute error over the points: "pdopt is
 within X% on my hardware".
@@ -58,8 +59,11 @@ def with_models(instance: Instance, queue_model: str | None, decode_model: str |
 def _workload_copy(instance: Instance, point: MeasuredPoint, rate: float) -> Instance:
     """A copy of ``instance`` with the point's model only, its demand the given rate and the run's lengths."""
     if point.model not in instance.workloads:
-        raise _input(f"{point.source}: model '{point.model}' has no workload in instance '{instance.name}'")
+        raise _input(f"{point.location or point.source}: model '{point.model}' has no workload in instance "
+                     f"'{instance.name}'")
     w = instance.workloads[point.model]
+    if not 1e-9 <= rate <= 1e7:  # the instance format's range of requests_per_s
+        raise _input(f"{point.location or point.source}: a rate of {rate:g} req/s is outside 1e-09 to 1e+07")
     update: dict[str, Any] = {"demand": Demand(requests_per_s=rate)}
     if point.input_tokens_mean is not None and abs(point.input_tokens_mean - w.input_tokens_mean) > 1e-9:
         update.update(input_tokens_mean=point.input_tokens_mean, input_length_distribution=None)
@@ -83,7 +87,8 @@ def _capacities(instance: Instance, point: MeasuredPoint) -> list[tuple[Any, Sha
         if cap is None:
             skipped = next((k.reason for k in table.skipped if (k.model, k.role, k.gpu_type, k.gpus_per_instance)
                             == (point.model, s.role, s.gpu_type, s.gpus_per_instance)), None)
-            raise _input(f"{point.source}: deployment '{point.deployment.text}': model '{point.model}' has no usable "
+            raise _input(f"{point.location or point.source}: deployment '{point.deployment.text}': model "
+                         f"'{point.model}' has no usable "
                          f"{s.role} shape {s.gpu_type} x{s.gpus_per_instance}"
                          + (f" ({skipped})" if skipped else " (no such profile in the instance)"))
         out.append((s, cap))
@@ -128,8 +133,10 @@ def _meets(res: dict[str, Any]) -> bool:
     return bool(res["slo_met"])
 
 
-def simulated_slo_rate(instance: Instance, point: MeasuredPoint, start: float, requests: int, seed: int) -> float:
-    """Largest rate whose simulation meets both SLOs: bisection on [0.5, 1.5] x ``start`` (8 steps)."""
+def simulated_slo_rate(instance: Instance, point: MeasuredPoint, start: float, requests: int,
+                       seed: int) -> tuple[float, str | None]:
+    """Largest rate whose simulation meets both SLOs: bisection on [0.5, 1.5] x ``start`` (8 steps), and a note
+    when the answer is an edge of that bracket (the SLOs missed at its low end, or met at its high end)."""
     from pdopt.sim.options import SimOptions
     from pdopt.sim.run import simulate
 
@@ -139,17 +146,27 @@ def simulated_slo_rate(instance: Instance, point: MeasuredPoint, start: float, r
 
     lo, hi = 0.5 * start, 1.5 * start
     if not ok(lo):
-        return lo
+        return lo, "the simulation misses the SLOs already at half the capacity model's rate: at most this"
     if ok(hi):
-        return hi
+        return hi, "the simulation meets the SLOs at 1.5 x the capacity model's rate: at least this"
     for _ in range(8):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-    return (lo + hi) / 2
+    return (lo + hi) / 2, None
 
 
 def _error(pred: float | None, measured: float) -> float | None:
-    return None if pred is None or not math.isfinite(pred) else (pred - measured) / measured
+    if pred is None or not math.isfinite(pred):
+        return None
+    err = (pred - measured) / measured
+    return err if math.isfinite(err) else None
+
+
+def _check_models(instance: Instance, points: list[MeasuredPoint]) -> None:
+    for point in points:
+        if point.model not in instance.workloads:
+            raise _input(f"{point.location or point.source}: model '{point.model}' has no workload in instance "
+                         f"'{instance.name}' (it has {', '.join(instance.workloads)})")
 
 
 def evaluate(instance: Instance, points: list[MeasuredPoint], requests: int = 20000, seed: int = 0,
@@ -160,14 +177,15 @@ def evaluate(instance: Instance, points: list[MeasuredPoint], requests: int = 20
     from pdopt.sim.predict import predicted_metrics
     from pdopt.sim.run import simulate
 
+    _check_models(instance, points)
     results = []
     for point in points:
         if point.rate_rps is None:
             measured = _slo_rate(point, instance)
             model_rate = capacity_rate(instance, point, measured)
             whole = len({s.role for s in point.deployment.shapes} - {"aggregated"}) != 1
-            sim_rate = (simulated_slo_rate(instance, point, model_rate, requests // 2, seed)
-                        if simulate_runs and whole else None)
+            sim_rate, note = (simulated_slo_rate(instance, point, model_rate, requests, seed)
+                              if simulate_runs and whole else (None, None))
             w = instance.workloads[point.model]
             tokens = 60.0 * ((point.input_tokens_mean or w.input_tokens_mean)
                              + (point.output_tokens_mean or w.output_tokens_mean))
@@ -175,7 +193,8 @@ def evaluate(instance: Instance, points: list[MeasuredPoint], requests: int = 20
                    "capacity_model": model_rate, "capacity_model_error": _error(model_rate, measured),
                    "simulator": sim_rate, "simulator_error": _error(sim_rate, measured),
                    "tokens_per_min": {"measured": measured * tokens, "capacity_model": model_rate * tokens,
-                                      "simulator": None if sim_rate is None else sim_rate * tokens}}
+                                      "simulator": None if sim_rate is None else sim_rate * tokens},
+                   **({"simulator_note": note} if note else {})}
             results.append(PointResult(point, measured, [row]))
             continue
         sub, plan = deployment_plan(instance, point, point.rate_rps)

@@ -67,6 +67,7 @@ class MeasuredPoint:
     model: str
     deployment: Deployment
     source: str
+    """Provenance: the CSV's ``source`` column, else the location."""
     rate_rps: float | None = None
     ttft_s: dict[str, float] = field(default_factory=dict)
     tpot_ms: dict[str, float] = field(default_factory=dict)
@@ -74,20 +75,24 @@ class MeasuredPoint:
     slo_tokens_per_min: float | None = None
     input_tokens_mean: float | None = None
     output_tokens_mean: float | None = None
+    location: str = ""
+    """Where the point was read (file and row or line), for messages."""
 
 
 def parse_deployment(text: str, where: str = "--deployment") -> Deployment:
     """Read ``prefill=h200x8:3+decode=h200x8:4``; InputError naming the part at fault."""
-    shapes = []
+    counts: dict[tuple[str, str, int, str], int] = {}
     for part in text.strip().split("+"):
         match = _PART.match(part.strip())
         if match is None:
             raise InputError(f"{where}: '{part}' is not ROLE=GPUxN[:COUNT][/VARIANT] (ROLE one of "
                              f"{', '.join(SHAPE_ROLES)}), e.g. prefill=h200x8:3+decode=h200x8:4")
         role, gpu, gpus, count, variant = match.groups()
-        if not (1 <= int(gpus) <= MAX_COUNT and 1 <= int(count or 1) <= MAX_COUNT):
-            raise InputError(f"{where}: '{part}': GPUs and count must be from 1 to {MAX_COUNT}")
-        shapes.append(DeployedShape(role, gpu, int(gpus), int(count or 1), variant or "default"))
+        key = (role, gpu, int(gpus), variant or "default")
+        counts[key] = counts.get(key, 0) + int(count or 1)  # a shape named twice is one shape with both counts
+    if not all(1 <= k[2] <= MAX_COUNT for k in counts) or not 1 <= sum(counts.values()) <= MAX_COUNT:
+        raise InputError(f"{where}: '{text}': GPUs per instance and the total count must be from 1 to {MAX_COUNT}")
+    shapes = [DeployedShape(role, gpu, gpus, count, variant) for (role, gpu, gpus, variant), count in counts.items()]
     roles = {s.role for s in shapes}
     if "aggregated" in roles and roles != {"aggregated"}:
         raise InputError(f"{where}: '{text}' mixes aggregated with prefill or decode instances; give one kind "
@@ -95,21 +100,38 @@ def parse_deployment(text: str, where: str = "--deployment") -> Deployment:
     return Deployment(tuple(shapes), text.strip())
 
 
+LIMITS: dict[str, tuple[float, float]] = {
+    "request_rate_rps": (1e-9, 1e7), "slo_rate_rps": (1e-9, 1e7), "slo_tokens_per_min": (1e-6, 1e13),
+    "input_tokens_mean": (1.0, 1e7), "output_tokens_mean": (1.0, 1e7),
+    **{f"ttft_{s}_s": (1e-9, 1e7) for s in STATS}, **{f"tpot_{s}_ms": (1e-9, 1e7) for s in STATS},
+}
+"""Accepted range of each measured quantity (rates as the instance format's ``requests_per_s``)."""
+
+
+def check_value(x: float, where: str, name: str) -> float:
+    """``x`` if it lies in :data:`LIMITS` for ``name``, else InputError naming the field and the value."""
+    lo, hi = LIMITS[name]
+    if not (math.isfinite(x) and lo <= x <= hi):
+        raise InputError(f"{where}: {name} must be from {lo:g} to {hi:g}, got {x:g}")
+    return x
+
+
 def _number(value: str, where: str, name: str) -> float:
     try:
         x = float(value)
     except ValueError:
         raise InputError(f"{where}: {name} '{value}' is not a number") from None
-    if not (math.isfinite(x) and x > 0):
-        raise InputError(f"{where}: {name} must be a positive number, got {value}")
-    return x
+    return check_value(x, where, name)
 
 
 def _csv_points(path: Path, model: str | None, deployment: Deployment | None) -> list[MeasuredPoint]:
-    text = read_text(path, "measurements file", kind="csv")
+    text = read_text(path, "measurements file", kind="csv").removeprefix("\ufeff")  # a spreadsheet's BOM
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames:
         raise InputError(f"{path}: the measurements CSV has no header")
+    repeated = sorted({c for c in reader.fieldnames if reader.fieldnames.count(c) > 1})
+    if repeated:
+        raise InputError(f"{path}: column(s) {', '.join(repeated)} given twice in the header")
     known = {"model", "deployment", "request_rate_rps", "slo_rate_rps", "slo_tokens_per_min", "input_tokens_mean",
              "output_tokens_mean", "source", *(f"ttft_{s}_s" for s in STATS), *(f"tpot_{s}_ms" for s in STATS)}
     unknown = [c for c in reader.fieldnames if c not in known]
@@ -118,6 +140,8 @@ def _csv_points(path: Path, model: str | None, deployment: Deployment | None) ->
     out = []
     for i, row in enumerate(reader, start=2):
         where = f"{path}:{i}"
+        if None in row:
+            raise InputError(f"{where}: more cells than the header has columns")
         m = (row.get("model") or "").strip() or model
         if not m:
             raise InputError(f"{where}: no model (a 'model' column or --model)")
@@ -138,9 +162,12 @@ def _csv_points(path: Path, model: str | None, deployment: Deployment | None) ->
         tpot = {s: v for s in STATS if (v := num(f"tpot_{s}_ms")) is not None}
         if kinds[0] == "request_rate_rps" and not (ttft or tpot):
             raise InputError(f"{where}: a run needs at least one ttft_*_s or tpot_*_ms column")
+        if kinds[0] != "request_rate_rps" and (ttft or tpot):
+            raise InputError(f"{where}: an SLO throughput row ({kinds[0]}) takes no ttft_*/tpot_* values; give "
+                             "those on a run's row (request_rate_rps)")
         out.append(MeasuredPoint(m, dep, (row.get("source") or where).strip(), num("request_rate_rps"), ttft, tpot,
                                  num("slo_rate_rps"), num("slo_tokens_per_min"), num("input_tokens_mean"),
-                                 num("output_tokens_mean")))
+                                 num("output_tokens_mean"), where))
     if not out:
         raise InputError(f"{path}: the measurements CSV has no rows")
     return out
@@ -160,12 +187,15 @@ def _vllm_points(path: Path, model: str | None, deployment: Deployment | None) -
                               *((s, f"{s}_{metric}_ms") for s in ("p90", "p95", "p99"))):
                 value = run.optional(key)
                 if value is not None:
-                    store[stat] = value / scale
+                    store[stat] = check_value(value / scale, run.where, f"{metric}_{stat}_{'s' if scale > 1 else 'ms'}")
         if not ttft and not tpot:
             raise InputError(f"{run.where}: the run reports neither mean_ttft_ms nor mean_tpot_ms")
         rate = run.configured_rate
-        out.append(MeasuredPoint(model, deployment, run.where, rate if rate is not None else run.throughput_rps,
-                                 ttft, tpot, input_tokens_mean=run.mean_input, output_tokens_mean=run.mean_output))
+        rate = check_value(rate if rate is not None else run.throughput_rps, run.where, "request_rate_rps")
+        out.append(MeasuredPoint(model, deployment, run.where, rate, ttft, tpot,
+                                 input_tokens_mean=check_value(run.mean_input, run.where, "input_tokens_mean"),
+                                 output_tokens_mean=check_value(run.mean_output, run.where, "output_tokens_mean"),
+                                 location=run.where))
     return out
 
 

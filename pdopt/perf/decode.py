@@ -120,7 +120,7 @@ def corrected_points(points: list[DecodePoint], correction: DecodeCorrection | N
             for p in points]
 
 
-def _poisson_batch_tpot_ms(pts: list[DecodePoint], mean_others: float, cap: int, statistic: Statistic) -> float:
+def poisson_batch_tpot_ms(pts: list[DecodePoint], mean_others: float, cap: int, statistic: Statistic) -> float:
     """TPOT a request sees when the other running requests are Poisson(mean_others): TPOT(1 + N), N clamped so
     the batch stays within [first measured batch, cap]; mean, or the quantile for a percentile statistic."""
     from scipy import stats  # deferred: scipy loads only when a model needs it (docs/architecture.md)
@@ -153,17 +153,17 @@ def decode_rate_under_load(pts: list[DecodePoint], workload: Workload, cap: int)
     stat = workload.tpot.statistic
 
     def ok(b: float) -> bool:
-        if _poisson_batch_tpot_ms(pts, b, cap, stat) > target:
+        if poisson_batch_tpot_ms(pts, b, cap, stat) > target:
             return False
         return bool(stats.poisson.cdf(cap - 1, b) >= 0.99)
 
     if not ok(0.0):
-        return 0.0, 0.0, _poisson_batch_tpot_ms(pts, 0.0, cap, "mean")
+        return 0.0, 0.0, poisson_batch_tpot_ms(pts, 0.0, cap, "mean")
     lo, hi = 0.0, float(cap)
     for _ in range(60):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-    mean_tpot = _poisson_batch_tpot_ms(pts, lo, cap, "mean")
+    mean_tpot = poisson_batch_tpot_ms(pts, lo, cap, "mean")
     return lo / (workload.output_tokens_mean * mean_tpot / 1000.0), lo, mean_tpot
 
 
@@ -205,7 +205,7 @@ def _capacity_on(pts: list[DecodePoint], profile: DecodeProfile, workload: Workl
         if lam <= 0:
             return _skip(profile, f"TPOT target {target:g} ms ({workload.tpot.statistic}) is not met even at "
                                   f"the lightest load ({pts[0].tpot_ms:g} ms at batch {pts[0].batch})")
-        binding = "tpot_target" if _poisson_batch_tpot_ms(pts, mean_b * 1.001 + 1e-6, cap,
+        binding = "tpot_target" if poisson_batch_tpot_ms(pts, mean_b * 1.001 + 1e-6, cap,
                                                            workload.tpot.statistic) > target else cap_bound
         return ShapeCapacity(
             *args, capacity_rps=lam, throughput_tok_per_s=lam * workload.output_tokens_mean,

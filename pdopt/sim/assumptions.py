@@ -5,7 +5,9 @@ default options (``auto``) the simulation takes them from each model's workload 
 profile (:func:`pdopt.perf.prefill.shape_workload`, the one place that says how a shape is sized):
 
 - Prefill dispatch: ``random`` (capacity-weighted Poisson splitting) for the per-instance ``mm1`` and ``gg1``
-  models, ``pooled`` (one FCFS queue for all of a model's prefill instances) for ``ggc``.
+  models, ``pooled`` for ``ggc``: one FCFS queue per prefill shape (the G/G/c the planner sizes), an arrival
+  joining a shape's queue at random in proportion to the shape's planned capacity. (``--dispatch pooled`` set
+  explicitly keeps one queue for all of a model's prefill instances.)
 - Decode dispatch: ``least_loaded`` for the constant-batch ``paper`` decode model (every instance at its planned
   batch), ``random`` for ``under_load`` (whose Poisson batch is the number in service of a randomly split
   M/G/inf stream).
@@ -133,13 +135,11 @@ def draw_factors(rng: np.random.Generator, n: int, rule: ServiceRule) -> FloatAr
     return rng.lognormal(-sigma2 / 2.0, np.sqrt(sigma2), n)
 
 
-def renewal_arrivals(rng: np.random.Generator, rate: float, scv: float, horizon_n: int) -> FloatArray:
-    """``horizon_n`` arrival times of a renewal stream at ``rate`` with gamma inter-arrivals of SCV ``scv``
-    (exponential at 1), started at a stationary-looking point: the first gap is drawn like the others."""
+def renewal_gaps(rng: np.random.Generator, rate: float, scv: float, n: int) -> FloatArray:
+    """``n`` inter-arrival times of a renewal stream at ``rate``: gamma of SCV ``scv`` (exponential at 1,
+    constant at 0)."""
     if abs(scv - 1.0) < 1e-12:
-        gaps = rng.exponential(1.0 / rate, horizon_n)
-    elif scv <= 0:
-        gaps = np.full(horizon_n, 1.0 / rate)
-    else:
-        gaps = rng.gamma(1.0 / scv, scv / rate, horizon_n)
-    return np.asarray(np.cumsum(gaps), dtype=np.float64)
+        return rng.exponential(1.0 / rate, n)
+    if scv <= 0:
+        return np.full(n, 1.0 / rate)
+    return rng.gamma(1.0 / scv, scv / rate, n)

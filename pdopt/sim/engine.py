@@ -59,6 +59,10 @@ class PrefillServer:
     queue: deque[int] = field(default_factory=deque)
     transfer_s: float | None = None
     """P->D transfer time of this instance's requests (network-derived); None: the model's overhead."""
+    pool: int = 0
+    """Under ``pooled`` dispatch, which of the model's pools (one FCFS queue each) the instance serves: all in
+    pool 0 is one queue for the model; one pool per shape is the ``ggc`` model's pooling. An arrival picks a pool
+    at random in proportion to the pools' planned capacity."""
     factor_row: int = 0
     """Row of the requests' service factors this instance draws from (a 2-D ``service_factor``: one row per
     service rule, :mod:`pdopt.sim.assumptions`)."""
@@ -152,6 +156,14 @@ class _Dispatcher:
         self.equal = max(weights) == min(weights)
         self.counter = 0
 
+    def leftover(self, u: float, k: int) -> float:
+        """The uniform left after ``random`` picked ``k`` with ``u``: (u - F_{k-1}) / w_k, again uniform on [0, 1)
+        and independent of the pick, so that a later random choice of the same request does not follow this
+        one (prefill instance i would otherwise always pair with the same decode instances)."""
+        lo = self.cumulative[k - 1] if k else 0.0
+        hi = self.cumulative[k]
+        return min(max((u - lo) / (hi - lo), 0.0), 1.0 - 1e-16) if hi > lo else u
+
     def pick_static(self, u: float) -> int:
         """Random (weighted by capacity, using the request's pre-drawn uniform) or smooth weighted round-robin."""
         n = len(self.weights)
@@ -207,7 +219,11 @@ def simulate_engine(
             raise ValueError(f"model index {m} has no prefill or no decode instance in the plan")
     p_disp = [_Dispatcher(p_pol[m], [prefill[i].weight for i in p_of[m]]) for m in range(n_models)]
     d_disp = [_Dispatcher(d_pol[m], [decode[i].weight for i in d_of[m]]) for m in range(n_models)]
-    pool_queue: list[deque[int]] = [deque() for _ in range(n_models)]
+    pools_of = [sorted({prefill[i].pool for i in p_of[m]}) for m in range(n_models)]
+    members = {(m, g): [i for i in p_of[m] if prefill[i].pool == g] for m in range(n_models) for g in pools_of[m]}
+    pool_disp = [_Dispatcher("random", [sum(prefill[i].weight for i in members[(m, g)]) for g in pools_of[m]])
+                 for m in range(n_models)]
+    pool_queue: dict[tuple[int, int], deque[int]] = {key: deque() for key in members}
 
     arrival, model_of, lin = req.arrival_s, req.model, req.input_tokens
     steps_of, factor, u_of = req.decode_steps, np.atleast_2d(req.service_factor), req.dispatch_u
@@ -235,7 +251,11 @@ def simulate_engine(
                 if load < best_load:
                     best, best_load = i, load
             return best
-        return idx[p_disp[m].pick_static(float(u_of[r]))]
+        disp = p_disp[m]
+        k = disp.pick_static(float(u_of[r]))
+        if p_pol[m] == "random":
+            u_of[r] = disp.leftover(float(u_of[r]), k)
+        return idx[k]
 
     def admit(ds: DecodeServer, r: int, now: float) -> None:
         join[r] = now
@@ -314,11 +334,16 @@ def simulate_engine(
             now = float(arrival[r])
             m = int(model_of[r])
             if p_pol[m] == "pooled":
-                idle = [i for i in p_of[m] if not prefill[i].busy]
+                g = pools_of[m][0]
+                if len(pools_of[m]) > 1:
+                    k = pool_disp[m].pick_static(float(u_of[r]))
+                    u_of[r] = pool_disp[m].leftover(float(u_of[r]), k)
+                    g = pools_of[m][k]
+                idle = [i for i in members[(m, g)] if not prefill[i].busy]
                 if idle:
                     start_prefill(max(idle, key=lambda i: prefill[i].weight), r, now)
                 else:
-                    pool_queue[m].append(r)
+                    pool_queue[(m, g)].append(r)
                 continue
             pi = choose_prefill(m, r)
             if prefill[pi].busy:
@@ -336,7 +361,7 @@ def simulate_engine(
             seq += 1
             transfer = srv.transfer_s if srv.transfer_s is not None else overhead_s[m]
             push(heap, (now + transfer, seq, EV_DECODE_READY, m, b))
-            q = pool_queue[m] if p_pol[m] == "pooled" else srv.queue
+            q = pool_queue[(m, srv.pool)] if p_pol[m] == "pooled" else srv.queue
             if q:
                 start_prefill(a, q.popleft(), now)
         elif kind == EV_DECODE_READY:

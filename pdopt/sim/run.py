@@ -201,6 +201,7 @@ def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
     rules: dict[tuple[str, float], int] = {}
     rule_list: list[ServiceRule] = []
     shape_rules: dict[str, dict[str, Any]] = {m: {} for m in models}
+    shape_pools: dict[str, dict[tuple[str, int, str], int]] = {}  # ggc: one pooled queue per prefill shape
     for pi in insts:
         prof = instance.profile(pi.model, pi.role, pi.gpu_type, pi.gpus_per_instance, pi.variant)
         desc: dict[str, Any] = {"model": pi.model, "role": pi.role, "gpu_type": pi.gpu_type,
@@ -216,10 +217,13 @@ def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
                 rule_list.append(rule)
             shape_rules[pi.model][f"{pi.gpu_type}x{pi.gpus_per_instance}/{pi.variant}"] = rule.describe()
             shaped = shape_workload(instance, prof)
+            shape = (pi.gpu_type, pi.gpus_per_instance, pi.variant)
+            per_shape = opts.prefill_dispatch == "auto" and instance.workloads[pi.model].queue_model == "ggc"
+            pools = shape_pools.setdefault(pi.model, {})
             prefill.append(PrefillServer(
                 models.index(pi.model), pi.capacity_rps, lengths, tputs,
                 transfer_s=shaped.ttft_overhead_s if not isinstance(shaped, str) else None,
-                factor_row=rules[key]))
+                pool=pools.setdefault(shape, len(pools)) if per_shape else 0, factor_row=rules[key]))
         elif isinstance(prof, DecodeProfile):
             cap, bound = decode_cap(instance, pi.model, prof)
             corr = decode_correction(instance, prof)  # under load: steps x f, a stall of s per admission

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from pdopt.instance import Instance
 from pdopt.io.traces import Trace
-from pdopt.sim.assumptions import arrival_scv, renewal_arrivals
+from pdopt.sim.assumptions import arrival_scv, renewal_gaps
 from pdopt.sim.options import SimOptions
 
 FloatArray = npt.NDArray[np.float64]
@@ -49,14 +49,23 @@ def _generated(instance: Instance, models: list[str], rates: list[float], opts: 
         arrival = np.cumsum(gaps)
         model = rng.choice(len(models), size=opts.requests, p=np.array(rates) / total).astype(float)
         return arrival, model
-    parts, labels = [], []
-    for i, (rate, scv) in enumerate(zip(rates, scvs, strict=True)):
-        n_i = int(opts.requests * rate / total * 1.25) + 50  # enough to cover the horizon of the first `requests`
-        parts.append(renewal_arrivals(rng, rate, scv, n_i))
-        labels.append(np.full(n_i, float(i)))
-    arrival = np.concatenate(parts)
+    # each stream up to one common time horizon that holds at least `requests` arrivals in all (a count per
+    # stream would cut the burstier ones short), then the first `requests` of the merged streams
+    horizon = opts.requests / total
+    streams = [np.empty(0) for _ in models]
+    while True:
+        for i, (rate, scv) in enumerate(zip(rates, scvs, strict=True)):
+            while not len(streams[i]) or streams[i][-1] < horizon:
+                start = streams[i][-1] if len(streams[i]) else 0.0
+                chunk = renewal_gaps(rng, rate, scv, max(64, int(rate * horizon * 0.25)))
+                streams[i] = np.concatenate([streams[i], start + np.cumsum(chunk)])
+        if sum(int(np.count_nonzero(st <= horizon)) for st in streams) >= opts.requests:
+            break
+        horizon *= 1.5
+    arrival = np.concatenate([st[st <= horizon] for st in streams])
+    labels = np.concatenate([np.full(int(np.count_nonzero(st <= horizon)), float(i)) for i, st in enumerate(streams)])
     order = np.argsort(arrival, kind="stable")[: opts.requests]
-    return arrival[order], np.concatenate(labels)[order]
+    return arrival[order], labels[order]
 
 
 def traffic(instance: Instance, models: list[str], rates: list[float], opts: SimOptions,

@@ -45,8 +45,13 @@ class _VllmRun:
         value = self.doc.get(key)
         if value is None:
             raise InputError(f"{self.where}: field '{key}' is missing{why}")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise InputError(f"{self.where}: field '{key}' must be a number, got {json.dumps(value)}")
+        try:
+            finite = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+        except OverflowError:  # an integer too large for a float
+            finite = False
+        if not finite:
+            shown = json.dumps(value) if not isinstance(value, int) or value.bit_length() < 256 else "a huge integer"
+            raise InputError(f"{self.where}: field '{key}' must be a finite number, got {shown}")
         if value < 0 or (positive and value == 0):
             raise InputError(f"{self.where}: field '{key}' must be {'positive' if positive else 'non-negative'}, "
                              f"got {value}")
@@ -88,6 +93,10 @@ def _vllm_runs(path: Path) -> list[_VllmRun]:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         return _vllm_json_lines(path, text, f"{exc.msg} at line {exc.lineno}")
+    except RecursionError:
+        raise InputError(f"{path}: the JSON is nested too deeply to read") from None
+    except ValueError as exc:  # an integer beyond Python's conversion limit
+        raise InputError(f"{path}: cannot read the JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise InputError(f"{path}: expected a JSON object (a vLLM bench result), got {type(doc).__name__}")
     return [_VllmRun(str(path), doc)]
@@ -103,6 +112,9 @@ def _vllm_json_lines(path: Path, text: str, whole_file_error: str) -> list[_Vllm
             obj = json.loads(line)
         except json.JSONDecodeError:
             raise InputError(f"{path}: not valid JSON ({whole_file_error}); {_NOT_RECOGNISED}?") from None
+        except (RecursionError, ValueError):
+            raise InputError(f"{path} line {n}: the JSON is nested too deeply or holds a number too large to "
+                             "read") from None
         if not isinstance(obj, dict):
             raise InputError(f"{path} line {n}: expected a JSON object (one vLLM bench result)")
         runs.append(_VllmRun(f"{path} line {n}", obj))
