@@ -15,6 +15,7 @@ Known answers:
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from pathlib import Path
 
@@ -144,19 +145,20 @@ def test_bad_measurement_files(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown column"):
         read_measurements([bad])
     bad.write_text("model,deployment,request_rate_rps,ttft_mean_s\ndsv31,prefill=h200x8:1+decode=h200x8:1,-1,0.5\n")
-    with pytest.raises(InputError, match="request_rate_rps must be from 1e-09 to 1e[+]07, got -1"):
+    with pytest.raises(InputError, match=re.escape("request_rate_rps must be from 1e-09 to 1e+07, got -1")):
         read_measurements([bad])
     bad.write_text("model,deployment,request_rate_rps,ttft_mean_s\ndsv31,prefill=h200x8:1+decode=h200x8:1,1e9,0.5\n")
-    with pytest.raises(InputError, match="bad.csv:2: request_rate_rps must be from 1e-09 to 1e[+]07, got 1e[+]09"):
+    with pytest.raises(InputError, match=re.escape("bad.csv:2: request_rate_rps must be from 1e-09 to 1e+07, got 1e+09")
+                       ):
         read_measurements([bad])
     bad.write_text("model,deployment,slo_rate_rps,ttft_mean_s\ndsv31,prefill=h200x8:1+decode=h200x8:1,2,0.5\n")
-    with pytest.raises(InputError, match="an SLO throughput row .slo_rate_rps. takes no ttft"):
+    with pytest.raises(InputError, match=re.escape("an SLO throughput row (slo_rate_rps) takes no ttft")):
         read_measurements([bad])
     bad.write_text("model,model,request_rate_rps,ttft_mean_s\n")
-    with pytest.raises(InputError, match="column.s. model given twice"):
+    with pytest.raises(InputError, match=re.escape("column(s) model given twice")):
         read_measurements([bad])
     bad.write_text("model,deployment,request_rate_rps,ttft_mean_s\ndsv31,prefill=h200x8:1+decode=h200x8:1,1,0.5,9\n")
-    with pytest.raises(InputError, match="bad.csv:2: more cells than the header"):
+    with pytest.raises(InputError, match=re.escape("bad.csv:2: more cells than the header")):
         read_measurements([bad])
     bad.write_text("\ufeffmodel,deployment,request_rate_rps,ttft_mean_s\n"
                    "dsv31,prefill=h200x8:2+prefill=h200x8:2+decode=h200x8:1,1,0.5\n")  # a spreadsheet's BOM

@@ -240,7 +240,7 @@ def test_random_dispatch_pairs_prefill_and_decode_independently() -> None:
         reused[(k, dec.pick_static(float(u)))] += 1
         pairs[(k, dec.pick_static(pre.leftover(float(u), k)))] += 1
     assert len(pairs) == 12 and len(reused) == 4
-    for (k, j), count in pairs.items():
+    for (k, _), count in pairs.items():
         expected = 40000 * [0.25, 0.5, 0.25][k] * 0.25
         assert abs(count - expected) < 0.1 * expected
 
