@@ -38,7 +38,7 @@ CASES = [
     (["fidelity", P, "/nonexistent.csv"], "/nonexistent.csv"),
     (["fidelity", P, P, "--requests", "5"], "--requests"),
     (["fidelity", P, P, "--queue-model", "mm2"], "--queue-model"),
-    (["fidelity", P, "/nonexistent.json", "--model", "dsv31", "--deployment", "decode=h200x8"], "--deployment"),
+    (["fidelity", P, "/nonexistent.json", "--model", "dsv31", "--deployment", "decode=h200"], "--deployment"),
 ]
 
 
