@@ -161,11 +161,13 @@ def dp_optimum(inst: Instance, scale: float) -> float | None:
 
 
 KNOWN = yaml.safe_load((INSTANCES / "known_answers.yaml").read_text())["instances"]
-CASES = [(p, e) for p, entries in KNOWN.items() for e in entries]
+CASES = [(p, e) for p, entries in KNOWN.items() for e in entries if e["status"] != "best_known"]
 
 
 @pytest.mark.parametrize(("path", "entry"), CASES, ids=[f"{p}@{e.get('scale_demand', 1.0)}" for p, e in CASES])
 def test_dp_agrees_with_known_answer(path: str, entry: dict[str, object]) -> None:
+    if path.startswith("generated/"):
+        pytest.skip("generated fleets are beyond the exhaustive DP (their answers are solver proofs, checked twice)")
     inst = load_instance(Path(INSTANCES) / path)
     if not _chain_pools(inst):
         pytest.skip("pattern-packed pools: the GPU-count DP does not apply (tests/test_bruteforce.py covers them)")

@@ -51,7 +51,7 @@ def measure(entry: str, options: SolverOptions, baselines: bool) -> dict[str, An
     inst = _instance(entry)
     data = build_model_data(inst, capacity_table(inst))
     start = time.perf_counter()
-    built = build_problem(data)
+    built = build_problem(data, cuts=options.cuts)
     build_s = time.perf_counter() - start
     plan = solve(inst, options)
     if plan.solver.interrupted:

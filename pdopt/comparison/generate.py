@@ -101,7 +101,7 @@ def _calibrate(doc: dict[str, Any], level: float) -> float:
 
     def usage(f: float) -> float | None:
         data = build_model_data(inst, capacity_table(inst), scale_demand=f)
-        built = build_problem(data)
+        built = build_problem(data, cuts=False)  # the instance's own LP, whatever cuts the planner adds
         relax(built)
         sol = run_solver(built.problem, SolverOptions(name="highs"))
         if sol.report.objective is None:

@@ -39,7 +39,7 @@ VARIABLE_STEPS: tuple[Callable[[BuiltProblem, ModelData], None], ...] = (
 
 
 def build_problem(data: ModelData, name: str = "pdopt_f1", mode: Mode = "min_cost",
-                  min_scale: float | None = None) -> BuiltProblem:
+                  min_scale: float | None = None, cuts: bool = True) -> BuiltProblem:
     """Build the formulation (never solves).
 
     ``min_cost``: minimise cost (then GPUs, then nodes, by small weights); with ``min_scale``, demand is
@@ -55,7 +55,7 @@ def build_problem(data: ModelData, name: str = "pdopt_f1", mode: Mode = "min_cos
     add_scale(built, data, min_scale)
     set_objective(built, data)
     for family in FAMILIES:
-        if family.applies(data, spec):
+        if family.applies(data, spec) and (cuts or not family.cut):
             family.add(built, data)
     return built
 

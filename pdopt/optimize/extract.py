@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pdopt.optimize import fleet
 from pdopt.optimize.model_data import Arc, ModelData
+from pdopt.optimize.pool_classes import PoolClasses, split_counts
 from pdopt.optimize.problem import VariableIndex
 from pdopt.optimize.solver import Solution
 from pdopt.perf.capacity import SkippedShape
@@ -39,8 +40,10 @@ def failed_plan(instance: str, skipped: tuple[SkippedShape, ...], status: SolveS
 
 def extract(instance: str, skipped: tuple[SkippedShape, ...], data: ModelData, index: VariableIndex,
             solution: Solution, scale_demand: float, scale: float | None = None,
-            time_limit_s: float | None = None) -> Plan:
-    """Read a solution into a :class:`Plan` (or a failed plan with a short reason)."""
+            time_limit_s: float | None = None, split: tuple[ModelData, PoolClasses] | None = None) -> Plan:
+    """Read a solution into a :class:`Plan` (or a failed plan with a short reason). With ``split`` (the unmerged
+    model data and the pool classes the problem was built with), each class's instances and nodes are split back
+    into its pools (:func:`pdopt.optimize.pool_classes.split_counts`) and the plan is read on the unmerged data."""
     report = solution.report
     if not solution.has_solution:
         if report.interrupted:
@@ -54,6 +57,9 @@ def extract(instance: str, skipped: tuple[SkippedShape, ...], data: ModelData, i
         return failed_plan(instance, skipped, solution.status, reason, scale_demand, report)
     counts = counts_of(index, solution)
     nodes = {p: min(n, fleet.min_nodes(data, p, counts)) for p, n in nodes_of(index, solution).items()}
+    if split is not None:
+        data, classes = split
+        counts, nodes = split_counts(data, classes, counts, nodes)
     placed = fleet.placements(data, counts, nodes)
     flow_vals = {key: solution.value(name) for key, name in sorted(index.kv_flow.items())}
     flows = tuple(KvFlow(m, d, e, rps) for (m, d, e), rps in flow_vals.items() if rps > 1e-9)

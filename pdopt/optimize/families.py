@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pulp
 
+from pdopt.optimize.cuts import DIVISOR_MULTIPLES, mir_cut
 from pdopt.optimize.model_data import ModelData
 from pdopt.optimize.problem import BuiltProblem, ModeSpec, SlackKey
 
@@ -72,6 +73,32 @@ def add_demand_cover(built: BuiltProblem, data: ModelData) -> None:
         if (m, r) in built.shortfall:
             supply = supply + built.shortfall[(m, r)]
         built.add_row("demand_cover", (m, r), supply >= role_need(built, data, m, r) + spare_need(built, data, m, r))
+
+
+def add_demand_rounding(built: BuiltProblem, data: ModelData) -> None:
+    """demand_rounding[m,r,k]: the MIR cut of demand_cover[m,r] for the k-th divisor (:mod:`pdopt.optimize.cuts`:
+    each distinct per-instance capacity of the row's shapes times 1/2, 1, 2, 3); rows with a variable right-hand
+    side or a pooled shape get none."""
+    if built.scale is not None:
+        return
+    for m, r in data.demand_rps:
+        if (m, r) in built.shortfall or m in built.mode_share:
+            continue
+        arcs = list(data.arcs_by_role.get((m, r), ()))
+        if not arcs or any(s in built.pooled_capacity for s, _ in arcs):
+            continue
+        rhs = data.model_demand_rps(m) + data.spare_rps[(m, r)]
+        if rhs <= 0:
+            continue
+        caps = [data.shapes[s].capacity_rps for s, _ in arcs]
+        seen: set[tuple[tuple[float, ...], float]] = set()
+        for k, c in enumerate(sorted({cap * f for cap in caps for f in DIVISOR_MULTIPLES})):
+            cut = mir_cut(caps, rhs, c)
+            if cut is None or (tuple(cut[0]), cut[1]) in seen:
+                continue
+            seen.add((tuple(cut[0]), cut[1]))
+            expr = pulp.lpSum(coef * built.x[arc] for coef, arc in zip(cut[0], arcs, strict=True) if coef)
+            built.add_row("demand_rounding", (m, r, str(k)), expr >= cut[1])
 
 
 def add_mode_share_limit(built: BuiltProblem, data: ModelData) -> None:
@@ -294,6 +321,9 @@ class Family:
     """True when the family has rows to add for this model data in this mode."""
     when: str
     """When it applies, in words (for the generated docs)."""
+    cut: bool = False
+    """A valid inequality (it removes no integer plan, only fractional ones): switched off together for ablation
+    (``build_problem(..., cuts=False)``, ``pdopt plan --no-cuts``)."""
 
 
 def _always(data: ModelData, mode: ModeSpec) -> bool:
@@ -322,6 +352,9 @@ FAMILIES: tuple[Family, ...] = (
     Family("pooled_step_order", add_pooled_step_order, _pooled, "pooled (ggc) prefill shapes"),
     Family("pooled_tail_link", add_pooled_tail_link, _pooled, "pooled (ggc) prefill shapes"),
     Family("demand_cover", add_demand_cover, _always, "always"),
+    Family("demand_rounding", add_demand_rounding, lambda d, m: not (m.shortfall or m.maximise_scale),
+           "demand rows with a constant right-hand side (not under max_scale, shortfall or a mode split)",
+           cut=True),
     Family("mode_share_limit", add_mode_share_limit, lambda d, m: bool(d.mixed_models),
            "a model that may be served both aggregated and disaggregated"),
     Family("mode_switch", add_mode_switch,

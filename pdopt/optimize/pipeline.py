@@ -18,6 +18,7 @@ from pdopt.optimize.diagnose import diagnose
 from pdopt.optimize.extract import counts_of, extract, failed_plan
 from pdopt.optimize.heuristics import achieved_scale, greedy_start, start_cost_usd_per_hour
 from pdopt.optimize.model_data import ModelData, build_model_data, unservable_roles
+from pdopt.optimize.pool_classes import PoolClasses, merged_instance, pool_classes
 from pdopt.optimize.solver import Solution, SolverOptions, run_solver
 from pdopt.perf.capacity import CapacityTable, capacity_table
 from pdopt.plan import Plan, SolveStatus
@@ -109,7 +110,10 @@ def _solve(instance: Instance, options: SolverOptions | None, scale_demand: floa
         raise ValueError(f"scale_demand must be positive, got {scale_demand}")
     opts = options or SolverOptions()
     table = capacity_table(instance)
-    data = build_model_data(instance, table, scale_demand)
+    classes = pool_classes(instance, table) if opts.pool_classes else PoolClasses()
+    full = build_model_data(instance, table, scale_demand)
+    data = build_model_data(merged_instance(instance, classes), table, scale_demand) if classes else full
+    split = (full, classes) if classes else None
     skipped = table.skipped
     reason = no_shape_reason(table, data)
     if reason is not None:
@@ -127,12 +131,12 @@ def _solve(instance: Instance, options: SolverOptions | None, scale_demand: floa
         scale = achieved_scale(data, counts_of(top.index(), sol))
         if scale <= 1e-9:
             plan = failed_plan(instance.name, skipped, SolveStatus.INFEASIBLE, "", scale_demand, sol.report)
-            return _with_diagnosis(plan, data, opts, "the inventory and limits serve no positive multiple of the "
+            return _with_diagnosis(plan, full, opts, "the inventory and limits serve no positive multiple of the "
                                                      "demand\n"), None
-        built = build_problem(data, min_scale=scale)
+        built = build_problem(data, min_scale=scale, cuts=opts.cuts)
         start = None
     else:
-        built = build_problem(data)
+        built = build_problem(data, cuts=opts.cuts)
         start = greedy_start(data)
     heuristic = None
     if start is not None:
@@ -141,14 +145,15 @@ def _solve(instance: Instance, options: SolverOptions | None, scale_demand: floa
     sol = run_solver(built.problem, opts, warm_start=start is not None, heuristic_usd_per_hour=heuristic)
     if sol.status is SolveStatus.INFEASIBLE and opts.name == "cbc" and opts.cbc_preprocess:
         sol = confirm_infeasible(built.problem, opts, sol)
-    plan = extract(instance.name, skipped, data, built.index(), sol, scale_demand, scale, opts.time_limit_s)
+    plan = extract(instance.name, skipped, data, built.index(), sol, scale_demand, scale, opts.time_limit_s, split)
     if over_budget(plan, data) and opts.name == "cbc" and opts.cbc_preprocess and not sol.report.interrupted:
         # CBC's preprocessing rounds a budget row with its integer tolerance (nodes <= 0.999999 becomes <= 1):
         # the plan it returns may cost up to a millionth more than the budget. Solve again without it.
         sol = without_preprocessing(built.problem, opts, "returned a plan over the budget")
         if sol.report.interrupted:
             raise KeyboardInterrupt
-        plan = extract(instance.name, skipped, data, built.index(), sol, scale_demand, scale, opts.time_limit_s)
+        plan = extract(instance.name, skipped, data, built.index(), sol, scale_demand, scale, opts.time_limit_s,
+                       split)
     if sol.status is SolveStatus.INFEASIBLE and not sol.report.interrupted:
-        plan = _with_diagnosis(plan, data, opts)
+        plan = _with_diagnosis(plan, full, opts)
     return plan, built.problem.numVariables()

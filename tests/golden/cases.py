@@ -29,6 +29,9 @@ class Case:
     file: Path
     mode: str = "min_cost"
     patch: tuple[tuple[str, Any], ...] = ()
+    cuts: bool = False
+    """Build with the valid inequalities (cut families); off except in their own cases, so that each golden shows
+    its family without the cuts' rows."""
 
 
 def _merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
@@ -43,6 +46,7 @@ DOMAIN_LOSS = (("resilience", {"domain_loss_fraction": 0.5}),)
 
 CASES: dict[str, Case] = {
     "demand_cover": Case(PAPER),
+    "demand_rounding": Case(TINY / "mixed-two-models-cap.yaml", cuts=True),
     "demand_presence": Case(PAPER, patch=(("workloads", {"dsv31": {"demand": {"tokens_per_min": 1.0}}}),)),
     "pool_gpu_capacity": Case(TINY / "whole-node-pricing.yaml"),
     "pattern_cover": Case(TINY / "tp3-packing.yaml"),
@@ -86,7 +90,8 @@ def lp_text(case: Case) -> tuple[str, dict[str, list[str]]]:
         doc = _merge(doc, {key: change})
     instance = instance_from_dict(doc, case.file.parent, str(case.file))
     data = build_model_data(instance, capacity_table(instance))
-    built = build_problem(data, name=f"golden_{instance.name}", mode=case.mode)  # type: ignore[arg-type]
+    built = build_problem(data, name=f"golden_{instance.name}", mode=case.mode,  # type: ignore[arg-type]
+                          cuts=case.cuts)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "golden.lp"
         built.problem.writeLP(str(path))
