@@ -14,6 +14,7 @@ from pdopt.errors import InputError
 
 if TYPE_CHECKING:
     from pdopt.instance import Instance
+    from pdopt.optimize.options import SolverOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERNAL, EXIT_SOLVER, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 """Exit codes, each with one meaning (docs/cli.md): 0 success; 1 a plan failed verification; 2 invalid input;
@@ -22,13 +23,12 @@ EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERNAL, EXIT_SOLVER, E
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from pdopt.io import dump_json
-    from pdopt.optimize.options import SolverOptions
     from pdopt.optimize.pipeline import solve
     from pdopt.plan import SolveStatus
     from pdopt.report import format_plan
 
     instance = _load_instance(args.file, args.allow_path)
-    opts = SolverOptions(args.solver, args.time_limit, args.gap, args.threads)
+    opts = solver_options(args)
     plan = solve(instance, opts, scale_demand=args.scale_demand, maximize_scale=args.maximize_scale,
                  explain_mode=args.explain_mode)
     print(dump_json(plan.to_dict()) if args.format == "json" else format_plan(plan))
@@ -118,11 +118,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from pdopt.comparison.bench import run as run_bench
     from pdopt.interrupt import PartialResult
     from pdopt.io.library import load_set
-    from pdopt.optimize.options import SolverOptions
 
     entries = load_set(args.set)
     try:
-        rows = run_bench(entries, Path(args.out), SolverOptions(args.solver, args.time_limit, threads=2),
+        rows = run_bench(entries, Path(args.out), solver_options(args),
                          baselines=not args.no_baselines, progress=lambda line: print(line, file=sys.stderr))
     except PartialResult as partial:
         print(f"pdopt: interrupted; the report in {args.out}/ covers the {len(partial.done)} instance(s) measured "
@@ -144,7 +143,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     instance = _load_instance(args.file, args.allow_path)
     interrupted = False
     try:
-        rows = compare(instance, simulate_requests=args.simulate, seed=args.seed)
+        rows = compare(instance, simulate_requests=args.simulate, options=solver_options(args), seed=args.seed)
     except PartialResult as partial:
         rows, interrupted = partial.done, True
     if args.format == "json":
@@ -375,3 +374,11 @@ def _load_instance(path: str, allow_paths: list[str]) -> Instance:
     for warning in unused_fields(instance):
         print(f"pdopt: warning: {warning}", file=sys.stderr)
     return instance
+
+
+def solver_options(args: argparse.Namespace) -> SolverOptions:
+    """The :class:`~pdopt.optimize.options.SolverOptions` of a command's solver flags (parser._solver_flags)."""
+    from pdopt.optimize.options import SolverOptions
+
+    return SolverOptions(args.solver, args.time_limit, args.gap, args.threads, cuts=not args.no_cuts,
+                         pool_classes=not args.no_pool_classes)

@@ -63,6 +63,20 @@ def _gap(text: str) -> float:
     return value
 
 
+def _solver_flags(sp: argparse.ArgumentParser, time_limit: float | None, threads: int = 1) -> None:
+    """The solver's flags, the same on every command that solves (plan, compare, bench)."""
+    sp.add_argument("--solver", choices=SOLVERS, default="cbc")
+    sp.add_argument("--time-limit", type=_positive_float, default=time_limit, metavar="SECONDS",
+                    help="per solve" + (f" (default {time_limit:g})" if time_limit else ""))
+    sp.add_argument("--gap", type=_gap, default=0.0, metavar="REL", help="relative MIP gap to stop at (default 0)")
+    sp.add_argument("--threads", type=_positive_int, default=threads,
+                    help=f"CBC threads (at least 1; default {threads}); HiGHS uses its own default")
+    sp.add_argument("--no-cuts", action="store_true",
+                    help="leave out the formulation's valid inequalities (demand_rounding), for ablation")
+    sp.add_argument("--no-pool-classes", action="store_true",
+                    help="solve identical node pools apart instead of as one class, for ablation")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pdopt", description="Cheapest P/D disaggregated LLM serving fleet under SLOs.")
     p.add_argument("--version", action="version", version=f"pdopt {__version__}")
@@ -72,11 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="plan the cheapest fleet for an instance file")
     plan.add_argument("file", help="instance file (YAML or JSON)")
     plan.add_argument("--format", choices=("table", "json"), default="table")
-    plan.add_argument("--solver", choices=SOLVERS, default="cbc")
-    plan.add_argument("--time-limit", type=_positive_float, default=None, metavar="SECONDS")
-    plan.add_argument("--gap", type=_gap, default=0.0, metavar="REL", help="relative MIP gap to stop at (default 0)")
-    plan.add_argument("--threads", type=_positive_int, default=1,
-                      help="CBC threads (at least 1; default 1); HiGHS uses its own default")
+    _solver_flags(plan, None)
     plan.add_argument("--scale-demand", type=_multiplier, default=1.0, metavar="F",
                       help="multiply every demand by F (what if traffic grows 20%%? F = 1.2)")
     plan.add_argument("--maximize-scale", action="store_true",
@@ -138,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--simulate", type=int, default=0, metavar="N",
                       help="also simulate every plan with N requests and report SLO attainment")
     cmp_.add_argument("--seed", type=_seed, default=0)
+    _solver_flags(cmp_, None)
     cmp_.add_argument("--format", choices=("table", "json"), default="table")
 
     fid = sub.add_parser("fidelity", help="the capacity model and the simulator against your measured runs")
@@ -165,8 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="solve a set of instances; write tables, plots and the machine description")
     bench.add_argument("--set", default="smoke", help="a set of instances/sets.yaml (smoke, ci, bench)")
     bench.add_argument("--out", default="bench-results", metavar="DIR", help="folder for the report (must be new)")
-    bench.add_argument("--solver", choices=SOLVERS, default="cbc")
-    bench.add_argument("--time-limit", type=_positive_float, default=60.0, metavar="SECONDS")
+    _solver_flags(bench, 60.0, threads=2)
     bench.add_argument("--no-baselines", action="store_true", help="skip the heuristic baselines")
 
     gen = sub.add_parser("generate", help="write a synthetic instance of a scaling family (for benchmarks)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
 
 SOLVERS = ("cbc", "highs")
@@ -16,11 +18,34 @@ class SolverOptions:
     gap_rel: float = 0.0
     threads: int = 1
     """One thread by default, so that runs are deterministic."""
+
+    def within_deadline(self) -> SolverOptions:
+        """These options with the time limit cut to what is left before the deadline."""
+        if self.deadline is None:
+            return self
+        left = max(MIN_SOLVE_S, self.deadline - time.monotonic())
+        limit = left if self.time_limit_s is None else min(self.time_limit_s, left)
+        return dataclasses.replace(self, time_limit_s=limit)
     cuts: bool = True
     """Add the formulation's valid inequalities (``demand_rounding``, formulations/f1.yaml); off for ablation."""
     pool_classes: bool = True
     """Solve identical node pools as one class and split the plan back (:mod:`pdopt.optimize.pool_classes`); off
     for ablation."""
+    deadline: float | None = None
+    """``time.monotonic()`` by which the whole planning ends (set by the pipeline from ``time_limit_s``, so that
+    the limit bounds every solve of one command together, with building and the start heuristics, not each
+    solve); each solve gets what is left (at least :data:`MIN_SOLVE_S`)."""
     cbc_preprocess: bool = True
     """CBC's preprocessing; the pipeline turns it off to confirm an ``infeasible`` verdict before reporting it (its
     tolerances can cut off a plan that sits exactly on a limit, such as a budget equal to the optimal cost)."""
+
+
+MIN_SOLVE_S = 0.05
+"""The least time a solve is given once the deadline has passed: enough for the solver to return its start."""
+
+
+def with_deadline(options: SolverOptions) -> SolverOptions:
+    """The options with a deadline ``time_limit_s`` from now (unless one is set already or there is no limit)."""
+    if options.time_limit_s is None or options.deadline is not None:
+        return options
+    return dataclasses.replace(options, deadline=time.monotonic() + options.time_limit_s)

@@ -18,6 +18,7 @@ from pdopt.optimize.diagnose import diagnose
 from pdopt.optimize.extract import counts_of, extract, failed_plan
 from pdopt.optimize.heuristics import achieved_scale, greedy_start, start_cost_usd_per_hour
 from pdopt.optimize.model_data import ModelData, build_model_data, unservable_roles
+from pdopt.optimize.options import with_deadline
 from pdopt.optimize.pool_classes import PoolClasses, merged_instance, pool_classes
 from pdopt.optimize.solver import Solution, SolverOptions, run_solver
 from pdopt.perf.capacity import CapacityTable, capacity_table
@@ -89,6 +90,7 @@ def solve(
     with the plans serving them aggregated only and disaggregated only (:mod:`pdopt.optimize.modes`), solved
     under the same options and demand multiplier (two more solves).
     """
+    options = with_deadline(options or SolverOptions())  # one deadline for every solve of this call
     plan, variables = _solve(instance, options, scale_demand, maximize_scale)
     if explain_mode is None:
         explain_mode = variables is not None and variables < EXPLAIN_MODE_BELOW_VARIABLES
@@ -108,7 +110,7 @@ def _solve(instance: Instance, options: SolverOptions | None, scale_demand: floa
     none was built)."""
     if not scale_demand > 0:
         raise ValueError(f"scale_demand must be positive, got {scale_demand}")
-    opts = options or SolverOptions()
+    opts = with_deadline(options or SolverOptions())
     table = capacity_table(instance)
     classes = pool_classes(instance, table) if opts.pool_classes else PoolClasses()
     full = build_model_data(instance, table, scale_demand)

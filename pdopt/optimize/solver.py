@@ -164,6 +164,7 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool
     """
     if options.name not in SOLVERS:
         raise SolverUnavailableError(f"unknown solver '{options.name}' (choose from {', '.join(SOLVERS)})")
+    options = options.within_deadline()
     start = time.perf_counter()
     bound: float | None = None
     no_incumbent = False
