@@ -179,13 +179,17 @@ class SolverReport:
     root_lp_bound: float | None = None
     """Objective of the LP relaxation at the root (CBC reports it; None otherwise)."""
     heuristic_usd_per_hour: float | None = None
-    """Cost of the greedy start given to the solver (None when the greedy found none)."""
+    """Cost of the start given to the solver, the cheaper of the greedy and the LP-rounding start (None when
+    neither found one)."""
     status: SolveStatus | None = None
     """The solver's normalised status (None in plans written before it was recorded)."""
     objective: float | None = None
     """The solver's objective value, tie-break terms included (None without a solution)."""
     interrupted: bool = False
     """The solve was stopped by Ctrl-C or SIGTERM: the plan, if any, is the best found until then."""
+    heuristic: str | None = None
+    """Which start ``heuristic_usd_per_hour`` is: ``greedy`` or ``lp_rounding`` (:mod:`pdopt.optimize.lp_rounding`);
+    None in plans written before it was recorded."""
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ def format_plan(plan: Plan) -> str:
     if s.root_lp_bound is not None:
         extra += f"  root LP bound {s.root_lp_bound:.2f}"
     if s.heuristic_usd_per_hour is not None:
-        extra += f"  greedy start {s.heuristic_usd_per_hour:.2f}"
+        extra += f"  {(s.heuristic or 'greedy').replace('_', '-')} start {s.heuristic_usd_per_hour:.2f}"
     out.append(f"solver {s.name}  {s.runtime_s:.3f} s  gap {gap}{extra}")
     if plan.scale is not None:
         out.append(f"largest demand multiplier the inventory serves: {plan.scale:.6g}")

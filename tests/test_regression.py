@@ -17,14 +17,28 @@ import pytest
 import pdopt
 from tests.regression.record import OUT, ROOT, cases, plan_case, record_name
 
-NON_UNIQUE: dict[str, str] = {}
-"""case -> why its optimal placements are not unique (placements are then not compared one by one)."""
+NON_UNIQUE: dict[str, str] = {
+    "generate:fleet-S:2": "both A100 pools (p00 at 16.35, p02 at 15.43 USD/node-hour) are filled in full either way; "
+                          "which model's instances sit in which of them changes neither cost, GPUs nor nodes, and "
+                          "the solver's start decides",
+    "library/opt66b-a100-distserve-tp3.yaml": "prefill 3 x TP3 (9 GPUs, 8.19 req/s) and TP2 + TP3 + TP4 (9 GPUs, "
+                                              "8.12 req/s) both cover 8 req/s at the same cost, GPUs and nodes",
+}
+"""case -> why its optimal placements are not unique (placements, and GPUs per model, are then not compared one
+by one; GPUs and nodes per pool are)."""
 
 
 def _gpus(plan: dict[str, Any]) -> Counter[tuple[str, str, str]]:
     out: Counter[tuple[str, str, str]] = Counter()
     for p in plan["placements"]:
         out[(p["model"], p["role"], p["pool"])] += p["gpus_per_instance"] * p["count"]
+    return out
+
+
+def _pool_gpus(plan: dict[str, Any]) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for p in plan["placements"]:
+        out[p["pool"]] += p["gpus_per_instance"] * p["count"]
     return out
 
 
@@ -53,7 +67,10 @@ def test_plan_matches_record(case: str) -> None:
         assert now["reason"] == recorded["reason"]
         return
     assert now["objective_usd_per_hour"] == pytest.approx(recorded["objective_usd_per_hour"], rel=1e-9)
-    assert _gpus(now) == _gpus(recorded)
+    if case in NON_UNIQUE:
+        assert _pool_gpus(now) == _pool_gpus(recorded)
+    else:
+        assert _gpus(now) == _gpus(recorded)
     assert _nodes(now) == _nodes(recorded)
     for m, mp in recorded["models"].items():
         assert now["models"][m]["demand_rps"] == pytest.approx(mp["demand_rps"], rel=1e-12)

@@ -31,6 +31,8 @@ class SolverOptions:
     pool_classes: bool = True
     """Solve identical node pools as one class and split the plan back (:mod:`pdopt.optimize.pool_classes`); off
     for ablation."""
+    lp_rounding: bool = True
+    """Also try the LP-rounding start (:mod:`pdopt.optimize.lp_rounding`) and give the solver the cheaper start."""
     deadline: float | None = None
     """``time.monotonic()`` by which the whole planning ends (set by the pipeline from ``time_limit_s``, so that
     the limit bounds every solve of one command together, with building and the start heuristics, not each

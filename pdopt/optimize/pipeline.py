@@ -17,8 +17,9 @@ from pdopt.optimize.build import build_problem, set_start
 from pdopt.optimize.diagnose import diagnose
 from pdopt.optimize.extract import counts_of, extract, failed_plan
 from pdopt.optimize.heuristics import achieved_scale, greedy_start, start_cost_usd_per_hour
+from pdopt.optimize.lp_rounding import lp_rounding_start
 from pdopt.optimize.model_data import ModelData, build_model_data, unservable_roles
-from pdopt.optimize.options import with_deadline
+from pdopt.optimize.options import MIN_SOLVE_S, with_deadline
 from pdopt.optimize.pool_classes import PoolClasses, merged_instance, pool_classes
 from pdopt.optimize.solver import Solution, SolverOptions, run_solver
 from pdopt.perf.capacity import CapacityTable, capacity_table
@@ -140,11 +141,29 @@ def _solve(instance: Instance, options: SolverOptions | None, scale_demand: floa
     else:
         built = build_problem(data, cuts=opts.cuts)
         start = greedy_start(data)
-    heuristic = None
+    heuristic, name = None, "greedy"
+    if start is not None:
+        heuristic = start_cost_usd_per_hour(data, start[0], start[1])
+    interrupted = False
+    if opts.lp_rounding and not maximize_scale:
+        try:
+            rounded = lp_rounding_start(data, built, build_problem(data, cuts=opts.cuts), opts)
+        except KeyboardInterrupt:  # Ctrl-C before the solve proper: report the greedy start, if any, as the plan
+            rounded, interrupted = None, True
+        if rounded is not None:
+            cost = start_cost_usd_per_hour(data, rounded[0][0], rounded[0][1])
+            if heuristic is None or cost < heuristic - 1e-9:
+                start, heuristic, name = rounded[0], cost, "lp_rounding"
     if start is not None:
         set_start(built, *start)
-        heuristic = start_cost_usd_per_hour(data, start[0], start[1])
-    sol = run_solver(built.problem, opts, warm_start=start is not None, heuristic_usd_per_hour=heuristic)
+    sol = run_solver(built.problem, dataclasses.replace(opts, time_limit_s=MIN_SOLVE_S) if interrupted else opts,
+                     warm_start=start is not None, heuristic_usd_per_hour=heuristic,
+                     heuristic=name if start is not None else None)
+    if interrupted:
+        sol = dataclasses.replace(sol, report=dataclasses.replace(
+            sol.report, interrupted=True, status=SolveStatus.FEASIBLE if sol.has_solution else SolveStatus.NO_SOLUTION,
+            message="interrupted: the best plan found so far" if sol.has_solution else
+            "interrupted before a first plan"))
     if sol.status is SolveStatus.INFEASIBLE and opts.name == "cbc" and opts.cbc_preprocess:
         sol = confirm_infeasible(built.problem, opts, sol)
     plan = extract(instance.name, skipped, data, built.index(), sol, scale_demand, scale, opts.time_limit_s, split)

@@ -157,7 +157,7 @@ def _failed_run(options: SolverOptions, runtime: float, error: str, log: str, in
 
 
 def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool = False,
-               heuristic_usd_per_hour: float | None = None) -> Solution:
+               heuristic_usd_per_hour: float | None = None, heuristic: str | None = None) -> Solution:
     """Solve ``problem`` and return its report (normalised status, objective, bound, gap) and variable values.
 
     ``heuristic_usd_per_hour`` is the cost of the start given with ``warm_start``, recorded in the report.
@@ -231,5 +231,5 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool
     elif st is SolveStatus.FEASIBLE and message == "Optimal":
         message = "stopped with a plan not proven optimal"  # PuLP says Optimal beside a time-limited incumbent
     report = SolverReport(options.name, runtime, gap, bound if has else None, message, root, heuristic_usd_per_hour,
-                          st, objective, interruption.requested)
+                          st, objective, interruption.requested, heuristic)
     return Solution(report, values)
