@@ -27,7 +27,11 @@ GPU_CATALOG: dict[str, tuple[float, float, float, float]] = {
     "l40s_48gb": (48.0, 362.0, 864.0, 1.5484),  # Nebius
     "b200_180gb": (180.0, 2250.0, 7700.0, 5.50),  # Nebius
     "a10g_24gb": (24.0, 70.0, 600.0, 1.006),     # AWS g5.xlarge
+    "l4_24gb": (24.0, 121.0, 300.0, 0.9776),     # AWS g6.2xlarge (specs: aiconfigurator systems/l4.yaml)
+    "a100_40gb": (40.0, 312.0, 1555.0, 1.29),    # Lambda gpu_8x_a100 (specs: llm-analysis a100-sxm-40gb.json)
 }
+"""The first ``gpu_types`` entries are a family's GPU types: new entries go at the end, so that the existing
+families generate the same instances."""
 MODEL_SIZES_B = (7.0, 8.0, 13.0, 14.0, 32.0, 34.0, 70.0, 72.0)
 BATCHES = (1, 8, 16, 32, 64, 128)
 
@@ -73,6 +77,8 @@ FAMILIES: dict[str, GeneratorParams] = {
     "fleet-S": GeneratorParams("fleet-S", models=2, gpu_types=2, pools=4, nodes_min=2, nodes_max=8, domains=2),
     "fleet-M": GeneratorParams("fleet-M", models=4, gpu_types=3, pools=8, nodes_min=4, nodes_max=32, domains=2),
     "fleet-L": GeneratorParams("fleet-L", models=16, gpu_types=6, pools=32, nodes_min=4, nodes_max=64, domains=4),
+    "fleet-XL": GeneratorParams("fleet-XL", models=64, gpu_types=8, pools=64, nodes_min=4, nodes_max=64, domains=8,
+                                spine_gbps=12800.0),
 }
 
 
@@ -88,30 +94,35 @@ def _calibrate(doc: dict[str, Any], level: float) -> float:
     """Demand multiplier f such that the LP relaxation's cheapest plan uses about ``level`` of the GPUs.
 
     Usage grows with f; bisection on f over (0, 0.9 x the LP's largest servable multiplier], 30 steps. Only LP
-    relaxations are solved, so generation stays fast; the integer optimum uses a little more (rounding).
+    relaxations are solved, so generation stays fast; the integer optimum uses a little more (rounding). The LPs
+    are solved by HiGHS, or by CBC where the optional HiGHS is not installed (an LP with several optima may then
+    use a little more or less, and the multiplier differ in its last digits: the benchmark's fleets are committed
+    as files, instances/generated/).
     """
     from pdopt.io import instance_from_dict
     from pdopt.optimize.build import build_problem, relax
     from pdopt.optimize.model_data import build_model_data
-    from pdopt.optimize.solver import SolverOptions, run_solver
+    from pdopt.optimize.solver import SolverOptions, available_solvers, run_solver
     from pdopt.perf.capacity import capacity_table  # local: generate is imported by the CLI at start-up
 
     inst = instance_from_dict(doc)
     total = sum(p.gpus_per_node * p.node_count for p in inst.node_pools.values())
+    table = capacity_table(inst)  # the same at every multiplier: computed once
+    lp = SolverOptions(name="highs" if "highs" in available_solvers() else "cbc")
 
     def usage(f: float) -> float | None:
-        data = build_model_data(inst, capacity_table(inst), scale_demand=f)
+        data = build_model_data(inst, table, scale_demand=f)
         built = build_problem(data, cuts=False)  # the instance's own LP, whatever cuts the planner adds
         relax(built)
-        sol = run_solver(built.problem, SolverOptions(name="highs"))
+        sol = run_solver(built.problem, lp)
         if sol.report.objective is None:
             return None
         return sum(data.shapes[s].gpus_per_instance * sol.value(v.name) for (s, _), v in built.x.items()) / total
 
-    data = build_model_data(inst, capacity_table(inst))
+    data = build_model_data(inst, table)
     top = build_problem(data, mode="max_scale")
     relax(top)
-    sol = run_solver(top.problem, SolverOptions(name="highs"))
+    sol = run_solver(top.problem, lp)
     assert top.scale is not None
     lo, hi = 0.0, 0.9 * sol.value(top.scale.name)
     u_hi = usage(hi)
