@@ -21,7 +21,7 @@ FILES = [PAPER, ROOT / "instances/examples/llama70b-bloom176b-a100-h100.yaml",
 ROW_KEYS = {"name", "cost_usd_per_hour", "gpus", "nodes", "feasible", "violations", "saving_vs_milp_usd_per_hour",
             "saving_pct", "slo_met", "attainment", "reason"}
 NAMES = ["milp", "paper_closed_form", "fixed_ratio_1:1", "fixed_ratio_1:2", "fixed_ratio_1:3", "rate_matching_0.8",
-         "rate_matching_0.9", "best_single_type_per_role", "greedy"]
+         "rate_matching_0.9", "best_single_type_per_role", "greedy", "lp_rounding"]
 
 
 def _fleet_s(seed: int) -> Instance:

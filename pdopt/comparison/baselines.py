@@ -321,12 +321,29 @@ def greedy(instance: Instance) -> BaselineResult:
     return BaselineResult("greedy", plan_from_counts(instance, start[0], "greedy", data, table))
 
 
+def lp_rounding(instance: Instance) -> BaselineResult:
+    """(f) The planner's LP-rounding start (:mod:`pdopt.optimize.lp_rounding`): the LP relaxation rounded down and
+    covered domain by domain with whole instances, KV flows routed to fit the links; its plan carries the flows."""
+    from pdopt.optimize.build import build_problem
+    from pdopt.optimize.lp_rounding import lp_rounding_start, start_plan
+    from pdopt.optimize.solver import SolverOptions
+
+    data = build_model_data(instance, capacity_table(instance))
+    rounded = lp_rounding_start(data, build_problem(data), build_problem(data), SolverOptions())
+    if rounded is None:
+        return BaselineResult("lp_rounding", None, "not made here (a pooled shape, a mode split, pattern packing, or "
+                                                   "the rounding found no room or no routing)")
+    plan = start_plan(instance.name, data, *rounded)
+    report = SolverReport("baseline:lp_rounding", 0.0, None, None, "LP relaxation rounded, not an optimiser")
+    return BaselineResult("lp_rounding", plan.replace(solver=report))
+
+
 def all_baselines(instance: Instance) -> list[BaselineResult]:
     """Every baseline, in the order ``compare`` reports them."""
     out = [paper_closed_form(instance)]
     out += [fixed_ratio(instance, p, d) for p, d in FIXED_RATIOS]
     out += [rate_matching(instance, f) for f in DERATES]
-    out += [best_single_type_per_role(instance), greedy(instance)]
+    out += [best_single_type_per_role(instance), greedy(instance), lp_rounding(instance)]
     return out
 
 
