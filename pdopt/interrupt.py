@@ -91,9 +91,21 @@ class Interruption:
             signal.signal(sig, old)
 
     def highs_callback(self, callback_type: int, message: str, data_out: Any, data_in: Any, user_data: Any) -> None:
-        """HiGHS's interrupt callback: stop when an interruption was requested."""
+        """HiGHS's interrupt callback: stop when an interruption was requested; report progress on the way
+        (:mod:`pdopt.progress`: best plan, bound, elapsed)."""
         if self.requested and data_in is not None:
             data_in.user_interrupt = True
+        if data_out is not None:
+            from pdopt.progress import report, solver_line
+
+            best = _finite(getattr(data_out, "mip_primal_bound", None))
+            bound = _finite(getattr(data_out, "mip_dual_bound", None))
+            report(solver_line("HiGHS", float(getattr(data_out, "running_time", 0.0)), best, bound))
+
+
+def _finite(value: object) -> float | None:
+    """A bound HiGHS reports, or None for its infinities (no plan, no bound yet)."""
+    return float(value) if isinstance(value, float) and abs(value) < 1e30 else None
 
 
 class PartialResult(KeyboardInterrupt):

@@ -54,8 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: Any) -> int:
     """Run the command; turn each kind of failure into its exit code (module docstring)."""
+    from pdopt.progress import reporter
+
     try:
-        return COMMANDS[args.command](args)
+        with reporter():  # a status line on a terminal for long work (pdopt/progress.py); cleared before output
+            return COMMANDS[args.command](args)
     except (InputError, SolverUnavailableError) as exc:
         print(f"pdopt: error: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -24,6 +25,7 @@ from pdopt.errors import SolverUnavailableError
 from pdopt.interrupt import Interruption
 from pdopt.optimize.options import SOLVERS, SolverOptions
 from pdopt.plan import SolverReport, SolveStatus
+from pdopt.progress import done as progress_done
 
 __all__ = [
     "OPTIMALITY_GAP",
@@ -156,6 +158,43 @@ def _failed_run(options: SolverOptions, runtime: float, error: str, log: str, in
                                  status=SolveStatus.ERROR))
 
 
+_CBC_PROGRESS = re.compile(r"(-?[0-9.e+]+) best solution, best possible (-?[0-9.e+]+) \(([0-9.]+) seconds\)")
+
+
+class _CbcWatch:
+    """Reports CBC's progress (:mod:`pdopt.progress`) from a daemon thread, stopped when the solve returns: the
+    time so far and, when its log shows them, the best plan and bound. CBC writes its log through a buffer that
+    it empties at the end, so during the solve the line mostly shows the time and the start's cost."""
+
+    def __init__(self, log_path: Path, start_usd_per_hour: float | None = None) -> None:
+        from pdopt.progress import _CURRENT
+
+        self.path = log_path
+        self.start_cost = start_usd_per_hour
+        self.done = threading.Event()
+        self.start = time.monotonic()
+        self.thread = threading.Thread(target=self._run, daemon=True) if _CURRENT else None
+        if self.thread is not None:
+            self.thread.start()
+
+    def _run(self) -> None:
+        from pdopt.progress import report, solver_line
+
+        while not self.done.wait(0.5):
+            try:
+                text = self.path.read_text(errors="replace") if self.path.exists() else ""
+            except OSError:
+                continue
+            found = _CBC_PROGRESS.findall(text)
+            best, bound = (float(found[-1][0]), float(found[-1][1])) if found else (self.start_cost, None)
+            report(solver_line("CBC", time.monotonic() - self.start, best if best and best < 1e49 else None, bound))
+
+    def stop(self) -> None:
+        self.done.set()
+        if self.thread is not None:
+            self.thread.join(timeout=1.0)
+
+
 def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool = False,
                heuristic_usd_per_hour: float | None = None, heuristic: str | None = None) -> Solution:
     """Solve ``problem`` and return its report (normalised status, objective, bound, gap) and variable values.
@@ -178,12 +217,16 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool
                                             threads=options.threads, logPath=str(log_path), warmStart=warm_start,
                                             options=[] if options.cbc_preprocess else ["preprocess off"])
                 cmd.tmpDir = tmp
+                watch = _CbcWatch(log_path, heuristic_usd_per_hour if warm_start else None)
                 try:
                     problem.solve(cmd)
                 except pulp.PulpSolverError as exc:  # CBC ended without writing a solution file
                     log = log_path.read_text() if log_path.exists() else ""
                     return _failed_run(options, time.perf_counter() - start, str(exc).splitlines()[0], log,
                                        interruption.requested)
+                finally:
+                    watch.stop()
+                    progress_done()
                 log = log_path.read_text() if log_path.exists() else ""
             bound = _cbc_log_bound(log)
             root = _cbc_root_lp(log)
@@ -200,7 +243,10 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool
             if not highs.available():
                 raise SolverUnavailableError("solver 'highs' needs the highspy package: pip install 'pdopt[highs]'")
             with _silence_stdout():
-                problem.solve(highs)
+                try:
+                    problem.solve(highs)
+                finally:
+                    progress_done()
             with contextlib.suppress(Exception):
                 bound = float(problem.solverModel.getInfo().mip_dual_bound)
             with contextlib.suppress(Exception):  # interrupted before a first solution, PuLP still says feasible

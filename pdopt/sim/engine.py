@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from pdopt.progress import done, report
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -325,9 +327,11 @@ def simulate_engine(
     stopped = False
     while nxt < n or heap:
         ticks += 1
-        if stop is not None and not ticks & 4095 and stop():
-            stopped = True
-            break
+        if not ticks & 4095:
+            report(f"simulating: {nxt:,} of {n:,} requests arrived")
+            if stop is not None and stop():
+                stopped = True
+                break
         if nxt < n and (not heap or arrival[nxt] <= heap[0][0]):
             r = nxt
             nxt += 1
@@ -368,4 +372,5 @@ def simulate_engine(
             decode_ready(a, b, now)
         elif b == decode[a].version:
             decode_event(a, now)
+    done()
     return EngineResult(req, prefill, decode, now, stopped)

@@ -1,0 +1,92 @@
+"""Progress on a terminal: one status line on standard error for work that takes more than about a second.
+
+One mechanism for every long command: the CLI opens a :func:`reporter` (a no-op unless standard error is a
+terminal), and code deep in a stage reports through :func:`report` without being passed anything, e.g. the solver
+layer with the best plan, the bound, the gap and the time so far. The line appears only after ``delay`` seconds,
+is redrawn at most every ``interval`` seconds, and is cleared when the work ends, so that quick commands and
+redirected output are untouched. Reports may come from another thread (a solver's log watcher).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import TextIO
+
+
+class Reporter:
+    """Draws a status line on ``stream`` when it is a terminal (or when ``force``)."""
+
+    def __init__(self, stream: TextIO, delay: float = 1.0, interval: float = 0.25, force: bool = False) -> None:
+        self.stream = stream
+        self.enabled = force or bool(getattr(stream, "isatty", lambda: False)())
+        self.delay = delay
+        self.interval = interval
+        self.start = time.monotonic()
+        self._last = 0.0
+        self._width = 0
+        self._lock = threading.Lock()
+
+    def update(self, text: str) -> None:
+        """Show ``text`` (elapsed time prefixed), if enabled, past the delay and not redrawn too recently."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.start < self.delay or now - self._last < self.interval:
+            return
+        with self._lock:
+            self._last = now
+            line = f"[{now - self.start:6.1f} s] {text}"
+            self.stream.write("\r" + line.ljust(self._width))
+            self.stream.flush()
+            self._width = len(line)
+
+    def clear(self) -> None:
+        """Erase the line (when one was drawn)."""
+        with self._lock:
+            if self.enabled and self._width:
+                self.stream.write("\r" + " " * self._width + "\r")
+                self.stream.flush()
+                self._width = 0
+
+
+_CURRENT: list[Reporter] = []
+
+
+@contextlib.contextmanager
+def reporter(stream: TextIO | None = None, force: bool = False) -> Iterator[Reporter]:
+    """Make a reporter the current one for the duration (the CLI does, around a command)."""
+    rep = Reporter(stream or sys.stderr, force=force)
+    _CURRENT.append(rep)
+    try:
+        yield rep
+    finally:
+        _CURRENT.remove(rep)
+        rep.clear()
+
+
+def report(text: str) -> None:
+    """Tell the current reporter, if any (a no-op outside :func:`reporter`, e.g. in library use)."""
+    if _CURRENT:
+        _CURRENT[-1].update(text)
+
+
+def done() -> None:
+    """Clear the current reporter's line (a stage ends; its output may follow on the same terminal)."""
+    if _CURRENT:
+        _CURRENT[-1].clear()
+
+
+def solver_line(name: str, elapsed_s: float, best: float | None, bound: float | None) -> str:
+    """The solver's status line: best plan, bound and gap so far."""
+    parts = [f"{name} solving {elapsed_s:.1f} s"]
+    if best is not None:
+        parts.append(f"best plan {best:,.2f} USD/h" if bound is not None else f"start {best:,.2f} USD/h")
+    if bound is not None:
+        parts.append(f"bound {bound:,.2f}")
+    if best is not None and bound is not None and best > 0:
+        parts.append(f"gap {max(0.0, best - bound) / max(abs(best), 1.0):.2%}")
+    return "  ".join(parts)
