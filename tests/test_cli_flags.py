@@ -29,7 +29,7 @@ CASES = [
     (["generate", "--models", "0"], "models"), (["generate", "--tp", "x"], "--tp"),
     (["generate", "--nodes", "a-b"], "--nodes"), (["generate", "--demand-level", "2"], "demand_level"),
     (["generate", "--seed", "-1"], "--seed"), (["generate", "--spine-gbps", "-3"], "spine_gbps"),
-    (["generate", "--family", "fleet-XL"], "--family"),
+    (["generate", "--family", "fleet-XXL"], "--family"),
     (["profile", "fit", P, "--input-tokens", "-5"], "--input-tokens"),
     (["verify", P, "--plan", "/nonexistent.json"], "/nonexistent.json"),
     (["validate", P, "--allow-path"], "--allow-path"),
