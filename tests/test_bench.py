@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import pdopt
 from pdopt.cli import main
 from tests.conftest import INSTANCES
 
@@ -39,3 +40,24 @@ def test_bench_smoke_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFix
     assert (out / "solve_time.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["bench", "--set", "smoke", "--out", str(out)]) == 2  # not empty: refused, nothing overwritten
     assert main(["bench", "--set", "nope", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_known_answer_check() -> None:
+    """The benchmark's check of a plan against the library's known answers (optimal, infeasible, best_known)."""
+    from pdopt.comparison.bench import known_answer_check
+    from pdopt.plan import Plan, SolveStatus
+
+    paper = pdopt.solve(pdopt.load_instance(INSTANCES / "paper" / "dsv31-h200-5mtpm.yaml"))
+    assert known_answer_check("paper/dsv31-h200-5mtpm.yaml", paper) == "ok"
+    assert known_answer_check("paper/dsv31-h200-5mtpm.yaml", paper.replace(objective_usd_per_hour=200.0)) == \
+        "below the known optimum 224.0"
+    assert known_answer_check("paper/dsv31-h200-5mtpm.yaml", paper.replace(objective_usd_per_hour=252.0)) == \
+        "proven 252, known optimum 224.0"
+    fleet_l = "generated/fleet-L-seed0.yaml"
+    feasible = Plan(instance="fleet-l-s0", status=SolveStatus.FEASIBLE, objective_usd_per_hour=16_800.0)
+    assert known_answer_check(fleet_l, feasible) == "ok"
+    assert known_answer_check(fleet_l, feasible.replace(objective_usd_per_hour=16_700.0)) == \
+        "below the known bound 16749.1"
+    assert known_answer_check(fleet_l, feasible.replace(objective_usd_per_hour=16_750.0)) == \
+        "better than best known (16750.00)"
+    assert known_answer_check("generate:fleet-S:0", paper) == "-"

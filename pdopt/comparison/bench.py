@@ -27,11 +27,12 @@ from pdopt.optimize.model_data import build_model_data
 from pdopt.optimize.pipeline import solve
 from pdopt.optimize.solver import SolverOptions
 from pdopt.perf.capacity import capacity_table
+from pdopt.plan import Plan
 from pdopt.verifier import verify
 
 COLUMNS = ("instance", "models", "gpu_types", "pools", "variables", "rows", "read_s", "build_s", "solve_s",
            "plan_wall_s", "time_limit_s", "status", "cost_usd_per_hour", "gap", "bound", "verified", "best_baseline",
-           "best_baseline_usd_per_hour", "saving_pct")
+           "best_baseline_usd_per_hour", "saving_pct", "known_answer")
 """``read_s``: reading the instance and its capacities (what ``pdopt validate`` does); ``plan_wall_s``: the whole
 planning under ``time_limit_s`` (capacities, building, starts and every solve), which the limit bounds."""
 
@@ -46,6 +47,31 @@ def _instance(entry: str) -> Instance:
         _, family, seed = entry.split(":")
         return instance_from_dict(generate(dataclasses.replace(FAMILIES[family], seed=int(seed))))
     return load_instance(library.path(entry))
+
+
+def known_answer_check(entry: str, plan: Plan) -> str:
+    """The plan against the library's known answer (instances/known_answers.yaml, at demand scale 1): ``optimal``
+    entries must be matched (within their tolerance; a plan not proven optimal must not beat them), ``best_known``
+    ones (a best plan and a bound, SCIP .solu style) need a verified plan costing at least the bound; ``-`` without
+    an entry. Returns ``ok``, or what is wrong."""
+    entries = [e for e in library.known_answers().get(entry, []) if e.get("scale_demand", 1.0) == 1.0]
+    if not entries:
+        return "-"
+    e, cost = entries[0], plan.objective_usd_per_hour
+    if e["status"] == "infeasible":
+        return "ok" if not plan.has_plan else "a plan for an infeasible instance"
+    if cost is None:
+        return "no plan"
+    if e["status"] == "optimal":
+        tol = float(e.get("tolerance_rel", 1e-6)) * max(1.0, abs(e["objective_usd_per_hour"]))
+        if cost < e["objective_usd_per_hour"] - tol:
+            return f"below the known optimum {e['objective_usd_per_hour']}"
+        if plan.status.value == "optimal" and cost > e["objective_usd_per_hour"] + tol:
+            return f"proven {cost:.6g}, known optimum {e['objective_usd_per_hour']}"
+        return "ok"
+    if cost < e["bound_usd_per_hour"] * (1 - 1e-9):
+        return f"below the known bound {e['bound_usd_per_hour']}"
+    return "ok" if cost >= e["objective_usd_per_hour"] - 1e-6 else f"better than best known ({cost:.2f})"
 
 
 def measure(entry: str, options: SolverOptions, baselines: bool) -> dict[str, Any]:
@@ -71,6 +97,7 @@ def measure(entry: str, options: SolverOptions, baselines: bool) -> dict[str, An
         "bound": plan.solver.bound, "verified": (verify(inst, plan.to_dict()) == []) if plan.has_plan else None,
         "best_baseline": None, "best_baseline_usd_per_hour": None, "saving_pct": None,
     }
+    row["known_answer"] = known_answer_check(entry, plan)
     if baselines and plan.has_plan:
         feasible = [(b.plan.objective_usd_per_hour or 0.0, b.name) for b in all_baselines(inst)
                     if b.plan is not None and not verify(inst, b.plan.to_dict())]

@@ -39,6 +39,15 @@ def sets() -> dict[str, list[str]]:
     return {str(k): [str(e) for e in v] for k, v in doc.items()}
 
 
+def known_answers() -> dict[str, list[dict[str, Any]]]:
+    """The library's known answers (``known_answers.yaml``): path -> entries (status, objective, bound, ...)."""
+    doc: Any = parse_yaml(read_text(root() / "known_answers.yaml", "known answers"), "known_answers.yaml")
+    instances = doc.get("instances") if isinstance(doc, dict) else None
+    if not isinstance(instances, dict):
+        raise InputError("known_answers.yaml: expected 'instances:' mapping paths to entries")
+    return {str(k): list(v) for k, v in instances.items()}
+
+
 def load_set(name: str) -> list[str]:
     """The entries of one set; InputError naming the sets there are."""
     all_sets = sets()
