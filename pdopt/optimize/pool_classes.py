@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pdopt.instance import Instance
-from pdopt.optimize.model_data import Arc, ModelData
+from pdopt.optimize.model_data import Arc, ModelData, is_divisibility_chain
 from pdopt.perf.capacity import CapacityTable
 
 
@@ -35,11 +35,6 @@ class PoolClasses:
         return bool(self.members)
 
 
-def _chain(sizes: list[int], k: int) -> bool:
-    ordered = sorted(set(sizes))
-    return all(b % a == 0 for a, b in zip(ordered, [*ordered[1:], k], strict=False))
-
-
 def pool_classes(instance: Instance, table: CapacityTable) -> PoolClasses:
     """The classes of identical pools where merging is exact (module docstring)."""
     groups: dict[tuple[object, ...], list[str]] = {}
@@ -47,7 +42,7 @@ def pool_classes(instance: Instance, table: CapacityTable) -> PoolClasses:
         shapes = [s for s in table.shapes if s.gpu_type == p.gpu_type]
         if any(s.gpus_per_instance > p.gpus_per_node for s in shapes):
             continue  # a spanning shape (or one too large for the node): keep the pool apart
-        if not _chain([s.gpus_per_instance for s in shapes], p.gpus_per_node):
+        if not is_divisibility_chain([s.gpus_per_instance for s in shapes], p.gpus_per_node):
             continue
         key = (p.gpu_type, p.gpus_per_node, p.domain, p.billed_per_node,
                p.price_usd_per_node_hour if p.billed_per_node else None, p.activation_cost_usd_per_hour)
