@@ -28,6 +28,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from pdopt.errors import InputError
 from pdopt.instance import Demand, Instance
 from pdopt.io.measurements import MeasuredPoint
 from pdopt.perf.capacity import ShapeCapacity, capacity_table
@@ -58,24 +59,16 @@ def with_models(instance: Instance, queue_model: str | None, decode_model: str |
 
 def _workload_copy(instance: Instance, point: MeasuredPoint, rate: float) -> Instance:
     """A copy of ``instance`` with the point's model only, its demand the given rate and the run's lengths."""
-    if point.model not in instance.workloads:
-        raise _input(f"{point.location or point.source}: model '{point.model}' has no workload in instance "
-                     f"'{instance.name}'")
+    _check_models(instance, [point])
     w = instance.workloads[point.model]
     if not 1e-9 <= rate <= 1e7:  # the instance format's range of requests_per_s
-        raise _input(f"{point.location or point.source}: a rate of {rate:g} req/s is outside 1e-09 to 1e+07")
+        raise InputError(f"{point.where}: a rate of {rate:g} req/s is outside 1e-09 to 1e+07")
     update: dict[str, Any] = {"demand": Demand(requests_per_s=rate)}
     if point.input_tokens_mean is not None and abs(point.input_tokens_mean - w.input_tokens_mean) > 1e-9:
         update.update(input_tokens_mean=point.input_tokens_mean, input_length_distribution=None)
     if point.output_tokens_mean is not None:
         update["output_tokens_mean"] = point.output_tokens_mean
     return instance.model_copy(update={"workloads": {point.model: w.model_copy(update=update)}})
-
-
-def _input(message: str) -> Exception:
-    from pdopt.errors import InputError
-
-    return InputError(message)
 
 
 def _capacities(instance: Instance, point: MeasuredPoint) -> list[tuple[Any, ShapeCapacity]]:
@@ -87,7 +80,7 @@ def _capacities(instance: Instance, point: MeasuredPoint) -> list[tuple[Any, Sha
         if cap is None:
             skipped = next((k.reason for k in table.skipped if (k.model, k.role, k.gpu_type, k.gpus_per_instance)
                             == (point.model, s.role, s.gpu_type, s.gpus_per_instance)), None)
-            raise _input(f"{point.location or point.source}: deployment '{point.deployment.text}': model "
+            raise InputError(f"{point.where}: deployment '{point.deployment.text}': model "
                          f"'{point.model}' has no usable "
                          f"{s.role} shape {s.gpu_type} x{s.gpus_per_instance}"
                          + (f" ({skipped})" if skipped else " (no such profile in the instance)"))
@@ -165,8 +158,8 @@ def _error(pred: float | None, measured: float) -> float | None:
 def _check_models(instance: Instance, points: list[MeasuredPoint]) -> None:
     for point in points:
         if point.model not in instance.workloads:
-            raise _input(f"{point.location or point.source}: model '{point.model}' has no workload in instance "
-                         f"'{instance.name}' (it has {', '.join(instance.workloads)})")
+            raise InputError(f"{point.where}: model '{point.model}' has no workload in instance '{instance.name}' "
+                             f"(it has {', '.join(instance.workloads)})")
 
 
 def evaluate(instance: Instance, points: list[MeasuredPoint], requests: int = 20000, seed: int = 0,
@@ -183,9 +176,8 @@ def evaluate(instance: Instance, points: list[MeasuredPoint], requests: int = 20
         if point.rate_rps is None:
             measured = _slo_rate(point, instance)
             model_rate = capacity_rate(instance, point, measured)
-            whole = len({s.role for s in point.deployment.shapes} - {"aggregated"}) != 1
             sim_rate, note = (simulated_slo_rate(instance, point, model_rate, requests, seed)
-                              if simulate_runs and whole else (None, None))
+                              if simulate_runs and point.deployment.whole else (None, None))
             w = instance.workloads[point.model]
             tokens = 60.0 * ((point.input_tokens_mean or w.input_tokens_mean)
                              + (point.output_tokens_mean or w.output_tokens_mean))
@@ -199,10 +191,8 @@ def evaluate(instance: Instance, points: list[MeasuredPoint], requests: int = 20
             continue
         sub, plan = deployment_plan(instance, point, point.rate_rps)
         pred = predicted_metrics(sub, plan)[point.model]
-        whole = {s.role for s in point.deployment.shapes} != {"prefill"} and \
-            {s.role for s in point.deployment.shapes} != {"decode"}
         sim = (simulate(sub, plan, SimOptions(requests=requests, seed=seed)).models[point.model]
-               if simulate_runs and whole else None)
+               if simulate_runs and point.deployment.whole else None)
         if "ttft_s" not in pred and "aggregated" in pred:
             pred = pred["aggregated"]
         rows = []

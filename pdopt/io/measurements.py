@@ -58,6 +58,12 @@ class Deployment:
     shapes: tuple[DeployedShape, ...]
     text: str
 
+    @property
+    def whole(self) -> bool:
+        """A whole deployment (prefill and decode, or aggregated instances), which the simulator can run; one
+        role alone is predicted by the capacity model only."""
+        return {s.role for s in self.shapes} not in ({"prefill"}, {"decode"})
+
 
 @dataclass(frozen=True)
 class MeasuredPoint:
@@ -77,6 +83,11 @@ class MeasuredPoint:
     output_tokens_mean: float | None = None
     location: str = ""
     """Where the point was read (file and row or line), for messages."""
+
+    @property
+    def where(self) -> str:
+        """The point's place for a message: where it was read, else its provenance."""
+        return self.location or self.source
 
 
 def parse_deployment(text: str, where: str = "--deployment") -> Deployment:
