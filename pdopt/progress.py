@@ -68,6 +68,11 @@ def reporter(stream: TextIO | None = None, force: bool = False) -> Iterator[Repo
         rep.clear()
 
 
+def active() -> bool:
+    """True inside :func:`reporter`: worth starting a watcher that would report."""
+    return bool(_CURRENT)
+
+
 def report(text: str) -> None:
     """Tell the current reporter, if any (a no-op outside :func:`reporter`, e.g. in library use)."""
     if _CURRENT:

@@ -25,6 +25,7 @@ from pdopt.errors import SolverUnavailableError
 from pdopt.interrupt import Interruption
 from pdopt.optimize.options import SOLVERS, SolverOptions
 from pdopt.plan import SolverReport, SolveStatus
+from pdopt.progress import active, report, solver_line
 from pdopt.progress import done as progress_done
 
 __all__ = [
@@ -167,19 +168,15 @@ class _CbcWatch:
     it empties at the end, so during the solve the line mostly shows the time and the start's cost."""
 
     def __init__(self, log_path: Path, start_usd_per_hour: float | None = None) -> None:
-        from pdopt.progress import _CURRENT
-
         self.path = log_path
         self.start_cost = start_usd_per_hour
         self.done = threading.Event()
         self.start = time.monotonic()
-        self.thread = threading.Thread(target=self._run, daemon=True) if _CURRENT else None
+        self.thread = threading.Thread(target=self._run, daemon=True) if active() else None
         if self.thread is not None:
             self.thread.start()
 
     def _run(self) -> None:
-        from pdopt.progress import report, solver_line
-
         while not self.done.wait(0.5):
             try:
                 text = self.path.read_text(errors="replace") if self.path.exists() else ""
