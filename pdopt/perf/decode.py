@@ -69,6 +69,22 @@ def kv_batch_bound(instance: Instance, model: str, gpu_type: str, gpus: int) -> 
     return max(0, int(free // (m.kv_bytes_per_token_value * (w.input_tokens_mean + w.output_tokens_mean))))
 
 
+def batch_cap(instance: Instance, profile: DecodeProfile) -> tuple[int, str] | str:
+    """A decode instance's batch cap, min(largest measured batch at the workload's input length, KV-cache bound),
+    and which binds (``benchmark`` or ``kv_memory``); or why it has none (no curve at that length, or not one
+    request's KV cache beside the weights). The simulator runs instances at it and the predictions beside a
+    simulation queue for it."""
+    curve = profile.points_for(instance.workloads[profile.model].input_tokens_mean)
+    if isinstance(curve, str):
+        return curve
+    kv_bound = kv_batch_bound(instance, profile.model, profile.gpu_type, profile.gpus_per_instance)
+    if kv_bound < 1:
+        return (f"the KV cache of one request does not fit beside the weights at usable fraction "
+                f"{instance.options.kv_usable_fraction}")
+    bench = curve[-1].batch
+    return (bench, "benchmark") if bench <= kv_bound else (kv_bound, "kv_memory")
+
+
 def kv_receive_ms(instance: Instance, profile: DecodeProfile) -> float | None:
     """Time for one decode instance to receive a prompt's KV cache, ms: KV bytes per token x L_in x 8 bits over
     GPUs x ``nic_gbps_per_gpu`` x 1e9 bit/s (as the prefill side's transfer time); None without a network or

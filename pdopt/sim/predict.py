@@ -20,12 +20,12 @@ from pdopt.perf.capacity import (
     QUANTILES,
     corrected_points,
     decode_correction,
-    kv_batch_bound,
     prefill_service,
     service_scv,
     shape_workload,
     tpot_at_batch,
 )
+from pdopt.perf.decode import batch_cap
 from pdopt.plan import Placement, Plan
 from pdopt.sim.modes import aggregated_share
 
@@ -90,11 +90,6 @@ def _decode_tpot_ms(pts: list[DecodePoint], tokens_per_s: float, cap: int,
         return dict.fromkeys(stats, pts[0].tpot_ms)
     b = brentq(lambda x: rate(x) - tokens_per_s, lo, hi, xtol=1e-9)
     return dict.fromkeys(stats, tpot_at_batch(pts, b))
-
-
-def _largest_batch(profile: DecodeProfile, input_tokens: float) -> int:
-    pts = profile.points_for(input_tokens)
-    return pts[-1].batch if not isinstance(pts, str) else 1
 
 
 def _slot_wait_s(lam: float, service_s: float, slots: int) -> float:
@@ -186,9 +181,9 @@ def _decode_prediction(instance: Instance, model: str, lam: float, dec: list[Pla
         share = p.capacity_rps * p.count / total
         prof = instance.profile(model, "decode", p.gpu_type, p.gpus_per_instance, p.variant)
         assert isinstance(prof, DecodeProfile)
-        cap = min(kv_batch_bound(instance, model, p.gpu_type, p.gpus_per_instance),
-                  _largest_batch(prof, w.input_tokens_mean))
-        pts = _decode_curve(prof, instance)
+        capped = batch_cap(instance, prof)
+        cap = capped[0] if not isinstance(capped, str) else 0
+        pts = _decode_curve(prof, instance) if cap else None
         tokens = lam * share / p.count * w.output_tokens_mean
         value = None if pts is None else _decode_tpot_ms(pts, tokens, cap, w.decode_model)
         if value is None:

@@ -23,7 +23,8 @@ from pdopt.instance import SHAPE_ROLES, DecodePoint, DecodeProfile, Instance, Pr
 from pdopt.interrupt import Interruption
 from pdopt.io import InputError
 from pdopt.io.traces import Trace
-from pdopt.perf.capacity import decode_correction, kv_batch_bound
+from pdopt.perf.capacity import decode_correction
+from pdopt.perf.decode import batch_cap
 from pdopt.perf.prefill import shape_workload
 from pdopt.plan import Plan
 from pdopt.sim.assumptions import (
@@ -141,14 +142,12 @@ def check_plan_matches(instance: Instance, plan: Plan) -> None:
 
 
 def decode_cap(instance: Instance, model: str, profile: DecodeProfile) -> tuple[int, str]:
-    """Batch cap of a decode instance: min(largest benchmarked batch, KV-cache bound), and which binds."""
-    kv_bound = kv_batch_bound(instance, model, profile.gpu_type, profile.gpus_per_instance)
-    bench = _curve(instance, model, profile)[-1].batch
-    if kv_bound < 1:
-        raise InputError(f"model '{model}' on {profile.gpu_type} x{profile.gpus_per_instance}: the KV cache of one "
-                         f"request does not fit beside the weights at usable fraction "
-                         f"{instance.options.kv_usable_fraction}")
-    return (bench, "benchmark") if bench <= kv_bound else (kv_bound, "kv_memory")
+    """Batch cap of a decode instance and which limit binds (:func:`pdopt.perf.decode.batch_cap`); InputError
+    when it has none."""
+    cap = batch_cap(instance, profile)
+    if isinstance(cap, str):
+        raise InputError(f"model '{model}' on {profile.gpu_type} x{profile.gpus_per_instance}: {cap}")
+    return cap
 
 
 def _curve(instance: Instance, model: str, profile: DecodeProfile) -> list[DecodePoint]:
@@ -201,37 +200,42 @@ def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
     rules: dict[tuple[str, float], int] = {}
     rule_list: list[ServiceRule] = []
     shape_rules: dict[str, dict[str, Any]] = {m: {} for m in models}
-    shape_pools: dict[str, dict[tuple[str, int, str], int]] = {}  # ggc: one pooled queue per prefill shape
+    shape_pools: dict[str, dict[tuple[str, str, str, int, str], int]] = {}  # ggc: a pooled queue per prefill shape
+    built: dict[tuple[str, str, str, int, str], Any] = {}  # a shape's servers' parameters, computed once
     for pi in insts:
         prof = instance.profile(pi.model, pi.role, pi.gpu_type, pi.gpus_per_instance, pi.variant)
         desc: dict[str, Any] = {"model": pi.model, "role": pi.role, "gpu_type": pi.gpu_type,
                                 "gpus_per_instance": pi.gpus_per_instance, "pool": pi.pool}
         if isinstance(prof, PrefillProfile):
-            lengths = np.array([p.input_tokens for p in prof.max_throughput_by_input])
-            tputs = np.array([p.max_throughput_tok_per_s for p in prof.max_throughput_by_input])
-            mine = cached[model.astype(int) == models.index(pi.model)]
-            rule = service_rule(instance, prof, opts, mine / np.interp(mine, lengths, tputs))
-            key = (rule.distribution, round(rule.factor_scv, 12))
-            if key not in rules:
-                rules[key] = len(rule_list)
-                rule_list.append(rule)
-            shape_rules[pi.model][f"{pi.gpu_type}x{pi.gpus_per_instance}/{pi.variant}"] = rule.describe()
-            shaped = shape_workload(instance, prof)
-            shape = (pi.gpu_type, pi.gpus_per_instance, pi.variant)
-            per_shape = opts.prefill_dispatch == "auto" and instance.workloads[pi.model].queue_model == "ggc"
-            pools = shape_pools.setdefault(pi.model, {})
-            prefill.append(PrefillServer(
-                models.index(pi.model), pi.capacity_rps, lengths, tputs,
-                transfer_s=shaped.ttft_overhead_s if not isinstance(shaped, str) else None,
-                pool=pools.setdefault(shape, len(pools)) if per_shape else 0, factor_row=rules[key]))
+            if prof.key not in built:
+                lengths = np.array([p.input_tokens for p in prof.max_throughput_by_input])
+                tputs = np.array([p.max_throughput_tok_per_s for p in prof.max_throughput_by_input])
+                mine = cached[model.astype(int) == models.index(pi.model)]
+                rule = service_rule(instance, prof, opts, mine / np.interp(mine, lengths, tputs))
+                key = (rule.distribution, round(rule.factor_scv, 12))
+                if key not in rules:
+                    rules[key] = len(rule_list)
+                    rule_list.append(rule)
+                shape_rules[pi.model][f"{pi.gpu_type}x{pi.gpus_per_instance}/{pi.variant}"] = rule.describe()
+                shaped = shape_workload(instance, prof)
+                per_shape = opts.prefill_dispatch == "auto" and instance.workloads[pi.model].queue_model == "ggc"
+                pools = shape_pools.setdefault(pi.model, {})
+                built[prof.key] = (lengths, tputs, shaped.ttft_overhead_s if not isinstance(shaped, str) else None,
+                                   pools.setdefault(prof.key, len(pools)) if per_shape else 0, rules[key])
+            lengths, tputs, transfer, pool, row = built[prof.key]
+            prefill.append(PrefillServer(models.index(pi.model), pi.capacity_rps, lengths, tputs, transfer_s=transfer,
+                                         pool=pool, factor_row=row))
         elif isinstance(prof, DecodeProfile):
-            cap, bound = decode_cap(instance, pi.model, prof)
-            corr = decode_correction(instance, prof)  # under load: steps x f, a stall of s per admission
-            if isinstance(corr, str):
-                raise InputError(f"model '{pi.model}' on {prof.gpu_type} x{prof.gpus_per_instance}: {corr}")
-            f, s_ms = (1.0, 0.0) if corr is None else (corr.factor, corr.join_cost_ms)
-            steps = [f * t for t in _step_table(_curve(instance, pi.model, prof), cap)]
-            decode.append(DecodeServer(models.index(pi.model), pi.capacity_rps, steps, cap, join_stall_s=s_ms / 1000.0))
+            if prof.key not in built:
+                cap, bound = decode_cap(instance, pi.model, prof)
+                corr = decode_correction(instance, prof)  # under load: steps x f, a stall of s per admission
+                if isinstance(corr, str):
+                    raise InputError(f"model '{pi.model}' on {prof.gpu_type} x{prof.gpus_per_instance}: {corr}")
+                f, s_ms = (1.0, 0.0) if corr is None else (corr.factor, corr.join_cost_ms)
+                steps = [f * t for t in _step_table(_curve(instance, pi.model, prof), cap)]
+                built[prof.key] = (cap, bound, steps, s_ms / 1000.0)
+            cap, bound, steps, stall = built[prof.key]
+            decode.append(DecodeServer(models.index(pi.model), pi.capacity_rps, steps, cap, join_stall_s=stall))
             desc.update(batch_cap=cap, batch_cap_bound=bound)
         described.append(desc)
     factors = (np.vstack([draw_factors(rng, n, r) for r in rule_list]) if rule_list
