@@ -30,7 +30,7 @@ from typing import Any
 
 from pdopt.instance import ROLES, Instance
 from pdopt.interrupt import PartialResult
-from pdopt.optimize import fleet
+from pdopt.optimize.extract import assemble_plan
 from pdopt.optimize.fleet import min_nodes
 from pdopt.optimize.heuristics import greedy_start
 from pdopt.optimize.model_data import ModelData, build_model_data
@@ -38,7 +38,7 @@ from pdopt.optimize.modes import compare_modes, mixed_models, single_mode_plans
 from pdopt.optimize.pipeline import solve
 from pdopt.optimize.solver import SolverOptions
 from pdopt.perf.capacity import CapacityTable, ShapeCapacity, capacity_table
-from pdopt.plan import CostBreakdown, Plan, SolverReport, SolveStatus
+from pdopt.plan import Plan, SolverReport
 from pdopt.verifier import verify
 
 Counts = dict[tuple[str, str], int]
@@ -163,20 +163,8 @@ def plan_from_counts(instance: Instance, counts: Counts, name: str, data: ModelD
     data = data or build_model_data(instance, table, prune=False)
     counts = {k: c for k, c in counts.items() if c > 0}
     nodes = {p: min_nodes(data, p, counts) for p in sorted({p for _, p in counts})}
-    placed = fleet.placements(data, counts, nodes)
-    return Plan(
-        instance=instance.name,
-        status=SolveStatus.FEASIBLE,
-        objective_usd_per_hour=sum(fleet.pool_costs(data, counts, nodes).values()),
-        scale_demand=1.0,
-        placements=placed,
-        models=fleet.model_plans(data, placed, 1.0, fleet.aggregated_shares(data, counts, 1.0)),
-        gpus_used=fleet.gpus_by_type(placed),
-        skipped_shapes=table.skipped,
-        solver=SolverReport(f"baseline:{name}", 0.0, None, None, "baseline sizing rule, not an optimiser"),
-        pools=fleet.pool_use(data, counts, nodes),
-        cost_breakdown=CostBreakdown.of(placed),
-    )
+    report = SolverReport(f"baseline:{name}", 0.0, None, None, "baseline sizing rule, not an optimiser")
+    return assemble_plan(instance.name, data, counts, nodes, None, report=report, skipped=table.skipped)
 
 
 def _run(instance: Instance, name: str, size: Callable[[_Ctx, Counts], None]) -> BaselineResult:

@@ -7,6 +7,8 @@ pipeline calls and attaches.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pdopt.optimize import fleet
 from pdopt.optimize.model_data import Arc, ModelData
 from pdopt.optimize.pool_classes import PoolClasses, split_counts
@@ -60,32 +62,49 @@ def extract(instance: str, skipped: tuple[SkippedShape, ...], data: ModelData, i
     if split is not None:
         data, classes = split
         counts, nodes = split_counts(data, classes, counts, nodes)
-    placed = fleet.placements(data, counts, nodes)
-    flow_vals = {key: solution.value(name) for key, name in sorted(index.kv_flow.items())}
-    flows = tuple(KvFlow(m, d, e, rps) for (m, d, e), rps in flow_vals.items() if rps > 1e-9)
-    links = []
-    for link, bandwidth in sorted(data.links.items()):
-        load = sum(data.kv_gbit_per_request[m] * data.routes.get((d, e), {}).get(link, 0.0) * rps
-                   for (m, d, e), rps in flow_vals.items())
-        links.append(LinkLoad(link[0], link[1], bandwidth, load, load / bandwidth))
-    served = scale or 1.0
+    flows = {key: solution.value(name) for key, name in sorted(index.kv_flow.items())}
     solved = {m: solution.value(name) for m, name in index.mode_share.items()}
-    shares = fleet.aggregated_shares(data, counts, served, solved)
-    return Plan(
+    return assemble_plan(instance, data, counts, nodes, flows, solved, status=solution.status, report=report,
+                         scale_demand=scale_demand, scale=scale, skipped=skipped)
+
+
+def assemble_plan(instance: str, data: ModelData, counts: Mapping[Arc, int], nodes: Mapping[str, int],
+                  flows: Mapping[tuple[str, str, str], float] | None, shares: Mapping[str, float] | None = None, *,
+                  status: SolveStatus = SolveStatus.FEASIBLE, report: SolverReport | None = None,
+                  scale_demand: float = 1.0, scale: float | None = None,
+                  skipped: tuple[SkippedShape, ...] = ()) -> Plan:
+    """The plan of given instance counts and nodes per pool, priced by the planner's price book: placements,
+    per-model plans (the aggregated shares as solved, or the balanced split), pools, costs and, with ``flows``
+    (req/s per model, prefill domain, decode domain), the KV flows, link loads and what each domain's loss leaves.
+    ``flows`` None: a plan without that network view (the baselines'). One assembly for the solver's plans, the
+    LP-rounding start and the baselines."""
+    placed = fleet.placements(data, counts, nodes)
+    served = scale or 1.0
+    links = []
+    kv_flows: tuple[KvFlow, ...] = ()
+    scenarios = {}
+    if flows is not None:
+        kv_flows = tuple(KvFlow(m, d, e, rps) for (m, d, e), rps in sorted(flows.items()) if rps > 1e-9)
+        for link, bandwidth in sorted(data.links.items()):
+            load = sum(data.kv_gbit_per_request[m] * data.routes.get((d, e), {}).get(link, 0.0) * rps
+                       for (m, d, e), rps in flows.items())
+            links.append(LinkLoad(link[0], link[1], bandwidth, load, load / bandwidth))
+        if data.routes or data.domain_loss_fraction is not None:
+            scenarios = fleet.failure_scenarios(data, counts, served)
+    plan = Plan(
         instance=instance,
-        status=solution.status,
+        status=status,
         objective_usd_per_hour=sum(fleet.pool_costs(data, counts, nodes).values()),
         scale_demand=scale_demand,
         scale=scale,
         placements=placed,
-        models=fleet.model_plans(data, placed, served, shares),
+        models=fleet.model_plans(data, placed, served, fleet.aggregated_shares(data, counts, served, shares)),
         gpus_used=fleet.gpus_by_type(placed),
         skipped_shapes=skipped,
-        solver=report,
         pools=fleet.pool_use(data, counts, nodes),
         cost_breakdown=CostBreakdown.of(placed),
         links=tuple(links),
-        kv_flows=flows,
-        failure_scenarios=fleet.failure_scenarios(data, counts, served)
-        if data.routes or data.domain_loss_fraction is not None else {},
+        kv_flows=kv_flows,
+        failure_scenarios=scenarios,
     )
+    return plan if report is None else plan.replace(solver=report)

@@ -29,13 +29,13 @@ import math
 
 import pulp
 
-from pdopt.optimize import fleet
 from pdopt.optimize.build import relax
+from pdopt.optimize.extract import assemble_plan
 from pdopt.optimize.fleet import min_nodes
 from pdopt.optimize.model_data import Arc, ModelData
 from pdopt.optimize.problem import BuiltProblem
 from pdopt.optimize.solver import SolverOptions, run_solver
-from pdopt.plan import CostBreakdown, KvFlow, Plan, SolveStatus
+from pdopt.plan import Plan
 
 Start = tuple[dict[Arc, int], dict[str, int], dict[str, float]]
 """Counts, nodes and aggregated shares (what :func:`pdopt.optimize.build.set_start` takes)."""
@@ -118,18 +118,10 @@ def _route(relaxed: BuiltProblem, counts: dict[Arc, int], nodes: dict[str, int],
 
 
 def start_plan(instance: str, data: ModelData, start: Start, flows: Flows) -> Plan:
-    """The start as a plan (for the verifier and the comparison with baselines): placements, pools, costs and the
-    KV flows it was checked with."""
+    """The start as a plan (for the verifier and the comparison with baselines), with the KV flows it was checked
+    with."""
     counts, nodes, shares = start
-    placed = fleet.placements(data, counts, nodes)
-    return Plan(instance=instance, status=SolveStatus.FEASIBLE,
-                objective_usd_per_hour=sum(fleet.pool_costs(data, counts, nodes).values()), placements=placed,
-                models=fleet.model_plans(data, placed, 1.0, fleet.aggregated_shares(data, counts, 1.0, shares)),
-                gpus_used=fleet.gpus_by_type(placed), pools=fleet.pool_use(data, counts, nodes),
-                cost_breakdown=CostBreakdown.of(placed),
-                kv_flows=tuple(KvFlow(m, d, e, r) for (m, d, e), r in sorted(flows.items()) if r > 1e-9),
-                failure_scenarios=fleet.failure_scenarios(data, counts, 1.0)
-                if data.routes or data.domain_loss_fraction is not None else {})
+    return assemble_plan(instance, data, counts, nodes, flows, shares)
 
 
 def _cheapest(data: ModelData, arcs: list[Arc], gpus_used: dict[str, int],
