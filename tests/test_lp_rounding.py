@@ -28,7 +28,7 @@ def _start(inst: pdopt.Instance) -> tuple[float | None, float | None, list[objec
     """(LP-rounding cost, greedy cost, the verifier's violations of the LP-rounding start)."""
     data = build_model_data(inst, capacity_table(inst))
     built = build_problem(data)
-    rounded = lp_rounding_start(data, built, build_problem(data), SolverOptions())
+    rounded = lp_rounding_start(data, built, SolverOptions())
     greedy = greedy_start(data)
     g_cost = start_cost_usd_per_hour(data, greedy[0], greedy[1]) if greedy else None
     if rounded is None:

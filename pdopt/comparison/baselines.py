@@ -317,7 +317,7 @@ def lp_rounding(instance: Instance) -> BaselineResult:
     from pdopt.optimize.solver import SolverOptions
 
     data = build_model_data(instance, capacity_table(instance))
-    rounded = lp_rounding_start(data, build_problem(data), build_problem(data), SolverOptions())
+    rounded = lp_rounding_start(data, build_problem(data), SolverOptions())
     if rounded is None:
         return BaselineResult("lp_rounding", None, "not made here (a pooled shape, a mode split, pattern packing, or "
                                                    "the rounding found no room or no routing)")

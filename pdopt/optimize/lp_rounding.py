@@ -25,7 +25,9 @@ model split between serving modes are left to the greedy start (their capacity i
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import pulp
 
@@ -34,7 +36,7 @@ from pdopt.optimize.extract import assemble_plan
 from pdopt.optimize.fleet import min_nodes
 from pdopt.optimize.model_data import Arc, ModelData
 from pdopt.optimize.problem import BuiltProblem
-from pdopt.optimize.solver import SolverOptions, run_solver
+from pdopt.optimize.solver import Solution, SolverOptions, run_solver
 from pdopt.plan import Plan
 
 Start = tuple[dict[Arc, int], dict[str, int], dict[str, float]]
@@ -45,21 +47,55 @@ Flows = dict[tuple[str, str, str], float]
 """(model, prefill domain, decode domain) -> req/s."""
 
 
-def lp_rounding_start(data: ModelData, built: BuiltProblem, relaxed: BuiltProblem,
+def lp_rounding_start(data: ModelData, built: BuiltProblem,
                       options: SolverOptions) -> tuple[Start, Flows] | None:
     """The rounded relaxation as a start (counts, nodes, empty aggregated shares) with the KV flows it was checked
-    with, or None when it cannot be made or does not satisfy every row of ``built``. ``relaxed`` is a second build
-    of the same problem, relaxed here. Raises KeyboardInterrupt when a solve of it is interrupted (Ctrl-C)."""
+    with, or None when it cannot be made or does not satisfy every row of ``built``. The relaxation is ``built``
+    itself, relaxed for its solves and restored after them (no second build). Raises KeyboardInterrupt when a solve
+    of it is interrupted (Ctrl-C)."""
     if built.pooled_capacity or built.mode_share or any(data.pools[p].packing != "aggregate"
                                                         for p in data.pools_in_use):
         return None
-    relax(relaxed)
-    sol = run_solver(relaxed.problem, options)
+    with _relaxed(built):
+        sol = _solve(built, options)
+        if sol is None:
+            return None
+        lp = {arc: max(0.0, sol.value(v.name)) for arc, v in built.x.items()}
+        flows: Flows | None = {k: sol.value(v.name) for k, v in built.kv_flow.items()}
+        counts = _round(data, lp)
+        if counts is None:
+            return None
+        nodes = {p: min_nodes(data, p, counts) for p in data.pools_in_use}
+        if flows is not None and not _valid(built, counts, nodes, flows) and built.kv_flow:
+            flows = _route(built, counts, nodes, options)  # instances moved between domains: route the KV anew
+    if flows is None or not _valid(built, counts, nodes, flows):
+        return None
+    return (counts, nodes, {}), flows
+
+
+@contextlib.contextmanager
+def _relaxed(built: BuiltProblem) -> Iterator[None]:
+    """``built`` with every variable continuous for the duration; categories, bounds and values restored after
+    (the solver's own problem goes on to the MIP solve unchanged)."""
+    saved = [(v, v.cat, v.lowBound, v.upBound) for v in built.problem.variables()]
+    relax(built)
+    try:
+        yield
+    finally:
+        for v, cat, low, up in saved:
+            v.cat, v.lowBound, v.upBound, v.varValue = cat, low, up, None
+
+
+def _solve(built: BuiltProblem, options: SolverOptions) -> Solution | None:
+    sol = run_solver(built.problem, options)
     if sol.report.interrupted:
         raise KeyboardInterrupt  # the caller stops and reports its best plan so far
-    if not sol.has_solution:
-        return None
-    lp = {arc: max(0.0, sol.value(v.name)) for arc, v in relaxed.x.items()}
+    return sol if sol.has_solution else None
+
+
+def _round(data: ModelData, lp: dict[Arc, float]) -> dict[Arc, int] | None:
+    """Steps 2 and 3 of the module docstring: the relaxation's counts rounded down, then each (model, role,
+    domain) covered to the relaxation's capacity there; None when no pool has room."""
     counts = {arc: math.floor(v + 1e-9) for arc, v in lp.items()}
     gpus_used = {p: 0 for p in data.pools}
     type_used: dict[str, int] = {}
@@ -78,7 +114,7 @@ def lp_rounding_start(data: ModelData, built: BuiltProblem, relaxed: BuiltProble
         have = sum(data.shapes[s].capacity_rps * (counts[(s, p)] - lent.get((s, p), 0)) for s, p in arcs)
         while have < target - 1e-9 * max(1.0, target):
             # the domain's own pools first; when they are full, any pool of the model and role (the row check
-            # below then decides whether the relaxation's flows still fit)
+            # then decides whether the relaxation's flows still fit)
             best = _cheapest(data, arcs, gpus_used, type_used) or _cheapest(
                 data, list(data.arcs_by_role.get(key[:2], ())), gpus_used, type_used)
             if best is None:
@@ -91,30 +127,19 @@ def lp_rounding_start(data: ModelData, built: BuiltProblem, relaxed: BuiltProble
             gpus_used[p] += g
             type_used[data.shapes[s].gpu_type] = type_used.get(data.shapes[s].gpu_type, 0) + g
             have += data.shapes[s].capacity_rps
-    counts = {arc: n for arc, n in counts.items() if n > 0}
-    nodes = {p: min_nodes(data, p, counts) for p in data.pools_in_use}
-    flows: Flows | None = {k: sol.value(v.name) for k, v in relaxed.kv_flow.items()}
-    if flows is not None and not _valid(built, counts, nodes, flows) and relaxed.kv_flow:
-        flows = _route(relaxed, counts, nodes, options)  # instances moved between domains: route the KV anew
-    if flows is None or not _valid(built, counts, nodes, flows):
-        return None
-    return (counts, nodes, {}), flows
+    return {arc: n for arc, n in counts.items() if n > 0}
 
 
-def _route(relaxed: BuiltProblem, counts: dict[Arc, int], nodes: dict[str, int],
+def _route(built: BuiltProblem, counts: dict[Arc, int], nodes: dict[str, int],
            options: SolverOptions) -> Flows | None:
     """KV flows for fixed counts and nodes: the relaxation solved again with x and nodes held at the start's
     values (an LP in the flows alone); None when no routing fits the links."""
-    for arc, v in relaxed.x.items():
+    for arc, v in built.x.items():
         v.lowBound = v.upBound = counts.get(arc, 0)
-    for p, v in relaxed.nodes.items():
+    for p, v in built.nodes.items():
         v.lowBound = v.upBound = nodes.get(p, 0)
-    sol = run_solver(relaxed.problem, options)
-    if sol.report.interrupted:
-        raise KeyboardInterrupt
-    if not sol.has_solution:
-        return None
-    return {k: sol.value(v.name) for k, v in relaxed.kv_flow.items()}
+    sol = _solve(built, options)
+    return None if sol is None else {k: sol.value(v.name) for k, v in built.kv_flow.items()}
 
 
 def start_plan(instance: str, data: ModelData, start: Start, flows: Flows) -> Plan:

@@ -147,7 +147,7 @@ def _solve(instance: Instance, options: SolverOptions | None, scale_demand: floa
     interrupted = False
     if opts.lp_rounding and not maximize_scale:
         try:
-            rounded = lp_rounding_start(data, built, build_problem(data, cuts=opts.cuts), opts)
+            rounded = lp_rounding_start(data, built, opts)
         except KeyboardInterrupt:  # Ctrl-C before the solve proper: report the greedy start, if any, as the plan
             rounded, interrupted = None, True
         if rounded is not None:
