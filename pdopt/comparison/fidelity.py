@@ -133,9 +133,11 @@ def simulated_slo_rate(instance: Instance, point: MeasuredPoint, start: float, r
     from pdopt.sim.options import SimOptions
     from pdopt.sim.run import simulate
 
+    sub, plan = deployment_plan(instance, point, start)  # capacities once; each rate scales the plan's demand
+
     def ok(rate: float) -> bool:
-        sub, plan = deployment_plan(instance, point, rate)
-        return _meets(simulate(sub, plan, SimOptions(requests=requests, seed=seed)).models[point.model])
+        scaled = plan.replace(scale_demand=rate / start)
+        return _meets(simulate(sub, scaled, SimOptions(requests=requests, seed=seed)).models[point.model])
 
     lo, hi = 0.5 * start, 1.5 * start
     if not ok(lo):
