@@ -104,12 +104,7 @@ def capacity_rate(instance: Instance, point: MeasuredPoint, rate: float) -> floa
     sub = _workload_copy(instance, point, rate)
     by_role: dict[str, float] = {}
     for s, cap in _capacities(sub, point):
-        if cap.pooled_gains:
-            gains = list(cap.pooled_gains) + [cap.pooled_gains[-1]] * max(0, s.count - len(cap.pooled_gains))
-            total = sum(gains[: s.count])
-        else:
-            total = cap.capacity_rps * s.count
-        by_role[s.role] = by_role.get(s.role, 0.0) + total
+        by_role[s.role] = by_role.get(s.role, 0.0) + cap.pooled_capacity_rps(s.count)
     return min(by_role.values())
 
 
