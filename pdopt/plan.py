@@ -184,12 +184,17 @@ class SolverReport:
     status: SolveStatus | None = None
     """The solver's normalised status (None in plans written before it was recorded)."""
     objective: float | None = None
-    """The solver's objective value, tie-break terms included (None without a solution)."""
+    """The solver's objective value: the cost, plus the penalties of a shortfall or elastic solve (None without a
+    solution)."""
     interrupted: bool = False
     """The solve was stopped by Ctrl-C or SIGTERM: the plan, if any, is the best found until then."""
     heuristic: str | None = None
     """Which start ``heuristic_usd_per_hour`` is: ``greedy`` or ``lp_rounding`` (:mod:`pdopt.optimize.lp_rounding`);
     None in plans written before it was recorded."""
+    tie_break: str | None = None
+    """Among the plans of the proven cost, the fewest GPUs and then nodes (:mod:`pdopt.optimize.lexicographic`):
+    ``proven``, ``not proven`` (stopped by the time limit or a signal; the plan is the best found), or why it did
+    not run; None when the cost was not proven (no second stage) or in plans written before it was recorded."""
 
 
 @dataclass(frozen=True)

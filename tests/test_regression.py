@@ -21,6 +21,15 @@ NON_UNIQUE: dict[str, str] = {
     "generate:fleet-S:2": "both A100 pools (p00 at 16.35, p02 at 15.43 USD/node-hour) are filled in full either way; "
                           "which model's instances sit in which of them changes neither cost, GPUs nor nodes, and "
                           "the solver's start decides",
+    "generate:fleet-S:0": "m00 and m01 prefill exchange H100 and H200 GPUs (46 + 1 against 6 + 34 across the two "
+                          "pools, with their decodes) at the same cost, the same GPUs and nodes per pool: the "
+                          "two-stage objective (cost, then GPUs and nodes) finds one of these plans, the solver's "
+                          "path decides which",
+    "generate:fleet-S:1": "m00 and m01 decode exchange places between the two A100 pools at the same cost, GPUs and "
+                          "nodes per pool; the solver's path decides",
+    "generated/fleet-M-seed0.yaml": "models exchange places between pools of one GPU type at the same cost, GPUs and "
+                                    "nodes per pool (2,389.4589 USD/h, 633 GPUs, 80 nodes); the solver's path "
+                                    "decides",
     "library/opt66b-a100-distserve-tp3.yaml": "prefill 3 x TP3 (9 GPUs, 8.19 req/s) and TP2 + TP3 + TP4 (9 GPUs, "
                                               "8.12 req/s) both cover 8 req/s at the same cost, GPUs and nodes",
 }

@@ -26,12 +26,13 @@ def _free_paper() -> pdopt.Instance:
 
 @pytest.mark.parametrize("solver", available_solvers())
 def test_a_zero_cost_optimum_is_optimal(solver: str) -> None:
-    """Every price zero: the objective is the tie-break terms alone (1e-6 per GPU, 1e-8 per node); the plan is
+    """Every price zero: every plan ties on cost and the second stage picks the fewest GPUs, then nodes; the plan is
     still the paper's 4 + 4 instances (fewest GPUs), proven optimal."""
     plan = pdopt.solve(_free_paper(), SolverOptions(solver))
     assert plan.status is SolveStatus.OPTIMAL, plan.solver
     assert plan.objective_usd_per_hour == 0.0
     assert (plan.models["dsv31"].prefill.instances, plan.models["dsv31"].decode.instances) == (4, 4)
+    assert plan.solver.tie_break == "proven"
 
 
 def test_cbc_infeasible_is_confirmed_without_preprocessing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -380,5 +380,6 @@ def solver_options(args: argparse.Namespace) -> SolverOptions:
     """The :class:`~pdopt.optimize.options.SolverOptions` of a command's solver flags (parser._solver_flags)."""
     from pdopt.optimize.options import SolverOptions
 
-    return SolverOptions(args.solver, args.time_limit, args.gap, args.threads, cuts=not args.no_cuts,
+    cuts: bool | tuple[str, ...] = False if args.no_cuts else (args.cuts or True)
+    return SolverOptions(args.solver, args.time_limit, args.gap, args.threads, cuts=cuts,
                          pool_classes=not args.no_pool_classes)

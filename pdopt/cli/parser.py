@@ -7,7 +7,7 @@ import argparse
 
 from pdopt import __version__
 from pdopt.comparison.generate import FAMILIES
-from pdopt.optimize.options import SOLVERS
+from pdopt.optimize.options import CUT_FAMILIES, SOLVERS
 from pdopt.sim.options import ARRIVAL_MODES, DISPATCH_POLICIES, LENGTH_MODES, SERVICE_DISTRIBUTIONS
 
 DISPATCH_CHOICES = (*DISPATCH_POLICIES, "least_loaded")
@@ -63,16 +63,31 @@ def _gap(text: str) -> float:
     return value
 
 
+def _cut_families(text: str) -> tuple[str, ...]:
+    """A comma-separated list of cut families (``--cuts``), each one of :data:`CUT_FAMILIES`."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in CUT_FAMILIES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown cut family {', '.join(map(repr, unknown)) or repr(text)} "
+                                         f"(choose from {', '.join(CUT_FAMILIES)})")
+    return names
+
+
 def _solver_flags(sp: argparse.ArgumentParser, time_limit: float | None, threads: int = 1) -> None:
     """The solver's flags, the same on every command that solves (plan, compare, bench)."""
     sp.add_argument("--solver", choices=SOLVERS, default="cbc")
     sp.add_argument("--time-limit", type=_positive_float, default=time_limit, metavar="SECONDS",
-                    help="per solve" + (f" (default {time_limit:g})" if time_limit else ""))
+                    help="for the whole planning: building, starts and every solve"
+                    + (f" (default {time_limit:g})" if time_limit else ""))
     sp.add_argument("--gap", type=_gap, default=0.0, metavar="REL", help="relative MIP gap to stop at (default 0)")
     sp.add_argument("--threads", type=_positive_int, default=threads,
                     help=f"CBC threads (at least 1; default {threads}); HiGHS uses its own default")
-    sp.add_argument("--no-cuts", action="store_true",
-                    help="leave out the formulation's valid inequalities (demand_rounding), for ablation")
+    cuts = sp.add_mutually_exclusive_group()
+    cuts.add_argument("--no-cuts", action="store_true",
+                      help="leave out the formulation's valid inequalities (" + ", ".join(CUT_FAMILIES)
+                      + "), for ablation")
+    cuts.add_argument("--cuts", type=_cut_families, default=None, metavar="FAMILY[,FAMILY]",
+                      help="add only these valid inequalities (default: all), for ablation")
     sp.add_argument("--no-pool-classes", action="store_true",
                     help="solve identical node pools apart instead of as one class, for ablation")
 

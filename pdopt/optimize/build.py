@@ -6,7 +6,7 @@ constraint families, and ``formulations/f1.yaml`` for the maths.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import pulp
 
@@ -27,11 +27,12 @@ from pdopt.optimize.problem import (
     add_slack,
     add_x,
     gpus_expression,
+    nodes_expression,
     set_objective,
 )
 
 __all__ = ["CONSTRAINT_FAMILIES", "VARIABLE_FAMILIES", "BuiltProblem", "Mode", "build_problem", "gpus_expression",
-           "relax", "set_start"]
+           "nodes_expression", "relax", "set_start"]
 
 VARIABLE_STEPS: tuple[Callable[[BuiltProblem, ModelData], None], ...] = (
     add_x, add_nodes, add_pattern_nodes, add_pooled_steps, add_shortfall, add_slack, add_kv_flow_vars, add_mode_vars)
@@ -39,12 +40,13 @@ VARIABLE_STEPS: tuple[Callable[[BuiltProblem, ModelData], None], ...] = (
 
 
 def build_problem(data: ModelData, name: str = "pdopt_f1", mode: Mode = "min_cost",
-                  min_scale: float | None = None, cuts: bool = True) -> BuiltProblem:
+                  min_scale: float | None = None, cuts: bool | Collection[str] = True) -> BuiltProblem:
     """Build the formulation (never solves).
 
     ``min_cost``: minimise cost (then GPUs, then nodes, by small weights); with ``min_scale``, demand is
     multiplied by a scale variable held at least that. ``max_scale``: maximise the uniform demand multiplier the
-    inventory serves. ``elastic``: resources may be exceeded at a penalty, demand is hard (which resource runs
+    inventory serves. ``cuts``: the valid inequalities to add (True: every cut family; False: none; or the families
+    named). ``elastic``: resources may be exceeded at a penalty, demand is hard (which resource runs
     out, by how much). ``shortfall``: demand may go uncovered at a penalty, resources are hard (which model and
     role cannot be served, by how much).
     """
@@ -55,7 +57,8 @@ def build_problem(data: ModelData, name: str = "pdopt_f1", mode: Mode = "min_cos
     add_scale(built, data, min_scale)
     set_objective(built, data)
     for family in FAMILIES:
-        if family.applies(data, spec) and (cuts or not family.cut):
+        wanted = not family.cut or cuts is True or (cuts is not False and family.name in cuts)
+        if wanted and family.applies(data, spec):
             family.add(built, data)
     return built
 

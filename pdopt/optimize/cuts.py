@@ -43,17 +43,72 @@ def mir_cut(coefficients: Sequence[float], rhs: float, divisor: float) -> tuple[
     g = q - math.floor(q)
     if g == 0:
         return None
-    out = []
-    for a in coefficients:
+    rounded: dict[float, float] = {}
+    for a in set(coefficients):  # a shape's capacity repeats once per pool: each distinct value once
         ratio = Fraction(a) / c
         f = ratio - math.floor(ratio)
         exact = math.floor(ratio) + (min(f / g, Fraction(1)) if f else 0)
         value = float(exact)
         if Fraction(value) < exact:
             value = math.nextafter(value, math.inf)
-        out.append(value)
+        rounded[a] = value
+    out = [rounded[a] for a in coefficients]
     bound = Fraction(math.ceil(q))
     rhs_f = float(bound)
     if Fraction(rhs_f) > bound:
         rhs_f = math.nextafter(rhs_f, -math.inf)
     return out, rhs_f
+
+
+COVER_TOLERANCE = 1e-9
+"""Relative shortfall of a knapsack's cover counted as covered: the demand rows hold within the solvers' feasibility
+tolerance (1e-6 and more), so a floor that required exact cover could exceed the cost of a plan they accept."""
+COST_FLOOR_NODES = 20_000
+"""Branch-and-bound nodes the row's knapsack may take; beyond them the LP bound of the knapsack is used (weaker,
+still valid)."""
+
+
+def cost_floor(items: Sequence[tuple[float, float, int]], need: float, node_limit: int = COST_FLOOR_NODES) -> float:
+    """A lower bound on min sum_j l_j y_j subject to sum_j a_j y_j >= need, y_j integer in [0, u_j], for items
+    (l_j >= 0, a_j > 0, u_j >= 0): the exact minimum by depth-first branch and bound (items in order of l/a, the
+    bound of each node its greedy fractional completion), or, past ``node_limit`` nodes, the root's LP bound. An
+    infeasible knapsack (the items cannot cover ``need``) gives the LP bound of what they can cover, never more
+    than any plan's cost (a plan then does not exist, and the rows say so).
+
+    >>> cost_floor([(3.0, 2.0, 10), (2.0, 1.0, 10)], 3.0)   # 1 x (3, 2) + 1 x (2, 1) = 5; LP bound 4.5
+    5.0
+    """
+    order = sorted((it for it in items if it[2] > 0), key=lambda it: it[0] / it[1])
+    covered = COVER_TOLERANCE * max(1.0, need)  # a plan short by float round-off covers (the floor stays below it)
+
+    def lp_bound(i: int, left: float) -> float:
+        total = 0.0
+        for cost, cap, ub in order[i:]:
+            if left <= covered:
+                break
+            take = min(float(ub), left / cap)
+            total += take * cost
+            left -= take * cap
+        return total if left <= covered else math.inf
+
+    root = lp_bound(0, need)
+    if not math.isfinite(root):
+        return 0.0
+    best = math.inf
+    nodes = 0
+    stack: list[tuple[int, float, float]] = [(0, need, 0.0)]
+    while stack:
+        i, left, spent = stack.pop()
+        nodes += 1
+        if nodes > node_limit:
+            return root
+        if left <= covered:
+            best = min(best, spent)
+            continue
+        if i == len(order) or spent + lp_bound(i, left) >= best:
+            continue
+        cost, cap, ub = order[i]
+        top = min(ub, math.ceil(left / cap))
+        for y in range(0, top + 1):  # pushed in increasing y: the most of the best ratio is explored first
+            stack.append((i + 1, left - y * cap, spent + y * cost))
+    return best if math.isfinite(best) else root

@@ -9,14 +9,15 @@ network, patterns pools, pooled shapes...) and to which modes (:class:`~pdopt.op
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulp
 
-from pdopt.optimize.cuts import DIVISOR_MULTIPLES, mir_cut
-from pdopt.optimize.model_data import ModelData
-from pdopt.optimize.problem import BuiltProblem, ModeSpec, SlackKey
+from pdopt.optimize.cuts import COVER_TOLERANCE, DIVISOR_MULTIPLES, cost_floor, mir_cut
+from pdopt.optimize.model_data import Arc, ModelData
+from pdopt.optimize.problem import MODES, BuiltProblem, ModeSpec, SlackKey
 
 
 def role_capacity(built: BuiltProblem, data: ModelData, m: str, r: str, domain: str | None = None,
@@ -75,12 +76,13 @@ def add_demand_cover(built: BuiltProblem, data: ModelData) -> None:
         built.add_row("demand_cover", (m, r), supply >= role_need(built, data, m, r) + spare_need(built, data, m, r))
 
 
-def add_demand_rounding(built: BuiltProblem, data: ModelData) -> None:
-    """demand_rounding[m,r,k]: the MIR cut of demand_cover[m,r] for the k-th divisor (:mod:`pdopt.optimize.cuts`:
-    each distinct per-instance capacity of the row's shapes times 1/2, 1, 2, 3); rows with a variable right-hand
-    side or a pooled shape get none."""
+def constant_demand_rows(built: BuiltProblem, data: ModelData) -> list[tuple[str, str, list[Arc], float]]:
+    """The demand rows a rounding argument applies to: (m, r, arcs, b) with a constant right-hand side
+    b = d_m + spare_mr > 0 (no scale variable, no shortfall, no mode split) and no pooled shape (whose capacity is
+    not a multiple of a count)."""
     if built.scale is not None:
-        return
+        return []
+    rows = []
     for m, r in data.demand_rps:
         if (m, r) in built.shortfall or m in built.mode_share:
             continue
@@ -88,8 +90,16 @@ def add_demand_rounding(built: BuiltProblem, data: ModelData) -> None:
         if not arcs or any(s in built.pooled_capacity for s, _ in arcs):
             continue
         rhs = data.model_demand_rps(m) + data.spare_rps[(m, r)]
-        if rhs <= 0:
-            continue
+        if rhs > 0:
+            rows.append((m, r, arcs, rhs))
+    return rows
+
+
+def add_demand_rounding(built: BuiltProblem, data: ModelData) -> None:
+    """demand_rounding[m,r,k]: the MIR cut of demand_cover[m,r] for the k-th divisor (:mod:`pdopt.optimize.cuts`:
+    each distinct per-instance capacity of the row's shapes times 1/2, 1, 2, 3); rows with a variable right-hand
+    side or a pooled shape get none."""
+    for m, r, arcs, rhs in constant_demand_rows(built, data):
         caps = [data.shapes[s].capacity_rps for s, _ in arcs]
         seen: set[tuple[tuple[float, ...], float]] = set()
         for k, c in enumerate(sorted({cap * f for cap in caps for f in DIVISOR_MULTIPLES})):
@@ -99,6 +109,37 @@ def add_demand_rounding(built: BuiltProblem, data: ModelData) -> None:
             seen.add((tuple(cut[0]), cut[1]))
             expr = pulp.lpSum(coef * built.x[arc] for coef, arc in zip(cut[0], arcs, strict=True) if coef)
             built.add_row("demand_rounding", (m, r, str(k)), expr >= cut[1])
+
+
+def attributed_cost(data: ModelData, s: str, p: str) -> float:
+    """The least hourly cost an instance of shape s in pool p brings: its arc cost plus its GPUs' share of a
+    node's cost, l_sp = arc_cost_sp + node_cost_p n(s) / k(p). Summed over a plan's instances it never exceeds the
+    plan's cost, because every pool's nodes in use hold its instances' GPUs: nodes[p] >= sum_s n(s) x[s,p] / k(p)."""
+    pool = data.pools[p]
+    return data.arc_cost_usd_per_hour(s, p) + data.node_cost_usd_per_hour(p) * data.shapes[s].gpus_per_instance / (
+        pool.gpus_per_node)
+
+
+def add_role_cost_floor(built: BuiltProblem, data: ModelData) -> None:
+    """role_cost_floor[m,r]: sum_(s,p) l_sp x[s,p] >= z_mr, z_mr the least attributed cost (:func:`attributed_cost`)
+    of whole instances covering the row's demand b on its own, each arc at most the instances its pool (and its
+    GPU type's cap) can hold (:func:`pdopt.optimize.cuts.cost_floor`, exact by branch and bound; in an elastic
+    solve, which may exceed them, without those bounds). Added when z_mr is above the row's LP value
+    b x min l_sp / cap_s (otherwise implied)."""
+    hard = MODES[built.mode].hard_resources  # an elastic solve may exceed pools and caps
+    for m, r, arcs, rhs in constant_demand_rows(built, data):
+        items = []
+        for s, p in arcs:
+            shape, pool = data.shapes[s], data.pools[p]
+            most = pool.gpus // shape.gpus_per_instance if hard else math.ceil(rhs / shape.capacity_rps)
+            if hard and pool.gpu_type in data.gpu_caps:
+                most = min(most, data.gpu_caps[pool.gpu_type] // shape.gpus_per_instance)
+            items.append((attributed_cost(data, s, p), shape.capacity_rps, most))
+        floor = cost_floor(items, rhs)
+        lp = rhs * min((c / a for c, a, n in items if n > 0), default=0.0)
+        if floor > lp * (1 + 1e-9) and math.isfinite(floor):
+            expr = pulp.lpSum(c * built.x[arc] for (c, _, _), arc in zip(items, arcs, strict=True) if c)
+            built.add_row("role_cost_floor", (m, r), expr >= floor * (1 - COVER_TOLERANCE))
 
 
 def add_mode_share_limit(built: BuiltProblem, data: ModelData) -> None:
@@ -355,6 +396,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("demand_rounding", add_demand_rounding, lambda d, m: not (m.shortfall or m.maximise_scale),
            "demand rows with a constant right-hand side (not under max_scale, shortfall or a mode split)",
            cut=True),
+    Family("role_cost_floor", add_role_cost_floor, lambda d, m: not (m.shortfall or m.maximise_scale),
+           "demand rows with a constant right-hand side whose whole-instance cost exceeds their LP cost", cut=True),
     Family("mode_share_limit", add_mode_share_limit, lambda d, m: bool(d.mixed_models),
            "a model that may be served both aggregated and disaggregated"),
     Family("mode_switch", add_mode_switch,

@@ -7,6 +7,9 @@ import time
 from dataclasses import dataclass
 
 SOLVERS = ("cbc", "highs")
+CUT_FAMILIES = ("demand_rounding", "role_cost_floor")
+"""The formulation's valid inequalities (constraint families registered with ``cut=True``; a test keeps the two
+lists equal), which ``SolverOptions.cuts`` switches for ablation."""
 
 
 @dataclass(frozen=True)
@@ -26,8 +29,9 @@ class SolverOptions:
         left = max(MIN_SOLVE_S, self.deadline - time.monotonic())
         limit = left if self.time_limit_s is None else min(self.time_limit_s, left)
         return dataclasses.replace(self, time_limit_s=limit)
-    cuts: bool = True
-    """Add the formulation's valid inequalities (``demand_rounding``, formulations/f1.yaml); off for ablation."""
+    cuts: bool | tuple[str, ...] = True
+    """The formulation's valid inequalities (:data:`CUT_FAMILIES`, formulations/f1.yaml) to add: True every one,
+    False none, or the families named (ablation)."""
     pool_classes: bool = True
     """Solve identical node pools as one class and split the plan back (:mod:`pdopt.optimize.pool_classes`); off
     for ablation."""
@@ -37,6 +41,9 @@ class SolverOptions:
     """``time.monotonic()`` by which the whole planning ends (set by the pipeline from ``time_limit_s``, so that
     the limit bounds every solve of one command together, with building and the start heuristics, not each
     solve); each solve gets what is left (at least :data:`MIN_SOLVE_S`)."""
+    max_nodes: int | None = None
+    """Stop after this many branch-and-bound nodes (deterministic, unlike a time limit); None: no node limit. The
+    tie-break stage's bounded effort (:data:`pdopt.optimize.lexicographic.TIE_BREAK_NODES`)."""
     cbc_preprocess: bool = True
     """CBC's preprocessing; the pipeline turns it off to confirm an ``infeasible`` verdict before reporting it (its
     tolerances can cut off a plan that sits exactly on a limit, such as a budget equal to the optimal cost)."""

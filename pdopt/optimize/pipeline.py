@@ -17,6 +17,7 @@ from pdopt.optimize.build import build_problem, set_start
 from pdopt.optimize.diagnose import diagnose
 from pdopt.optimize.extract import counts_of, extract, failed_plan
 from pdopt.optimize.heuristics import achieved_scale, greedy_start, start_cost_usd_per_hour
+from pdopt.optimize.lexicographic import objective_step, tie_break
 from pdopt.optimize.lp_rounding import lp_rounding_start
 from pdopt.optimize.model_data import ModelData, build_model_data, unservable_roles
 from pdopt.optimize.options import MIN_SOLVE_S, with_deadline
@@ -55,20 +56,22 @@ def over_budget(plan: Plan, data: ModelData) -> bool:
     return budget is not None and cost is not None and cost > budget + BUDGET_TOLERANCE * max(abs(budget), 1.0)
 
 
-def without_preprocessing(problem: pulp.LpProblem, opts: SolverOptions, why: str) -> Solution:
+def without_preprocessing(problem: pulp.LpProblem, opts: SolverOptions, why: str,
+                          step: float | None = None) -> Solution:
     """Solve again with CBC's preprocessing off (its tolerances can cut off, or let in, a plan sitting exactly on
     a limit); the report's message says why, unless the solve was interrupted."""
-    again = run_solver(problem, dataclasses.replace(opts, cbc_preprocess=False))
+    again = run_solver(problem, dataclasses.replace(opts, cbc_preprocess=False), objective_step=step)
     if again.report.interrupted:
         return again
     note = f"{again.report.message}; CBC's preprocessing had {why}, solved again without it"
     return dataclasses.replace(again, report=dataclasses.replace(again.report, message=note))
 
 
-def confirm_infeasible(problem: pulp.LpProblem, opts: SolverOptions, first: Solution) -> Solution:
+def confirm_infeasible(problem: pulp.LpProblem, opts: SolverOptions, first: Solution,
+                       step: float | None = None) -> Solution:
     """CBC's ``infeasible``, confirmed by a second solve without its preprocessing; a plan that solve finds is kept
     (with a message saying so), otherwise the first verdict stands."""
-    again = without_preprocessing(problem, opts, "reported infeasible")
+    again = without_preprocessing(problem, opts, "reported infeasible", step)
     return again if again.report.interrupted or again.has_solution else first
 
 
@@ -156,25 +159,35 @@ def _solve(instance: Instance, options: SolverOptions | None, scale_demand: floa
                 start, heuristic, name = rounded[0], cost, "lp_rounding"
     if start is not None:
         set_start(built, *start)
+    step = objective_step(built.problem.objective) if built.problem.sense == pulp.LpMinimize else None
     sol = run_solver(built.problem, dataclasses.replace(opts, time_limit_s=MIN_SOLVE_S) if interrupted else opts,
                      warm_start=start is not None, heuristic_usd_per_hour=heuristic,
-                     heuristic=name if start is not None else None)
+                     heuristic=name if start is not None else None, objective_step=step)
     if interrupted:
         sol = dataclasses.replace(sol, report=dataclasses.replace(
             sol.report, interrupted=True, status=SolveStatus.FEASIBLE if sol.has_solution else SolveStatus.NO_SOLUTION,
             message="interrupted: the best plan found so far" if sol.has_solution else
             "interrupted before a first plan"))
     if sol.status is SolveStatus.INFEASIBLE and opts.name == "cbc" and opts.cbc_preprocess:
-        sol = confirm_infeasible(built.problem, opts, sol)
+        sol = confirm_infeasible(built.problem, opts, sol, step)
     plan = extract(instance.name, skipped, data, built.index(), sol, scale_demand, scale, opts.time_limit_s, split)
+    second_opts = opts
     if over_budget(plan, data) and opts.name == "cbc" and opts.cbc_preprocess and not sol.report.interrupted:
         # CBC's preprocessing rounds a budget row with its integer tolerance (nodes <= 0.999999 becomes <= 1):
         # the plan it returns may cost up to a millionth more than the budget. Solve again without it.
-        sol = without_preprocessing(built.problem, opts, "returned a plan over the budget")
+        sol = without_preprocessing(built.problem, opts, "returned a plan over the budget", step)
         if sol.report.interrupted:
             raise KeyboardInterrupt
         plan = extract(instance.name, skipped, data, built.index(), sol, scale_demand, scale, opts.time_limit_s,
                        split)
+        second_opts = dataclasses.replace(opts, cbc_preprocess=False)
+    if not interrupted:
+        second = tie_break(built, data, second_opts, sol, step)
+        if second is not sol:
+            fewer = extract(instance.name, skipped, data, built.index(), second, scale_demand, scale,
+                            opts.time_limit_s, split)
+            if not over_budget(fewer, data):  # the held-cost row keeps it within the budget, up to CBC's rounding
+                plan = fewer
     if sol.status is SolveStatus.INFEASIBLE and not sol.report.interrupted:
         plan = _with_diagnosis(plan, full, opts)
     return plan, built.problem.numVariables()

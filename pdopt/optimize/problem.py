@@ -25,10 +25,6 @@ import pulp
 
 from pdopt.optimize.model_data import Arc, ModelData
 
-TIE_BREAK_USD_PER_GPU = 1e-6
-"""Secondary objective weight: among plans whose cost differs by less than this per GPU, fewer GPUs win."""
-TIE_BREAK_USD_PER_NODE = 1e-8
-"""Tertiary weight: then fewer nodes."""
 PENALTY_FACTOR = 1e4
 """A virtual supply or a resource slack costs this many times the dearest real price per unit."""
 
@@ -260,6 +256,11 @@ def gpus_expression(built: BuiltProblem, data: ModelData) -> pulp.LpAffineExpres
     return pulp.lpSum(data.shapes[s].gpus_per_instance * v for (s, _), v in built.x.items())
 
 
+def nodes_expression(built: BuiltProblem) -> pulp.LpAffineExpression:
+    """Nodes in use, over every pool."""
+    return pulp.lpSum(built.nodes.values())
+
+
 def penalties(data: ModelData) -> tuple[dict[Resource, float], float]:
     """Penalty per unit of each resource's slack, and per req/s of shortfall: far above any real price, so that
     a penalised variable is used only when nothing real can do (a Gbit/s of bandwidth weighs like a GPU; a node
@@ -271,8 +272,9 @@ def penalties(data: ModelData) -> tuple[dict[Resource, float], float]:
 
 
 def set_objective(built: BuiltProblem, data: ModelData) -> None:
-    """max_scale: maximise scale. Otherwise minimise cost + 1e-6 GPUs + 1e-8 nodes + penalties x virtual
-    variables (slack, shortfall)."""
+    """max_scale: maximise scale. Otherwise minimise cost + penalties x virtual variables (slack, shortfall); the
+    tie-breaks (fewest GPUs, then nodes) are a second stage among the plans of the optimal cost
+    (:mod:`pdopt.optimize.lexicographic`)."""
     built.cost = cost_expression(built, data)
     if MODES[built.mode].maximise_scale:
         assert built.scale is not None
@@ -282,6 +284,4 @@ def set_objective(built: BuiltProblem, data: ModelData) -> None:
     virtual = [per_unit[k.resource] * (data.pools[k.index[0]].gpus_per_node if k.resource == "nodes" else 1.0) * v
                for k, v in built.slack.items()]
     virtual += [per_rps * v for v in built.shortfall.values()]
-    tie = TIE_BREAK_USD_PER_GPU * gpus_expression(built, data) + TIE_BREAK_USD_PER_NODE * pulp.lpSum(
-        built.nodes.values())
-    built.problem += built.cost + tie + pulp.lpSum(virtual)
+    built.problem += built.cost + pulp.lpSum(virtual)

@@ -31,6 +31,7 @@ from pdopt.progress import done as progress_done
 __all__ = [
     "OPTIMALITY_GAP",
     "SOLVERS",
+    "LpResolve",
     "Solution",
     "SolverOptions",
     "SolverUnavailableError",
@@ -91,6 +92,36 @@ def _silence_stdout() -> Iterator[None]:
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+
+
+class LpResolve:
+    """An LP solved again and again with one variable's bounds changed, kept in HiGHS between solves: the first
+    solve goes through PuLP (which builds HiGHS's model and maps each variable to its column, ``var.index``);
+    later ones change that column's bounds and solve from the previous basis, without rebuilding or converting
+    the model (the generator's calibration: 31 LPs of one model)."""
+
+    def __init__(self, problem: pulp.LpProblem) -> None:
+        self.problem = problem
+        self.solved = False
+
+    def solve(self, variable: pulp.LpVariable, value: float) -> dict[str, float] | None:
+        """The LP's variable values with ``variable`` held at ``value`` (None when HiGHS finds no optimum)."""
+        import highspy
+
+        if not self.solved:
+            variable.lowBound = variable.upBound = value
+            with _silence_stdout():
+                self.problem.solve(pulp.HiGHS(msg=False, log_to_console=False))
+            self.solved = True
+        else:
+            with _silence_stdout():
+                self.problem.solverModel.changeColBounds(variable.index, value, value)
+                self.problem.solverModel.run()
+        highs = self.problem.solverModel
+        if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        values = highs.getSolution().col_value
+        return {v.name: float(values[v.index]) for v in self.problem.variables()}
 
 
 _CBC_NUMBER = r"(-?[0-9.eE+-]+|-?inf)"
@@ -192,11 +223,44 @@ class _CbcWatch:
             self.thread.join(timeout=1.0)
 
 
+STEP_MARGIN = 1e-3
+"""The absolute gap handed to the solver is the objective step less this fraction of it (the bound and the
+incumbent carry the solver's round-off)."""
+
+
+def _abs_gap(objective_step: float | None) -> float | None:
+    """The absolute gap at which a solve may stop: just under the objective's lattice step, or the solver's own
+    default without one."""
+    return objective_step * (1.0 - STEP_MARGIN) if objective_step else None
+
+
+class _Highs(pulp.HiGHS):  # type: ignore[misc,name-defined,unused-ignore]
+    """PuLP's HiGHS interface, with the status HiGHS gives at a node limit (``kSolutionLimit``, which PuLP's table
+    lacks) read as a time limit's: the incumbent, not proven (or no solution when HiGHS has none)."""
+
+    def findSolutionValues(self, lp: pulp.LpProblem) -> tuple[int, int]:  # noqa: N802 (PuLP's name)
+        try:
+            return super().findSolutionValues(lp)  # type: ignore[no-any-return]
+        except KeyError:  # raised after the values are assigned, at the status lookup
+            import highspy
+
+            highs = lp.solverModel
+            if highs.getModelStatus() != highspy.HighsModelStatus.kSolutionLimit:
+                raise
+            if math.isfinite(highs.getInfo().objective_function_value) and highs.getInfo().primal_solution_status:
+                return pulp.LpStatusOptimal, pulp.LpSolutionIntegerFeasible
+            return pulp.LpStatusNotSolved, pulp.LpSolutionNoSolutionFound
+
+
 def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool = False,
-               heuristic_usd_per_hour: float | None = None, heuristic: str | None = None) -> Solution:
+               heuristic_usd_per_hour: float | None = None, heuristic: str | None = None,
+               objective_step: float | None = None) -> Solution:
     """Solve ``problem`` and return its report (normalised status, objective, bound, gap) and variable values.
 
     ``heuristic_usd_per_hour`` is the cost of the start given with ``warm_start``, recorded in the report.
+    ``objective_step`` (minimisation only) is the spacing of the lattice every feasible objective value lies on
+    (:func:`pdopt.optimize.lexicographic.objective_step`): the solver may stop once its bound is within a step of
+    its incumbent, for then no plan lies strictly between them, and the bound reported is the incumbent's value.
     """
     if options.name not in SOLVERS:
         raise SolverUnavailableError(f"unknown solver '{options.name}' (choose from {', '.join(SOLVERS)})")
@@ -211,7 +275,8 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool
                 with warnings.catch_warnings():  # PuLP 3.x warns that PuLP 4 drops PULP_CBC_CMD: the one place
                     warnings.simplefilter("ignore", DeprecationWarning)
                     cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=options.time_limit_s, gapRel=options.gap_rel,
-                                            threads=options.threads, logPath=str(log_path), warmStart=warm_start,
+                                            gapAbs=_abs_gap(objective_step), threads=options.threads,
+                                            maxNodes=options.max_nodes, logPath=str(log_path), warmStart=warm_start,
                                             options=[] if options.cbc_preprocess else ["preprocess off"])
                 cmd.tmpDir = tmp
                 watch = _CbcWatch(log_path, heuristic_usd_per_hour if warm_start else None)
@@ -234,9 +299,13 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool
             # fails later solves that ask for another size; it uses its own default
             import highspy  # the interrupt callback's type; present whenever the HiGHS API is available
 
-            highs = pulp.HiGHS(msg=False, timeLimit=options.time_limit_s, log_to_console=False,
-                               mip_rel_gap=options.gap_rel, callbackTuple=(interruption.highs_callback, None),
-                               callbacksToActivate=[highspy.cb.HighsCallbackType.kCallbackMipInterrupt])
+            # no MIP start: HiGHS 1.16, given one (setSolution) for a model its presolve solves, reports the optimum's
+            # objective beside the start's values
+            highs = _Highs(msg=False, timeLimit=options.time_limit_s, log_to_console=False,
+                           mip_rel_gap=options.gap_rel, gapAbs=_abs_gap(objective_step),
+                           callbackTuple=(interruption.highs_callback, None),
+                           callbacksToActivate=[highspy.cb.HighsCallbackType.kCallbackMipInterrupt],
+                           **({} if options.max_nodes is None else {"mip_max_nodes": options.max_nodes}))
             if not highs.available():
                 raise SolverUnavailableError("solver 'highs' needs the highspy package: pip install 'pdopt[highs]'")
             with _silence_stdout():
@@ -259,6 +328,9 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool
         objective = float(value) if value is not None else 0.0
     if problem.sense == pulp.LpMaximize:
         bound = root = None  # the logs state bounds of the internal minimisation; not reported for maximisation
+    elif objective is not None and bound is not None and objective_step and objective - bound <= objective_step * (
+            1.0 - STEP_MARGIN):
+        bound = objective  # no lattice point lies between the bound and the incumbent: the incumbent is optimal
     gap = _relative_gap(objective, bound)
     st, gap = normalise_status(status, sol, gap, options.gap_rel)
     has = st in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)

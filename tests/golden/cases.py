@@ -29,9 +29,12 @@ class Case:
     file: Path
     mode: str = "min_cost"
     patch: tuple[tuple[str, Any], ...] = ()
-    cuts: bool = False
-    """Build with the valid inequalities (cut families); off except in their own cases, so that each golden shows
-    its family without the cuts' rows."""
+    cuts: tuple[str, ...] = ()
+    """The valid inequalities (cut families) to build with: none except in a cut family's own case, which has
+    that family alone, so that each golden shows its family without the other cuts' rows."""
+    held_cost: float | None = None
+    """The objective's second stage (:mod:`pdopt.optimize.lexicographic`): the cost held at this value (the
+    instance's known optimum), the objective fewest GPUs then nodes."""
 
 
 def _merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +49,8 @@ DOMAIN_LOSS = (("resilience", {"domain_loss_fraction": 0.5}),)
 
 CASES: dict[str, Case] = {
     "demand_cover": Case(PAPER),
-    "demand_rounding": Case(TINY / "mixed-two-models-cap.yaml", cuts=True),
+    "demand_rounding": Case(TINY / "mixed-two-models-cap.yaml", cuts=("demand_rounding",)),
+    "role_cost_floor": Case(TINY / "mixed-two-models-cap.yaml", cuts=("role_cost_floor",)),
     "demand_presence": Case(PAPER, patch=(("workloads", {"dsv31": {"demand": {"tokens_per_min": 1.0}}}),)),
     "pool_gpu_capacity": Case(TINY / "whole-node-pricing.yaml"),
     "pattern_cover": Case(TINY / "tp3-packing.yaml"),
@@ -72,6 +76,7 @@ MODE_CASES: dict[str, Case] = {
     "mode_max_scale": Case(TINY / "mixed-two-models-cap.yaml", "max_scale"),
     "mode_shortfall": Case(TINY / "infeasible-budget.yaml", "shortfall"),
     "mode_elastic": Case(TINY / "mixed-two-models-cap.yaml", "elastic"),
+    "stage_tie_break": Case(PAPER, held_cost=224.0),  # instances/known_answers.yaml: 224 USD/h
     "mode_max_scale_mixed": Case(TINY / "mixed-modes.yaml", "max_scale",
                                  patch=(("workloads", {"llm": {"spare_instances": {"aggregated": 1}}}),)),
 }
@@ -92,6 +97,10 @@ def lp_text(case: Case) -> tuple[str, dict[str, list[str]]]:
     data = build_model_data(instance, capacity_table(instance))
     built = build_problem(data, name=f"golden_{instance.name}", mode=case.mode,  # type: ignore[arg-type]
                           cuts=case.cuts)
+    if case.held_cost is not None:
+        from pdopt.optimize.lexicographic import hold_cost, objective_step
+
+        hold_cost(built, data, case.held_cost, objective_step(built.problem.objective))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "golden.lp"
         built.problem.writeLP(str(path))
