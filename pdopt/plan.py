@@ -195,6 +195,8 @@ class SolverReport:
     """Among the plans of the proven cost, the fewest GPUs and then nodes (:mod:`pdopt.optimize.lexicographic`):
     ``proven``, ``not proven`` (stopped by the time limit or a signal; the plan is the best found), or why it did
     not run; None when the cost was not proven (no second stage) or in plans written before it was recorded."""
+    tie_break_s: float | None = None
+    """Seconds of the second stage (included in ``runtime_s``); None when it did not run."""
 
 
 @dataclass(frozen=True)

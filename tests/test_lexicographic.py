@@ -87,3 +87,20 @@ def test_fleet_m_fewest_gpus_among_optimal_plans() -> None:
     if cbc.solver.tie_break == "proven":
         assert sum(cbc.gpus_used.values()) == fewest
     assert verify(inst, highs.to_dict()) == [] and verify(inst, cbc.to_dict()) == []
+
+
+@pytest.mark.skipif("highs" not in available_solvers(), reason="highspy not installed")
+def test_highs_given_a_start_returns_the_optimum_values() -> None:
+    """tests/data/highs-start-quirk.yaml: given the greedy start (42.0 USD/h), HiGHS 1.16 solves the model in
+    presolve and reports the optimum 40.5 beside the start's values; the solver layer notices and solves again
+    without the start, so HiGHS and CBC agree (the property test that found it compares them)."""
+    import yaml
+
+    from pdopt.io import instance_from_dict
+
+    inst = instance_from_dict(yaml.safe_load((ROOT / "tests" / "data" / "highs-start-quirk.yaml").read_text()))
+    highs = pdopt.solve(inst, SolverOptions("highs"), explain_mode=False)
+    cbc = pdopt.solve(inst, SolverOptions("cbc"), explain_mode=False)
+    assert highs.status.value == cbc.status.value == "optimal"
+    assert highs.objective_usd_per_hour == cbc.objective_usd_per_hour == pytest.approx(40.5)
+    assert verify(inst, highs.to_dict()) == []

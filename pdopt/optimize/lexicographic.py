@@ -118,11 +118,12 @@ def tie_break(built: BuiltProblem, data: ModelData, options: SolverOptions, firs
                         objective_step=1.0)
     runtime = first.report.runtime_s + second.report.runtime_s
     if not second.has_solution:
-        report = dataclasses.replace(first.report, runtime_s=runtime, tie_break="not run: " + second.report.message)
+        report = dataclasses.replace(first.report, runtime_s=runtime, tie_break="not run: " + second.report.message,
+                                     tie_break_s=second.report.runtime_s)
         return dataclasses.replace(first, report=report)
     proven = second.status is SolveStatus.OPTIMAL and not second.report.interrupted
     report = dataclasses.replace(first.report, runtime_s=runtime, tie_break="proven" if proven else "not proven",
-                                 interrupted=second.report.interrupted)
+                                 interrupted=second.report.interrupted, tie_break_s=second.report.runtime_s)
     ties = built.problem.objective
     if not proven and _value(ties, second) > _value(ties, first):  # a solver that took no start found worse
         return Solution(report, first.values)

@@ -235,8 +235,27 @@ def _abs_gap(objective_step: float | None) -> float | None:
 
 
 class _Highs(pulp.HiGHS):  # type: ignore[misc,name-defined,unused-ignore]
-    """PuLP's HiGHS interface, with the status HiGHS gives at a node limit (``kSolutionLimit``, which PuLP's table
-    lacks) read as a time limit's: the incumbent, not proven (or no solution when HiGHS has none)."""
+    """PuLP's HiGHS interface, with a MIP start and with the status HiGHS gives at a node limit.
+
+    With ``start``, the variables' current values go to HiGHS as a (partial) solution it completes and checks
+    (``setSolution``); PuLP's own interface drops a start. ``kSolutionLimit`` (a node limit), missing from PuLP's
+    table of statuses, reads as a time limit's: the incumbent, not proven (or no solution when HiGHS has none).
+    """
+
+    def __init__(self, start: bool, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.start = start
+
+    def callSolver(self, lp: pulp.LpProblem) -> None:  # noqa: N802 (PuLP's name)
+        if self.start:
+            import numpy as np
+
+            given = [(v.index, float(v.varValue)) for v in lp.variables() if v.varValue is not None]
+            if given:
+                index, value = zip(*given, strict=True)
+                lp.solverModel.setSolution(len(index), np.asarray(index, dtype=np.int32),
+                                           np.asarray(value, dtype=np.float64))
+        super().callSolver(lp)
 
     def findSolutionValues(self, lp: pulp.LpProblem) -> tuple[int, int]:  # noqa: N802 (PuLP's name)
         try:
@@ -250,6 +269,17 @@ class _Highs(pulp.HiGHS):  # type: ignore[misc,name-defined,unused-ignore]
             if math.isfinite(highs.getInfo().objective_function_value) and highs.getInfo().primal_solution_status:
                 return pulp.LpStatusOptimal, pulp.LpSolutionIntegerFeasible
             return pulp.LpStatusNotSolved, pulp.LpSolutionNoSolutionFound
+
+
+def _start_values_returned(problem: pulp.LpProblem) -> bool:
+    """True when HiGHS's objective and the objective of the values it returned disagree: HiGHS 1.16, given a start
+    for a model its presolve then solves outright, reports the optimum's objective beside the start's values."""
+    if problem.sense != pulp.LpMinimize or problem.sol_status not in (pulp.LpSolutionOptimal,
+                                                                      pulp.LpSolutionIntegerFeasible):
+        return False
+    reported = float(problem.solverModel.getObjectiveValue())
+    value = pulp.value(problem.objective)
+    return value is not None and abs(float(value) - reported) > 1e-6 * max(1.0, abs(reported))
 
 
 def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool = False,
@@ -299,20 +329,24 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool
             # fails later solves that ask for another size; it uses its own default
             import highspy  # the interrupt callback's type; present whenever the HiGHS API is available
 
-            # no MIP start: HiGHS 1.16, given one (setSolution) for a model its presolve solves, reports the optimum's
-            # objective beside the start's values
-            highs = _Highs(msg=False, timeLimit=options.time_limit_s, log_to_console=False,
-                           mip_rel_gap=options.gap_rel, gapAbs=_abs_gap(objective_step),
-                           callbackTuple=(interruption.highs_callback, None),
-                           callbacksToActivate=[highspy.cb.HighsCallbackType.kCallbackMipInterrupt],
-                           **({} if options.max_nodes is None else {"mip_max_nodes": options.max_nodes}))
-            if not highs.available():
-                raise SolverUnavailableError("solver 'highs' needs the highspy package: pip install 'pdopt[highs]'")
-            with _silence_stdout():
-                try:
-                    problem.solve(highs)
-                finally:
-                    progress_done()
+            def solve_highs(with_start: bool) -> None:
+                highs = _Highs(with_start, msg=False, timeLimit=options.time_limit_s, log_to_console=False,
+                               mip_rel_gap=options.gap_rel, gapAbs=_abs_gap(objective_step),
+                               callbackTuple=(interruption.highs_callback, None),
+                               callbacksToActivate=[highspy.cb.HighsCallbackType.kCallbackMipInterrupt],
+                               **({} if options.max_nodes is None else {"mip_max_nodes": options.max_nodes}))
+                if not highs.available():
+                    raise SolverUnavailableError("solver 'highs' needs the highspy package: pip install "
+                                                 "'pdopt[highs]'")
+                with _silence_stdout():
+                    try:
+                        problem.solve(highs)
+                    finally:
+                        progress_done()
+
+            solve_highs(warm_start)
+            if warm_start and _start_values_returned(problem) and not interruption.requested:
+                solve_highs(False)  # HiGHS 1.16 quirk: see _start_values_returned
             with contextlib.suppress(Exception):
                 bound = float(problem.solverModel.getInfo().mip_dual_bound)
             with contextlib.suppress(Exception):  # interrupted before a first solution, PuLP still says feasible
