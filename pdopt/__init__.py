@@ -36,6 +36,8 @@ _EXPORTS: dict[str, str] = {
     "decode_capacity": "pdopt.perf.capacity",
     # planning and its result
     "solve": "pdopt.optimize.pipeline",
+    "plan_horizon": "pdopt.optimize.horizon",
+    "HorizonPlan": "pdopt.optimize.horizon",
     "SolverOptions": "pdopt.optimize.solver",
     "Plan": "pdopt.plan",
     "Placement": "pdopt.plan",
@@ -71,11 +73,11 @@ _DEPRECATED: dict[str, str] = {
 """Old names of the paper's helpers, kept for one release: use them from :mod:`pdopt.paper`."""
 
 __all__ = [
-    "BaselineResult", "CapacityTable", "CostBreakdown", "InputError", "Instance", "KvFlow", "LinkLoad",
+    "BaselineResult", "CapacityTable", "CostBreakdown", "HorizonPlan", "InputError", "Instance", "KvFlow", "LinkLoad",
     "ModelPlan", "Placement", "Plan", "PoolUse", "RolePlan", "ShapeCapacity", "SimOptions", "SimResult",
     "SkippedShape", "SolveStatus", "SolverOptions", "SolverReport", "Survival", "Violation", "__version__",
     "capacity_table", "compare", "decode_capacity", "format_violations", "instance_from_dict", "load_instance",
-    "prefill_capacity", "simulate", "solve", "tightness", "verify",
+    "plan_horizon", "prefill_capacity", "simulate", "solve", "tightness", "verify",
 ]
 
 
@@ -107,6 +109,7 @@ if TYPE_CHECKING:  # the names for type checkers and editors; at run time __geta
     from pdopt.errors import InputError
     from pdopt.instance import Instance
     from pdopt.io import instance_from_dict, load_instance
+    from pdopt.optimize.horizon import HorizonPlan, plan_horizon
     from pdopt.optimize.pipeline import solve
     from pdopt.optimize.solver import SolverOptions
     from pdopt.perf.capacity import (

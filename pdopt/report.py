@@ -12,6 +12,7 @@ from pdopt.sim.run import SimResult
 
 if TYPE_CHECKING:
     from pdopt.comparison.fidelity import PointResult
+    from pdopt.optimize.horizon import HorizonPlan
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -286,3 +287,25 @@ def plot_fidelity(results: list[PointResult]) -> bytes:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return buf.getvalue()
+
+
+def format_horizon(plan: HorizonPlan) -> str:
+    """A plan over a horizon as a terminal report: one line per period (hours, instances per role, starts, cost),
+    the total, and the static plan for the peak with the saving."""
+    out = [f"instance {plan.instance}  horizon of {len(plan.periods)} periods  status {plan.status.value}"]
+    if not plan.has_plan:
+        return "\n".join([*out, f"no plan: {plan.reason}"])
+    rows = []
+    for p in plan.periods:
+        roles: dict[str, int] = {}
+        for x in p.plan.placements:
+            roles[f"{x.model} {x.role}"] = roles.get(f"{x.model} {x.role}", 0) + x.count
+        rows.append([p.name, f"{p.hours:g}", ", ".join(f"{k} {v}" for k, v in sorted(roles.items())), p.starts,
+                     f"{p.plan.objective_usd_per_hour or 0.0:.2f}", f"{p.cost_usd:.2f}"])
+    out += ["", table(["period", "hours", "instances", "starts", "USD/hour", "USD"], rows), ""]
+    out.append(f"total {plan.total_cost_usd or 0.0:.2f} USD over {sum(p.hours for p in plan.periods):g} hours"
+               + (f" (starts at {plan.start_cost_usd:g} USD each)" if plan.start_cost_usd else ""))
+    if plan.static_cost_usd is not None:
+        out.append(f"static plan for the peak {plan.static_cost_usd:.2f} USD; planning per period saves "
+                   f"{plan.saving_usd or 0.0:.2f} USD ({(plan.saving_usd or 0.0) / plan.static_cost_usd:.1%})")
+    return "\n".join(out)

@@ -67,6 +67,8 @@ def rich_doc() -> dict[str, Any]:
                     "client_io_s": 0.01, "routing": "shortest_path"},
         "resilience": {"domain_loss_fraction": 0.5},
         "limits": {"budget_usd_per_hour": 1000.0},
+        "horizon": {"periods": [{"name": "night", "hours": 12.0}, {"name": "day", "hours": 12.0}],
+                    "start_cost_usd": 1.0, "min_uptime_h": 2.0, "lead_time_min": 5.0},
         "options": {"pooled_gain_epsilon": 1e-3, "pooled_max_steps": 8, "kv_usable_fraction": 0.9},
         "models": {
             "a": {"kv_bytes_per_token": 1.0e5, "weights_gb": 10.0},
@@ -79,7 +81,8 @@ def rich_doc() -> dict[str, Any]:
                   "ttft_overhead_s": 0.05,
                   "prefix_cache_hit_rate": 0.1, "service_scv": 1.0, "arrival_scv": 1.0, "queue_model": "gg1",
                   "spare_instances": {"decode": 1},
-                  "input_length_distribution": {"lengths": [500.0, 1500.0], "weights": [1.0, 1.0]}},
+                  "input_length_distribution": {"lengths": [500.0, 1500.0], "weights": [1.0, 1.0]},
+                  "by_period": {"night": {"demand": {"requests_per_s": 1.0}, "arrival_scv": 2.0}}},
             "b": {"demand": {"tokens_per_min": 60000.0}, "input_tokens_mean": 1000.0, "output_tokens_mean": 100.0,
                   "ttft": {"target_s": 2.0}, "tpot": {"target_ms": 50.0}}},
         "profiles": [

@@ -27,8 +27,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from pdopt.plan import SolveStatus
     from pdopt.report import format_plan
 
-    instance = _load_instance(args.file, args.allow_path)
+    instance = _load_instance(args.file, args.allow_path, periods=True)
     opts = solver_options(args)
+    if instance.horizon is not None:
+        return _plan_horizon(instance, args, opts)
     plan = solve(instance, opts, scale_demand=args.scale_demand, maximize_scale=args.maximize_scale,
                  explain_mode=args.explain_mode)
     print(dump_json(plan.to_dict()) if args.format == "json" else format_plan(plan))
@@ -43,6 +45,25 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if plan.status in (SolveStatus.INFEASIBLE, SolveStatus.NO_SOLUTION):
         return EXIT_INFEASIBLE
     return EXIT_SOLVER
+
+
+def _plan_horizon(instance: Any, args: argparse.Namespace, opts: Any) -> int:
+    """``pdopt plan`` of an instance with a horizon: every period in one solve, the static plan beside it."""
+    from pdopt.errors import InputError
+    from pdopt.io import dump_json
+    from pdopt.optimize.horizon import plan_horizon
+    from pdopt.plan import SolveStatus
+    from pdopt.report import format_horizon
+
+    if args.maximize_scale or args.scale_demand != 1.0:
+        raise InputError("--maximize-scale and --scale-demand plan one period; this instance has a horizon "
+                         "(scale its by_period demands instead)")
+    plan = plan_horizon(instance, opts)
+    print(dump_json(plan.to_dict()) if args.format == "json" else format_horizon(plan))
+    if plan.has_plan:
+        return EXIT_OK
+    print(f"pdopt: no feasible plan: {plan.reason}", file=sys.stderr)
+    return EXIT_INFEASIBLE if plan.status in (SolveStatus.INFEASIBLE, SolveStatus.NO_SOLUTION) else EXIT_SOLVER
 
 
 def cmd_capacity(args: argparse.Namespace) -> int:
@@ -365,13 +386,18 @@ def cmd_schema(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _load_instance(path: str, allow_paths: list[str]) -> Instance:
-    """Load an instance and print, on stderr, a warning for each field its chosen models do not use."""
+def _load_instance(path: str, allow_paths: list[str], periods: bool = False) -> Instance:
+    """Load an instance and print, on stderr, a warning for each field its chosen models do not use (and, for a
+    command that does not plan periods, for a horizon it reads past)."""
     from pdopt.instance.unused import unused_fields
     from pdopt.io import load_instance
 
     instance = load_instance(path, allow_paths)
-    for warning in unused_fields(instance):
+    warnings = unused_fields(instance)
+    if instance.horizon is not None and not periods:
+        warnings.append(f"horizon ({len(instance.horizon.periods)} periods): this command uses each workload's own "
+                        "values, not what by_period restates; `pdopt plan` plans the periods")
+    for warning in warnings:
         print(f"pdopt: warning: {warning}", file=sys.stderr)
     return instance
 

@@ -17,6 +17,7 @@ from pdopt.instance.base import (
     Statistic,
     StrictModel,
 )
+from pdopt.instance.horizon import Horizon, Period, PeriodOverride
 from pdopt.instance.profiles import (
     AggregatedProfile,
     DecodeCurve,
@@ -33,10 +34,8 @@ from pdopt.instance.profiles import (
     fits_nodes,
 )
 from pdopt.instance.schema import (
-    Demand,
     GpuType,
     Instance,
-    LengthDistribution,
     Limits,
     Link,
     Model,
@@ -45,16 +44,16 @@ from pdopt.instance.schema import (
     NodePool,
     PlannerOptions,
     Resilience,
-    TpotSlo,
-    TtftSlo,
     Workload,
     validate_instance,
 )
+from pdopt.instance.traffic import Demand, LengthDistribution, TpotSlo, TtftSlo
 
 __all__ = [
     "IDENTIFIER_PATTERN", "ROLES", "SERVING_MODES", "SHAPE_ROLES", "AggregatedProfile", "DecodeCurve", "DecodePoint",
-    "DecodeProfile", "Demand", "GpuType", "Identifier", "Instance", "IterationModel", "LengthDistribution", "Limits",
-    "Link", "LoadCorrection", "MeasuredRun", "MeasuredTpot", "MeasuredTtft", "Model", "ModelArchitecture", "Network",
-    "NodePool", "PlannerOptions", "PrefillPoint", "PrefillProfile", "Profile", "Resilience", "Role", "ServingMode",
-    "Statistic", "StrictModel", "TpotSlo", "TtftSlo", "Workload", "fits_nodes", "validate_instance",
+    "DecodeProfile", "Demand", "GpuType", "Horizon", "Identifier", "Instance", "IterationModel", "LengthDistribution",
+    "Limits", "Link", "LoadCorrection", "MeasuredRun", "MeasuredTpot", "MeasuredTtft", "Model", "ModelArchitecture",
+    "Network", "NodePool", "Period", "PeriodOverride", "PlannerOptions", "PrefillPoint", "PrefillProfile", "Profile",
+    "Resilience", "Role", "ServingMode", "Statistic", "StrictModel", "TpotSlo", "TtftSlo", "Workload", "fits_nodes",
+    "validate_instance",
 ]

@@ -84,6 +84,10 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "mean_batch": (1e-9, 1e7, "requests"),
     "factor": (0.0, 1e3, "(multiplier)"),
     "join_cost_ms": (0.0, 1e6, "ms per admitted request"),
+    "hours": (1e-6, 8784.0, "hours (at most a leap year)"),
+    "lead_time_min": (0.0, 1440.0, "minutes"),
+    "start_cost_usd": (0.0, 1e6, "USD per instance start"),
+    "min_uptime_h": (0.0, 8784.0, "hours"),
 }
 """The finite range of every numeric field of the instance format (docs/instance-format.md prints this table).
 

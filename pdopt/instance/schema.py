@@ -7,7 +7,6 @@ checked once the whole instance is read, and every problem is reported with the 
 """
 from __future__ import annotations
 
-import itertools
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -23,8 +22,10 @@ from pydantic import (
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from pdopt.errors import InputError, format_validation_error
-from pdopt.instance.base import SERVING_MODES, Identifier, ServingMode, Statistic, StrictModel
+from pdopt.instance.base import SERVING_MODES, Identifier, ServingMode, StrictModel
+from pdopt.instance.horizon import Horizon, PeriodOverride
 from pdopt.instance.profiles import AggregatedProfile, DecodeProfile, PrefillProfile, Profile
+from pdopt.instance.traffic import Demand, LengthDistribution, TpotSlo, TtftSlo
 
 
 class GpuType(StrictModel):
@@ -125,55 +126,6 @@ class Model(StrictModel):
         return arch.num_parameters_billion * arch.bytes_per_parameter
 
 
-class Demand(StrictModel):
-    """Offered load: requests per second, or total tokens per minute counting input plus output (the paper)."""
-
-    requests_per_s: PositiveFloat | None = None
-    tokens_per_min: PositiveFloat | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Demand:
-        if (self.requests_per_s is None) == (self.tokens_per_min is None):
-            raise ValueError("give exactly one of requests_per_s or tokens_per_min")
-        return self
-
-
-class LengthDistribution(StrictModel):
-    """A discrete distribution of input lengths: ``lengths`` with relative ``weights`` (a histogram's bin centres
-    and counts, or the distinct lengths of a trace)."""
-
-    lengths: list[PositiveFloat] = Field(min_length=1)
-    weights: list[PositiveFloat] = Field(min_length=1)
-    source: str = ""
-
-    @model_validator(mode="after")
-    def _aligned(self) -> LengthDistribution:
-        if len(self.lengths) != len(self.weights):
-            raise ValueError(f"lengths has {len(self.lengths)} entries but weights has {len(self.weights)}")
-        if any(b <= a for a, b in itertools.pairwise(self.lengths)):
-            raise ValueError("lengths must be strictly increasing")
-        return self
-
-    @property
-    def mean(self) -> float:
-        """Weighted mean length."""
-        return sum(x * w for x, w in zip(self.lengths, self.weights, strict=True)) / sum(self.weights)
-
-
-class TtftSlo(StrictModel):
-    """Time-to-first-token target and the statistic over requests it applies to."""
-
-    target_s: PositiveFloat
-    statistic: Statistic = "mean"
-
-
-class TpotSlo(StrictModel):
-    """Time-per-output-token target. ``mean`` is the mean over requests of each request's own TPOT."""
-
-    target_ms: PositiveFloat
-    statistic: Statistic = "mean"
-
-
 class Workload(StrictModel):
     """Traffic and SLOs of one model."""
 
@@ -206,6 +158,9 @@ class Workload(StrictModel):
     """Serving modes the plan may use for this model: ``aggregated`` (prefill and decode in one engine),
     ``disaggregated`` (P/D pairs), or both, the traffic then split between them by the router. Default: every
     mode the model has profiles for."""
+    by_period: dict[Identifier, PeriodOverride] = Field(default_factory=dict)
+    """What this workload restates in a period of the instance's ``horizon`` (its demand, lengths, SLOs, arrival
+    variability), by period name; a period left out has the workload's own values."""
 
     @model_validator(mode="after")
     def _modes_distinct(self) -> Workload:
@@ -305,6 +260,8 @@ class Instance(StrictModel):
     resilience: Resilience | None = None
     generated_by: dict[str, str | int | float | list[int]] | None = None
     """For generated instances: the generator's family and parameters (so the instance can be regenerated)."""
+    horizon: Horizon | None = None
+    """The periods to plan (:mod:`pdopt.instance.horizon`); None: one period, the workloads as stated."""
 
     @model_validator(mode="after")
     def _cross_references(self) -> Instance:
@@ -330,6 +287,7 @@ class Instance(StrictModel):
                 problems.extend(self._mode_problems(mid, wl))
         problems.extend(self._packing_problems())
         problems.extend(self._network_problems())
+        problems.extend(self._period_problems())
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -407,6 +365,42 @@ class Instance(StrictModel):
                     f"({sizes} GPUs per node){hint}")
         return problems
 
+    def _period_problems(self) -> list[str]:
+        """``by_period`` names periods of the horizon, and each period's workload is valid once restated."""
+        problems = []
+        names = set(self.horizon.names) if self.horizon is not None else set()
+        for mid, wl in self.workloads.items():
+            for period in wl.by_period:
+                where = f"workloads.{mid}.by_period.{period}"
+                if period not in names:
+                    problems.append(f"{where}: no period '{period}' in horizon.periods"
+                                    + ("" if self.horizon is not None else " (the instance has no horizon)"))
+                    continue
+                try:
+                    Workload.model_validate(_restated(wl, period))
+                except ValidationError as err:
+                    problems += [f"{where}: {line}" for line in format_validation_error(err)]
+        return problems
+
+    @property
+    def period_names(self) -> list[str]:
+        """The horizon's periods in order; one unnamed period (``[""]``) without a horizon."""
+        return self.horizon.names if self.horizon is not None else [""]
+
+    def period_instance(self, period: str) -> Instance:
+        """The single-period instance of one period: every workload with what it restates for that period, and
+        no horizon. Without a horizon, the instance itself (``period`` must then be ``""``)."""
+        if self.horizon is None:
+            if period:
+                raise InputError(f"period '{period}': the instance has no horizon")
+            return self
+        if period not in self.horizon.names:
+            raise InputError(f"no period '{period}' in horizon.periods ({', '.join(self.horizon.names)})")
+        doc = self.model_dump(mode="json", exclude={"horizon"})
+        doc["name"] = f"{self.name}.{period}"
+        doc["workloads"] = {mid: _restated(wl, period) for mid, wl in self.workloads.items()}
+        return validate_instance(doc, f"{self.name}, period {period}")
+
     def replace(self, **changes: Any) -> Instance:
         """A copy with top-level fields changed (``instance.replace(limits={"budget_usd_per_hour": 500})``).
 
@@ -449,6 +443,16 @@ class Instance(StrictModel):
             if prof.key == (model, role, gpu_type, gpus_per_instance, variant):
                 return prof
         raise KeyError((model, role, gpu_type, gpus_per_instance, variant))
+
+
+def _restated(workload: Workload, period: str) -> dict[str, Any]:
+    """A workload's document in one period: its fields, with what ``by_period`` restates for the period over
+    them, and no ``by_period``."""
+    doc = workload.model_dump(mode="json", exclude={"by_period"})
+    override = workload.by_period.get(period)
+    if override is not None:
+        doc.update(override.model_dump(mode="json", exclude_none=True))
+    return doc
 
 
 def validate_instance(doc: dict[str, Any], source: str = "<instance>") -> Instance:

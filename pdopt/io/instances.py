@@ -117,27 +117,39 @@ def _resolve_length_traces(doc: dict[str, Any], base: Path, allowed: Sequence[Pa
     if not isinstance(workloads, dict):
         return
     for mid, w in workloads.items():
-        dist = w.get("input_length_distribution") if isinstance(w, dict) else None
-        if not isinstance(dist, dict) or "trace" not in dist:
+        if not isinstance(w, dict):
             continue
-        where = f"workloads.{mid}.input_length_distribution.trace"
-        if set(dist) != {"trace"} or not isinstance(dist["trace"], str):
-            raise InputError(f"{where}: give only trace: PATH (relative to the instance file)")
-        path = confined_path(base, dist["trace"], where, allowed)
-        try:
-            trace = read_trace(path)
-        except InputError as exc:
-            raise InputError(f"{where}: {exc}") from None
-        lengths = sorted(float(x) for x in trace.input_tokens)
-        bins = [b for b in (lengths[i * len(lengths) // TRACE_BINS:(i + 1) * len(lengths) // TRACE_BINS]
-                            for i in range(TRACE_BINS)) if b]
-        merged: dict[float, int] = {}
-        for b in bins:
-            centre = round(sum(b) / len(b), 6)
-            merged[centre] = merged.get(centre, 0) + len(b)
-        w["input_length_distribution"] = {
-            "lengths": sorted(merged), "weights": [merged[c] for c in sorted(merged)],
-            "source": f"{dist['trace']}: {len(lengths)} requests' input lengths in {len(bins)} equal-count bins"}
+        _resolve_one(w, f"workloads.{mid}", base, allowed)
+        periods = w.get("by_period")
+        if isinstance(periods, dict):
+            for name, override in periods.items():
+                if isinstance(override, dict):
+                    _resolve_one(override, f"workloads.{mid}.by_period.{name}", base, allowed)
+
+
+def _resolve_one(w: dict[str, Any], at: str, base: Path, allowed: Sequence[Path]) -> None:
+    """One workload's (or one period's) ``input_length_distribution: {trace: FILE}``, resolved in place."""
+    dist = w.get("input_length_distribution")
+    if not isinstance(dist, dict) or "trace" not in dist:
+        return
+    where = f"{at}.input_length_distribution.trace"
+    if set(dist) != {"trace"} or not isinstance(dist["trace"], str):
+        raise InputError(f"{where}: give only trace: PATH (relative to the instance file)")
+    path = confined_path(base, dist["trace"], where, allowed)
+    try:
+        trace = read_trace(path)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    lengths = sorted(float(x) for x in trace.input_tokens)
+    bins = [b for b in (lengths[i * len(lengths) // TRACE_BINS:(i + 1) * len(lengths) // TRACE_BINS]
+                        for i in range(TRACE_BINS)) if b]
+    merged: dict[float, int] = {}
+    for b in bins:
+        centre = round(sum(b) / len(b), 6)
+        merged[centre] = merged.get(centre, 0) + len(b)
+    w["input_length_distribution"] = {
+        "lengths": sorted(merged), "weights": [merged[c] for c in sorted(merged)],
+        "source": f"{dist['trace']}: {len(lengths)} requests' input lengths in {len(bins)} equal-count bins"}
 
 
 def instance_from_dict(doc: dict[str, Any], base_dir: Path | None = None, source: str = "<instance>",

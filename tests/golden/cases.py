@@ -107,7 +107,39 @@ def lp_text(case: Case) -> tuple[str, dict[str, list[str]]]:
         return path.read_text(), built.rows
 
 
+HORIZON_DIR = Path(__file__).resolve().parent / "lp_horizon"
+TWO_PERIODS = ROOT / "tests" / "data" / "two-periods.yaml"
+HORIZON_CASES: dict[str, tuple[dict[str, Any], bool]] = {
+    "linked": ({"min_uptime_h": 13.0}, False),
+    "static": ({}, True),
+}
+"""Horizon golden LPs (formulations/horizon.yaml): tests/data/two-periods.yaml with a change to its horizon, and
+whether the fleet is static."""
+
+
+def horizon_lp_text(name: str) -> str:
+    """The LP file PuLP writes for a horizon case."""
+    from pdopt.io import instance_from_dict
+    from pdopt.optimize.horizon import build_horizon
+
+    change, static = HORIZON_CASES[name]
+    doc = yaml.safe_load(TWO_PERIODS.read_text())
+    doc["horizon"].update(change)
+    instance = instance_from_dict(doc, TWO_PERIODS.parent, str(TWO_PERIODS))
+    assert instance.horizon is not None
+    built = build_horizon(instance, instance.horizon, cuts=False, static=static)
+    assert not isinstance(built, str)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "golden.lp"
+        built[0].writeLP(str(path))
+        return path.read_text()
+
+
 def main() -> int:
+    HORIZON_DIR.mkdir(exist_ok=True)
+    for name in HORIZON_CASES:
+        (HORIZON_DIR / f"{name}.lp").write_text(horizon_lp_text(name))
+        print(f"horizon {name}")
     LP_DIR.mkdir(exist_ok=True)
     for name, case in {**CASES, **MODE_CASES}.items():
         text, _ = lp_text(case)

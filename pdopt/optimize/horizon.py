@@ -1,0 +1,264 @@
+"""Plans over a horizon of periods (:mod:`pdopt.instance.horizon`): one MILP whose every period is formulation F1
+for that period's instance, linked by what changing capacity costs, and beside it the static plan for the peak.
+
+Build. Each period t is built as a single-period problem (its own capacities, model data and families), its
+variables and rows renamed with the suffix ``__<period>``, and all of them are put into one problem. The objective
+is the horizon's cost, sum_t h_t cost_t (h_t the period's hours), plus the start cost c_s sum_(a,t) starts[a,t]
+when the horizon states one. Linking families (formulations/f1.yaml):
+
+- ``instance_starts[a,t]``: starts[a,t] >= x_t[a] - x_prev(t)[a], a = (shape, pool), the instances of arc a
+  started at the beginning of period t (prev(t) the period before, the last one for the first when cyclic; none
+  before the first otherwise); x of an arc a period does not use is 0.
+- ``min_uptime[a,t]``: x_t[a] >= sum of starts[a,u] over the periods u whose start lies less than min_uptime_h
+  before t's start (u = t included): an instance started stays up that long.
+
+The static plan for the peak is the same build with one fleet for every period: x_t[a] = x_first[a] and
+nodes_t[p] = nodes_first[p] (``static_fleet``); its cost is the horizon's hours times its hourly cost. Pool
+classes are not used here (a class's split back into pools, period by period, could move instances between
+identical pools and start them again).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulp
+
+from pdopt.errors import InputError
+from pdopt.instance import Instance
+from pdopt.instance.horizon import Horizon
+from pdopt.optimize.build import BuiltProblem, build_problem
+from pdopt.optimize.extract import extract
+from pdopt.optimize.lexicographic import objective_step
+from pdopt.optimize.model_data import Arc, ModelData, build_model_data
+from pdopt.optimize.options import SolverOptions, with_deadline
+from pdopt.optimize.pipeline import no_shape_reason
+from pdopt.optimize.solver import Solution, run_solver
+from pdopt.perf.capacity import SkippedShape, capacity_table
+from pdopt.plan import Plan, SolveStatus
+
+__all__ = ["HorizonPlan", "PeriodPlan", "add_instance_starts", "add_min_uptime", "add_static_fleet", "build_horizon",
+           "plan_horizon"]
+
+
+@dataclass(frozen=True)
+class PeriodPlan:
+    """One period's fleet: its name, hours, the plan, and the instances started at its beginning."""
+
+    name: str
+    hours: float
+    plan: Plan
+    starts: int = 0
+
+    @property
+    def cost_usd(self) -> float:
+        """The period's cost: hours x the plan's hourly cost (0 without a plan)."""
+        return self.hours * (self.plan.objective_usd_per_hour or 0.0)
+
+
+@dataclass(frozen=True)
+class HorizonPlan:
+    """The plan over the horizon: a fleet per period, its total cost, and the static plan for the peak beside it."""
+
+    instance: str
+    status: SolveStatus
+    periods: tuple[PeriodPlan, ...]
+    static_peak: tuple[PeriodPlan, ...] = ()
+    """The static plan: one fleet for every period (the same placements in each)."""
+    start_cost_usd: float = 0.0
+    """Cost of one instance start (the horizon's ``start_cost_usd``)."""
+    reason: str | None = None
+    solver: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def total_cost_usd(self) -> float | None:
+        """The horizon's cost: each period's hours x hourly cost, plus the starts (None without a plan)."""
+        if self.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
+            return None
+        return sum(p.cost_usd + self.start_cost_usd * p.starts for p in self.periods)
+
+    @property
+    def static_cost_usd(self) -> float | None:
+        """The static plan's cost over the horizon (its starts too, for a horizon that is not cyclic)."""
+        if not self.static_peak or self.static_peak[0].plan.objective_usd_per_hour is None:
+            return None
+        return sum(p.cost_usd + self.start_cost_usd * p.starts for p in self.static_peak)
+
+    @property
+    def saving_usd(self) -> float | None:
+        """What planning per period saves against the static plan for the peak."""
+        total, static = self.total_cost_usd, self.static_cost_usd
+        return None if total is None or static is None else static - total
+
+    @property
+    def has_plan(self) -> bool:
+        """True when every period has a plan."""
+        return self.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE) and bool(self.periods)
+
+    def to_dict(self) -> dict[str, object]:
+        """The public JSON form: totals, then each period's hours, starts and plan (``Plan.to_dict``), and the
+        static plan's per-period plans."""
+        def period(p: PeriodPlan) -> dict[str, object]:
+            return {"name": p.name, "hours": p.hours, "starts": p.starts, "cost_usd": p.cost_usd,
+                    "plan": p.plan.to_dict()}
+
+        return {"instance": self.instance, "status": self.status.value, "total_cost_usd": self.total_cost_usd,
+                "static_peak_cost_usd": self.static_cost_usd, "saving_usd": self.saving_usd,
+                "start_cost_usd": self.start_cost_usd, "reason": self.reason, "solver": self.solver,
+                "periods": [period(p) for p in self.periods],
+                "static_peak": [period(p) for p in self.static_peak]}
+
+
+@dataclass
+class _Part:
+    """One period inside the merged problem."""
+
+    name: str
+    hours: float
+    data: ModelData
+    built: BuiltProblem
+    skipped: tuple[SkippedShape, ...]
+
+
+def _period_parts(instance: Instance, horizon: Horizon, cuts: bool | tuple[str, ...]) -> list[_Part] | str:
+    """Build each period's problem; a reason string when some period has a role no shape can serve."""
+    parts = []
+    for period in horizon.periods:
+        inst = instance.period_instance(period.name)
+        table = capacity_table(inst)
+        data = build_model_data(inst, table)
+        reason = no_shape_reason(table, data)
+        if reason is not None:
+            return f"period '{period.name}': {reason}"
+        built = build_problem(data, name=f"period_{period.name}", cuts=cuts)
+        for v in built.problem.variables():  # the index (built.index()) reads the new names
+            v.name = f"{v.name}__{period.name}"
+        parts.append(_Part(period.name, period.hours, data, built, table.skipped))
+    return parts
+
+
+def _merged(parts: Sequence[_Part], name: str) -> pulp.LpProblem:
+    """One problem holding every period's rows (renamed ``<row>__<period>``)."""
+    problem = pulp.LpProblem(name, pulp.LpMinimize)
+    for part in parts:
+        for row in part.built.problem.constraints():
+            problem += row, f"{row.name}__{part.name}"
+    return problem
+
+
+def _arcs(parts: Sequence[_Part]) -> list[Arc]:
+    return sorted({a for part in parts for a in part.built.x})
+
+
+def _x(part: _Part, arc: Arc) -> pulp.LpVariable | float:
+    return part.built.x.get(arc, 0.0)
+
+
+def add_instance_starts(problem: pulp.LpProblem, parts: Sequence[_Part], horizon: Horizon
+                        ) -> dict[tuple[Arc, str], pulp.LpVariable]:
+    """instance_starts[a,t]: starts[a,t] >= x_t[a] - x_prev(t)[a] (x_prev = 0 before the first period of a horizon
+    that is not cyclic); starts[a,t] integer >= 0."""
+    starts = {}
+    for t, part in enumerate(parts):
+        prev = t - 1 if t > 0 else (len(parts) - 1 if horizon.cyclic and len(parts) > 1 else None)
+        for arc in _arcs(parts):
+            if arc not in part.built.x:
+                continue
+            var = problem.add_variable(f"starts__{arc[0]}__{arc[1]}__{part.name}", lowBound=0, cat=pulp.LpInteger)
+            before = _x(parts[prev], arc) if prev is not None else 0.0
+            problem += var >= _x(part, arc) - before, f"instance_starts__{arc[0]}__{arc[1]}__{part.name}"
+            starts[(arc, part.name)] = var
+    return starts
+
+
+def add_min_uptime(problem: pulp.LpProblem, parts: Sequence[_Part], horizon: Horizon,
+                   starts: dict[tuple[Arc, str], pulp.LpVariable]) -> None:
+    """min_uptime[a,t]: x_t[a] >= sum of starts[a,u] over periods u starting less than min_uptime_h before t's
+    start (u = t included; counted around the cycle when cyclic, never past the first period otherwise)."""
+    if horizon.min_uptime_h <= 0:
+        return
+    begins = [sum(p.hours for p in horizon.periods[:i]) for i in range(len(parts))]
+    total = horizon.total_hours
+    for t, part in enumerate(parts):
+        earlier = []
+        for u in range(len(parts)):
+            gap = begins[t] - begins[u]
+            if horizon.cyclic and gap < 0:
+                gap += total
+            if 0 <= gap < horizon.min_uptime_h:
+                earlier.append(parts[u].name)
+        for arc in part.built.x:
+            held = [starts[(arc, u)] for u in earlier if (arc, u) in starts]
+            if len(held) > 1 or (held and held[0] is not starts.get((arc, part.name))):
+                problem += part.built.x[arc] >= pulp.lpSum(held), f"min_uptime__{arc[0]}__{arc[1]}__{part.name}"
+
+
+def add_static_fleet(problem: pulp.LpProblem, parts: Sequence[_Part]) -> None:
+    """static_fleet[a,t] and static_fleet[p,t]: every period holds the first period's instances (x_t[a] = x_first[a])
+    and nodes (nodes_t[p] = nodes_first[p])."""
+    first = parts[0]
+    for part in parts[1:]:
+        for arc in _arcs(parts):
+            if arc in part.built.x or arc in first.built.x:
+                problem += _x(part, arc) == _x(first, arc), f"static_fleet__{arc[0]}__{arc[1]}__{part.name}"
+        for pool, n in part.built.nodes.items():
+            problem += n == first.built.nodes.get(pool, 0.0), f"static_fleet__{pool}__{part.name}"
+
+
+def build_horizon(instance: Instance, horizon: Horizon, cuts: bool | tuple[str, ...] = True, static: bool = False
+                  ) -> tuple[pulp.LpProblem, list[_Part], dict[tuple[Arc, str], pulp.LpVariable]] | str:
+    """The horizon's problem (never solves): every period's rows, the linking families and the objective; with
+    ``static``, one fleet for every period. A reason string when some period has a role no shape can serve."""
+    parts = _period_parts(instance, horizon, cuts)
+    if isinstance(parts, str):
+        return parts
+    problem = _merged(parts, "pdopt_horizon_static" if static else "pdopt_horizon")
+    cost = pulp.lpSum(part.hours * part.built.cost for part in parts if part.built.cost is not None)
+    starts: dict[tuple[Arc, str], pulp.LpVariable] = {}
+    if static:
+        add_static_fleet(problem, parts)
+    if horizon.start_cost_usd > 0 or horizon.min_uptime_h > 0:
+        starts = add_instance_starts(problem, parts, horizon)
+        add_min_uptime(problem, parts, horizon, starts)
+    problem += cost + horizon.start_cost_usd * pulp.lpSum(starts.values())
+    return problem, parts, starts
+
+
+def _solve_parts(instance: Instance, horizon: Horizon, options: SolverOptions, static: bool
+                 ) -> tuple[SolveStatus, tuple[PeriodPlan, ...], str | None, dict[str, object]]:
+    built = build_horizon(instance, horizon, options.cuts, static)
+    if isinstance(built, str):
+        return SolveStatus.INFEASIBLE, (), built, {}
+    problem, parts, starts = built
+    sol = run_solver(problem, options, objective_step=objective_step(problem.objective))
+    info: dict[str, object] = {"name": sol.report.name, "runtime_s": sol.report.runtime_s, "gap": sol.report.gap,
+                               "bound": sol.report.bound, "message": sol.report.message,
+                               "variables": problem.numVariables(), "rows": problem.numConstraints()}
+    if not sol.has_solution:
+        return sol.status, (), f"the solver ended with status {sol.report.message}", info
+    out = []
+    report = dataclasses.replace(sol.report, objective=None)  # the horizon's objective is not one period's
+    for part in parts:
+        plan = extract(f"{instance.name}.{part.name}", part.skipped, part.data, part.built.index(),
+                       Solution(report, sol.values), 1.0)
+        n_starts = sum(round(sol.value(v.name)) for (_, t), v in starts.items() if t == part.name)
+        out.append(PeriodPlan(part.name, part.hours, plan, n_starts))
+    return sol.status, tuple(out), None, info
+
+
+def plan_horizon(instance: Instance, options: SolverOptions | None = None, static_peak: bool = True) -> HorizonPlan:
+    """Plan every period of the instance's horizon together (one MILP) and, with ``static_peak``, the static plan
+    for the peak beside it. An instance without a horizon is one period of one hour."""
+    options = with_deadline(dataclasses.replace(options or SolverOptions(), pool_classes=False))
+    if instance.horizon is not None and instance.horizon.lead_time_min > 0:
+        raise InputError(f"horizon.lead_time_min: {instance.horizon.lead_time_min:g} minutes; planning with a lead "
+                         "time is not available in this release (leave it at 0)")
+    horizon = instance.horizon or Horizon.model_validate({"periods": [{"name": "all", "hours": 1.0}]})
+    base = instance if instance.horizon is not None else instance.replace(horizon=horizon.model_dump(mode="json"))
+    status, periods, reason, info = _solve_parts(base, horizon, options, static=False)
+    static: tuple[PeriodPlan, ...] = ()
+    if static_peak and periods:
+        _, static, _, _ = _solve_parts(base, horizon, options, static=True)
+    return HorizonPlan(instance.name, status, periods, static, horizon.start_cost_usd, reason, info)

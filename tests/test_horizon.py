@@ -1,0 +1,140 @@
+"""Plans over a horizon (pdopt/instance/horizon.py, pdopt/optimize/horizon.py): the periods' instances, the known
+answers of tests/data/two-periods.yaml (derived by hand in its description), and a single period planned as
+before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+import pdopt
+from pdopt.errors import InputError
+from pdopt.io import instance_from_dict
+from pdopt.optimize.horizon import plan_horizon
+from pdopt.optimize.options import SolverOptions
+from pdopt.optimize.solver import available_solvers
+
+ROOT = Path(__file__).resolve().parent.parent
+TWO = ROOT / "tests" / "data" / "two-periods.yaml"
+
+
+def _doc() -> dict:
+    return yaml.safe_load(TWO.read_text())
+
+
+def test_period_instances_restate_the_workload() -> None:
+    inst = pdopt.load_instance(TWO)
+    assert inst.period_names == ["night", "day"]
+    night, day = inst.period_instance("night"), inst.period_instance("day")
+    assert night.workloads["llm"].demand_rps() == 2.5 and day.workloads["llm"].demand_rps() == 7.5
+    assert night.horizon is None and night.name == "two-periods.night"
+    assert night.workloads["llm"].ttft == inst.workloads["llm"].ttft  # not restated: the workload's own
+    with pytest.raises(InputError, match="no period 'noon'"):
+        inst.period_instance("noon")
+
+
+def test_without_a_horizon_the_instance_is_its_only_period() -> None:
+    paper = pdopt.load_instance(ROOT / "instances" / "paper" / "dsv31-h200-5mtpm.yaml")
+    assert paper.period_names == [""] and paper.period_instance("") is paper
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d["workloads"]["llm"]["by_period"].update(noon={"demand": {"requests_per_s": 1.0}}),
+     "workloads.llm.by_period.noon: no period 'noon' in horizon.periods"),
+    (lambda d: d.pop("horizon"), "workloads.llm.by_period.night: no period 'night' in horizon.periods \\(the "
+                                 "instance has no horizon\\)"),
+    (lambda d: d["workloads"]["llm"]["by_period"]["night"].update(input_tokens_mean=-3.0),
+     "input_tokens_mean"),
+    (lambda d: d["horizon"]["periods"].append({"name": "night", "hours": 1.0}), "night appear more than once"),
+    (lambda d: d["horizon"].update(lead_time_min=-1.0), "lead_time_min"),
+    (lambda d: d["horizon"]["periods"][0].update(hours=0.0), "hours"),
+])
+def test_bad_horizons_name_the_field(change: object, message: str) -> None:
+    doc = _doc()
+    change(doc)  # type: ignore[operator]
+    with pytest.raises(InputError, match=message):
+        instance_from_dict(doc, TWO.parent)
+
+
+@pytest.mark.parametrize("solver", available_solvers())
+def test_two_periods_known_answer(solver: str) -> None:
+    """239.00 USD per day against 288.00 for the static plan (the file's description derives both)."""
+    inst = pdopt.load_instance(TWO)
+    plan = plan_horizon(inst, SolverOptions(solver))
+    assert plan.status.value == "optimal"
+    assert plan.total_cost_usd == pytest.approx(239.0)
+    assert plan.static_cost_usd == pytest.approx(288.0) and plan.saving_usd == pytest.approx(49.0)
+    counts = {p.name: {x.role: x.count for x in p.plan.placements} for p in plan.periods}
+    assert counts == {"night": {"prefill": 3, "decode": 2}, "day": {"prefill": 8, "decode": 4}}
+    assert [p.starts for p in plan.periods] == [0, 7]
+    for period in plan.periods:  # each period's plan verifies against that period's instance
+        assert pdopt.verify(inst.period_instance(period.name), period.plan.to_dict()) == []
+    for period in plan.static_peak:
+        assert period.plan.objective_usd_per_hour == pytest.approx(12.0)
+
+
+@pytest.mark.parametrize(("horizon", "total"), [({"start_cost_usd": 0.0}, 204.0),
+                                                ({"min_uptime_h": 13.0}, 246.0)])
+def test_two_periods_variants(horizon: dict, total: float) -> None:
+    """No start cost: 12 x 5 + 12 x 12 = 204.00; a 13-hour minimum uptime: 246.00 (the file's description)."""
+    doc = _doc()
+    doc["horizon"].update(horizon)
+    plan = plan_horizon(instance_from_dict(doc, TWO.parent))
+    assert plan.status.value == "optimal" and plan.total_cost_usd == pytest.approx(total)
+
+
+def test_a_single_period_plans_as_before() -> None:
+    """Without a horizon the instance is one period of one hour: the plan is pdopt.solve's (224 USD/h, the
+    paper's known answer)."""
+    paper = pdopt.load_instance(ROOT / "instances" / "paper" / "dsv31-h200-5mtpm.yaml")
+    plan = plan_horizon(paper)
+    alone = pdopt.solve(paper)
+    assert len(plan.periods) == 1
+    assert plan.total_cost_usd == pytest.approx(alone.objective_usd_per_hour) == pytest.approx(224.0)
+    assert [(p.role, p.count) for p in plan.periods[0].plan.placements] == [
+        (p.role, p.count) for p in alone.placements]
+
+
+def test_spec_names_the_linking_functions_and_goldens_match() -> None:
+    """formulations/horizon.yaml: every family's code pointer is a function of pdopt/optimize/horizon.py; every
+    family has rows in a golden LP (tests/golden/lp_horizon/, recorded on purpose by tests/golden/cases.py), and
+    the LPs built now are the recorded ones."""
+    import importlib
+
+    from tests.golden.cases import HORIZON_CASES, HORIZON_DIR, horizon_lp_text
+
+    spec = yaml.safe_load((ROOT / "formulations" / "horizon.yaml").read_text())
+    for family in (*spec["constraints"].values(), *spec["variables"].values()):
+        module, _, func = family["code"].partition("::")
+        assert callable(getattr(importlib.import_module(module.removesuffix(".py").replace("/", ".")), func))
+    goldens = {name: (HORIZON_DIR / f"{name}.lp").read_text() for name in HORIZON_CASES}
+    for name, text in goldens.items():
+        assert horizon_lp_text(name) == text, f"{name}: differs from tests/golden/lp_horizon/{name}.lp"
+    everything = "\n".join(goldens.values())
+    for family in spec["constraints"]:
+        assert f"\n{family}__" in everything, family
+    assert "starts__" in goldens["linked"]
+
+
+def test_a_lead_time_is_refused_not_ignored() -> None:
+    doc = _doc()
+    doc["horizon"]["lead_time_min"] = 10.0
+    with pytest.raises(InputError, match=r"horizon\.lead_time_min: 10 minutes"):
+        plan_horizon(instance_from_dict(doc, TWO.parent))
+
+
+def test_cli_plans_the_horizon(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from pdopt.cli import main
+
+    assert main(["plan", str(TWO), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["total_cost_usd"] == pytest.approx(239.0) and doc["static_peak_cost_usd"] == pytest.approx(288.0)
+    assert doc["saving_usd"] == pytest.approx(49.0)
+    assert [(p["name"], p["hours"], p["starts"]) for p in doc["periods"]] == [("night", 12.0, 0), ("day", 12.0, 7)]
+    assert doc["periods"][1]["plan"]["objective_usd_per_hour"] == pytest.approx(12.0)
+    assert main(["plan", str(TWO), "--maximize-scale"]) == 2
+    assert "this instance has a horizon" in capsys.readouterr().err
