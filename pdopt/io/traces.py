@@ -147,3 +147,45 @@ def arrival_scv(trace: Trace) -> float:
     gaps = np.diff(trace.arrival_s)
     mean = float(gaps.mean())
     return float(gaps.var() / (mean * mean)) if mean > 0 else float("nan")
+
+
+def window_counts(trace: Trace, window_s: float) -> FloatArray:
+    """Requests per window: the trace's span from its first request cut into whole windows of ``window_s``
+    seconds (a last partial window dropped, so every count covers the same time)."""
+    if not window_s > 0:
+        raise ValueError(f"window_s must be positive, got {window_s}")
+    start = float(trace.arrival_s[0])
+    n = int((float(trace.arrival_s[-1]) - start) // window_s)
+    if n < 1:
+        return np.zeros(0)
+    counts, _ = np.histogram(trace.arrival_s, bins=n, range=(start, start + n * window_s))
+    return counts.astype(float)
+
+
+def dispersion_index(trace: Trace, window_s: float) -> float:
+    """Index of dispersion of counts, I(w) = Var(N_w) / E(N_w) over the trace's windows of ``window_s`` seconds
+    (sample variance): 1 for a Poisson stream at every w; a rate that changes over time makes I(w) grow with w,
+    which an inter-arrival SCV cannot show (a stream can have SCV 1 and I(60 s) of 16). NaN with fewer than two
+    windows or no request."""
+    counts = window_counts(trace, window_s)
+    if len(counts) < 2 or counts.mean() == 0:
+        return float("nan")
+    return float(counts.var(ddof=1) / counts.mean())
+
+
+def within_window_scv(trace: Trace, window_s: float) -> float:
+    """Inter-arrival SCV once the rate's change between windows is taken out: each gap divided by the mean gap
+    of the window it starts in, the SCV of all of them. Near 1 when the stream is Poisson at a rate that holds
+    within a window; what is left above 1 is burstiness at shorter time scales than the window."""
+    start = float(trace.arrival_s[0])
+    gaps = np.diff(trace.arrival_s)
+    which = ((trace.arrival_s[:-1] - start) // window_s).astype(int)
+    parts = []
+    for k in np.unique(which):
+        g = gaps[which == k]
+        if len(g) > 1 and g.mean() > 0:
+            parts.append(g / g.mean())
+    if not parts:
+        return float("nan")
+    scaled = np.concatenate(parts)
+    return float(scaled.var() / scaled.mean() ** 2)
