@@ -393,11 +393,11 @@ def _load_instance(path: str, allow_paths: list[str], periods: bool = False) -> 
     from pdopt.io import load_instance
 
     instance = load_instance(path, allow_paths)
-    warnings = unused_fields(instance)
+    notes = unused_fields(instance)
     if instance.horizon is not None and not periods:
-        warnings.append(f"horizon ({len(instance.horizon.periods)} periods): this command uses each workload's own "
+        notes.append(f"horizon ({len(instance.horizon.periods)} periods): this command uses each workload's own "
                         "values, not what by_period restates; `pdopt plan` plans the periods")
-    for warning in warnings:
+    for warning in notes:
         print(f"pdopt: warning: {warning}", file=sys.stderr)
     return instance
 

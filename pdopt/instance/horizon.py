@@ -9,7 +9,8 @@ SLOs, the arrival variability. Each period is then planned as the single-period 
 
 - ``lead_time_min``: a new instance takes this long to become ready, so the plan for a period also covers the
   demand of the following window of that length (a period whose successor is busier is planned for the
-  successor's demand as well: capacity is in place before the rise);
+  successor's demand as well: capacity is in place before the rise); not planned yet, so
+  :func:`pdopt.optimize.horizon.plan_horizon` refuses a lead time above 0;
 - ``start_cost_usd``: each instance started at a period's beginning costs this much once;
 - ``min_uptime_h``: an instance, once started, stays up at least this long (scaling down is not free).
 
@@ -68,11 +69,12 @@ class Horizon(StrictModel):
         """Length of the horizon in hours."""
         return sum(p.hours for p in self.periods)
 
-    def following(self, index: int) -> int | None:
-        """The index of the period after ``index`` (the first after the last when cyclic; None at the end)."""
-        if index + 1 < len(self.periods):
-            return index + 1
-        return 0 if self.cyclic and len(self.periods) > 1 else None
+    def preceding(self, index: int) -> int | None:
+        """The index of the period before ``index`` (the last before the first when cyclic; None before the
+        first otherwise)."""
+        if index > 0:
+            return index - 1
+        return len(self.periods) - 1 if self.cyclic and len(self.periods) > 1 else None
 
 
 class PeriodOverride(StrictModel):

@@ -162,10 +162,8 @@ def add_instance_starts(problem: pulp.LpProblem, parts: Sequence[_Part], horizon
     that is not cyclic); starts[a,t] integer >= 0."""
     starts = {}
     for t, part in enumerate(parts):
-        prev = t - 1 if t > 0 else (len(parts) - 1 if horizon.cyclic and len(parts) > 1 else None)
-        for arc in _arcs(parts):
-            if arc not in part.built.x:
-                continue
+        prev = horizon.preceding(t)
+        for arc in sorted(part.built.x):
             var = problem.add_variable(f"starts__{arc[0]}__{arc[1]}__{part.name}", lowBound=0, cat=pulp.LpInteger)
             before = _x(parts[prev], arc) if prev is not None else 0.0
             problem += var >= _x(part, arc) - before, f"instance_starts__{arc[0]}__{arc[1]}__{part.name}"
@@ -191,7 +189,7 @@ def add_min_uptime(problem: pulp.LpProblem, parts: Sequence[_Part], horizon: Hor
                 earlier.append(parts[u].name)
         for arc in part.built.x:
             held = [starts[(arc, u)] for u in earlier if (arc, u) in starts]
-            if len(held) > 1 or (held and held[0] is not starts.get((arc, part.name))):
+            if len(held) > 1:  # t's own starts alone: x_t >= starts_t holds already (starts_t <= x_t at the optimum)
                 problem += part.built.x[arc] >= pulp.lpSum(held), f"min_uptime__{arc[0]}__{arc[1]}__{part.name}"
 
 
@@ -199,8 +197,9 @@ def add_static_fleet(problem: pulp.LpProblem, parts: Sequence[_Part]) -> None:
     """static_fleet[a,t] and static_fleet[p,t]: every period holds the first period's instances (x_t[a] = x_first[a])
     and nodes (nodes_t[p] = nodes_first[p])."""
     first = parts[0]
+    arcs = _arcs(parts)
     for part in parts[1:]:
-        for arc in _arcs(parts):
+        for arc in arcs:
             if arc in part.built.x or arc in first.built.x:
                 problem += _x(part, arc) == _x(first, arc), f"static_fleet__{arc[0]}__{arc[1]}__{part.name}"
         for pool, n in part.built.nodes.items():

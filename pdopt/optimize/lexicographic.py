@@ -39,7 +39,7 @@ from pdopt.plan import SolveStatus
 __all__ = ["COST_ROW", "hold_cost", "objective_step", "tie_break", "tie_break_objective"]
 
 COST_ROW = "cost_at_optimum"
-"""The name of the row that holds the cost at its optimum during the second stage (removed afterwards)."""
+"""The name of the row that holds the cost at its optimum in the second stage (:func:`hold_cost`)."""
 
 MAX_DECIMALS = 6
 """Prices with more decimals than this (after multiplying by whole GPUs) have no lattice step."""
@@ -47,6 +47,9 @@ TIE_BREAK_NODES = 1000
 """The second stage's effort: at most this many branch-and-bound nodes (and what is left of a time limit). A
 bound on the work that gives the same plan on every run, unlike a time limit; small instances prove their
 tie-break at the root, large ones keep the first stage's plan or a better one."""
+DECIMAL_ROUND_OFF = 1e-9
+"""Relative distance from a whole number within which a scaled coefficient counts as that number (a float's
+round-off of a decimal price times whole GPUs)."""
 HELD_COST_TOLERANCE = 1e-9
 """Relative tolerance of the held cost when the objective has no lattice step."""
 
@@ -77,7 +80,7 @@ def _decimal(value: float) -> int:
     """``value`` times 10**MAX_DECIMALS as an integer, or 0 when it is not one (beyond a float's round-off)."""
     scaled = Fraction(value) * 10 ** MAX_DECIMALS
     whole = round(scaled)
-    return whole if abs(scaled - whole) <= 1e-6 * max(1, abs(whole)) * 1e-3 else 0
+    return whole if abs(scaled - whole) <= DECIMAL_ROUND_OFF * max(1, abs(whole)) else 0
 
 
 def tie_break_objective(built: BuiltProblem, data: ModelData) -> pulp.LpAffineExpression:
