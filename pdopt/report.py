@@ -300,11 +300,16 @@ def format_horizon(plan: HorizonPlan) -> str:
         roles: dict[str, int] = {}
         for x in p.plan.placements:
             roles[f"{x.model} {x.role}"] = roles.get(f"{x.model} {x.role}", 0) + x.count
-        rows.append([p.name, f"{p.hours:g}", ", ".join(f"{k} {v}" for k, v in sorted(roles.items())), p.starts,
-                     f"{p.plan.objective_usd_per_hour or 0.0:.2f}", f"{p.cost_usd:.2f}"])
-    out += ["", table(["period", "hours", "instances", "starts", "USD/hour", "USD"], rows), ""]
+        row = [p.name, f"{p.hours:g}", ", ".join(f"{k} {v}" for k, v in sorted(roles.items())), p.starts,
+               f"{p.plan.objective_usd_per_hour or 0.0:.2f}", f"{p.cost_usd:.2f}"]
+        rows.append(row + ([f"{p.ramp_cost_usd:.2f}"] if plan.lead_time_min else []))
+    head = ["period", "hours", "instances", "starts", "USD/hour", "USD"] + (["ramp USD"] if plan.lead_time_min else [])
+    out += ["", table(head, rows), ""]
+    notes = [f"starts at {plan.start_cost_usd:g} USD each"] if plan.start_cost_usd else []
+    if plan.lead_time_min:
+        notes.append(f"instances start {plan.lead_time_min:g} min before the period they serve")
     out.append(f"total {plan.total_cost_usd or 0.0:.2f} USD over {sum(p.hours for p in plan.periods):g} hours"
-               + (f" (starts at {plan.start_cost_usd:g} USD each)" if plan.start_cost_usd else ""))
+               + (f" ({'; '.join(notes)})" if notes else ""))
     if plan.static_cost_usd is not None:
         out.append(f"static plan for the peak {plan.static_cost_usd:.2f} USD; planning per period saves "
                    f"{plan.saving_usd or 0.0:.2f} USD ({(plan.saving_usd or 0.0) / plan.static_cost_usd:.1%})")

@@ -60,12 +60,13 @@ def test_bad_horizons_name_the_field(change: object, message: str) -> None:
 
 @pytest.mark.parametrize("solver", available_solvers())
 def test_two_periods_known_answer(solver: str) -> None:
-    """239.00 USD per day against 288.00 for the static plan (the file's description derives both)."""
+    """242.50 USD per day against 288.00 for the static plan (the file's description derives both)."""
     inst = pdopt.load_instance(TWO)
     plan = plan_horizon(inst, SolverOptions(solver))
     assert plan.status.value == "optimal"
-    assert plan.total_cost_usd == pytest.approx(239.0)
-    assert plan.static_cost_usd == pytest.approx(288.0) and plan.saving_usd == pytest.approx(49.0)
+    assert plan.total_cost_usd == pytest.approx(242.5)
+    assert plan.static_cost_usd == pytest.approx(288.0) and plan.saving_usd == pytest.approx(45.5)
+    assert [p.ramp_cost_usd for p in plan.periods] == pytest.approx([0.0, 3.5])
     counts = {p.name: {x.role: x.count for x in p.plan.placements} for p in plan.periods}
     assert counts == {"night": {"prefill": 3, "decode": 2}, "day": {"prefill": 8, "decode": 4}}
     assert [p.starts for p in plan.periods] == [0, 7]
@@ -75,10 +76,18 @@ def test_two_periods_known_answer(solver: str) -> None:
         assert period.plan.objective_usd_per_hour == pytest.approx(12.0)
 
 
-@pytest.mark.parametrize(("horizon", "total"), [({"start_cost_usd": 0.0}, 204.0),
-                                                ({"min_uptime_h": 13.0}, 246.0)])
+@pytest.mark.parametrize(("horizon", "total"), [
+    ({"lead_time_min": 0.0}, 239.0),
+    ({"lead_time_min": 0.0, "start_cost_usd": 0.0}, 204.0),
+    ({"lead_time_min": 0.0, "min_uptime_h": 13.0}, 246.0),
+    ({"min_uptime_h": 13.0}, 249.0),
+    ({"lead_time_min": 0.0, "cyclic": False}, 239.0 + 5 * 5),  # the night's 5 instances start once, at 5.00 each
+    ({"cyclic": False}, 242.5 + 5 * 5 + 0.5 * 5),  # ... and warm up for half an hour before the horizon
+])
 def test_two_periods_variants(horizon: dict, total: float) -> None:
-    """No start cost: 12 x 5 + 12 x 12 = 204.00; a 13-hour minimum uptime: 246.00 (the file's description)."""
+    """Lead time 0: 239.00, and no start cost: 12 x 5 + 12 x 12 = 204.00; a 13-hour minimum uptime: 246.00, or
+    249.00 with the lead time (the file's description); a horizon that is not cyclic also starts the night's fleet
+    before its first period."""
     doc = _doc()
     doc["horizon"].update(horizon)
     plan = plan_horizon(instance_from_dict(doc, TWO.parent))
@@ -118,10 +127,21 @@ def test_spec_names_the_linking_functions_and_goldens_match() -> None:
     assert "starts__" in goldens["linked"]
 
 
-def test_a_lead_time_is_refused_not_ignored() -> None:
+def test_a_ramp_exactly_at_the_pools_capacity() -> None:
+    """Two nodes of 6 GPUs: the ramp before the day holds the night's 5 instances and the 7 new ones, 12 GPUs,
+    exactly the pool; the plan is unchanged (242.50). With 11 GPUs of 1 node... the day alone needs 12: no plan."""
     doc = _doc()
-    doc["horizon"]["lead_time_min"] = 10.0
-    with pytest.raises(InputError, match=r"horizon\.lead_time_min: 10 minutes"):
+    doc["node_pools"]["nodes"].update(gpus_per_node=6)
+    plan = plan_horizon(instance_from_dict(doc, TWO.parent))
+    assert plan.status.value == "optimal" and plan.total_cost_usd == pytest.approx(242.5)
+    doc["node_pools"]["nodes"].update(gpus_per_node=11, node_count=1)
+    assert plan_horizon(instance_from_dict(doc, TWO.parent)).status.value == "infeasible"
+
+
+def test_a_lead_time_as_long_as_a_period_is_refused() -> None:
+    doc = _doc()
+    doc["horizon"]["lead_time_min"] = 720.0
+    with pytest.raises(InputError, match=r"horizon\.lead_time_min: 720 minutes is not shorter than period 'night'"):
         plan_horizon(instance_from_dict(doc, TWO.parent))
 
 
@@ -132,8 +152,9 @@ def test_cli_plans_the_horizon(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["plan", str(TWO), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["total_cost_usd"] == pytest.approx(239.0) and doc["static_peak_cost_usd"] == pytest.approx(288.0)
-    assert doc["saving_usd"] == pytest.approx(49.0)
+    assert doc["total_cost_usd"] == pytest.approx(242.5) and doc["static_peak_cost_usd"] == pytest.approx(288.0)
+    assert doc["saving_usd"] == pytest.approx(45.5) and doc["lead_time_min"] == 30.0
+    assert [p["ramp_cost_usd"] for p in doc["periods"]] == [0.0, 3.5]
     assert [(p["name"], p["hours"], p["starts"]) for p in doc["periods"]] == [("night", 12.0, 0), ("day", 12.0, 7)]
     assert doc["periods"][1]["plan"]["objective_usd_per_hour"] == pytest.approx(12.0)
     assert main(["plan", str(TWO), "--maximize-scale"]) == 2

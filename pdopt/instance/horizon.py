@@ -7,10 +7,9 @@ its value in every period, except where ``by_period`` restates them for a period
 SLOs, the arrival variability. Each period is then planned as the single-period instance it describes
 (:meth:`pdopt.instance.schema.Instance.period_instance`), linked to its neighbours by what changing capacity costs:
 
-- ``lead_time_min``: a new instance takes this long to become ready, so the plan for a period also covers the
-  demand of the following window of that length (a period whose successor is busier is planned for the
-  successor's demand as well: capacity is in place before the rise); not planned yet, so
-  :func:`pdopt.optimize.horizon.plan_horizon` refuses a lead time above 0;
+- ``lead_time_min``: a new instance takes this long to become ready, so the instances a period adds are started
+  that long before it begins, while the period before still runs its own fleet: its last minutes hold both (a
+  ramp), paid and within the pools; capacity is in place when the busier period begins;
 - ``start_cost_usd``: each instance started at a period's beginning costs this much once;
 - ``min_uptime_h``: an instance, once started, stays up at least this long (scaling down is not free).
 
@@ -42,8 +41,8 @@ class Horizon(StrictModel):
     """The horizon repeats: the first period follows the last (a day, a week). False: the horizon starts from
     nothing and ends after its last period (a one-off event)."""
     lead_time_min: NonNegativeFloat = 0.0
-    """Minutes from starting an instance to its serving (weights loaded, engine warm). The plan for a period then
-    also covers the demand of the following ``lead_time_min`` minutes."""
+    """Minutes from starting an instance to its serving (weights loaded, engine warm). The instances a period adds
+    are started this long before it, inside the period before (shorter than every period)."""
     start_cost_usd: NonNegativeFloat = 0.0
     """Cost of starting one instance (image pull, weight load, warm-up), paid once per start."""
     min_uptime_h: NonNegativeFloat = 0.0

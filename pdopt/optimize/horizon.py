@@ -12,6 +12,10 @@ when the horizon states one. Linking families (formulations/f1.yaml):
 - ``min_uptime[a,t]``: x_t[a] >= sum of starts[a,u] over the periods u whose start lies less than min_uptime_h
   before t's start (u = t included): an instance started stays up that long.
 
+- ``ramp_fleet[a,t]`` (a lead time L > 0): the instances period t adds start L before it, inside the period
+  before, which still runs its fleet: a ramp fleet y_t >= x_t, y_t >= x_prev(t) per arc, within a copy of F1's
+  resource rows, paid for L hours beyond the period before's fleet.
+
 The static plan for the peak is the same build with one fleet for every period: x_t[a] = x_first[a] and
 nodes_t[p] = nodes_first[p] (``static_fleet``); its cost is the horizon's hours times its hourly cost. Pool
 classes are not used here (a class's split back into pools, period by period, could move instances between
@@ -51,6 +55,9 @@ class PeriodPlan:
     hours: float
     plan: Plan
     starts: int = 0
+    ramp_cost_usd: float = 0.0
+    """What the lead time before this period costs beyond the period before's fleet: the instances started for
+    this period, paid while they warm up (lead time x their hourly cost)."""
 
     @property
     def cost_usd(self) -> float:
@@ -69,6 +76,8 @@ class HorizonPlan:
     """The static plan: one fleet for every period (the same placements in each)."""
     start_cost_usd: float = 0.0
     """Cost of one instance start (the horizon's ``start_cost_usd``)."""
+    lead_time_min: float = 0.0
+    """Minutes from starting an instance to its serving (the horizon's ``lead_time_min``)."""
     reason: str | None = None
     solver: dict[str, object] = field(default_factory=dict)
 
@@ -77,14 +86,14 @@ class HorizonPlan:
         """The horizon's cost: each period's hours x hourly cost, plus the starts (None without a plan)."""
         if self.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
             return None
-        return sum(p.cost_usd + self.start_cost_usd * p.starts for p in self.periods)
+        return sum(p.cost_usd + p.ramp_cost_usd + self.start_cost_usd * p.starts for p in self.periods)
 
     @property
     def static_cost_usd(self) -> float | None:
         """The static plan's cost over the horizon (its starts too, for a horizon that is not cyclic)."""
         if not self.static_peak or self.static_peak[0].plan.objective_usd_per_hour is None:
             return None
-        return sum(p.cost_usd + self.start_cost_usd * p.starts for p in self.static_peak)
+        return sum(p.cost_usd + p.ramp_cost_usd + self.start_cost_usd * p.starts for p in self.static_peak)
 
     @property
     def saving_usd(self) -> float | None:
@@ -102,11 +111,12 @@ class HorizonPlan:
         static plan's per-period plans."""
         def period(p: PeriodPlan) -> dict[str, object]:
             return {"name": p.name, "hours": p.hours, "starts": p.starts, "cost_usd": p.cost_usd,
-                    "plan": p.plan.to_dict()}
+                    "ramp_cost_usd": p.ramp_cost_usd, "plan": p.plan.to_dict()}
 
         return {"instance": self.instance, "status": self.status.value, "total_cost_usd": self.total_cost_usd,
                 "static_peak_cost_usd": self.static_cost_usd, "saving_usd": self.saving_usd,
-                "start_cost_usd": self.start_cost_usd, "reason": self.reason, "solver": self.solver,
+                "start_cost_usd": self.start_cost_usd, "lead_time_min": self.lead_time_min, "reason": self.reason,
+                "solver": self.solver,
                 "periods": [period(p) for p in self.periods],
                 "static_peak": [period(p) for p in self.static_peak]}
 
@@ -120,6 +130,8 @@ class _Part:
     data: ModelData
     built: BuiltProblem
     skipped: tuple[SkippedShape, ...]
+    ramp: BuiltProblem | None = None
+    """The fleet during the lead time before this period (``ramp_fleet``), when the horizon has a lead time."""
 
 
 def _period_parts(instance: Instance, horizon: Horizon, cuts: bool | tuple[str, ...]) -> list[_Part] | str:
@@ -139,12 +151,45 @@ def _period_parts(instance: Instance, horizon: Horizon, cuts: bool | tuple[str, 
     return parts
 
 
+def _ramp_data(parts: Sequence[_Part], base: _Part) -> ModelData:
+    """The resources of a ramp: the arcs and shapes of the periods it joins, and no demand (the instances warming
+    up serve nothing; the ones kept from the period before serve it, as they do in that period)."""
+    data = base.data
+    shapes = {**data.shapes}
+    arcs = set(data.arcs)
+    for part in parts:
+        shapes.update(part.data.shapes)
+        arcs.update(part.data.arcs)
+    keys = {k for part in parts for k in part.data.demand_rps}
+    return dataclasses.replace(data, demand_rps=dict.fromkeys(sorted(keys), 0.0), shapes=shapes,
+                               arcs=tuple(sorted(arcs)), spare_rps=dict.fromkeys(sorted(keys), 0.0),
+                               spares=dict.fromkeys(sorted(keys), 0), links={}, routes={}, kv_gbit_per_request={},
+                               domain_loss_fraction=None)
+
+
+def _add_ramps(parts: Sequence[_Part], horizon: Horizon) -> None:
+    """Build each period's ramp (the lead time before it) over the arcs of the period and the one before it."""
+    for t, part in enumerate(parts):
+        prev = horizon.preceding(t)
+        joined = [part] if prev is None else [parts[prev], part]
+        ramp = build_problem(_ramp_data(joined, part), name=f"ramp_{part.name}", cuts=False)
+        for v in ramp.problem.variables():
+            v.name = f"{v.name}__ramp_{part.name}"
+        part.ramp = ramp
+
+
 def _merged(parts: Sequence[_Part], name: str) -> pulp.LpProblem:
-    """One problem holding every period's rows (renamed ``<row>__<period>``)."""
+    """One problem holding every period's rows (renamed ``<row>__<period>``) and its ramp's
+    (``<row>__ramp_<period>``)."""
     problem = pulp.LpProblem(name, pulp.LpMinimize)
     for part in parts:
         for row in part.built.problem.constraints():
             problem += row, f"{row.name}__{part.name}"
+        if part.ramp is not None:
+            vacuous = set(part.ramp.rows.get("demand_cover", ()))  # a ramp has no demand: ">= 0" rows
+            for row in part.ramp.problem.constraints():
+                if row.name not in vacuous:
+                    problem += row, f"{row.name}__ramp_{part.name}"
     return problem
 
 
@@ -193,6 +238,29 @@ def add_min_uptime(problem: pulp.LpProblem, parts: Sequence[_Part], horizon: Hor
                 problem += part.built.x[arc] >= pulp.lpSum(held), f"min_uptime__{arc[0]}__{arc[1]}__{part.name}"
 
 
+def add_ramp_fleet(problem: pulp.LpProblem, parts: Sequence[_Part], horizon: Horizon) -> pulp.LpAffineExpression:
+    """ramp_fleet[a,t]: during the lead time before period t the pools hold y_t[a] >= x_t[a] (started, warming
+    up) and y_t[a] >= x_prev(t)[a] (still serving the period before); y_t lives in its own copy of F1's resource
+    rows (pool GPUs and nodes, packing, GPU-type caps, budget) with no demand. Returns the ramps' extra cost,
+    (L / 60) sum_t (cost(y_t) - cost_prev(t)), L the lead time in minutes (cost_prev = 0 before the first period
+    of a horizon that is not cyclic: its fleet starts before the horizon)."""
+    hours = horizon.lead_time_min / 60.0
+    extra = []
+    for t, part in enumerate(parts):
+        assert part.ramp is not None and part.ramp.cost is not None
+        prev = horizon.preceding(t)
+        before = parts[prev] if prev is not None else None
+        for arc, y in sorted(part.ramp.x.items()):
+            tag = f"{arc[0]}__{arc[1]}__{part.name}"
+            if arc in part.built.x:
+                problem += y >= part.built.x[arc], f"ramp_fleet__{tag}"
+            if before is not None and arc in before.built.x:
+                problem += y >= before.built.x[arc], f"ramp_fleet__{tag}__held"
+        previous_cost = before.built.cost if before is not None and before.built.cost is not None else 0.0
+        extra.append(hours * (part.ramp.cost - previous_cost))
+    return pulp.lpSum(extra)
+
+
 def add_static_fleet(problem: pulp.LpProblem, parts: Sequence[_Part]) -> None:
     """static_fleet[a,t] and static_fleet[p,t]: every period holds the first period's instances (x_t[a] = x_first[a])
     and nodes (nodes_t[p] = nodes_first[p])."""
@@ -213,8 +281,12 @@ def build_horizon(instance: Instance, horizon: Horizon, cuts: bool | tuple[str, 
     parts = _period_parts(instance, horizon, cuts)
     if isinstance(parts, str):
         return parts
+    if horizon.lead_time_min > 0:
+        _add_ramps(parts, horizon)
     problem = _merged(parts, "pdopt_horizon_static" if static else "pdopt_horizon")
     cost = pulp.lpSum(part.hours * part.built.cost for part in parts if part.built.cost is not None)
+    if horizon.lead_time_min > 0:
+        cost += add_ramp_fleet(problem, parts, horizon)
     starts: dict[tuple[Arc, str], pulp.LpVariable] = {}
     if static:
         add_static_fleet(problem, parts)
@@ -237,27 +309,48 @@ def _solve_parts(instance: Instance, horizon: Horizon, options: SolverOptions, s
                                "variables": problem.numVariables(), "rows": problem.numConstraints()}
     if not sol.has_solution:
         return sol.status, (), f"the solver ended with status {sol.report.message}", info
-    out = []
+    out: list[PeriodPlan] = []
     report = dataclasses.replace(sol.report, objective=None)  # the horizon's objective is not one period's
     for part in parts:
         plan = extract(f"{instance.name}.{part.name}", part.skipped, part.data, part.built.index(),
                        Solution(report, sol.values), 1.0)
         n_starts = sum(round(sol.value(v.name)) for (_, t), v in starts.items() if t == part.name)
-        out.append(PeriodPlan(part.name, part.hours, plan, n_starts))
+        ramp = 0.0
+        if part.ramp is not None and part.ramp.cost is not None:
+            prev = horizon.preceding(len(out))
+            held = _value(parts[prev].built.cost, sol) if prev is not None else 0.0
+            ramp = horizon.lead_time_min / 60.0 * (_value(part.ramp.cost, sol) - held)
+        out.append(PeriodPlan(part.name, part.hours, plan, n_starts, ramp))
     return sol.status, tuple(out), None, info
+
+
+def _value(expr: pulp.LpAffineExpression | None, sol: Solution) -> float:
+    """An affine expression at the solution (0 for no expression)."""
+    if expr is None:
+        return 0.0
+    return float(expr.constant) + float(sum(c * sol.value(v.name) for v, c in expr.items()))
+
+
+def _check_lead_time(horizon: Horizon) -> None:
+    """InputError unless the lead time is shorter than every period (each ramp lies inside the period before)."""
+    lead_h = horizon.lead_time_min / 60.0
+    short = [p for p in horizon.periods if p.hours <= lead_h]
+    if lead_h > 0 and short:
+        raise InputError(f"horizon.lead_time_min: {horizon.lead_time_min:g} minutes is not shorter than period "
+                         f"'{short[0].name}' ({short[0].hours:g} h); the instances started for a period warm up "
+                         "inside the period before it")
 
 
 def plan_horizon(instance: Instance, options: SolverOptions | None = None, static_peak: bool = True) -> HorizonPlan:
     """Plan every period of the instance's horizon together (one MILP) and, with ``static_peak``, the static plan
     for the peak beside it. An instance without a horizon is one period of one hour."""
     options = with_deadline(dataclasses.replace(options or SolverOptions(), pool_classes=False))
-    if instance.horizon is not None and instance.horizon.lead_time_min > 0:
-        raise InputError(f"horizon.lead_time_min: {instance.horizon.lead_time_min:g} minutes; planning with a lead "
-                         "time is not available in this release (leave it at 0)")
     horizon = instance.horizon or Horizon.model_validate({"periods": [{"name": "all", "hours": 1.0}]})
+    _check_lead_time(horizon)
     base = instance if instance.horizon is not None else instance.replace(horizon=horizon.model_dump(mode="json"))
     status, periods, reason, info = _solve_parts(base, horizon, options, static=False)
     static: tuple[PeriodPlan, ...] = ()
     if static_peak and periods:
         _, static, _, _ = _solve_parts(base, horizon, options, static=True)
-    return HorizonPlan(instance.name, status, periods, static, horizon.start_cost_usd, reason, info)
+    return HorizonPlan(instance.name, status, periods, static, horizon.start_cost_usd, horizon.lead_time_min, reason,
+                       info)
