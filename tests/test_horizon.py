@@ -70,8 +70,10 @@ def test_two_periods_known_answer(solver: str) -> None:
     counts = {p.name: {x.role: x.count for x in p.plan.placements} for p in plan.periods}
     assert counts == {"night": {"prefill": 3, "decode": 2}, "day": {"prefill": 8, "decode": 4}}
     assert [p.starts for p in plan.periods] == [0, 7]
-    for period in plan.periods:  # each period's plan verifies against that period's instance
+    assert pdopt.verify(inst, plan.to_dict()) == []  # the verifier learns the periods from the instance
+    for period in plan.periods:  # each period's plan verifies against that period's instance, found by its name
         assert pdopt.verify(inst.period_instance(period.name), period.plan.to_dict()) == []
+        assert pdopt.verify(inst, period.plan.to_dict()) == []
     for period in plan.static_peak:
         assert period.plan.objective_usd_per_hour == pytest.approx(12.0)
 
@@ -90,8 +92,10 @@ def test_two_periods_variants(horizon: dict, total: float) -> None:
     before its first period."""
     doc = _doc()
     doc["horizon"].update(horizon)
-    plan = plan_horizon(instance_from_dict(doc, TWO.parent))
+    inst = instance_from_dict(doc, TWO.parent)
+    plan = plan_horizon(inst)
     assert plan.status.value == "optimal" and plan.total_cost_usd == pytest.approx(total)
+    assert pdopt.verify(inst, plan.to_dict()) == []
 
 
 def test_a_single_period_plans_as_before() -> None:
@@ -159,3 +163,20 @@ def test_cli_plans_the_horizon(capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["periods"][1]["plan"]["objective_usd_per_hour"] == pytest.approx(12.0)
     assert main(["plan", str(TWO), "--maximize-scale"]) == 2
     assert "this instance has a horizon" in capsys.readouterr().err
+
+
+def test_cli_verifies_a_horizon_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from pdopt.cli import main
+
+    out = tmp_path / "plan.json"
+    assert main(["plan", str(TWO), "--format", "json"]) == 0
+    out.write_text(capsys.readouterr().out)
+    assert main(["verify", str(TWO), "--plan", str(out)]) == 0
+    assert "satisfies every constraint" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    doc["periods"][1]["starts"] = 6
+    out.write_text(json.dumps(doc))
+    assert main(["verify", str(TWO), "--plan", str(out)]) == 1
+    assert "horizon_starts: periods[1] (day).starts: 6" in capsys.readouterr().out

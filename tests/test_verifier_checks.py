@@ -25,6 +25,7 @@ import yaml
 from pdopt import solve
 from pdopt.instance import Instance
 from pdopt.io import instance_from_dict, load_instance
+from pdopt.optimize.horizon import plan_horizon
 from pdopt.verifier import (
     CHECKS,
     CHECKS_BY_NAME,
@@ -103,6 +104,7 @@ def test_readme_links_the_verifier_page() -> None:
 # ----------------------------------------------------------------------------------------------------------------
 
 INSTANCES = ROOT / "instances"
+TWO_PERIODS = ROOT / "tests" / "data" / "two-periods.yaml"
 
 
 def _spine_doc() -> dict[str, Any]:
@@ -125,13 +127,26 @@ def _load(name: str) -> Instance:
         return instance_from_dict({**_spine_doc(), "resilience": {"domain_loss_fraction": 0.5}})
     if name == "ffd_trap":
         return instance_from_dict(ffd_trap_doc())
+    if name in ("two_periods", "two_periods_variants"):
+        return instance_from_dict(_two_periods_doc(name == "two_periods_variants"), TWO_PERIODS.parent)
     raise AssertionError(name)
+
+
+def _two_periods_doc(variants: bool = False) -> dict[str, Any]:
+    """tests/data/two-periods.yaml; with ``variants``, a second decode profile identical to the first (variant
+    ``b``) and a pool of 2 nodes x 6 GPUs, 12 GPUs: the day's fleet exactly."""
+    doc: dict[str, Any] = yaml.safe_load(TWO_PERIODS.read_text())
+    if variants:
+        decode = next(p for p in doc["profiles"] if p["role"] == "decode")
+        doc["profiles"].append({**decode, "variant": "b"})
+        doc["node_pools"]["nodes"]["gpus_per_node"] = 6
+    return doc
 
 
 @functools.cache
 def _solved(name: str) -> tuple[Instance, str]:
     inst = _load(name)
-    plan = solve(inst).to_dict()
+    plan = plan_horizon(inst).to_dict() if inst.horizon is not None else solve(inst).to_dict()
     assert plan["status"] == "optimal", plan["reason"]
     return inst, json.dumps(plan)  # stored as text: every use gets its own copy
 
@@ -190,7 +205,8 @@ def _rebook(inst: Instance, plan: dict[str, Any], nodes: dict[str, int] | None =
     return plan
 
 
-BASES = ["paper", "paper_budget", "mixed", "example", "spine", "resilient", "ffd_trap", "modes"]
+BASES = ["paper", "paper_budget", "mixed", "example", "spine", "resilient", "ffd_trap", "modes", "two_periods",
+         "two_periods_variants"]
 
 
 @pytest.mark.parametrize("name", BASES)
@@ -199,7 +215,7 @@ def test_bases_verify_clean(name: str) -> None:
     assert verify(inst, plan) == [], format_violations(verify(inst, plan))
 
 
-@pytest.mark.parametrize("name", BASES)
+@pytest.mark.parametrize("name", [b for b in BASES if not b.startswith("two_periods")])  # horizons: not rebooked
 def test_rebooking_reproduces_the_planner(name: str) -> None:
     """The corruptions' bookkeeping agrees with the planner's on every base (so it hides nothing)."""
     inst, plan = _base(name)
@@ -380,6 +396,48 @@ def _mode_not_allowed(inst: Instance, plan: dict[str, Any],
     return instance_from_dict(doc, path.parent), plan
 
 
+def _horizon_periods(inst: Instance, plan: dict[str, Any],
+                     _: pytest.MonkeyPatch) -> tuple[Instance, dict[str, Any]]:
+    plan["periods"].reverse()  # day before night: not the horizon's order
+    return inst, plan
+
+
+def _horizon_starts(inst: Instance, plan: dict[str, Any], _: pytest.MonkeyPatch) -> tuple[Instance, dict[str, Any]]:
+    plan["periods"][1]["starts"] = 3  # the day adds 5 prefill + 2 decode instances: 7 starts
+    return inst, plan
+
+
+def _min_uptime(inst: Instance, plan: dict[str, Any], _: pytest.MonkeyPatch) -> tuple[Instance, dict[str, Any]]:
+    # the same plan against a 13-hour minimum uptime: the 5 prefill instances started for the day (12 h before
+    # the night begins) must still run at night, which keeps 3 (the description of two-periods.yaml)
+    return inst.replace(horizon={**inst.horizon.model_dump(mode="json"), "min_uptime_h": 13.0}), plan  # type: ignore[union-attr]
+
+
+def _ramp_capacity(inst: Instance, plan: dict[str, Any], _: pytest.MonkeyPatch) -> tuple[Instance, dict[str, Any]]:
+    # the day's decode instances on the other (identical) decode variant: each period still verifies, but the ramp
+    # before the day holds 8 prefill + the night's 2 decode + the day's 4 other decode = 14 GPUs in a 12-GPU pool;
+    # the day then starts 4 decode instances (9 starts, not 7) and the night 2 (the day has none of its variant),
+    # and the ramp's least cost 0.5 x (14 - 5) = 4.50 is above the stated 3.50, so the total differs too
+    night = next(p for p in plan["periods"][0]["plan"]["placements"] if p["role"] == "decode")
+    day = next(p for p in plan["periods"][1]["plan"]["placements"] if p["role"] == "decode")
+    day["variant"] = "b" if night["variant"] == "default" else "default"
+    return inst, plan
+
+
+def _horizon_cost(inst: Instance, plan: dict[str, Any], _: pytest.MonkeyPatch) -> tuple[Instance, dict[str, Any]]:
+    plan["periods"][0]["cost_usd"] = 61.0  # 12 h x 5.00 USD/h = 60.00
+    return inst, plan
+
+
+def _static_fleet(inst: Instance, plan: dict[str, Any], _: pytest.MonkeyPatch) -> tuple[Instance, dict[str, Any]]:
+    # the static plan's night holds the night's own (smaller, valid) fleet: not the same placements as its day;
+    # its day then starts 7 instances (stated 0), its ramp costs 0.5 x (12 - 5) = 3.50 (stated 0), and its total
+    # is not the stated 288.00
+    plan["static_peak"][0] = copy.deepcopy(plan["periods"][0])
+    plan["static_peak"][0]["starts"] = 0
+    return inst, plan
+
+
 CASES: tuple[Case, ...] = (
     Case("bad_plan_field", "paper", _bad_plan_field),
     Case("instance_mismatch", "paper", _instance_mismatch),
@@ -406,6 +464,12 @@ CASES: tuple[Case, ...] = (
     Case("domain_loss_cover", "resilient", _domain_loss_cover),
     Case("mode_split", "modes", _mode_split),
     Case("mode_not_allowed", "modes", _mode_not_allowed, frozenset({"demand_cover"})),
+    Case("horizon_periods", "two_periods", _horizon_periods),
+    Case("horizon_starts", "two_periods", _horizon_starts),
+    Case("min_uptime", "two_periods", _min_uptime),
+    Case("ramp_capacity", "two_periods_variants", _ramp_capacity, frozenset({"horizon_starts", "horizon_cost"})),
+    Case("horizon_cost", "two_periods", _horizon_cost),
+    Case("static_fleet", "two_periods", _static_fleet, frozenset({"horizon_starts", "horizon_cost"})),
 )
 CASE_OF: dict[str, Case] = {c.check: c for c in CASES}
 

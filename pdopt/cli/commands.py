@@ -121,7 +121,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from pdopt.io import load_json
     from pdopt.verifier import PLANNED_STATUSES, format_violations, verify
 
-    instance = _load_instance(args.file, args.allow_path)
+    instance = _load_instance(args.file, args.allow_path, periods=True)  # the verifier learns the periods
     doc = load_json(args.plan, "plan")
     status = doc.get("status")
     if status not in PLANNED_STATUSES and isinstance(status, str):

@@ -302,7 +302,7 @@ def _solve_parts(instance: Instance, horizon: Horizon, options: SolverOptions, s
     built = build_horizon(instance, horizon, options.cuts, static)
     if isinstance(built, str):
         return SolveStatus.INFEASIBLE, (), built, {}
-    problem, parts, starts = built
+    problem, parts, _ = built
     sol = run_solver(problem, options, objective_step=objective_step(problem.objective))
     info: dict[str, object] = {"name": sol.report.name, "runtime_s": sol.report.runtime_s, "gap": sol.report.gap,
                                "bound": sol.report.bound, "message": sol.report.message,
@@ -314,7 +314,7 @@ def _solve_parts(instance: Instance, horizon: Horizon, options: SolverOptions, s
     for part in parts:
         plan = extract(f"{instance.name}.{part.name}", part.skipped, part.data, part.built.index(),
                        Solution(report, sol.values), 1.0)
-        n_starts = sum(round(sol.value(v.name)) for (_, t), v in starts.items() if t == part.name)
+        n_starts = _started(parts, horizon, len(out), sol)
         ramp = 0.0
         if part.ramp is not None and part.ramp.cost is not None:
             prev = horizon.preceding(len(out))
@@ -322,6 +322,18 @@ def _solve_parts(instance: Instance, horizon: Horizon, options: SolverOptions, s
             ramp = horizon.lead_time_min / 60.0 * (_value(part.ramp.cost, sol) - held)
         out.append(PeriodPlan(part.name, part.hours, plan, n_starts, ramp))
     return sol.status, tuple(out), None, info
+
+
+def _started(parts: Sequence[_Part], horizon: Horizon, t: int, sol: Solution) -> int:
+    """Instances period t starts: sum_a max(0, x_t[a] - x_prev(t)[a]), from the counts (the ``starts`` variables
+    equal it when starting costs something; without a start cost or uptime there are none, and it is still
+    reported)."""
+    prev = horizon.preceding(t)
+    total = 0
+    for arc, v in parts[t].built.x.items():
+        before = parts[prev].built.x.get(arc) if prev is not None else None
+        total += max(0, round(sol.value(v.name)) - (round(sol.value(before.name)) if before is not None else 0))
+    return total
 
 
 def _value(expr: pulp.LpAffineExpression | None, sol: Solution) -> float:

@@ -34,6 +34,7 @@ FAMILIES: Mapping[str, str] = MappingProxyType({
     "summary": "the plan's own totals against its placements",
     "network": "KV-cache flows between domains and link bandwidth",
     "resilience": "surviving the loss of one failure domain",
+    "horizon": "plans over a horizon: periods, instance starts, minimum uptime, ramps and the horizon's cost",
 })
 """Families in the order the verifier runs their checks (:data:`pdopt.verifier.runner.STEPS`), with what each
 covers. ``bad_plan_field`` and ``summary_mismatch`` are also emitted by later steps, wherever a field is read."""
@@ -91,6 +92,18 @@ CHECKS: tuple[Check, ...] = (
           "its bandwidth.", "network"),
     Check("domain_loss_cover", "Without the instances of one domain, a model's role serves less than "
           "`resilience.domain_loss_fraction` of its demand.", "resilience"),
+    Check("horizon_periods", "A plan over a horizon does not list the instance's periods in order with their "
+          "hours and a plan each (or the instance has no horizon).", "horizon"),
+    Check("horizon_starts", "A period's `starts` is not the number of instances its counts add over the period "
+          "before's.", "horizon"),
+    Check("min_uptime", "A period holds fewer instances of a placement than were started less than "
+          "`horizon.min_uptime_h` before it.", "horizon"),
+    Check("ramp_capacity", "During a lead time, the fleets of a period and the one before (the larger count of "
+          "each placement) do not fit a pool, exceed a GPU type's `max_gpus`, or exceed the budget.", "horizon"),
+    Check("horizon_cost", "A period's `cost_usd` is not its hours x hourly cost, its `ramp_cost_usd` is below "
+          "the ramp's least cost, or `total_cost_usd` / `static_peak_cost_usd` is not the recomputed sum.",
+          "horizon"),
+    Check("static_fleet", "The static plan's periods do not all hold the same placements.", "horizon"),
 )
 """Every check the verifier can emit, by family in the order the verifier runs them."""
 

@@ -13,6 +13,7 @@ from typing import Any
 from pdopt.instance import Instance
 from pdopt.verifier.costs import check_budget, check_costs
 from pdopt.verifier.fleet import check_demand_cover, check_domain_loss, check_shapes
+from pdopt.verifier.horizon import is_horizon_plan, period_instance, verify_horizon
 from pdopt.verifier.network import check_network
 from pdopt.verifier.parse import PLANNED_STATUSES, PlanContext, read_plan, read_pools
 from pdopt.verifier.pools import check_gpu_types, check_pools
@@ -44,6 +45,13 @@ def verify(instance: Instance, plan: dict[str, Any], tol: float = 1e-6) -> list[
     """
     if not isinstance(plan, dict):
         return [Violation("bad_plan_field", f"the plan must be a JSON object, got {type(plan).__name__}")]
+    if is_horizon_plan(plan):
+        return verify_horizon(instance, plan, tol, verify) if plan.get("status") in PLANNED_STATUSES else []
+    named = plan.get("instance")
+    if instance.horizon is not None and isinstance(named, str) and named.startswith(f"{instance.name}."):
+        period = named.removeprefix(f"{instance.name}.")
+        if period in instance.horizon.names:  # one period's plan: checked against that period
+            instance = period_instance(instance, period)
     status = plan.get("status")
     if not isinstance(status, str):
         return [Violation("bad_plan_field", f"status: expected a string, got {status!r}")]
