@@ -1,5 +1,5 @@
 """Plans over a horizon (pdopt/instance/horizon.py, pdopt/optimize/horizon.py): the periods' instances, the known
-answers of tests/data/two-periods.yaml (derived by hand in its description), and a single period planned as
+answers of instances/tiny/two-periods.yaml (derived by hand in its description), and a single period planned as
 before."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pdopt.optimize.options import SolverOptions
 from pdopt.optimize.solver import available_solvers
 
 ROOT = Path(__file__).resolve().parent.parent
-TWO = ROOT / "tests" / "data" / "two-periods.yaml"
+TWO = ROOT / "instances" / "tiny" / "two-periods.yaml"
 
 
 def _doc() -> dict:

@@ -30,6 +30,9 @@ def test_every_instance_file_has_a_known_answer() -> None:
 @pytest.mark.parametrize(("path", "entry"), CASES, ids=[f"{p}@{e.get('scale_demand', 1.0)}" for p, e in CASES])
 def test_known_answer(path: str, entry: dict[str, Any]) -> None:
     inst = load_instance(INSTANCES / path)
+    if "horizon_cost_usd" in entry:
+        _horizon_known_answer(inst, entry)
+        return
     plan = pdopt.solve(inst, scale_demand=entry.get("scale_demand", 1.0))
     assert plan.status.value == entry["status"]
     assert entry.get("derivation"), "each known answer says how it was obtained"
@@ -39,3 +42,16 @@ def test_known_answer(path: str, entry: dict[str, Any]) -> None:
         assert verify(inst, plan.to_dict()) == []
     else:
         assert plan.reason
+
+
+def _horizon_known_answer(inst: pdopt.Instance, entry: dict[str, Any]) -> None:
+    """A plan over a horizon: its cost, the static plan's, each period's hourly cost, and the verifier's verdict
+    (which learns the periods from the instance)."""
+    rel = entry.get("tolerance_rel", 1e-6)
+    plan = pdopt.plan_horizon(inst)
+    assert plan.status.value == entry["status"] and entry.get("derivation")
+    assert plan.total_cost_usd == pytest.approx(entry["horizon_cost_usd"], rel=rel)
+    assert plan.static_cost_usd == pytest.approx(entry["static_peak_cost_usd"], rel=rel)
+    assert {p.name: p.plan.objective_usd_per_hour for p in plan.periods} == pytest.approx(
+        entry["period_usd_per_hour"], rel=rel)
+    assert verify(inst, plan.to_dict()) == []

@@ -38,7 +38,8 @@ def _start(inst: pdopt.Instance) -> tuple[float | None, float | None, list[objec
     return plan.objective_usd_per_hour, g_cost, verify(inst, plan.to_dict())
 
 
-@pytest.mark.parametrize("rel", sorted(p for p, e in KNOWN.items() if e[0]["status"] != "infeasible"))
+@pytest.mark.parametrize("rel", sorted(p for p, e in KNOWN.items()
+                                       if e[0]["status"] != "infeasible" and "horizon_cost_usd" not in e[0]))
 def test_the_start_verifies_and_respects_the_optimum(rel: str) -> None:
     inst = pdopt.load_instance(ROOT / "instances" / rel)
     cost, _, violations = _start(inst)

@@ -104,7 +104,7 @@ def test_readme_links_the_verifier_page() -> None:
 # ----------------------------------------------------------------------------------------------------------------
 
 INSTANCES = ROOT / "instances"
-TWO_PERIODS = ROOT / "tests" / "data" / "two-periods.yaml"
+TWO_PERIODS = ROOT / "instances" / "tiny" / "two-periods.yaml"
 
 
 def _spine_doc() -> dict[str, Any]:
@@ -133,7 +133,7 @@ def _load(name: str) -> Instance:
 
 
 def _two_periods_doc(variants: bool = False) -> dict[str, Any]:
-    """tests/data/two-periods.yaml; with ``variants``, a second decode profile identical to the first (variant
+    """instances/tiny/two-periods.yaml; with ``variants``, a second decode profile identical to the first (variant
     ``b``) and a pool of 2 nodes x 6 GPUs, 12 GPUs: the day's fleet exactly."""
     doc: dict[str, Any] = yaml.safe_load(TWO_PERIODS.read_text())
     if variants:

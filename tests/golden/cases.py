@@ -108,13 +108,13 @@ def lp_text(case: Case) -> tuple[str, dict[str, list[str]]]:
 
 
 HORIZON_DIR = Path(__file__).resolve().parent / "lp_horizon"
-TWO_PERIODS = ROOT / "tests" / "data" / "two-periods.yaml"
+TWO_PERIODS = ROOT / "instances" / "tiny" / "two-periods.yaml"
 HORIZON_CASES: dict[str, tuple[dict[str, Any], bool]] = {
     "linked": ({"min_uptime_h": 13.0, "lead_time_min": 0.0}, False),
     "static": ({"lead_time_min": 0.0}, True),
     "ramp": ({}, False),
 }
-"""Horizon golden LPs (formulations/horizon.yaml): tests/data/two-periods.yaml with a change to its horizon, and
+"""Horizon golden LPs (formulations/horizon.yaml): instances/tiny/two-periods.yaml with a change to its horizon, and
 whether the fleet is static."""
 
 
