@@ -58,6 +58,8 @@ _EXPORTS: dict[str, str] = {
     "tightness": "pdopt.sim",
     "SimOptions": "pdopt.sim",
     "SimResult": "pdopt.sim",
+    "simulate_horizon": "pdopt.sim.horizon",
+    "HorizonSimResult": "pdopt.sim.horizon",
     "compare": "pdopt.comparison.baselines",
     "BaselineResult": "pdopt.comparison.baselines",
 }
@@ -73,16 +75,16 @@ _DEPRECATED: dict[str, str] = {
 """Old names of the paper's helpers, kept for one release: use them from :mod:`pdopt.paper`."""
 
 __all__ = [
-    "BaselineResult", "CapacityTable", "CostBreakdown", "HorizonPlan", "InputError", "Instance", "KvFlow", "LinkLoad",
-    "ModelPlan", "Placement", "Plan", "PoolUse", "RolePlan", "ShapeCapacity", "SimOptions", "SimResult",
-    "SkippedShape", "SolveStatus", "SolverOptions", "SolverReport", "Survival", "Violation", "__version__",
+    "BaselineResult", "CapacityTable", "CostBreakdown", "HorizonPlan", "HorizonSimResult", "InputError", "Instance",
+    "KvFlow", "LinkLoad", "ModelPlan", "Placement", "Plan", "PoolUse", "RolePlan", "ShapeCapacity", "SimOptions",
+    "SimResult", "SkippedShape", "SolveStatus", "SolverOptions", "SolverReport", "Survival", "Violation", "__version__",
     "capacity_table", "compare", "decode_capacity", "format_violations", "instance_from_dict", "load_instance",
-    "plan_horizon", "prefill_capacity", "simulate", "solve", "tightness", "verify",
+    "plan_horizon", "prefill_capacity", "simulate", "simulate_horizon", "solve", "tightness", "verify",
 ]
 
 
 _SUBPACKAGES = frozenset({"cli", "comparison", "errors", "instance", "io", "optimize", "paper", "perf", "plan",
-                          "report", "sim", "verifier"})
+                          "plot_horizon", "report", "sim", "verifier"})
 """Subpackages reachable as attributes after ``import pdopt`` alone (``pdopt.paper.paper_closed_form``)."""
 
 

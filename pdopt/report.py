@@ -13,6 +13,7 @@ from pdopt.sim.run import SimResult
 if TYPE_CHECKING:
     from pdopt.comparison.fidelity import PointResult
     from pdopt.optimize.horizon import HorizonPlan
+    from pdopt.sim.horizon import HorizonSimResult
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -313,4 +314,29 @@ def format_horizon(plan: HorizonPlan) -> str:
     if plan.static_cost_usd is not None:
         out.append(f"static plan for the peak {plan.static_cost_usd:.2f} USD; planning per period saves "
                    f"{plan.saving_usd or 0.0:.2f} USD ({(plan.saving_usd or 0.0) / plan.static_cost_usd:.1%})")
+    return "\n".join(out)
+
+
+def format_horizon_simulation(result: HorizonSimResult) -> str:
+    """A simulation over a horizon: one line per period and model (fleet, requests, the SLO statistics against
+    their targets, attainment, the first tenth of the period, the verdict)."""
+    out = [f"instance {result.instance}  simulated {result.requests_simulated:,} requests in {result.wall_s:.2f} s"
+           f"  seed {result.seed}  traffic: {result.traffic}",
+           f"SLOs {'met in every period' if result.slo_met() else 'NOT met in every period'}"
+           + ("" if result.slo_met() else
+              ("; no miss beyond its 99% confidence interval" if result.slo_not_refuted()
+               else "; a miss beyond its 99% confidence interval")), ""]
+    rows = []
+    for p in result.periods:
+        fleet = ", ".join(f"{k} {v}" for k, v in p["instances"].items() if v)
+        for m, mm in p["models"].items():
+            slo = mm["slo"]
+            t, d = mm["ttft_s"][slo["ttft_statistic"]], mm["tpot_ms"][slo["tpot_statistic"]]
+            verdict = "met" if mm["slo_met"] else ("within CI" if mm["slo_not_refuted"] else "NOT met")
+            rows.append([p["name"], m, fleet, mm["requests"],
+                         f"{slo['ttft_statistic']} {t:.3f} / {slo['ttft_target_s']:g}",
+                         f"{slo['tpot_statistic']} {d:.1f} / {slo['tpot_target_ms']:g}",
+                         f"{mm['attainment']['ttft']:.1%}", f"{mm['after_boundary']['ttft_s']:.3f}", verdict])
+    out.append(table(["period", "model", "fleet", "requests", "TTFT s / SLO", "TPOT ms / SLO", "TTFT attained",
+                      "TTFT first 10%", "SLO"], rows))
     return "\n".join(out)

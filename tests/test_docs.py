@@ -31,6 +31,8 @@ def test_documented_command_runs(page: str, command: str, monkeypatch: pytest.Mo
     argv = shlex.split(command)
     if "--out" in argv:  # commands that write a report get a fresh folder each run
         argv[argv.index("--out") + 1] = str(tmp_path / "out")
+    if "--plot" in argv:  # and a plot a fresh file
+        argv[argv.index("--plot") + 1] = str(tmp_path / "plot.png")
     assert Path(argv[0]).name == "pdopt", f"{page}: {command}"
     assert main(argv[1:]) == 0
 

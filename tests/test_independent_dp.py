@@ -180,6 +180,16 @@ def test_dp_agrees_with_known_answer(path: str, entry: dict[str, object]) -> Non
         for period, cost in hourly.items():
             assert dp_optimum(inst.period_instance(period), 1.0) == pytest.approx(cost, rel=1e-6), period
         return
+    if "sum_of_period_optima_usd" in entry:  # a horizon: the periods alone, a lower bound on the horizon's cost
+        assert inst.horizon is not None
+        alone = 0.0
+        for p in inst.horizon.periods:
+            opt = dp_optimum(inst.period_instance(p.name), 1.0)
+            assert opt is not None, p.name
+            alone += p.hours * opt
+        assert alone == pytest.approx(entry["sum_of_period_optima_usd"], rel=1e-6)
+        assert alone <= float(entry["horizon_cost_usd"]) * (1 + 1e-9)  # type: ignore[arg-type]
+        return
     opt = dp_optimum(inst, float(entry.get("scale_demand", 1.0)))  # type: ignore[arg-type]
     if entry["status"] == "infeasible":
         assert opt is None

@@ -52,6 +52,7 @@ def _horizon_known_answer(inst: pdopt.Instance, entry: dict[str, Any]) -> None:
     assert plan.status.value == entry["status"] and entry.get("derivation")
     assert plan.total_cost_usd == pytest.approx(entry["horizon_cost_usd"], rel=rel)
     assert plan.static_cost_usd == pytest.approx(entry["static_peak_cost_usd"], rel=rel)
-    assert {p.name: p.plan.objective_usd_per_hour for p in plan.periods} == pytest.approx(
-        entry["period_usd_per_hour"], rel=rel)
+    if "period_usd_per_hour" in entry:
+        assert {p.name: p.plan.objective_usd_per_hour for p in plan.periods} == pytest.approx(
+            entry["period_usd_per_hour"], rel=rel)
     assert verify(inst, plan.to_dict()) == []

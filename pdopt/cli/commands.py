@@ -31,6 +31,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     opts = solver_options(args)
     if instance.horizon is not None:
         return _plan_horizon(instance, args, opts)
+    if args.plot is not None:
+        raise InputError("--plot: draws a plan over a horizon; this instance has none (see `pdopt curves` and "
+                         "`pdopt fidelity --plot`)")
     plan = solve(instance, opts, scale_demand=args.scale_demand, maximize_scale=args.maximize_scale,
                  explain_mode=args.explain_mode)
     print(dump_json(plan.to_dict()) if args.format == "json" else format_plan(plan))
@@ -58,8 +61,15 @@ def _plan_horizon(instance: Any, args: argparse.Namespace, opts: Any) -> int:
     if args.maximize_scale or args.scale_demand != 1.0:
         raise InputError("--maximize-scale and --scale-demand plan one period; this instance has a horizon "
                          "(scale its by_period demands instead)")
+    if args.plot is not None and Path(args.plot).exists():
+        raise InputError(f"--plot: {args.plot} exists; pdopt does not overwrite files")
     plan = plan_horizon(instance, opts)
     print(dump_json(plan.to_dict()) if args.format == "json" else format_horizon(plan))
+    if args.plot is not None and plan.has_plan:
+        from pdopt.io.files import write_new
+        from pdopt.plot_horizon import plot_horizon
+
+        write_new(args.plot, plot_horizon(instance, plan), "plot")
     if plan.has_plan:
         return EXIT_OK
     print(f"pdopt: no feasible plan: {plan.reason}", file=sys.stderr)
@@ -209,7 +219,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from pdopt.sim.options import SimOptions
     from pdopt.sim.run import simulate, tightness
 
-    instance = _load_instance(args.file, args.allow_path)
+    instance = _load_instance(args.file, args.allow_path, periods=True)
+    if instance.horizon is not None:
+        return _simulate_horizon(args, instance)
     if args.plan is not None:
         if args.scale_demand is not None:
             raise InputError("--scale-demand applies when planning first; a given --plan carries its own scale")
@@ -242,6 +254,43 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if result.partial:
         print(f"pdopt: interrupted; the statistics above cover the {result.requests_completed:,} requests that "
               "finished before it (partial)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _simulate_horizon(args: argparse.Namespace, instance: Instance) -> int:
+    """``pdopt simulate`` on an instance with a horizon: every period against its fleet (pdopt.sim.horizon)."""
+    from pdopt.io import dump_json, load_json
+    from pdopt.io.traces import read_trace
+    from pdopt.optimize.horizon import horizon_plan_from_dict, plan_horizon
+    from pdopt.report import format_horizon_simulation
+    from pdopt.sim.horizon import simulate_horizon
+    from pdopt.sim.options import SimOptions
+
+    for flag, given in (("--scale-demand", args.scale_demand is not None), ("--tightness", args.tightness)):
+        if given:
+            raise InputError(f"{flag}: not available for an instance with a horizon (it simulates each period)")
+    if args.plan is not None:
+        plan = horizon_plan_from_dict(load_json(args.plan, "plan"), args.plan)
+        if plan.instance != instance.name:
+            raise InputError(f"{args.plan}: a plan for instance '{plan.instance}', not '{instance.name}'")
+    else:
+        plan = plan_horizon(instance, static_peak=args.static)
+        if not plan.has_plan:
+            print(f"pdopt: no feasible plan to simulate: {plan.reason}", file=sys.stderr)
+            return EXIT_INFEASIBLE
+    trace = read_trace(args.trace) if args.trace else None
+    lengths = args.lengths or ("trace" if trace is not None else "workload")
+    opts = SimOptions(seed=args.seed, prefill_dispatch=_policy(args.dispatch),
+                      decode_dispatch=_policy(args.decode_dispatch), prefill_service=args.prefill_service,
+                      prefill_scv=args.prefill_scv, lengths=lengths, arrivals=args.arrivals,
+                      length_tolerance=args.length_tolerance)
+    result = simulate_horizon(instance, plan, opts, trace, args.trace_s_per_hour, args.requests_per_period,
+                              static=args.static)
+    print(dump_json(result.to_dict()) if args.format == "json" else format_horizon_simulation(result))
+    if result.partial:
+        print("pdopt: interrupted; the statistics above cover the requests that finished before it (partial)",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
 

@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="multiply every demand by F (what if traffic grows 20%%? F = 1.2)")
     plan.add_argument("--maximize-scale", action="store_true",
                       help="fixed inventory: the largest uniform demand multiplier it serves, and its plan")
+    plan.add_argument("--plot", default=None, metavar="FILE.png",
+                      help="an instance with a horizon: write demand, capacity, GPUs and cost per period (a new "
+                           "file)")
     plan.add_argument("--explain-mode", action=argparse.BooleanOptionalAction, default=None,
                       help="for models that may be served aggregated or disaggregated, also solve with all "
                            "aggregated and all disaggregated, and say per model what the chosen mode saves "
@@ -156,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="when planning first: multiply every demand by F")
     sim.add_argument("--tightness", action="store_true",
                      help="also simulate with one instance fewer in each (model, role) that has more than one")
+    sim.add_argument("--requests-per-period", type=int, default=2000, metavar="N",
+                     help="an instance with a horizon: requests simulated in each period (default 2000)")
+    sim.add_argument("--trace-s-per-hour", type=float, default=None, metavar="S",
+                     help="an instance with a horizon and --trace: trace seconds that make one hour (each period "
+                          "replays its own seconds of the trace, as demand_trace maps them)")
+    sim.add_argument("--static", action="store_true",
+                     help="an instance with a horizon: simulate the static plan for the peak instead")
     sim.add_argument("--format", choices=("table", "json"), default="table")
 
     cmp_ = sub.add_parser("compare", help="the MILP plan against heuristic baselines (cost, feasibility, SLOs)")

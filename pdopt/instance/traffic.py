@@ -16,6 +16,8 @@ class Demand(StrictModel):
 
     requests_per_s: PositiveFloat | None = None
     tokens_per_min: PositiveFloat | None = None
+    source: str = ""
+    """How the number was obtained (a ``demand_trace`` writes the trace, its seconds, windows and percentile)."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Demand:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pdopt.errors import InputError
 from pdopt.instance import Instance, validate_instance
+from pdopt.io.demand_trace import length_bins, resolve_demand_traces
 from pdopt.io.files import parse_yaml, read_json_object, read_text
 from pdopt.io.traces import read_trace
 
@@ -104,14 +105,13 @@ def _load_curve_csv(entry: dict[str, Any], where: str, base: Path, allowed: Sequ
     entry["tpot_csv_source"] = entry.pop("tpot_csv")
 
 
-TRACE_BINS = 64
 
 
 def _resolve_length_traces(doc: dict[str, Any], base: Path, allowed: Sequence[Path]) -> None:
     """Replace ``input_length_distribution: {trace: FILE}`` by the trace's input lengths in equal-count bins.
 
-    The requests' input lengths, sorted, fall into ``TRACE_BINS`` bins of (nearly) equal count; each bin becomes
-    one length (its mean) with its count as weight, so the distribution keeps the trace's exact mean.
+    The requests' input lengths in equal-count bins (:func:`pdopt.io.demand_trace.length_bins`), so the
+    distribution keeps the trace's exact mean.
     """
     workloads = doc.get("workloads")
     if not isinstance(workloads, dict):
@@ -140,16 +140,7 @@ def _resolve_one(w: dict[str, Any], at: str, base: Path, allowed: Sequence[Path]
         trace = read_trace(path)
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from None
-    lengths = sorted(float(x) for x in trace.input_tokens)
-    bins = [b for b in (lengths[i * len(lengths) // TRACE_BINS:(i + 1) * len(lengths) // TRACE_BINS]
-                        for i in range(TRACE_BINS)) if b]
-    merged: dict[float, int] = {}
-    for b in bins:
-        centre = round(sum(b) / len(b), 6)
-        merged[centre] = merged.get(centre, 0) + len(b)
-    w["input_length_distribution"] = {
-        "lengths": sorted(merged), "weights": [merged[c] for c in sorted(merged)],
-        "source": f"{dist['trace']}: {len(lengths)} requests' input lengths in {len(bins)} equal-count bins"}
+    w["input_length_distribution"] = length_bins([float(x) for x in trace.input_tokens], dist["trace"])
 
 
 def instance_from_dict(doc: dict[str, Any], base_dir: Path | None = None, source: str = "<instance>",
@@ -159,6 +150,7 @@ def instance_from_dict(doc: dict[str, Any], base_dir: Path | None = None, source
     doc = json.loads(json.dumps(doc))  # deep copy: the caller's data is never modified
     allowed = tuple(Path(a) for a in allow_paths)
     _resolve_profile_csvs(doc, base_dir or Path.cwd(), allowed)
+    resolve_demand_traces(doc, base_dir or Path.cwd(), allowed, confined_path)
     _resolve_length_traces(doc, base_dir or Path.cwd(), allowed)
     return validate_instance(doc, source)
 

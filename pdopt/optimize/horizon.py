@@ -25,8 +25,10 @@ identical pools and start them again).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulp
 
@@ -43,8 +45,16 @@ from pdopt.optimize.solver import Solution, run_solver
 from pdopt.perf.capacity import SkippedShape, capacity_table
 from pdopt.plan import Plan, SolveStatus
 
-__all__ = ["HorizonPlan", "PeriodPlan", "add_instance_starts", "add_min_uptime", "add_static_fleet", "build_horizon",
-           "plan_horizon"]
+__all__ = [
+    "HorizonPlan",
+    "PeriodPlan",
+    "add_instance_starts",
+    "add_min_uptime",
+    "add_static_fleet",
+    "build_horizon",
+    "horizon_plan_from_dict",
+    "plan_horizon",
+]
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,48 @@ class HorizonPlan:
                 "solver": self.solver,
                 "periods": [period(p) for p in self.periods],
                 "static_peak": [period(p) for p in self.static_peak]}
+
+
+def _read_periods(doc: dict[str, Any], key: str, source: str) -> tuple[PeriodPlan, ...]:
+    """A list of periods of a horizon plan's JSON form (untrusted: each field checked, InputError naming it)."""
+    raw = doc.get(key, [])
+    if not isinstance(raw, list):
+        raise InputError(f"{source}: {key}: expected a list, got {type(raw).__name__}")
+    out = []
+    for i, p in enumerate(raw):
+        where = f"{source}: {key}[{i}]"
+        if not isinstance(p, dict) or not isinstance(p.get("name"), str):
+            raise InputError(f"{where}: expected an object with a name")
+        numbers = {}
+        for field_name, default in (("hours", None), ("starts", 0), ("ramp_cost_usd", 0.0)):
+            v = p.get(field_name, default)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0 or v > 1e12:
+                raise InputError(f"{where}.{field_name}: expected a number from 0 to 1e12, got {v!r}")
+            numbers[field_name] = v
+        if numbers["hours"] <= 0 or not float(numbers["starts"]).is_integer():
+            raise InputError(f"{where}: hours must be positive and starts whole, got {numbers}")
+        out.append(PeriodPlan(p["name"], float(numbers["hours"]), Plan.from_dict(p.get("plan"), f"{where}.plan"),
+                              int(numbers["starts"]), float(numbers["ramp_cost_usd"])))
+    return tuple(out)
+
+
+def horizon_plan_from_dict(doc: object, source: str = "plan") -> HorizonPlan:
+    """Read a horizon plan's JSON form (:meth:`HorizonPlan.to_dict`), as untrusted input."""
+    if not isinstance(doc, dict) or "periods" not in doc:
+        raise InputError(f"{source}: not a plan over a horizon (no periods); plan the instance with `pdopt plan`")
+    try:
+        status = SolveStatus(str(doc.get("status")))
+    except ValueError:
+        raise InputError(f"{source}: status: {doc.get('status')!r} is not a plan status") from None
+    numbers = {}
+    for key in ("start_cost_usd", "lead_time_min"):
+        v = doc.get(key, 0.0)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not 0 <= v <= 1e12:
+            raise InputError(f"{source}: {key}: expected a number from 0 to 1e12, got {v!r}")
+        numbers[key] = float(v)
+    return HorizonPlan(str(doc.get("instance")), status, _read_periods(doc, "periods", source),
+                       _read_periods(doc, "static_peak", source), numbers["start_cost_usd"],
+                       numbers["lead_time_min"], doc.get("reason") if isinstance(doc.get("reason"), str) else None)
 
 
 @dataclass

@@ -68,6 +68,11 @@ class PrefillServer:
     factor_row: int = 0
     """Row of the requests' service factors this instance draws from (a 2-D ``service_factor``: one row per
     service rule, :mod:`pdopt.sim.assumptions`)."""
+    epochs: frozenset[int] | None = None
+    """The epochs (periods of a horizon) in which the instance takes new requests; None: all. Outside them it
+    finishes what it holds and takes nothing new."""
+    epoch_weights: dict[int, float] | None = None
+    """Dispatch weight per epoch (the capacity planned in that period); None or a missing epoch: ``weight``."""
     busy: bool = False
     busy_time: float = 0.0
     served: int = 0
@@ -107,6 +112,11 @@ class DecodeServer:
     busy_time: float = 0.0
     join_stall_s: float = 0.0
     """Stall of the next iteration per request admitted at a boundary (s); 0: joining costs nothing."""
+    epochs: frozenset[int] | None = None
+    """The epochs in which the instance takes new requests (None: all); outside them it finishes its batch and
+    the requests already waiting for it."""
+    epoch_weights: dict[int, float] | None = None
+    """Dispatch weight per epoch (the capacity planned in that period); None or a missing epoch: ``weight``."""
 
     def stall(self, admitted: int) -> None:
         """Delay the next iteration by ``admitted`` x join_stall_s: t_b moves forward, and the stall is counted in
@@ -207,25 +217,54 @@ def simulate_engine(
     prefill_policy: str | Sequence[str],
     decode_policy: str | Sequence[str],
     stop: Callable[[], bool] | None = None,
+    epoch_starts: Sequence[float] = (),
 ) -> EngineResult:
     """Run the event loop over all requests (sorted by arrival) until every request has finished, or until
     ``stop()`` says so (checked every 4,096 events; the result is then marked ``stopped``). A policy is one for
-    every model or one per model index."""
+    every model or one per model index.
+
+    ``epoch_starts`` (ascending): the times at which a new epoch (a period of a horizon) begins; epoch 0 runs until
+    the first. In each epoch, arrivals and requests ready for decode go only to the instances whose ``epochs``
+    hold it; an instance leaving finishes what it holds (its queue, its batch and the requests waiting for it),
+    and an instance joining starts idle (under pooled dispatch, at once with the pool's waiting requests)."""
     n_models = len(overhead_s)
+    n_epochs = len(epoch_starts) + 1
     p_pol = [prefill_policy] * n_models if isinstance(prefill_policy, str) else list(prefill_policy)
     d_pol = [decode_policy] * n_models if isinstance(decode_policy, str) else list(decode_policy)
-    p_of = [[i for i, s in enumerate(prefill) if s.model == m] for m in range(n_models)]
-    d_of = [[i for i, s in enumerate(decode) if s.model == m] for m in range(n_models)]
-    for m in range(n_models):
-        if not p_of[m] or not d_of[m]:
-            raise ValueError(f"model index {m} has no prefill or no decode instance in the plan")
-    p_disp = [_Dispatcher(p_pol[m], [prefill[i].weight for i in p_of[m]]) for m in range(n_models)]
-    d_disp = [_Dispatcher(d_pol[m], [decode[i].weight for i in d_of[m]]) for m in range(n_models)]
-    pools_of = [sorted({prefill[i].pool for i in p_of[m]}) for m in range(n_models)]
-    members = {(m, g): [i for i in p_of[m] if prefill[i].pool == g] for m in range(n_models) for g in pools_of[m]}
-    pool_disp = [_Dispatcher("random", [sum(prefill[i].weight for i in members[(m, g)]) for g in pools_of[m]])
-                 for m in range(n_models)]
-    pool_queue: dict[tuple[int, int], deque[int]] = {key: deque() for key in members}
+
+    def active(srv: PrefillServer | DecodeServer, e: int) -> bool:
+        return srv.epochs is None or e in srv.epochs
+
+    def weight(srv: PrefillServer | DecodeServer, e: int) -> float:
+        return srv.weight if srv.epoch_weights is None else srv.epoch_weights.get(e, srv.weight)
+
+    p_all = [[[i for i, s in enumerate(prefill) if s.model == m and active(s, e)] for m in range(n_models)]
+             for e in range(n_epochs)]
+    d_all = [[[i for i, s in enumerate(decode) if s.model == m and active(s, e)] for m in range(n_models)]
+             for e in range(n_epochs)]
+    for e in range(n_epochs):
+        for m in range(n_models):
+            if not p_all[e][m] or not d_all[e][m]:
+                raise ValueError(f"model index {m} has no prefill or no decode instance in the plan"
+                                 + (f" (epoch {e})" if n_epochs > 1 else ""))
+    p_disps = [[_Dispatcher(p_pol[m], [weight(prefill[i], e) for i in p_all[e][m]]) for m in range(n_models)]
+               for e in range(n_epochs)]
+    d_disps = [[_Dispatcher(d_pol[m], [weight(decode[i], e) for i in d_all[e][m]]) for m in range(n_models)]
+               for e in range(n_epochs)]
+    pools_all = [[sorted({prefill[i].pool for i in p_all[e][m]}) for m in range(n_models)] for e in range(n_epochs)]
+    members_all = [{(m, g): [i for i in p_all[e][m] if prefill[i].pool == g] for m in range(n_models)
+                    for g in pools_all[e][m]} for e in range(n_epochs)]
+    pool_disps = [[_Dispatcher("random", [sum(weight(prefill[i], e) for i in members_all[e][(m, g)])
+                                          for g in pools_all[e][m]]) for m in range(n_models)]
+                  for e in range(n_epochs)]
+    pool_queue: dict[tuple[int, int], deque[int]] = {key: deque() for ms in members_all for key in ms}
+    epoch = 0
+    servers: list[PrefillServer | DecodeServer] = [*prefill, *decode]
+    weighted = [srv for srv in servers if srv.epoch_weights is not None]
+    for srv in weighted:
+        srv.weight = weight(srv, 0)
+    p_of, d_of, p_disp, d_disp = p_all[0], d_all[0], p_disps[0], d_disps[0]
+    pools_of, members, pool_disp = pools_all[0], members_all[0], pool_disps[0]
 
     arrival, model_of, lin = req.arrival_s, req.model, req.input_tokens
     steps_of, factor, u_of = req.decode_steps, np.atleast_2d(req.service_factor), req.dispatch_u
@@ -325,6 +364,22 @@ def simulate_engine(
     now = 0.0
     ticks = 0
     stopped = False
+    def enter_epoch(e: int, now: float) -> None:
+        nonlocal epoch, p_of, d_of, p_disp, d_disp, pools_of, members, pool_disp
+        epoch = e
+        for srv in weighted:  # least-loaded dispatch reads ``weight``: the new period's capacity
+            srv.weight = weight(srv, e)
+        p_of, d_of, p_disp, d_disp = p_all[e], d_all[e], p_disps[e], d_disps[e]
+        pools_of, members, pool_disp = pools_all[e], members_all[e], pool_disps[e]
+        for (m, g), q in pool_queue.items():  # a pool no instance serves any more: its queue to the model's first
+            if q and (m, g) not in members and p_pol[m] == "pooled":
+                pool_queue[(m, pools_of[m][0])].extend(q)
+                q.clear()
+        for (m, g), q in pool_queue.items():  # pooled: instances joining take the pool's waiting requests
+            for i in members.get((m, g), ()):
+                if q and not prefill[i].busy:
+                    start_prefill(i, q.popleft(), now)
+
     while nxt < n or heap:
         ticks += 1
         if not ticks & 4095:
@@ -332,6 +387,9 @@ def simulate_engine(
             if stop is not None and stop():
                 stopped = True
                 break
+        upcoming = min(float(arrival[nxt]) if nxt < n else math.inf, heap[0][0] if heap else math.inf)
+        while epoch < n_epochs - 1 and upcoming >= epoch_starts[epoch]:
+            enter_epoch(epoch + 1, float(epoch_starts[epoch]))
         if nxt < n and (not heap or arrival[nxt] <= heap[0][0]):
             r = nxt
             nxt += 1
@@ -365,7 +423,7 @@ def simulate_engine(
             seq += 1
             transfer = srv.transfer_s if srv.transfer_s is not None else overhead_s[m]
             push(heap, (now + transfer, seq, EV_DECODE_READY, m, b))
-            q = pool_queue[(m, srv.pool)] if p_pol[m] == "pooled" else srv.queue
+            q = pool_queue[(m, srv.pool)] if p_pol[m] == "pooled" and active(srv, epoch) else srv.queue
             if q:
                 start_prefill(a, q.popleft(), now)
         elif kind == EV_DECODE_READY:

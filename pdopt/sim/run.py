@@ -177,6 +177,62 @@ def _summary(values: FloatArray, scale: float = 1.0) -> dict[str, float]:
     return out
 
 
+class ServerFactory:
+    """Builds the engine's servers of planned instances; a shape's parameters (throughput curve, transfer time,
+    service rule, batch cap, step table, join stall) are computed once, from the first instance of the shape, and
+    service rules are numbered once (the rows of the requests' service factors)."""
+
+    def __init__(self, models: list[str], opts: SimOptions) -> None:
+        self.models = models
+        self.opts = opts
+        self.rules: dict[tuple[str, float], int] = {}
+        self.rule_list: list[ServiceRule] = []
+        self.shape_rules: dict[str, dict[str, Any]] = {m: {} for m in models}
+        self.shape_pools: dict[str, dict[tuple[str, str, str, int, str], int]] = {}  # ggc: a queue per shape
+        self.built: dict[tuple[str, str, str, int, str], Any] = {}
+
+    def make(self, instance: Instance, pi: PlannedInstance, cached: FloatArray, model: FloatArray
+             ) -> tuple[PrefillServer | DecodeServer, dict[str, Any]]:
+        """One server and its description; ``cached``/``model`` are the simulated requests' uncached input
+        lengths and model indices (a prefill shape's service rule is measured on its model's lengths)."""
+        models, opts, built = self.models, self.opts, self.built
+        prof = instance.profile(pi.model, pi.role, pi.gpu_type, pi.gpus_per_instance, pi.variant)
+        desc: dict[str, Any] = {"model": pi.model, "role": pi.role, "gpu_type": pi.gpu_type,
+                                "gpus_per_instance": pi.gpus_per_instance, "pool": pi.pool}
+        if isinstance(prof, PrefillProfile):
+            if prof.key not in built:
+                lengths = np.array([p.input_tokens for p in prof.max_throughput_by_input])
+                tputs = np.array([p.max_throughput_tok_per_s for p in prof.max_throughput_by_input])
+                mine = cached[model.astype(int) == models.index(pi.model)]
+                rule = service_rule(instance, prof, opts, mine / np.interp(mine, lengths, tputs))
+                key = (rule.distribution, round(rule.factor_scv, 12))
+                if key not in self.rules:
+                    self.rules[key] = len(self.rule_list)
+                    self.rule_list.append(rule)
+                self.shape_rules[pi.model][f"{pi.gpu_type}x{pi.gpus_per_instance}/{pi.variant}"] = rule.describe()
+                shaped = shape_workload(instance, prof)
+                per_shape = opts.prefill_dispatch == "auto" and instance.workloads[pi.model].queue_model == "ggc"
+                pools = self.shape_pools.setdefault(pi.model, {})
+                built[prof.key] = (lengths, tputs, shaped.ttft_overhead_s if not isinstance(shaped, str) else None,
+                                   pools.setdefault(prof.key, len(pools)) if per_shape else 0, self.rules[key])
+            lengths, tputs, transfer, pool, row = built[prof.key]
+            return PrefillServer(models.index(pi.model), pi.capacity_rps, lengths, tputs, transfer_s=transfer,
+                                 pool=pool, factor_row=row), desc
+        assert isinstance(prof, DecodeProfile)  # aggregated instances are simulated apart (pdopt.sim.modes)
+        if prof.key not in built:
+            cap, bound = decode_cap(instance, pi.model, prof)
+            corr = decode_correction(instance, prof)  # under load: steps x f, a stall of s per admission
+            if isinstance(corr, str):
+                raise InputError(f"model '{pi.model}' on {prof.gpu_type} x{prof.gpus_per_instance}: {corr}")
+            f, s_ms = (1.0, 0.0) if corr is None else (corr.factor, corr.join_cost_ms)
+            steps = [f * t for t in _step_table(_curve(instance, pi.model, prof), cap)]
+            built[prof.key] = (cap, bound, steps, s_ms / 1000.0)
+        cap, bound, steps, stall = built[prof.key]
+        desc.update(batch_cap=cap, batch_cap_bound=bound)
+        return DecodeServer(models.index(pi.model), pi.capacity_rps, steps, cap, join_stall_s=stall), desc
+
+
+
 def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
              trace: Trace | None = None) -> SimResult:
     """Simulate ``plan`` under the instance's traffic; see the module docstring."""
@@ -196,48 +252,18 @@ def simulate(instance: Instance, plan: Plan, options: SimOptions | None = None,
     n = len(arrival)
     cached = lin * (1.0 - np.array([instance.workloads[m].prefix_cache_hit_rate for m in models])[model.astype(int)])
     insts = [pi for pi in planned_instances(plan) if pi.role != "aggregated"]
-    prefill, decode, described = [], [], []
-    rules: dict[tuple[str, float], int] = {}
-    rule_list: list[ServiceRule] = []
-    shape_rules: dict[str, dict[str, Any]] = {m: {} for m in models}
-    shape_pools: dict[str, dict[tuple[str, str, str, int, str], int]] = {}  # ggc: a pooled queue per prefill shape
-    built: dict[tuple[str, str, str, int, str], Any] = {}  # a shape's servers' parameters, computed once
+    factory = ServerFactory(models, opts)
+    prefill: list[PrefillServer] = []
+    decode: list[DecodeServer] = []
+    described: list[dict[str, Any]] = []
     for pi in insts:
-        prof = instance.profile(pi.model, pi.role, pi.gpu_type, pi.gpus_per_instance, pi.variant)
-        desc: dict[str, Any] = {"model": pi.model, "role": pi.role, "gpu_type": pi.gpu_type,
-                                "gpus_per_instance": pi.gpus_per_instance, "pool": pi.pool}
-        if isinstance(prof, PrefillProfile):
-            if prof.key not in built:
-                lengths = np.array([p.input_tokens for p in prof.max_throughput_by_input])
-                tputs = np.array([p.max_throughput_tok_per_s for p in prof.max_throughput_by_input])
-                mine = cached[model.astype(int) == models.index(pi.model)]
-                rule = service_rule(instance, prof, opts, mine / np.interp(mine, lengths, tputs))
-                key = (rule.distribution, round(rule.factor_scv, 12))
-                if key not in rules:
-                    rules[key] = len(rule_list)
-                    rule_list.append(rule)
-                shape_rules[pi.model][f"{pi.gpu_type}x{pi.gpus_per_instance}/{pi.variant}"] = rule.describe()
-                shaped = shape_workload(instance, prof)
-                per_shape = opts.prefill_dispatch == "auto" and instance.workloads[pi.model].queue_model == "ggc"
-                pools = shape_pools.setdefault(pi.model, {})
-                built[prof.key] = (lengths, tputs, shaped.ttft_overhead_s if not isinstance(shaped, str) else None,
-                                   pools.setdefault(prof.key, len(pools)) if per_shape else 0, rules[key])
-            lengths, tputs, transfer, pool, row = built[prof.key]
-            prefill.append(PrefillServer(models.index(pi.model), pi.capacity_rps, lengths, tputs, transfer_s=transfer,
-                                         pool=pool, factor_row=row))
-        elif isinstance(prof, DecodeProfile):
-            if prof.key not in built:
-                cap, bound = decode_cap(instance, pi.model, prof)
-                corr = decode_correction(instance, prof)  # under load: steps x f, a stall of s per admission
-                if isinstance(corr, str):
-                    raise InputError(f"model '{pi.model}' on {prof.gpu_type} x{prof.gpus_per_instance}: {corr}")
-                f, s_ms = (1.0, 0.0) if corr is None else (corr.factor, corr.join_cost_ms)
-                steps = [f * t for t in _step_table(_curve(instance, pi.model, prof), cap)]
-                built[prof.key] = (cap, bound, steps, s_ms / 1000.0)
-            cap, bound, steps, stall = built[prof.key]
-            decode.append(DecodeServer(models.index(pi.model), pi.capacity_rps, steps, cap, join_stall_s=stall))
-            desc.update(batch_cap=cap, batch_cap_bound=bound)
+        srv, desc = factory.make(instance, pi, cached, model)
+        if isinstance(srv, PrefillServer):
+            prefill.append(srv)
+        else:
+            decode.append(srv)
         described.append(desc)
+    rule_list, shape_rules = factory.rule_list, factory.shape_rules
     factors = (np.vstack([draw_factors(rng, n, r) for r in rule_list]) if rule_list
                else draw_factors(rng, n, ServiceRule("deterministic", 0.0, None, 0.0)))
     req = RequestArrays(

@@ -1,0 +1,94 @@
+"""A picture of a plan over a horizon (``pdopt plan INSTANCE --plot FILE.png``): demand against planned capacity,
+the fleet, and the cost, period by period, with the static plan for the peak beside each.
+
+Three panels share the time axis (hours from the horizon's start; each period a step as long as its hours):
+
+1. per model, the demand (req/s) and the capacity the plan places for it, per role: the prefill and decode
+   capacities planned (sum of count x per-instance capacity), which the demand must stay under;
+2. GPUs in use per period, the plan's and the static plan's;
+3. the hourly cost per period, the plan's and the static plan's, each with its total over the horizon (ramps and
+   starts included) in the legend.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pdopt.instance import Instance
+    from pdopt.optimize.horizon import HorizonPlan, PeriodPlan
+
+__all__ = ["plot_horizon"]
+
+
+def _steps(hours: list[float], values: list[float]) -> tuple[list[float], list[float]]:
+    """Step-function points: each value held over its period's hours."""
+    xs, ys, t = [], [], 0.0
+    for h, v in zip(hours, values, strict=True):
+        xs += [t, t + h]
+        ys += [v, v]
+        t += h
+    return xs, ys
+
+
+def _capacity(period: PeriodPlan, model: str, role: str) -> float:
+    return sum(p.count * p.capacity_rps for p in period.plan.placements if (p.model, p.role) == (model, role))
+
+
+def _gpus(period: PeriodPlan) -> float:
+    return float(sum(p.count * p.gpus_per_instance for p in period.plan.placements))
+
+
+def plot_horizon(instance: Instance, plan: HorizonPlan) -> bytes:
+    """PNG of the three panels (module docstring); ``instance`` gives each period's demand."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hours = [p.hours for p in plan.periods]
+    models = list(instance.workloads)
+    fig, axes = plt.subplots(3, 1, figsize=(10.0, 9.0), sharex=True)
+    ax = axes[0]
+    for i, m in enumerate(models):
+        color = f"C{i}"
+        demand = [instance.period_instance(p.name).workloads[m].demand_rps() for p in plan.periods]
+        ax.plot(*_steps(hours, demand), color=color, linewidth=2.0, label=f"{m} demand")
+        for role, style in (("prefill", "--"), ("decode", ":")):
+            cap = [_capacity(p, m, role) for p in plan.periods]
+            if any(cap):
+                ax.plot(*_steps(hours, cap), color=color, linestyle=style, label=f"{m} {role} capacity")
+    ax.set_ylabel("requests/s")
+    ax.set_ylim(bottom=0)
+    ax.set_title("demand and planned capacity (capacity at or above demand in every period)")
+    ax.legend(fontsize=8, loc="upper left", ncol=2)
+    ax = axes[1]
+    ax.plot(*_steps(hours, [_gpus(p) for p in plan.periods]), color="C0", label="per period")
+    if plan.static_peak:
+        ax.plot(*_steps(hours, [_gpus(p) for p in plan.static_peak]), color="grey", linestyle="--",
+                label="static plan for the peak")
+    ax.set_ylabel("GPUs in use")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, loc="upper left")
+    ax = axes[2]
+    ax.plot(*_steps(hours, [p.plan.objective_usd_per_hour or 0.0 for p in plan.periods]), color="C0",
+            label=f"per period: {plan.total_cost_usd or 0.0:,.2f} USD in all")
+    if plan.static_peak and plan.static_cost_usd is not None:
+        ax.plot(*_steps(hours, [p.plan.objective_usd_per_hour or 0.0 for p in plan.static_peak]), color="grey",
+                linestyle="--", label=f"static plan for the peak: {plan.static_cost_usd:,.2f} USD")
+    ax.set_ylabel("USD per hour")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("hours from the horizon's start")
+    ax.legend(fontsize=8, loc="upper left")
+    ticks = [0.0]
+    for h in hours:
+        ticks.append(ticks[-1] + h)
+    if len(ticks) <= 25:
+        ax.set_xticks(ticks)
+    fig.suptitle(f"{plan.instance}: {len(hours)} periods, {sum(hours):g} hours")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
