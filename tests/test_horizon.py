@@ -180,3 +180,25 @@ def test_cli_verifies_a_horizon_plan(tmp_path: Path, capsys: pytest.CaptureFixtu
     out.write_text(json.dumps(doc))
     assert main(["verify", str(TWO), "--plan", str(out)]) == 1
     assert "horizon_starts: periods[1] (day).starts: 6" in capsys.readouterr().out
+
+
+def test_periods_differing_only_in_demand_share_one_capacity_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Capacities do not depend on demand: two-periods.yaml (the periods differ in demand alone) computes one
+    table; with the night's TPOT SLO restated, two."""
+    import pdopt.optimize.horizon as horizon
+
+    calls: list[str] = []
+    real = horizon.capacity_table
+
+    def counted(inst: pdopt.Instance) -> object:
+        calls.append(inst.name)
+        return real(inst)
+
+    monkeypatch.setattr(horizon, "capacity_table", counted)
+    plan_horizon(pdopt.load_instance(TWO), static_peak=False)
+    assert calls == ["two-periods.night"]
+    doc = _doc()
+    doc["workloads"]["llm"]["by_period"]["night"]["tpot"] = {"target_ms": 60.0}
+    calls.clear()
+    plan = plan_horizon(instance_from_dict(doc, TWO.parent), static_peak=False)
+    assert calls == ["two-periods.night", "two-periods.day"] and plan.has_plan

@@ -25,6 +25,7 @@ identical pools and start them again).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from pdopt.optimize.model_data import Arc, ModelData, build_model_data
 from pdopt.optimize.options import SolverOptions, with_deadline
 from pdopt.optimize.pipeline import no_shape_reason
 from pdopt.optimize.solver import Solution, run_solver
-from pdopt.perf.capacity import SkippedShape, capacity_table
+from pdopt.perf.capacity import CapacityTable, SkippedShape, capacity_table
 from pdopt.plan import Plan, SolveStatus
 
 __all__ = [
@@ -186,12 +187,26 @@ class _Part:
     """The fleet during the lead time before this period (``ramp_fleet``), when the horizon has a lead time."""
 
 
+def _capacity_key(inst: Instance) -> str:
+    """What a period's capacity table depends on: the instance without its name and its workloads' demands (a
+    capacity is per instance, at the SLOs, lengths and variability; :mod:`pdopt.perf` never reads the demand), so
+    that periods differing only in demand share one table."""
+    doc = inst.model_dump(mode="json", exclude={"name"})
+    for w in doc["workloads"].values():
+        w.pop("demand", None)
+    return json.dumps(doc, sort_keys=True)
+
+
 def _period_parts(instance: Instance, horizon: Horizon, cuts: bool | tuple[str, ...]) -> list[_Part] | str:
     """Build each period's problem; a reason string when some period has a role no shape can serve."""
     parts = []
+    tables: dict[str, CapacityTable] = {}
     for period in horizon.periods:
         inst = instance.period_instance(period.name)
-        table = capacity_table(inst)
+        key = _capacity_key(inst)
+        if key not in tables:
+            tables[key] = capacity_table(inst)
+        table = tables[key]
         data = build_model_data(inst, table)
         reason = no_shape_reason(table, data)
         if reason is not None:
