@@ -107,3 +107,25 @@ def test_a_period_stated_twice_is_refused(tmp_path: Path) -> None:
     doc["workloads"]["llm"]["by_period"] = {"day": {"demand": {"requests_per_s": 1.0}}}
     with pytest.raises(InputError, match=r"workloads\.llm\.by_period\.day\.demand: stated as well as demand_trace"):
         instance_from_dict(doc, tmp_path)
+
+
+def test_by_period_must_be_a_mapping(tmp_path: Path) -> None:
+    doc = _doc_with_trace(tmp_path, [0.0, 6.0, 11.0, 16.0, 21.0, 24.0, 27.0, 30.0, 31.0, 59.0, 61.0],
+                          {"window_s": 10, "percentile": 95, "trace_s_per_hour": 2.5})
+    doc["workloads"]["llm"]["by_period"] = None
+    with pytest.raises(InputError, match=r"workloads\.llm\.by_period: expected a mapping of period names"):
+        instance_from_dict(doc, tmp_path)
+
+
+def test_without_a_horizon_the_whole_trace_is_the_workload(tmp_path: Path) -> None:
+    """No horizon: the whole trace (seconds [0, 61.5]: 6 whole windows of 10 s with 2, 2, 3, 2, 0, 1 requests,
+    p100 0.3 req/s) gives the workload's demand, SCV and lengths: the mean over all its 11 requests, 7 with 100
+    output tokens (before second 30) and 4 with 120: 1,180 / 11 = 107.27."""
+    times = [0.0, 6.0, 11.0, 16.0, 21.0, 24.0, 27.0, 30.0, 31.0, 59.0, 61.5]
+    doc = _doc_with_trace(tmp_path, times, {"window_s": 10, "percentile": 100})
+    del doc["horizon"]
+    inst = instance_from_dict(doc, tmp_path)
+    w = inst.workloads["llm"]
+    assert w.demand_rps() == pytest.approx(0.3)
+    assert w.output_tokens_mean == pytest.approx(1180 / 11)
+    assert "t.csv seconds [0, 61.5)" in str(w.demand.source)

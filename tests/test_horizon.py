@@ -202,3 +202,53 @@ def test_periods_differing_only_in_demand_share_one_capacity_table(monkeypatch: 
     calls.clear()
     plan = plan_horizon(instance_from_dict(doc, TWO.parent), static_peak=False)
     assert calls == ["two-periods.night", "two-periods.day"] and plan.has_plan
+
+
+def test_a_cyclic_horizon_of_one_period_starts_nothing() -> None:
+    """One 24-hour period that repeats: its fleet runs on, so no instance is started again and no ramp is paid
+    (24 x 12.00 = 288.00 at the day's demand)."""
+    doc = _doc()
+    doc["horizon"]["periods"] = [{"name": "day", "hours": 24}]
+    del doc["workloads"]["llm"]["by_period"]
+    plan = plan_horizon(instance_from_dict(doc, TWO.parent))
+    assert plan.total_cost_usd == pytest.approx(288.0) and plan.periods[0].starts == 0
+    assert plan.periods[0].ramp_cost_usd == pytest.approx(0.0)
+
+
+def test_a_period_named_like_a_ramp_plans() -> None:
+    """Ramp variables carry capitals no period name holds: periods night and ramp_night coexist."""
+    doc = _doc()
+    doc["horizon"]["periods"][1]["name"] = "ramp_night"
+    doc["workloads"]["llm"]["by_period"] = {"night": {"demand": {"requests_per_s": 2.5}}}
+    plan = plan_horizon(instance_from_dict(doc, TWO.parent))
+    assert plan.total_cost_usd == pytest.approx(242.5)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d.update(lead_time_min=10**400), "lead_time_min: expected a number from 0 to 1e12, got a huge"),
+    (lambda d: d["periods"][0].update(hours="12"), r"periods\[0\]\.hours: expected a number"),
+    (lambda d: d["periods"][0].update(starts=1.5), r"periods\[0\]: hours must be positive and starts whole"),
+    (lambda d: d.update(status="great"), "status: 'great' is not a plan status"),
+    (lambda d: d["periods"][1].update(plan=[1]), r"periods\[1\]\.plan: a plan must be a JSON object"),
+])
+def test_horizon_plan_files_are_read_as_untrusted(change: object, message: str) -> None:
+    from pdopt.optimize.horizon import horizon_plan_from_dict
+
+    doc = plan_horizon(pdopt.load_instance(TWO)).to_dict()
+    change(doc)  # type: ignore[operator]
+    with pytest.raises(InputError, match=message):
+        horizon_plan_from_dict(doc, "plan.json")
+
+
+@pytest.mark.parametrize("corrupt", [
+    lambda d: d["periods"][0].update(plan=[1]),
+    lambda d: d["periods"][0]["plan"].update(placements=5),
+    lambda d: d["periods"][0]["plan"]["placements"][0].update(gpus_per_instance=0),
+    lambda d: d["static_peak"][1].update(plan="x"),
+])
+def test_the_verifier_reports_malformed_horizon_plans(corrupt: object) -> None:
+    inst = pdopt.load_instance(TWO)
+    doc = plan_horizon(inst).to_dict()
+    corrupt(doc)  # type: ignore[operator]
+    violations = pdopt.verify(inst, doc)
+    assert violations and all(v.message for v in violations)

@@ -3,6 +3,7 @@ each period against its capacity model, the CLI, and the 24-hour instance's SLOs
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -130,3 +131,22 @@ def test_cli_simulates_a_horizon(tmp_path: Path, capsys: pytest.CaptureFixture[s
     plan_file.write_text(json.dumps(bad))
     assert main(["simulate", str(TWO), "--plan", str(plan_file)]) == 2
     assert "periods[0].hours" in capsys.readouterr().err
+
+
+def test_a_static_plan_with_other_periods_and_a_trace_for_two_models_are_refused() -> None:
+    from pdopt.errors import InputError
+
+    inst = pdopt.load_instance(TWO)
+    plan = pdopt.plan_horizon(inst)
+    renamed = dataclasses.replace(plan, static_peak=(dataclasses.replace(plan.static_peak[0], name="zzz"),
+                                                     plan.static_peak[1]))
+    with pytest.raises(InputError, match=r"static_peak periods \['zzz', 'day'\] are not the instance's"):
+        simulate_horizon(inst, renamed, static=True)
+    profiles = [p.model_dump(mode="json") for p in inst.profiles]
+    two = inst.replace(workloads={**{k: v.model_dump(mode="json") for k, v in inst.workloads.items()},
+                                  "llm2": inst.workloads["llm"].model_dump(mode="json")},
+                       models={**{k: v.model_dump(mode="json") for k, v in inst.models.items()},
+                               "llm2": inst.models["llm"].model_dump(mode="json")},
+                       profiles=profiles + [{**p, "model": "llm2"} for p in profiles])
+    with pytest.raises(InputError, match="one trace replays one model's traffic"):
+        simulate_horizon(two, pdopt.plan_horizon(two), trace=read_trace(DAY_TRACE), trace_s_per_hour=1.0)

@@ -69,11 +69,11 @@ class Horizon(StrictModel):
         return sum(p.hours for p in self.periods)
 
     def preceding(self, index: int) -> int | None:
-        """The index of the period before ``index`` (the last before the first when cyclic; None before the
-        first otherwise)."""
+        """The index of the period before ``index`` (the last before the first when cyclic, the period itself
+        for a cyclic horizon of one; None before the first otherwise)."""
         if index > 0:
             return index - 1
-        return len(self.periods) - 1 if self.cyclic and len(self.periods) > 1 else None
+        return len(self.periods) - 1 if self.cyclic else None
 
 
 class PeriodOverride(StrictModel):

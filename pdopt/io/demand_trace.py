@@ -23,7 +23,7 @@ Each period of the horizon, in order, covers ``hours x trace_s_per_hour`` second
 loading writes ``by_period.<p>.demand`` (``requests_per_s``, with a ``source`` saying how it was obtained),
 unless the period states one ``by_period.<p>.arrival_scv``, and with ``lengths`` (the default) the period's
 ``input_tokens_mean``, ``output_tokens_mean`` and ``input_length_distribution`` (64 equal-count bins) from its
-requests; the workload's own ``demand`` (unless stated) is the
+requests (without a horizon, the workload's own lengths); the workload's own ``demand`` (unless stated) is the
 peak period's and its ``arrival_scv`` the whole span's within-window SCV. Without a horizon the whole span from
 ``start_s`` (to the trace's end) is one period. ``demand_trace`` is then removed: a dump of the instance holds the
 numbers and their provenance, and loads without the trace.
@@ -93,8 +93,7 @@ def trace_rate(trace: Trace, start_s: float, end_s: float, window_s: float, perc
     rate = float(np.percentile(counts / window_s, percentile))
     scv = float("nan")
     if len(seg.arrival_s) > 2:
-        scv = within_window_scv(Trace(seg.arrival_s - start_s, seg.input_tokens, seg.output_tokens, seg.source),
-                                window_s)
+        scv = within_window_scv(seg, window_s, origin_s=start_s)
     return TraceRate(rate, scv, n, len(seg.arrival_s), len(seg.arrival_s) / (n * window_s))
 
 
@@ -180,28 +179,34 @@ def _resolve_workload(w: dict[str, Any], at: str, periods: list[tuple[str, float
             raise InputError(f"{where}: period {name or '(whole trace)'}: the p{pct:g} rate of trace seconds "
                              f"[{a:g}, {b:g}) is 0 (too few requests; raise percentile or window_s)")
         rates[name] = rate
-        if periods is None:
+        if periods is None:  # the whole trace: the workload's own fields
+            target = w
             if "demand" in w:
                 raise InputError(f"{at}.demand: stated as well as demand_trace; give one of the two")
-            w["demand"] = {"requests_per_s": rate.rate_rps, "source": _source(spec["trace"], a, b, rate, window, pct)}
-            continue
-        override = w.setdefault("by_period", {}).setdefault(name, {})
-        if not isinstance(override, dict) or "demand" in override:
-            raise InputError(f"{at}.by_period.{name}.demand: stated as well as demand_trace; give one of the two")
-        override["demand"] = {"requests_per_s": rate.rate_rps, "source": _source(spec["trace"], a, b, rate, window,
-                                                                                  pct)}
+        else:
+            periods_doc = w.setdefault("by_period", {})
+            if not isinstance(periods_doc, dict):
+                raise InputError(f"{at}.by_period: expected a mapping of period names, got {periods_doc!r}")
+            target = periods_doc.setdefault(name, {})
+            if not isinstance(target, dict) or "demand" in target:
+                raise InputError(f"{at}.by_period.{name}.demand: stated as well as demand_trace; give one of the two")
+        target["demand"] = {"requests_per_s": rate.rate_rps, "source": _source(spec["trace"], a, b, rate, window,
+                                                                                pct)}
         if not math.isnan(rate.arrival_scv):
-            override.setdefault("arrival_scv", rate.arrival_scv)
+            target.setdefault("arrival_scv", rate.arrival_scv)
         if lengths:
             seg = _segment(trace, a, b)
-            stated = sorted(set(override) & {"input_tokens_mean", "output_tokens_mean", "input_length_distribution"})
-            if stated:
-                raise InputError(f"{at}.by_period.{name}.{stated[0]}: stated as well as demand_trace.lengths; set "
+            where_lengths = at if periods is None else f"{at}.by_period.{name}"
+            stated = sorted(set(target) & {"input_tokens_mean", "output_tokens_mean", "input_length_distribution"})
+            if stated and periods is not None:
+                raise InputError(f"{where_lengths}.{stated[0]}: stated as well as demand_trace.lengths; set "
                                  "lengths: false to keep the period's own")
-            override["input_tokens_mean"] = float(seg.input_tokens.mean())
-            override["output_tokens_mean"] = float(seg.output_tokens.mean())
-            override["input_length_distribution"] = length_bins(
+            target["input_tokens_mean"] = float(seg.input_tokens.mean())
+            target["output_tokens_mean"] = float(seg.output_tokens.mean())
+            target["input_length_distribution"] = length_bins(
                 [float(x) for x in seg.input_tokens], f"{spec['trace']} seconds [{a:g}, {b:g})")
+    if periods is None:
+        return
     peak_name = max(rates, key=lambda k: rates[k].rate_rps)
     if "demand" not in w:
         w["demand"] = {"requests_per_s": rates[peak_name].rate_rps,

@@ -173,11 +173,12 @@ def dispersion_index(trace: Trace, window_s: float) -> float:
     return float(counts.var(ddof=1) / counts.mean())
 
 
-def within_window_scv(trace: Trace, window_s: float) -> float:
+def within_window_scv(trace: Trace, window_s: float, origin_s: float | None = None) -> float:
     """Inter-arrival SCV once the rate's change between windows is taken out: each gap divided by the mean gap
     of the window it starts in, the SCV of all of them. Near 1 when the stream is Poisson at a rate that holds
-    within a window; what is left above 1 is burstiness at shorter time scales than the window."""
-    start = float(trace.arrival_s[0])
+    within a window; what is left above 1 is burstiness at shorter time scales than the window. Windows start at
+    ``origin_s`` (default: the first request)."""
+    start = float(trace.arrival_s[0]) if origin_s is None else origin_s
     gaps = np.diff(trace.arrival_s)
     which = ((trace.arrival_s[:-1] - start) // window_s).astype(int)
     parts = []

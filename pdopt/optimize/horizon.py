@@ -94,14 +94,15 @@ class HorizonPlan:
 
     @property
     def total_cost_usd(self) -> float | None:
-        """The horizon's cost: each period's hours x hourly cost, plus the starts (None without a plan)."""
+        """The horizon's cost: each period's hours x hourly cost, plus its ramp and its starts (None without a
+        plan)."""
         if self.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
             return None
         return sum(p.cost_usd + p.ramp_cost_usd + self.start_cost_usd * p.starts for p in self.periods)
 
     @property
     def static_cost_usd(self) -> float | None:
-        """The static plan's cost over the horizon (its starts too, for a horizon that is not cyclic)."""
+        """The static plan's cost over the horizon (its ramp and starts too, for a horizon that is not cyclic)."""
         if not self.static_peak or self.static_peak[0].plan.objective_usd_per_hour is None:
             return None
         return sum(p.cost_usd + p.ramp_cost_usd + self.start_cost_usd * p.starts for p in self.static_peak)
@@ -132,6 +133,20 @@ class HorizonPlan:
                 "static_peak": [period(p) for p in self.static_peak]}
 
 
+def _bounded(value: object) -> float | None:
+    """A number from 0 to 1e12 as a float; None for anything else (text, booleans, NaN, huge integers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, int) and abs(value) > 10**12:
+        return None
+    out = float(value)
+    return out if math.isfinite(out) and 0.0 <= out <= 1e12 else None
+
+
+def _shown(value: object) -> str:
+    return "a huge integer" if isinstance(value, int) and abs(value) > 10**30 else repr(value)
+
+
 def _read_periods(doc: dict[str, Any], key: str, source: str) -> tuple[PeriodPlan, ...]:
     """A list of periods of a horizon plan's JSON form (untrusted: each field checked, InputError naming it)."""
     raw = doc.get(key, [])
@@ -144,11 +159,12 @@ def _read_periods(doc: dict[str, Any], key: str, source: str) -> tuple[PeriodPla
             raise InputError(f"{where}: expected an object with a name")
         numbers = {}
         for field_name, default in (("hours", None), ("starts", 0), ("ramp_cost_usd", 0.0)):
-            v = p.get(field_name, default)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0 or v > 1e12:
-                raise InputError(f"{where}.{field_name}: expected a number from 0 to 1e12, got {v!r}")
+            v = _bounded(p.get(field_name, default))
+            if v is None:
+                raise InputError(f"{where}.{field_name}: expected a number from 0 to 1e12, got "
+                                 f"{_shown(p.get(field_name, default))}")
             numbers[field_name] = v
-        if numbers["hours"] <= 0 or not float(numbers["starts"]).is_integer():
+        if numbers["hours"] <= 0 or not numbers["starts"].is_integer():
             raise InputError(f"{where}: hours must be positive and starts whole, got {numbers}")
         out.append(PeriodPlan(p["name"], float(numbers["hours"]), Plan.from_dict(p.get("plan"), f"{where}.plan"),
                               int(numbers["starts"]), float(numbers["ramp_cost_usd"])))
@@ -165,10 +181,10 @@ def horizon_plan_from_dict(doc: object, source: str = "plan") -> HorizonPlan:
         raise InputError(f"{source}: status: {doc.get('status')!r} is not a plan status") from None
     numbers = {}
     for key in ("start_cost_usd", "lead_time_min"):
-        v = doc.get(key, 0.0)
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not 0 <= v <= 1e12:
-            raise InputError(f"{source}: {key}: expected a number from 0 to 1e12, got {v!r}")
-        numbers[key] = float(v)
+        v = _bounded(doc.get(key, 0.0))
+        if v is None:
+            raise InputError(f"{source}: {key}: expected a number from 0 to 1e12, got {_shown(doc.get(key))}")
+        numbers[key] = v
     return HorizonPlan(str(doc.get("instance")), status, _read_periods(doc, "periods", source),
                        _read_periods(doc, "static_peak", source), numbers["start_cost_usd"],
                        numbers["lead_time_min"], doc.get("reason") if isinstance(doc.get("reason"), str) else None)
@@ -239,15 +255,15 @@ def _add_ramps(parts: Sequence[_Part], horizon: Horizon) -> None:
     for t, part in enumerate(parts):
         prev = horizon.preceding(t)
         joined = [part] if prev is None else [parts[prev], part]
-        ramp = build_problem(_ramp_data(joined, part), name=f"ramp_{part.name}", cuts=False)
+        ramp = build_problem(_ramp_data(joined, part), name=f"RAMP_{part.name}", cuts=False)
         for v in ramp.problem.variables():
-            v.name = f"{v.name}__ramp_{part.name}"
+            v.name = f"{v.name}__RAMP_{part.name}"
         part.ramp = ramp
 
 
 def _merged(parts: Sequence[_Part], name: str) -> pulp.LpProblem:
     """One problem holding every period's rows (renamed ``<row>__<period>``) and its ramp's
-    (``<row>__ramp_<period>``)."""
+    (``<row>__RAMP_<period>``: capitals, which no period name holds, so that no name is taken twice)."""
     problem = pulp.LpProblem(name, pulp.LpMinimize)
     for part in parts:
         for row in part.built.problem.constraints():
@@ -256,7 +272,7 @@ def _merged(parts: Sequence[_Part], name: str) -> pulp.LpProblem:
             vacuous = set(part.ramp.rows.get("demand_cover", ()))  # a ramp has no demand: ">= 0" rows
             for row in part.ramp.problem.constraints():
                 if row.name not in vacuous:
-                    problem += row, f"{row.name}__ramp_{part.name}"
+                    problem += row, f"{row.name}__RAMP_{part.name}"
     return problem
 
 

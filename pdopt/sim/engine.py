@@ -235,8 +235,12 @@ def simulate_engine(
     def active(srv: PrefillServer | DecodeServer, e: int) -> bool:
         return srv.epochs is None or e in srv.epochs
 
+    every: list[PrefillServer | DecodeServer] = [*prefill, *decode]
+    planned: dict[int, float] = {id(srv): srv.weight for srv in every}  # ``weight`` is rewritten per epoch
+
     def weight(srv: PrefillServer | DecodeServer, e: int) -> float:
-        return srv.weight if srv.epoch_weights is None else srv.epoch_weights.get(e, srv.weight)
+        base = planned[id(srv)]
+        return base if srv.epoch_weights is None else srv.epoch_weights.get(e, base)
 
     p_all = [[[i for i, s in enumerate(prefill) if s.model == m and active(s, e)] for m in range(n_models)]
              for e in range(n_epochs)]

@@ -6,14 +6,16 @@ cool-down: the last period's requests meet the next period's traffic, not an emp
 measured. Each epoch holds at least ``requests_per_period`` requests: generated (Poisson, or the gamma renewal
 stream its capacity model assumes) at the rate the period's plan serves, for as long as that many requests take;
 or, with a trace and ``trace_s_per_hour``, the period's own seconds of the trace (hours x trace_s_per_hour from
-the horizon's start, as ``demand_trace`` maps them) replayed at their own speed, repeated until there are enough.
+the trace's first request, as ``demand_trace`` maps them with ``start_s`` 0) replayed at their own speed,
+repeated until there are enough.
 So an epoch is not the period's real length: it is long enough to measure the period's steady state and short
 enough to keep the run small, and the transitions happen at each epoch's start.
 
 The fleet changes at each epoch's start (the lead time's ramp made the new instances ready, formulations/
 horizon.yaml): per placement the first c_t instances serve in period t, an instance kept from the period before
 keeps its queue and batch, an instance that leaves finishes what it holds and takes nothing new, and a new one
-starts idle. Each server is built (throughput curve, batch cap, steps) from the period in which it first serves;
+starts idle. Each server is built (throughput curve, batch cap, steps) from the period in which it first serves
+(a server kept into the next period keeps them: an approximation where periods differ in lengths);
 its dispatch weight in each period is the capacity that period's plan gives it. Per period and model the result
 gives TTFT and TPOT statistics over the requests arriving in the period, each model's SLOs of that period,
 attainment, whether a miss is beyond the 99% confidence interval (``ci99``, ``slo_not_refuted``), and the same
@@ -122,11 +124,15 @@ def simulate_horizon(instance: Instance, plan: HorizonPlan, options: SimOptions 
     opts.validate()
     if instance.horizon is None:
         raise InputError("simulate over a horizon: the instance has no horizon")
+    if trace is not None and len(instance.workloads) > 1:
+        raise InputError(f"trace: one trace replays one model's traffic; the instance has {len(instance.workloads)} "
+                         "models (simulate without --trace, at each period's planned rates)")
     if not plan.has_plan or (static and not plan.static_peak):
         raise InputError(f"plan: status '{plan.status.value}' has no {'static ' if static else ''}fleet to simulate")
-    if [p.name for p in plan.periods] != instance.horizon.names:
-        raise InputError(f"plan: its periods {[p.name for p in plan.periods]} are not the instance's "
-                         f"{instance.horizon.names}")
+    simulated = plan.static_peak if static else plan.periods
+    if [p.name for p in simulated] != instance.horizon.names:
+        raise InputError(f"plan: its {'static_peak ' if static else ''}periods {[p.name for p in simulated]} are "
+                         f"not the instance's {instance.horizon.names}")
     if requests_per_period < 100:
         raise InputError(f"requests per period: at least 100, got {requests_per_period}")
     if trace is not None and (trace_s_per_hour is None or not 0 < trace_s_per_hour <= 3600 * 24 * 366):

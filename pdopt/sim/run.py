@@ -189,7 +189,9 @@ class ServerFactory:
         self.rule_list: list[ServiceRule] = []
         self.shape_rules: dict[str, dict[str, Any]] = {m: {} for m in models}
         self.shape_pools: dict[str, dict[tuple[str, str, str, int, str], int]] = {}  # ggc: a queue per shape
-        self.built: dict[tuple[str, str, str, int, str], Any] = {}
+        self.built: dict[tuple[str, tuple[str, str, str, int, str]], Any] = {}
+        """(instance name, shape key) -> the shape's parameters: per instance, so that each period of a horizon
+        (a period instance of its own) builds its shapes from its own workload."""
 
     def make(self, instance: Instance, pi: PlannedInstance, cached: FloatArray, model: FloatArray
              ) -> tuple[PrefillServer | DecodeServer, dict[str, Any]]:
@@ -199,8 +201,9 @@ class ServerFactory:
         prof = instance.profile(pi.model, pi.role, pi.gpu_type, pi.gpus_per_instance, pi.variant)
         desc: dict[str, Any] = {"model": pi.model, "role": pi.role, "gpu_type": pi.gpu_type,
                                 "gpus_per_instance": pi.gpus_per_instance, "pool": pi.pool}
+        key_of = (instance.name, prof.key)
         if isinstance(prof, PrefillProfile):
-            if prof.key not in built:
+            if key_of not in built:
                 lengths = np.array([p.input_tokens for p in prof.max_throughput_by_input])
                 tputs = np.array([p.max_throughput_tok_per_s for p in prof.max_throughput_by_input])
                 mine = cached[model.astype(int) == models.index(pi.model)]
@@ -213,21 +216,21 @@ class ServerFactory:
                 shaped = shape_workload(instance, prof)
                 per_shape = opts.prefill_dispatch == "auto" and instance.workloads[pi.model].queue_model == "ggc"
                 pools = self.shape_pools.setdefault(pi.model, {})
-                built[prof.key] = (lengths, tputs, shaped.ttft_overhead_s if not isinstance(shaped, str) else None,
-                                   pools.setdefault(prof.key, len(pools)) if per_shape else 0, self.rules[key])
-            lengths, tputs, transfer, pool, row = built[prof.key]
+                built[key_of] = (lengths, tputs, shaped.ttft_overhead_s if not isinstance(shaped, str) else None,
+                                 pools.setdefault(prof.key, len(pools)) if per_shape else 0, self.rules[key])
+            lengths, tputs, transfer, pool, row = built[key_of]
             return PrefillServer(models.index(pi.model), pi.capacity_rps, lengths, tputs, transfer_s=transfer,
                                  pool=pool, factor_row=row), desc
         assert isinstance(prof, DecodeProfile)  # aggregated instances are simulated apart (pdopt.sim.modes)
-        if prof.key not in built:
+        if key_of not in built:
             cap, bound = decode_cap(instance, pi.model, prof)
             corr = decode_correction(instance, prof)  # under load: steps x f, a stall of s per admission
             if isinstance(corr, str):
                 raise InputError(f"model '{pi.model}' on {prof.gpu_type} x{prof.gpus_per_instance}: {corr}")
             f, s_ms = (1.0, 0.0) if corr is None else (corr.factor, corr.join_cost_ms)
             steps = [f * t for t in _step_table(_curve(instance, pi.model, prof), cap)]
-            built[prof.key] = (cap, bound, steps, s_ms / 1000.0)
-        cap, bound, steps, stall = built[prof.key]
+            built[key_of] = (cap, bound, steps, s_ms / 1000.0)
+        cap, bound, steps, stall = built[key_of]
         desc.update(batch_cap=cap, batch_cap_bound=bound)
         return DecodeServer(models.index(pi.model), pi.capacity_rps, steps, cap, join_stall_s=stall), desc
 

@@ -61,16 +61,20 @@ def period_instance(instance: Instance, period: str) -> Instance:
     return Instance.model_validate(doc)
 
 
-def _counts(plan: Mapping[str, Any]) -> dict[Key, int]:
-    """Instances per placement key (a malformed placement counts nothing: the period's own checks name it)."""
+def _counts(plan: object) -> dict[Key, int]:
+    """Instances per placement key (a malformed plan or placement counts nothing: the period's own checks name
+    it)."""
     out: dict[Key, int] = {}
-    for p in plan.get("placements") or ():
+    placements = plan.get("placements") if isinstance(plan, dict) else None
+    for p in placements if isinstance(placements, list) else ():
         try:
             key = (str(p["model"]), str(p["role"]), str(p["gpu_type"]), int(p["gpus_per_instance"]), str(p["pool"]),
                    str(p.get("variant", "default")))
-            out[key] = out.get(key, 0) + int(p["count"])
-        except (KeyError, TypeError, ValueError):
+            count = int(p["count"])
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             continue
+        if key[3] > 0 and 0 < count <= 10**6:
+            out[key] = out.get(key, 0) + count
     return out
 
 
@@ -129,7 +133,7 @@ def _fleet(instance: Instance, periods: list[dict[str, Any]], label: str, tol: f
     if names != horizon.names:
         out.append(Violation("horizon_periods", f"{label}: periods {names} are not the horizon's {horizon.names}"))
         return None
-    counts = [_counts(p.get("plan") or {}) for p in periods]
+    counts = [_counts(p.get("plan")) for p in periods]
     hourly = []
     for i, (doc, period) in enumerate(zip(periods, horizon.periods, strict=True)):
         where = f"{label}[{i}] ({period.name})"
@@ -202,7 +206,7 @@ def verify_horizon(instance: Instance, plan: Mapping[str, Any], tol: float, veri
         out.append(Violation("horizon_cost", f"total_cost_usd: {stated!r}, recomputed {total:.6g}"))
     static = plan.get("static_peak")
     if isinstance(static, list) and static:
-        keys = [_counts(p.get("plan") or {}) if isinstance(p, dict) else {} for p in static]
+        keys = [_counts(p.get("plan")) if isinstance(p, dict) else {} for p in static]
         if any(k != keys[0] for k in keys):
             out.append(Violation("static_fleet", "static_peak: the periods do not hold the same placements"))
         static_total = _fleet(instance, static, "static_peak", tol, out, verify_one)
