@@ -252,3 +252,24 @@ def test_the_verifier_reports_malformed_horizon_plans(corrupt: object) -> None:
     corrupt(doc)  # type: ignore[operator]
     violations = pdopt.verify(inst, doc)
     assert violations and all(v.message for v in violations)
+
+
+@pytest.mark.parametrize("solver", available_solvers())
+def test_serving_modes_are_decided_per_period(solver: str) -> None:
+    """tiny/mixed-modes.yaml over a 10-hour night at 30 req/s and a 14-hour day at its 90 req/s, 15-minute lead
+    time: the night is served by P/D pairs alone, the day by P/D pairs and an aggregated instance, and the plan
+    verifies. The horizon costs at least each period's own optimum: the night alone would run three aggregated
+    instances (1.80 USD/h); over the horizon it runs the P/D pair (2.00 USD/h) the day needs anyway, which then
+    needs no start and no ramp at the morning."""
+    path = ROOT / "instances" / "tiny" / "mixed-modes.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["horizon"] = {"periods": [{"name": "night", "hours": 10}, {"name": "day", "hours": 14}],
+                      "lead_time_min": 15, "start_cost_usd": 2}
+    doc["workloads"]["llm"]["by_period"] = {"night": {"demand": {"requests_per_s": 30}}}
+    inst = instance_from_dict(doc, path.parent)
+    plan = plan_horizon(inst, SolverOptions(solver))
+    assert [p.plan.models["llm"].mode for p in plan.periods] == ["disaggregated", "both"]
+    alone = {p.name: pdopt.solve(inst.period_instance(p.name)).objective_usd_per_hour for p in plan.periods}
+    assert alone == pytest.approx({"night": 1.8, "day": 3.6})
+    assert plan.total_cost_usd >= 10 * 1.8 + 14 * 3.6
+    assert pdopt.verify(inst, plan.to_dict()) == []

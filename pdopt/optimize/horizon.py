@@ -403,6 +403,7 @@ def _solve_parts(instance: Instance, horizon: Horizon, options: SolverOptions, s
             prev = horizon.preceding(len(out))
             held = _value(parts[prev].built.cost, sol) if prev is not None else 0.0
             ramp = horizon.lead_time_min / 60.0 * (_value(part.ramp.cost, sol) - held)
+            ramp = 0.0 if abs(ramp) < 1e-9 else ramp  # no "-0.00" from the solver's round-off
         out.append(PeriodPlan(part.name, part.hours, plan, n_starts, ramp))
     return sol.status, tuple(out), None, info
 
