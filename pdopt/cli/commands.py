@@ -353,11 +353,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
                       f"types, {params.pools} pools, seed {params.seed}")
 
 
-def _emit_yaml(doc: dict[str, Any], output: str | None, summary: str) -> int:
-    """Print YAML, or write it to ``output``, never overwriting an existing file (the user's data is kept)."""
+def _emit_yaml(doc: dict[str, Any], output: str | None, summary: str,
+               details: list[dict[str, Any]] | None = None) -> int:
+    """Print YAML, or write it to ``output``, never overwriting an existing file (the user's data is kept).
+    ``details`` (each run's measured point) follow as YAML comments, so that the output pastes into an instance
+    as it is."""
     from pdopt.io.files import dump_yaml, write_new
 
     text = dump_yaml(doc)
+    if details:
+        text += ("# measured points, one per run (for reading; not instance fields):\n"
+                 + "".join(f"# {line}" for line in dump_yaml({"measured_points": details}).splitlines(True)))
     if output is None:
         print(text, end="")
         return EXIT_OK
@@ -408,6 +414,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from pdopt.io.importers import detect_format, import_csv, import_splitwise, import_vllm_bench
 
     fmt = detect_format(args.files[0])
+    details: list[dict[str, Any]] = []
     if (args.token_budget is None) != (args.max_batch is None):
         raise InputError("--token-budget and --max-batch: give both (an aggregated profile) or neither")
     engine = None if args.token_budget is None else (args.token_budget, args.max_batch)
@@ -415,8 +422,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if fmt == "vllm_bench":
         _need(args, "vLLM bench", "model", "gpu_type", "gpus_per_instance", "role")
         res = import_vllm_bench(args.files, args.model, args.gpu_type, args.gpus_per_instance, args.role,
-                                engine=engine)
-        out = {"profiles": [res.profile], "measured_points": res.points}
+                                engine=engine, monotone=args.monotone, variant=args.variant)
+        out = {"profiles": [res.profile]}
+        details = res.points
     elif len(args.files) > 1:
         raise InputError(f"{args.files[1]}: only vLLM bench runs may be given as several files")
     elif fmt == "splitwise":
@@ -424,8 +432,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
         out = {"profiles": import_splitwise(args.files[0], args.model, args.hardware, args.tensor_parallel,
                                             args.gpu_type, aggregated=engine)}
     else:
-        out = {"profiles": import_csv(args.files[0], args.model, args.gpu_type)}
-    return _emit_yaml(out, args.output, f"{len(out['profiles'])} profile(s) from {fmt}")
+        out = {"profiles": import_csv(args.files[0], args.model, args.gpu_type, monotone=args.monotone)}
+    for prof in out["profiles"]:
+        note = str(prof.get("source", ""))
+        if " fit moved " in note:
+            print(f"pdopt: {prof['model']} {prof['role']} on {prof['gpu_type']}: "
+                  + note[note.index(" fit moved ") - len(args.monotone):].split("; runs:")[0], file=sys.stderr)
+    return _emit_yaml(out, args.output, f"{len(out['profiles'])} profile(s) from {fmt}", details)
 
 
 def cmd_schema(_: argparse.Namespace) -> int:

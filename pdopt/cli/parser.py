@@ -228,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--role", choices=("prefill", "decode", "aggregated"), default=None,
                      help="vLLM: which profile to build (aggregated: runs of one aggregated server at several "
                           "request rates, calibrated by the planner; needs --token-budget and --max-batch)")
+    imp.add_argument("--variant", default="default",
+                     help="vLLM: the profile's variant (engine settings of one shape; default 'default')")
     imp.add_argument("--hardware", default=None, help="Splitwise: hardware name (a100-80gb, h100-80gb, ...)")
     imp.add_argument("--tensor-parallel", type=int, default=None, help="Splitwise: TP size")
     imp.add_argument("--token-budget", type=_positive_int, default=None,
@@ -235,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "max_num_batched_tokens); Splitwise: also compose an aggregated profile; needs --max-batch")
     imp.add_argument("--max-batch", type=_positive_int, default=None,
                      help="the aggregated profile's most running requests (vLLM's max_num_seqs)")
+    imp.add_argument("--monotone", choices=("refuse", "isotonic", "envelope"), default="refuse",
+                     help="a decode TPOT curve that falls as the batch grows: refuse it (default), or fit the "
+                          "closest non-decreasing curve (isotonic) or raise each point to the largest before it "
+                          "(envelope); the points moved are printed and kept in the profile's source")
     imp.add_argument("--output", default=None, metavar="FILE", help="write YAML here (never overwrites); else stdout")
 
     fit = prof_sub.add_parser("fit", help="fit a G/G/1 prefill model (service SCV, overhead) to a TTFT sweep")

@@ -27,6 +27,7 @@ from pdopt.io.importers.common import (
     _tidy,
     _validated,
 )
+from pdopt.io.importers.monotone import MONOTONE_FITS, monotone_fit, moved_note
 
 
 @dataclass
@@ -40,7 +41,8 @@ class _CsvGroup:
     output_tokens: dict[float, list[int]] = field(default_factory=dict)
 
 
-def import_csv(path: str | Path, model: str | None = None, gpu_type: str | None = None) -> list[dict[str, Any]]:
+def import_csv(path: str | Path, model: str | None = None, gpu_type: str | None = None,
+               monotone: str = "refuse") -> list[dict[str, Any]]:
     """Profiles from a pdopt CSV: one row per measurement, grouped into one profile per shape.
 
     Header (any order; lines starting with ``#`` are comments)::
@@ -60,6 +62,8 @@ def import_csv(path: str | Path, model: str | None = None, gpu_type: str | None 
     (averaged) TPOT falls as the batch grows, a decode curve with fewer than 2 batch sizes.
 
     ``model`` / ``gpu_type`` keep only that model's / GPU type's rows (all rows are still checked).
+    ``monotone`` (:mod:`pdopt.io.importers.monotone`): ``isotonic`` or ``envelope`` fit a falling decode curve
+    instead of refusing it (weights: the rows averaged into each point); the points moved are in ``source``.
     """
     p = Path(path)
     header_line, header, rows = _csv_rows(p, _read_text(p))
@@ -100,10 +104,12 @@ def import_csv(path: str | Path, model: str | None = None, gpu_type: str | None 
     if not groups:
         wanted = " and ".join(f"{k} '{v}'" for k, v in (("model", model), ("gpu_type", gpu_type)) if v is not None)
         raise InputError(f"{p}: no measurement rows" + (f" for {wanted}" if wanted else ""))
-    return [_csv_profile(p, key, grp) for key, grp in groups.items()]
+    if monotone not in MONOTONE_FITS:
+        raise InputError(f"monotone: '{monotone}' is not one of {', '.join(MONOTONE_FITS)}")
+    return [_csv_profile(p, key, grp, monotone) for key, grp in groups.items()]
 
 
-def _csv_profile(p: Path, key: tuple[str, str, str, int, str], grp: _CsvGroup) -> dict[str, Any]:
+def _csv_profile(p: Path, key: tuple[str, str, str, int, str], grp: _CsvGroup, monotone: str) -> dict[str, Any]:
     model, role, gpu_type, gpus, variant = key
     shape = f"{role} profile ({model}, {gpu_type}, {gpus} GPUs" + (f", variant {variant}" if variant != "default"
                                                                    else "") + ")"
@@ -121,6 +127,9 @@ def _csv_profile(p: Path, key: tuple[str, str, str, int, str], grp: _CsvGroup) -
             raise InputError(f"{p} {_lines_word(grp.lines)}: the {shape} has {len(xs)} batch size(s) "
                              f"({', '.join(str(int(x)) for x in xs)}); a TPOT curve needs at least 2")
         tpots = [round(y, TPOT_DIGITS) for y in means]
+        if monotone != "refuse":
+            tpots, moved = monotone_fit(xs, tpots, monotone, [len(grp.points[x]) for x in xs], TPOT_DIGITS)
+            note += moved_note(moved, monotone, "batch", "tpot_ms")
         for i in range(1, len(xs)):
             if tpots[i] < tpots[i - 1]:
                 here = [ln for ln, _ in grp.points[xs[i]]]

@@ -27,6 +27,7 @@ from pdopt.io.importers.common import (
     _tidy,
     _validated,
 )
+from pdopt.io.importers.monotone import MONOTONE_FITS, monotone_fit, moved_note
 
 
 class VllmImport(NamedTuple):
@@ -165,7 +166,7 @@ def _calibration_point(run: _VllmRun) -> dict[str, Any] | None:
 
 def import_vllm_bench(paths: str | Path | Sequence[str | Path], model: str, gpu_type: str, gpus_per_instance: int,
                       role: str, *, variant: str = "default",
-                      engine: tuple[int, int] | None = None) -> VllmImport:
+                      engine: tuple[int, int] | None = None, monotone: str = "refuse") -> VllmImport:
     """A profile (and TTFT calibration points) from a sweep of ``vllm bench serve --save-result`` files.
 
     Fields relied on, read from vLLM's own source: ``vllm/benchmarks/serve.py`` (the ``vllm bench serve``
@@ -185,11 +186,15 @@ def import_vllm_bench(paths: str | Path | Sequence[str | Path], model: str, gpu_
     ``role="decode"``: each run is one point, batch = ``max_concurrency``, or where concurrency was unlimited
     the mean number of requests in the system by Little's law, ``request_throughput`` x mean end-to-end latency
     (rounded to a whole batch, at least 1); tpot_ms = ``mean_tpot_ms``. Runs at the same batch are averaged;
-    at least 2 batch sizes are needed and TPOT must not fall as the batch grows.
+    at least 2 batch sizes are needed and TPOT must not fall as the batch grows, unless ``monotone`` is
+    ``isotonic`` or ``envelope`` (:mod:`pdopt.io.importers.monotone`): the curve is then fitted (weights: the runs
+    averaged into each point) and the points moved are named in ``source``.
 
     ``role="prefill"``: max_throughput_tok_per_s = the largest observed ``total_input_tokens / duration``, at the
-    mean input length (total_input_tokens / completed). Runs whose mean input lengths lie within 5% of each
-    other are one point, so a sweep over request rate gives one point and a sweep over input lengths a curve.
+    mean input length (total_input_tokens / completed); for a sweep at one input length, ``measured_ttft`` holds
+    each run's offered rate and mean TTFT (the G/G/1 calibration's input). Runs whose mean input lengths lie
+    within 5% of each other are one point, so a sweep over request rate gives one point and a sweep over input
+    lengths a curve.
     Benchmark a prefill instance with output length 1 and a rate high enough to saturate it: the largest
     observed throughput is a lower bound on the true maximum.
 
@@ -205,6 +210,8 @@ def import_vllm_bench(paths: str | Path | Sequence[str | Path], model: str, gpu_
         raise InputError(f"{where}: no result files given")
     if role not in SHAPE_ROLES:
         raise InputError(f"{where}: unknown role '{role}' (expected prefill, decode or aggregated)")
+    if monotone not in MONOTONE_FITS:
+        raise InputError(f"{where}: monotone '{monotone}' is not one of {', '.join(MONOTONE_FITS)}")
     if role == "aggregated" and engine is None:
         raise InputError(f"{where}: an aggregated profile needs the engine's token budget and batch cap "
                          "(--token-budget, --max-batch: vLLM's max_num_batched_tokens and max_num_seqs)")
@@ -220,9 +227,29 @@ def import_vllm_bench(paths: str | Path | Sequence[str | Path], model: str, gpu_
     if role == "aggregated":
         assert engine is not None
         profile = _vllm_aggregated(points, head, *engine)
+    elif role == "decode":
+        profile = _vllm_decode(runs, head, monotone)
     else:
-        profile = _vllm_decode(runs, head) if role == "decode" else _vllm_prefill(runs, head)
+        profile = _vllm_prefill(runs, head)
+        sweep = _ttft_sweep(points, profile)
+        if sweep:
+            profile["measured_ttft"] = sweep
     return VllmImport(_validated(profile, f"{where} ({', '.join(str(f) for f in files)})"), points)
+
+
+def _ttft_sweep(points: list[dict[str, Any]], profile: dict[str, Any]) -> list[dict[str, float]]:
+    """The prefill profile's ``measured_ttft`` (request_rate_rps, ttft_mean_s per run, in rate order): the runs'
+    mean TTFT at their offered rate, for the G/G/1 calibration (``queue_model: gg1``). Only for a sweep at one
+    input length (a profile of one throughput point); runs at one rate are averaged; a run at an unlimited rate
+    (``--request-rate inf``) is left out: it measures the saturated throughput, not a queue at an offered
+    rate."""
+    if len(profile["max_throughput_by_input"]) != 1:
+        return []
+    by_rate: dict[float, list[float]] = {}
+    for pt in points:
+        if pt["ttft_mean_s"] > 0 and pt["request_rate_rps"] > 0 and pt["rate_configured"]:
+            by_rate.setdefault(round(pt["request_rate_rps"], 6), []).append(pt["ttft_mean_s"])
+    return [{"request_rate_rps": r, "ttft_mean_s": round(sum(v) / len(v), 6)} for r, v in sorted(by_rate.items())]
 
 
 def _vllm_aggregated(points: list[dict[str, Any]], head: dict[str, Any], token_budget: int,
@@ -249,7 +276,7 @@ def _vllm_aggregated(points: list[dict[str, Any]], head: dict[str, Any], token_b
     return profile
 
 
-def _vllm_decode(runs: list[_VllmRun], head: dict[str, Any]) -> dict[str, Any]:
+def _vllm_decode(runs: list[_VllmRun], head: dict[str, Any], monotone: str = "refuse") -> dict[str, Any]:
     by_batch: dict[int, list[tuple[_VllmRun, float, str]]] = {}
     for run in runs:
         tpot = run.number("mean_tpot_ms", why=" (a decode profile needs it; keep tpot in --percentile-metrics)")
@@ -271,6 +298,10 @@ def _vllm_decode(runs: list[_VllmRun], head: dict[str, Any]) -> dict[str, Any]:
         raise InputError(f"{', '.join(r.where for r in runs)}: the run(s) give only batch {batches[0]}; a decode "
                          "profile needs a sweep over at least 2 concurrencies")
     tpots = [round(sum(t for _, t, _ in by_batch[b]) / len(by_batch[b]), TPOT_DIGITS) for b in batches]
+    fitted = ""
+    if monotone != "refuse":
+        tpots, moved = monotone_fit(batches, tpots, monotone, [len(by_batch[b]) for b in batches], TPOT_DIGITS)
+        fitted = moved_note(moved, monotone, "batch", "tpot_ms")
     for i in range(1, len(batches)):
         if tpots[i] < tpots[i - 1]:
             here = ", ".join(r.where for r, _, _ in by_batch[batches[i]])
@@ -287,7 +318,7 @@ def _vllm_decode(runs: list[_VllmRun], head: dict[str, Any]) -> dict[str, Any]:
                                            TOKENS_DIGITS))
     used = "; ".join(f"{r.where} (batch {b}: {how})" for b in batches for r, _, how in by_batch[b])
     profile["source"] = (f"vLLM bench serve --save-result sweep: tpot_ms = mean_tpot_ms, batch = max_concurrency "
-                         f"(Little's law where unlimited), runs at one batch averaged; runs: {used}")
+                         f"(Little's law where unlimited), runs at one batch averaged{fitted}; runs: {used}")
     return profile
 
 
