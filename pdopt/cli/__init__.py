@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from pdopt.cli import commands
+from pdopt.cli import commands, data_commands
 from pdopt.cli.parser import build_parser
 from pdopt.errors import InputError, SolverUnavailableError
 
@@ -30,8 +30,9 @@ DEBUG_VARIABLE = "PDOPT_DEBUG"
 COMMANDS = {
     "plan": commands.cmd_plan, "capacity": commands.cmd_capacity, "curves": commands.cmd_capacity,
     "validate": commands.cmd_validate, "verify": commands.cmd_verify, "simulate": commands.cmd_simulate,
-    "compare": commands.cmd_compare, "bench": commands.cmd_bench, "generate": commands.cmd_generate,
-    "profile": commands.cmd_profile, "schema": commands.cmd_schema, "fidelity": commands.cmd_fidelity,
+    "compare": commands.cmd_compare, "bench": commands.cmd_bench, "generate": data_commands.cmd_generate,
+    "profile": data_commands.cmd_profile, "schema": data_commands.cmd_schema, "fidelity": commands.cmd_fidelity,
+    "export": data_commands.cmd_export,
 }
 
 

@@ -4,8 +4,6 @@ inside each command, so that a command loads only what it uses."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -326,126 +324,6 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
 
 def _policy(name: str) -> str:
     return "jsq" if name == "least_loaded" else name
-
-
-def cmd_generate(args: argparse.Namespace) -> int:
-    from pdopt.comparison.generate import FAMILIES, generate
-
-    base = FAMILIES[args.family]
-    changes: dict[str, Any] = {}
-    for name in ("models", "gpu_types", "pools", "domains", "demand_level", "seed", "spine_gbps"):
-        if getattr(args, name) is not None:
-            changes[name] = getattr(args, name)
-    try:
-        if args.tp is not None:
-            changes["tp_sizes"] = tuple(int(t) for t in args.tp.split(","))
-        if args.nodes is not None:
-            lo, _, hi = args.nodes.partition("-")
-            changes["nodes_min"], changes["nodes_max"] = int(lo), int(hi or lo)
-    except ValueError:
-        raise InputError("--tp takes integers separated by commas (1,2,4,8); --nodes takes MIN-MAX") from None
-    params = dataclasses.replace(base, **changes)
-    try:
-        doc = generate(params)
-    except ValueError as exc:
-        raise InputError(f"generate: {exc}") from None
-    return _emit_yaml(doc, args.output, f"{params.family} with {params.models} models, {params.gpu_types} GPU "
-                      f"types, {params.pools} pools, seed {params.seed}")
-
-
-def _emit_yaml(doc: dict[str, Any], output: str | None, summary: str,
-               details: list[dict[str, Any]] | None = None) -> int:
-    """Print YAML, or write it to ``output``, never overwriting an existing file (the user's data is kept).
-    ``details`` (each run's measured point) follow as YAML comments, so that the output pastes into an instance
-    as it is."""
-    from pdopt.io.files import dump_yaml, write_new
-
-    text = dump_yaml(doc)
-    if details:
-        text += ("# measured points, one per run (for reading; not instance fields):\n"
-                 + "".join(f"# {line}" for line in dump_yaml({"measured_points": details}).splitlines(True)))
-    if output is None:
-        print(text, end="")
-        return EXIT_OK
-    try:
-        path = write_new(output, text, "output")
-    except InputError as exc:
-        raise InputError(f"--output: {exc}") from None
-    print(f"wrote {path}: {summary}")
-    return EXIT_OK
-
-
-def _need(args: argparse.Namespace, fmt: str, *names: str) -> None:
-    missing = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is None]
-    if missing:
-        raise InputError(f"{args.files[0]}: a {fmt} import needs {', '.join(missing)}")
-
-
-def _fit_points(files: list[str]) -> list[Any]:
-    from pdopt.io.importers import detect_format, import_vllm_bench
-    from pdopt.io.importers.sweep import read_ttft_sweep_csv
-
-    if Path(files[0]).suffix == ".csv":
-        return list(read_ttft_sweep_csv(files[0]))
-    if detect_format(files[0]) != "vllm_bench":
-        raise InputError(f"{files[0]}: profile fit reads vLLM bench JSON runs or a CSV of request_rate_rps,ttft_mean_s")
-    return list(import_vllm_bench(files, "model", "gpu", 1, "prefill").points)
-
-
-def cmd_profile_fit(args: argparse.Namespace) -> int:
-    from pdopt.io.files import dump_yaml
-    from pdopt.perf.calibrate import fit_gg1
-
-    points = _fit_points(args.files)
-    try:
-        result = fit_gg1(points, args.input_tokens, args.max_throughput, args.arrival_scv)
-    except ValueError as exc:
-        raise InputError(f"profile fit: {exc}") from None
-    out: dict[str, Any] = {"fit": result.to_dict(), "workload_fields": result.workload_fields()}
-    if args.ttft_target is not None:
-        out["capacity_rps_at_target"] = result.capacity_rps(args.ttft_target)
-    print(dump_yaml(out), end="")
-    return EXIT_OK
-
-
-def cmd_profile(args: argparse.Namespace) -> int:
-    if args.profile_command == "fit":
-        return cmd_profile_fit(args)
-    from pdopt.io.importers import detect_format, import_csv, import_splitwise, import_vllm_bench
-
-    fmt = detect_format(args.files[0])
-    details: list[dict[str, Any]] = []
-    if (args.token_budget is None) != (args.max_batch is None):
-        raise InputError("--token-budget and --max-batch: give both (an aggregated profile) or neither")
-    engine = None if args.token_budget is None else (args.token_budget, args.max_batch)
-    out: dict[str, Any]
-    if fmt == "vllm_bench":
-        _need(args, "vLLM bench", "model", "gpu_type", "gpus_per_instance", "role")
-        res = import_vllm_bench(args.files, args.model, args.gpu_type, args.gpus_per_instance, args.role,
-                                engine=engine, monotone=args.monotone, variant=args.variant)
-        out = {"profiles": [res.profile]}
-        details = res.points
-    elif len(args.files) > 1:
-        raise InputError(f"{args.files[1]}: only vLLM bench runs may be given as several files")
-    elif fmt == "splitwise":
-        _need(args, "Splitwise", "model", "hardware", "tensor_parallel")
-        out = {"profiles": import_splitwise(args.files[0], args.model, args.hardware, args.tensor_parallel,
-                                            args.gpu_type, aggregated=engine)}
-    else:
-        out = {"profiles": import_csv(args.files[0], args.model, args.gpu_type, monotone=args.monotone)}
-    for prof in out["profiles"]:
-        note = str(prof.get("source", ""))
-        if " fit moved " in note:
-            print(f"pdopt: {prof['model']} {prof['role']} on {prof['gpu_type']}: "
-                  + note[note.index(" fit moved ") - len(args.monotone):].split("; runs:")[0], file=sys.stderr)
-    return _emit_yaml(out, args.output, f"{len(out['profiles'])} profile(s) from {fmt}", details)
-
-
-def cmd_schema(_: argparse.Namespace) -> int:
-    from pdopt.instance import Instance
-
-    print(json.dumps(Instance.model_json_schema(), indent=2))
-    return EXIT_OK
 
 
 def _load_instance(path: str, allow_paths: list[str], periods: bool = False) -> Instance:

@@ -254,4 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also report the fitted capacity at this mean TTFT")
 
     sub.add_parser("schema", help="print the JSON Schema of the instance format")
+    exp = sub.add_parser("export", help="deployment objects for a plan (it must verify against its instance)")
+    exp.add_argument("plan", help="plan JSON from `pdopt plan --format json`")
+    exp.add_argument("--instance", required=True, metavar="FILE", help="the instance the plan was made for")
+    exp.add_argument("--to", required=True, choices=("dynamo",), help="the deployment format")
+    exp.add_argument("--settings", default=None, metavar="FILE",
+                     help="YAML: namespace, engine, image, connector, node_selector_label, models.<id>.uri, ... "
+                          "(placeholders otherwise; docs/export.md)")
+    exp.add_argument("--out", default=None, metavar="DIR",
+                     help="write one YAML file per object into DIR (a new or empty folder); else print them")
+    exp.add_argument("--dry-run", action="store_true",
+                     help="say what would be deployed (objects, replicas, GPUs per node selector, connector)")
+    exp.add_argument("--allow-path", action="append", default=[], metavar="DIR",
+                     help="also read files the instance names in DIR")
     return p

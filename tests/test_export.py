@@ -1,0 +1,161 @@
+"""Deployment exports (pdopt/export/): validated against the upstream schemas pinned in ../shared/data/deploy-schemas
+(read from there, never copied: their commits, sha256 and licences are in its PROVENANCE.md), replica and GPU
+totals equal to the plan's, KV transfer never off in a disaggregated export, and a plan that does not verify
+refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import pdopt
+from pdopt.cli import main
+from pdopt.errors import InputError
+from pdopt.export import ExportSettings, export_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS = ROOT.parent / "shared" / "data" / "deploy-schemas"
+EXAMPLE = ROOT / "instances" / "examples" / "llama70b-bloom176b-a100-h100.yaml"
+MODES = ROOT / "instances" / "examples" / "llama70b-bloom176b-modes.yaml"
+DYNAMO_V1BETA1 = ("dynamo/dynamographdeployment.v1beta1.schema.json",
+                  "ebe2954b30346b08fff857d1f15fbc051275f238fcc8db2cab586e17834ddaa3")
+
+pytestmark = pytest.mark.skipif(not SCHEMAS.is_dir(), reason="../shared/data/deploy-schemas is not beside the project")
+
+
+def _schema(entry: tuple[str, str]) -> dict[str, Any]:
+    path = SCHEMAS / entry[0]
+    data = path.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == entry[1], f"{path} is not the pinned file (PROVENANCE.md)"
+    doc: dict[str, Any] = json.loads(data)
+    return doc
+
+
+def _validate(obj: dict[str, Any], entry: tuple[str, str]) -> None:
+    import jsonschema
+
+    jsonschema.Draft202012Validator(_schema(entry)).validate(obj)
+
+
+def _export(path: Path, settings: ExportSettings | None = None) -> tuple[pdopt.Plan, Any]:
+    inst = pdopt.load_instance(path)
+    plan = pdopt.solve(inst)
+    return plan, export_plan(inst, plan, "dynamo", settings)
+
+
+def test_the_upstream_example_validates() -> None:
+    """The schema as used here accepts the upstream v1beta1 example (a check of the check)."""
+    example = yaml.safe_load((SCHEMAS / "examples" / "dynamo-v1beta1-vllm-disagg.yaml").read_text())
+    _validate(example, DYNAMO_V1BETA1)
+    with pytest.raises(Exception, match="is not one of"):
+        _validate({**example, "spec": {**example["spec"], "backendFramework": "tgi"}}, DYNAMO_V1BETA1)
+
+
+def test_the_mixed_example_exports_to_dynamo_and_validates() -> None:
+    """llama70b-bloom176b-a100-h100.yaml (GPU types mixed within a role): one DynamoGraphDeployment per model,
+    each valid against the v1beta1 schema; per model, role and pool the replicas equal the plan's counts, the
+    GPU totals per pool equal the plan's, and every prefill/decode worker carries the KV connector."""
+    plan, exp = _export(EXAMPLE)
+    assert [o["metadata"]["name"] for o in exp.objects] == ["bloom-176b", "llama2-70b"]
+    exported: dict[tuple[str, str, str], int] = {}
+    gpus: dict[str, int] = {}
+    for obj in exp.objects:
+        _validate(obj, DYNAMO_V1BETA1)
+        assert obj["apiVersion"] == "nvidia.com/v1beta1"
+        model = obj["metadata"]["labels"]["pdopt.io/model"]
+        for comp in obj["spec"]["components"]:
+            if comp["type"] == "frontend":
+                continue
+            pod = comp["podTemplate"]["spec"]
+            pool = pod["nodeSelector"]["pdopt.io/node-pool"]
+            n = int(pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
+            key = (model, comp["type"], pool)
+            exported[key] = exported.get(key, 0) + comp["replicas"]
+            gpus[pool] = gpus.get(pool, 0) + comp["replicas"] * n
+            args = pod["containers"][0]["args"]
+            assert args[args.index("--disaggregation-mode") + 1] == comp["type"]
+            assert json.loads(args[args.index("--kv-transfer-config") + 1])["kv_connector"] == "NixlConnector"
+            assert args[args.index("--tensor-parallel-size") + 1] == str(n)
+    planned: dict[tuple[str, str, str], int] = {}
+    for p in plan.placements:
+        key = (p.model.replace("_", "-"), p.role, p.pool)
+        planned[key] = planned.get(key, 0) + p.count
+    assert exported == planned
+    assert gpus == {pool: use.gpus_used for pool, use in plan.pools.items() if use.gpus_used}
+
+
+def test_aggregated_instances_are_workers_without_a_connector() -> None:
+    """llama70b-bloom176b-modes.yaml: an aggregated placement is a ``worker`` with its token budget and batch cap
+    and no KV connector; the objects validate."""
+    plan, exp = _export(MODES)
+    workers = [c for o in exp.objects for c in o["spec"]["components"] if c["type"] == "worker"]
+    assert workers and any(p.role == "aggregated" for p in plan.placements)
+    for obj in exp.objects:
+        _validate(obj, DYNAMO_V1BETA1)
+    for w in workers:
+        args = w["podTemplate"]["spec"]["containers"][0]["args"]
+        assert "--kv-transfer-config" not in args and "--disaggregation-mode" not in args
+        assert "--max-num-batched-tokens" in args and "--max-num-seqs" in args
+
+
+def test_settings_fill_the_placeholders_and_sglang_sets_its_transfer_backend() -> None:
+    settings = ExportSettings.model_validate({
+        "namespace": "llm", "engine": "sglang", "image": "nvcr.io/nvidia/ai-dynamo/sglang-runtime:0.9",
+        "connector": "mooncake", "secret_name": "hf-token",
+        "models": {"llama2_70b": {"uri": "hf://meta-llama/Llama-2-70b-hf"},
+                   "bloom_176b": {"uri": "hf://bigscience/bloom"}}})
+    _, exp = _export(EXAMPLE, settings)
+    assert exp.placeholders == []
+    for obj in exp.objects:
+        _validate(obj, DYNAMO_V1BETA1)
+        assert obj["spec"]["backendFramework"] == "sglang" and obj["metadata"]["namespace"] == "llm"
+    decode = next(c for c in exp.objects[1]["spec"]["components"] if c["type"] == "decode")
+    args = decode["podTemplate"]["spec"]["containers"][0]["args"]
+    assert args[:2] == ["--model-path", "meta-llama/Llama-2-70b-hf"]
+    assert args[args.index("--disaggregation-transfer-backend") + 1] == "mooncake"
+    with pytest.raises(InputError, match="'lmcache' is no SGLang disaggregation transfer backend"):
+        _export(EXAMPLE, settings.model_copy(update={"connector": "lmcache"}))
+
+
+def test_a_plan_that_does_not_verify_is_not_exported() -> None:
+    inst = pdopt.load_instance(EXAMPLE)
+    doc = pdopt.solve(inst).to_dict()
+    doc["placements"][0]["count"] += 50  # more instances than the pool holds
+    with pytest.raises(InputError, match="does not verify"):
+        export_plan(inst, pdopt.Plan.from_dict(doc), "dynamo")
+
+
+def test_cli_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan_file = tmp_path / "plan.json"
+    assert main(["plan", str(EXAMPLE), "--format", "json"]) == 0
+    plan_file.write_text(capsys.readouterr().out)
+    assert main(["export", str(plan_file), "--instance", str(EXAMPLE), "--to", "dynamo", "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert "DynamoGraphDeployment llama2-70b (nvidia.com/v1beta1)" in dry and "KV connector nixl" in dry
+    assert "placeholders to replace" in dry
+    out = tmp_path / "deploy"
+    assert main(["export", str(plan_file), "--instance", str(EXAMPLE), "--to", "dynamo", "--out", str(out)]) == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["dynamographdeployment-bloom-176b.yaml", "dynamographdeployment-llama2-70b.yaml"]
+    for f in out.iterdir():
+        _validate(yaml.safe_load(f.read_text()), DYNAMO_V1BETA1)
+    capsys.readouterr()
+    assert main(["export", str(plan_file), "--instance", str(EXAMPLE), "--to", "dynamo", "--out", str(out)]) == 2
+    assert "not an empty folder" in capsys.readouterr().err
+    doc = json.loads(plan_file.read_text())
+    doc["placements"][0]["count"] += 50
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps(doc))
+    assert main(["export", str(wrong), "--instance", str(EXAMPLE), "--to", "dynamo", "--dry-run"]) == 1
+    assert "nothing exported" in capsys.readouterr().err
+    bad = tmp_path / "settings.yaml"
+    bad.write_text("namespace: Not_A_Name\nconnector: off\n")
+    assert main(["export", str(plan_file), "--instance", str(EXAMPLE), "--to", "dynamo", "--settings",
+                 str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "namespace" in err and "connector" in err
