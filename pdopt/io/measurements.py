@@ -8,6 +8,8 @@ Formats (each file untrusted: a bad field is an InputError naming the file, the 
   ``p{N}_ttft_ms``, ``mean_tpot_ms``/``median_tpot_ms``/``p{N}_tpot_ms``, and the run's mean lengths
   (``total_input_tokens``/``total_output_tokens`` over ``completed``); field names as in
   :func:`pdopt.io.importers.import_vllm_bench`. The deployment it measured is given on the command line.
+- NVIDIA AIPerf ``profile_export_aiperf.json`` (summary) or ``profile_export.jsonl`` (per request):
+  :mod:`pdopt.io.importers.aiperf`; TPOT from its ``inter_token_latency`` (the first token excluded).
 - CSV with a header: ``model``, ``deployment`` (both optional when given on the command line), then either
   ``request_rate_rps`` and any of ``ttft_{mean,p50,p90,p95,p99}_s`` and ``tpot_{mean,p50,p90,p95,p99}_ms``
   (a run), or ``slo_rate_rps`` or ``slo_tokens_per_min`` (input plus output tokens, the paper's unit): the
@@ -210,14 +212,43 @@ def _vllm_points(path: Path, model: str | None, deployment: Deployment | None) -
     return out
 
 
+def _aiperf_points(path: Path, model: str | None, deployment: Deployment | None) -> list[MeasuredPoint]:
+    from pdopt.io.importers.aiperf import read_aiperf
+
+    if model is None or deployment is None:
+        raise InputError(f"{path}: an AIPerf export does not say what it measured: give --model and --deployment")
+    run = read_aiperf(path)
+    ttft = {s: check_value(v, run.source, f"ttft_{s}_s") for s, v in run.ttft_s.items()}
+    tpot = {s: check_value(v, run.source, f"tpot_{s}_ms") for s, v in run.tpot_ms.items()}
+    rate = check_value(run.request_rate if run.request_rate is not None else run.rate_rps, run.source,
+                       "request_rate_rps")
+    return [MeasuredPoint(model, deployment, run.source, rate, ttft, tpot,
+                          input_tokens_mean=check_value(run.input_tokens_mean, run.source, "input_tokens_mean"),
+                          output_tokens_mean=check_value(run.output_tokens_mean, run.source, "output_tokens_mean"),
+                          location=run.source)]
+
+
+def _is_aiperf(path: Path) -> bool:
+    from pdopt.io.importers.aiperf import is_aiperf
+
+    return is_aiperf(path, read_text(path, "measurements file", kind="benchmark"))
+
+
 def read_measurements(paths: Sequence[str | Path], model: str | None = None,
                       deployment: str | None = None) -> list[MeasuredPoint]:
-    """Every measured point in ``paths`` (CSV by suffix ``.csv``, else vLLM bench JSON)."""
+    """Every measured point in ``paths``: CSV by suffix ``.csv``; an AIPerf summary or per-request JSONL
+    (:mod:`pdopt.io.importers.aiperf`, the rate its configured ``request_rate`` or else its completed requests per
+    second); else vLLM bench JSON."""
     dep = parse_deployment(deployment) if deployment else None
     points: list[MeasuredPoint] = []
     for raw in paths:
         p = Path(raw)
-        points += _csv_points(p, model, dep) if p.suffix.lower() == ".csv" else _vllm_points(p, model, dep)
+        if p.suffix.lower() == ".csv":
+            points += _csv_points(p, model, dep)
+        elif _is_aiperf(p):
+            points += _aiperf_points(p, model, dep)
+        else:
+            points += _vllm_points(p, model, dep)
     if not points:
         raise InputError("fidelity: no measured points given")
     return points
