@@ -73,7 +73,13 @@ def cmd_profile_fit(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     if args.profile_command == "fit":
         return cmd_profile_fit(args)
-    from pdopt.io.importers import detect_format, import_csv, import_splitwise, import_vllm_bench
+    from pdopt.io.importers import (
+        detect_format,
+        import_csv,
+        import_dynamo_profile,
+        import_splitwise,
+        import_vllm_bench,
+    )
 
     fmt = detect_format(args.files[0])
     details: list[dict[str, Any]] = []
@@ -87,6 +93,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
                                 engine=engine, monotone=args.monotone, variant=args.variant)
         out = {"profiles": [res.profile]}
         details = res.points
+    elif fmt == "dynamo_profiler":
+        _need(args, "Dynamo profiler", "model", "gpu_type", "gpus_per_instance")
+        out = {"profiles": [import_dynamo_profile(f, args.model, args.gpu_type, args.gpus_per_instance,
+                                                  variant=args.variant, output_tokens=args.output_tokens,
+                                                  monotone=args.monotone) for f in args.files]}
     elif len(args.files) > 1:
         raise InputError(f"{args.files[1]}: only vLLM bench runs may be given as several files")
     elif fmt == "splitwise":

@@ -230,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "request rates, calibrated by the planner; needs --token-budget and --max-batch)")
     imp.add_argument("--variant", default="default",
                      help="vLLM: the profile's variant (engine settings of one shape; default 'default')")
+    imp.add_argument("--output-tokens", type=_positive_float, default=500.0, metavar="N",
+                     help="Dynamo profiler decode data: the sweep's output length (default 500, the profiler's)")
     imp.add_argument("--hardware", default=None, help="Splitwise: hardware name (a100-80gb, h100-80gb, ...)")
     imp.add_argument("--tensor-parallel", type=int, default=None, help="Splitwise: TP size")
     imp.add_argument("--token-budget", type=_positive_int, default=None,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pdopt.errors import InputError
-from pdopt.io.importers import pdopt_csv, splitwise, vllm
+from pdopt.io.importers import dynamo_profiler, pdopt_csv, splitwise, vllm
 from pdopt.io.importers.common import CSV_COLUMNS, CSV_OPTIONAL_COLUMNS, Format, detect_format
 from pdopt.io.importers.vllm import VllmImport
 
@@ -36,7 +36,8 @@ def _guarded(reader: F) -> F:
 import_csv = _guarded(pdopt_csv.import_csv)
 import_splitwise = _guarded(splitwise.import_splitwise)
 import_vllm_bench = _guarded(vllm.import_vllm_bench)
+import_dynamo_profile = _guarded(dynamo_profiler.import_dynamo_profile)
 detect_format = _guarded(detect_format)
 
 __all__ = ["CSV_COLUMNS", "CSV_OPTIONAL_COLUMNS", "Format", "VllmImport", "detect_format", "import_csv",
-           "import_splitwise", "import_vllm_bench"]
+           "import_dynamo_profile", "import_splitwise", "import_vllm_bench"]

@@ -31,7 +31,7 @@ from pdopt.errors import InputError, format_validation_error
 from pdopt.instance import IDENTIFIER_PATTERN, AggregatedProfile, DecodeProfile, PrefillProfile
 from pdopt.io.files import read_text
 
-Format = Literal["pdopt_csv", "vllm_bench", "splitwise"]
+Format = Literal["pdopt_csv", "vllm_bench", "splitwise", "dynamo_profiler"]
 """What :func:`detect_format` recognises."""
 
 CSV_COLUMNS: tuple[str, ...] = (
@@ -132,7 +132,8 @@ def _guess_from_header(header: Sequence[str]) -> Format | None:
     return None
 
 
-_IMPORTER = {"pdopt_csv": "import_csv", "vllm_bench": "import_vllm_bench", "splitwise": "import_splitwise"}
+_IMPORTER = {"pdopt_csv": "import_csv", "vllm_bench": "import_vllm_bench", "splitwise": "import_splitwise",
+             "dynamo_profiler": "import_dynamo_profile"}
 
 
 def _check_columns(path: Path, header_line: int, header: list[str], needed: Sequence[str], what: str) -> None:
@@ -206,10 +207,16 @@ def detect_format(path: str | Path) -> Format:
     CSV whose header names ``prompt_time`` and ``token_time`` (or ``hardware`` and ``tensor_parallel``);
     ``vllm_bench``: a JSON object (or JSON lines, from ``--append-result``) with at least two of
     ``duration``, ``completed``, ``total_input_tokens``, ``total_output_tokens``, ``request_throughput``,
-    ``mean_ttft_ms``, ``mean_tpot_ms``. The test is deliberately loose, so that a file with a column or field
+    ``mean_ttft_ms``, ``mean_tpot_ms``; ``dynamo_profiler``: a NumPy ``.npz`` archive, or a JSON object with
+    ``prefill_isl`` or ``x_kv_usage`` (Dynamo's profiler data, :mod:`pdopt.io.importers.dynamo_profiler`).
+    The test is deliberately loose, so that a file with a column or field
     missing reaches its importer, whose error names what is missing. Anything else is an InputError.
     """
     p = Path(path)
+    if p.is_file():
+        with p.open("rb") as fh:
+            if fh.read(4) == b"PK\x03\x04" and p.suffix.lower() == ".npz":
+                return "dynamo_profiler"  # a NumPy archive; read_arrays checks what it holds
     text = _read_text(p)
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
@@ -223,6 +230,8 @@ def detect_format(path: str | Path) -> Format:
                 continue
         if isinstance(doc, dict) and sum(k in doc for k in VLLM_KEYS) >= 2:
             return "vllm_bench"
+        if isinstance(doc, dict) and ("prefill_isl" in doc or "x_kv_usage" in doc):
+            return "dynamo_profiler"
     elif stripped:
         try:
             _, header, _ = _csv_rows(p, text)
