@@ -10,6 +10,9 @@ Formats (each file untrusted: a bad field is an InputError naming the file, the 
   :func:`pdopt.io.importers.import_vllm_bench`. The deployment it measured is given on the command line.
 - NVIDIA AIPerf ``profile_export_aiperf.json`` (summary) or ``profile_export.jsonl`` (per request):
   :mod:`pdopt.io.importers.aiperf`; TPOT from its ``inter_token_latency`` (the first token excluded).
+- llm-d-benchmark Benchmark Report (v0.1, v0.2, v0.2.1, YAML or JSON): :mod:`pdopt.io.importers.llmd_report`;
+  the deployment is the report's stack unless ``--deployment`` is given (accelerators named as the report does,
+  lower-cased: give ``--deployment`` with the instance's GPU type ids).
 - CSV with a header: ``model``, ``deployment`` (both optional when given on the command line), then either
   ``request_rate_rps`` and any of ``ttft_{mean,p50,p90,p95,p99}_s`` and ``tpot_{mean,p50,p90,p95,p99}_ms``
   (a run), or ``slo_rate_rps`` or ``slo_tokens_per_min`` (input plus output tokens, the paper's unit): the
@@ -228,6 +231,35 @@ def _aiperf_points(path: Path, model: str | None, deployment: Deployment | None)
                           location=run.source)]
 
 
+def _llmd_points(path: Path, model: str | None, deployment: Deployment | None) -> list[MeasuredPoint]:
+    from pdopt.io.importers.llmd_report import read_llmd_report
+
+    run = read_llmd_report(path)
+    if model is None:
+        raise InputError(f"{path}: give --model, the instance's id of the model the report measured "
+                         f"({run.model or 'unnamed'})")
+    dep = deployment or parse_deployment(run.deployment(), f"{path}: scenario")
+    ttft = {s: check_value(v, run.source, f"ttft_{s}_s") for s, v in run.ttft_s.items()}
+    tpot = {s: check_value(v, run.source, f"tpot_{s}_ms") for s, v in run.tpot_ms.items()}
+    lengths = {k: check_value(v, run.source, k) for k, v in (("input_tokens_mean", run.input_tokens_mean),
+                                                             ("output_tokens_mean", run.output_tokens_mean))
+               if v is not None}
+    return [MeasuredPoint(model, dep, run.source, check_value(run.rate_rps, run.source, "request_rate_rps"), ttft,
+                          tpot, location=run.source, **lengths)]
+
+
+def _is_llmd(path: Path) -> bool:
+    from pdopt.io.importers.llmd_report import is_llmd_report
+    from pdopt.io.instances import parse_document
+
+    if path.suffix.lower() not in (".yaml", ".yml", ".json"):
+        return False
+    try:
+        return is_llmd_report(parse_document(read_text(path, "measurements file", kind="benchmark"), str(path)))
+    except InputError:
+        return False
+
+
 def _is_aiperf(path: Path) -> bool:
     from pdopt.io.importers.aiperf import is_aiperf
 
@@ -245,6 +277,8 @@ def read_measurements(paths: Sequence[str | Path], model: str | None = None,
         p = Path(raw)
         if p.suffix.lower() == ".csv":
             points += _csv_points(p, model, dep)
+        elif _is_llmd(p):
+            points += _llmd_points(p, model, dep)
         elif _is_aiperf(p):
             points += _aiperf_points(p, model, dep)
         else:
