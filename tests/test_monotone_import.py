@@ -114,3 +114,28 @@ def test_a_vllm_prefill_import_pastes_into_the_paper_instance(capsys: pytest.Cap
     inst = instance_from_dict(doc, PAPER.parent)
     assert inst.profile("dsv31", "prefill", "h200", 8, "vllm").max_throughput_by_input[0].input_tokens == 2048
     assert pdopt.solve(inst).has_plan
+
+
+def test_the_tpot_definition_switch(tmp_path: Path) -> None:
+    """decode-c1/c8/c32: TPOT from mean_tpot_ms (first token excluded, the default) or mean_itl_ms; with a
+    mean_e2el_ms, (e2el - TTFT) / (output - 1) (by hand: (2000 - 20) / (256 - 1) = 7.765 ms at batch 8)."""
+    files = [VLLM / f"decode-c{c}.json" for c in (1, 8, 32)]
+    docs = [json.loads(f.read_text()) for f in files]
+    tpot, _ = import_vllm_bench(files, "m", "h100", 1, "decode")
+    itl, _ = import_vllm_bench(files, "m", "h100", 1, "decode", tpot_from="itl")
+    assert [p["tpot_ms"] for p in tpot["tpot_by_batch"]] == [d["mean_tpot_ms"] for d in docs]
+    assert [p["tpot_ms"] for p in itl["tpot_by_batch"]] == [d["mean_itl_ms"] for d in docs]
+    assert "tpot_ms = mean_itl_ms" in itl["source"]
+    with pytest.raises(InputError, match="mean_e2el_ms"):
+        import_vllm_bench(files, "m", "h100", 1, "decode", tpot_from="e2el")
+    with_e2el = []
+    for f, d in zip(files, docs, strict=True):
+        out = d["total_output_tokens"] / d["completed"]
+        d = {**d, "mean_ttft_ms": 20.0, "mean_e2el_ms": 20.0 + 7.0 * (out - 1) if f.name != "decode-c8.json"
+             else 2000.0}
+        (tmp_path / f.name).write_text(json.dumps(d))
+        with_e2el.append(tmp_path / f.name)
+    e2el, _ = import_vllm_bench(with_e2el, "m", "h100", 1, "decode", tpot_from="e2el", monotone="envelope")
+    out8 = docs[1]["total_output_tokens"] / docs[1]["completed"]
+    assert out8 == 256
+    assert e2el["tpot_by_batch"][1]["tpot_ms"] == round((2000.0 - 20.0) / 255, 3)

@@ -90,7 +90,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if fmt == "vllm_bench":
         _need(args, "vLLM bench", "model", "gpu_type", "gpus_per_instance", "role")
         res = import_vllm_bench(args.files, args.model, args.gpu_type, args.gpus_per_instance, args.role,
-                                engine=engine, monotone=args.monotone, variant=args.variant)
+                                engine=engine, monotone=args.monotone, variant=args.variant,
+                                tpot_from=args.tpot_from)
         out = {"profiles": [res.profile]}
         details = res.points
     elif fmt == "dynamo_profiler":

@@ -230,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "request rates, calibrated by the planner; needs --token-budget and --max-batch)")
     imp.add_argument("--variant", default="default",
                      help="vLLM: the profile's variant (engine settings of one shape; default 'default')")
+    imp.add_argument("--tpot-from", choices=("tpot", "itl", "e2el"), default="tpot",
+                     help="vLLM decode runs: TPOT (first token excluded) from mean_tpot_ms (default), mean_itl_ms, "
+                          "or (mean_e2el_ms - mean_ttft_ms) / (output - 1) for a TPOT that counted the first token")
     imp.add_argument("--output-tokens", type=_positive_float, default=500.0, metavar="N",
                      help="Dynamo profiler decode data: the sweep's output length (default 500, the profiler's)")
     imp.add_argument("--hardware", default=None, help="Splitwise: hardware name (a100-80gb, h100-80gb, ...)")

@@ -139,6 +139,30 @@ def _mean_e2e_s(run: _VllmRun) -> tuple[float, str]:
     return (ttft + tpot * max(run.mean_output - 1.0, 0.0)) / 1000.0, "mean_ttft_ms + mean_tpot_ms x (output - 1)"
 
 
+TPOT_SOURCES = ("tpot", "itl", "e2el")
+"""Which of a vLLM run's fields gives TPOT per output token after the first (pdopt's TPOT: the decode
+iteration time a request sees): ``tpot`` (default) ``mean_tpot_ms``, vLLM's per-request (latency - TTFT) /
+(output tokens - 1), the first token excluded; ``itl`` ``mean_itl_ms``, the mean gap between consecutive tokens
+over every token of every request (token-weighted: long outputs weigh more); ``e2el`` (``mean_e2el_ms`` -
+``mean_ttft_ms``) / (mean output tokens - 1), from end-to-end latency, for a tool whose TPOT counts the first
+token (latency / output tokens) and whose runs record the latency."""
+
+
+def run_tpot_ms(run: _VllmRun, source: str) -> tuple[float, str]:
+    """A run's TPOT (first token excluded) as ``source`` (:data:`TPOT_SOURCES`) reads it, and the rule used."""
+    if source == "itl":
+        return run.number("mean_itl_ms", why=" (--tpot-from itl; keep itl in --percentile-metrics)"), "mean_itl_ms"
+    if source == "e2el":
+        e2el = run.number("mean_e2el_ms", why=" (--tpot-from e2el; add e2el to --percentile-metrics)")
+        ttft = run.number("mean_ttft_ms", positive=False)
+        steps = run.mean_output - 1.0
+        if steps <= 0:
+            raise InputError(f"{run.where}: mean output {run.mean_output:g} tokens: no token after the first")
+        return (e2el - ttft) / steps, "(mean_e2el_ms - mean_ttft_ms) / (mean output - 1)"
+    return run.number("mean_tpot_ms", why=" (a decode profile needs it; keep tpot in --percentile-metrics)"), \
+        "mean_tpot_ms"
+
+
 def _calibration_point(run: _VllmRun) -> dict[str, Any] | None:
     if run.doc.get("mean_ttft_ms") is None:
         return None
@@ -166,7 +190,8 @@ def _calibration_point(run: _VllmRun) -> dict[str, Any] | None:
 
 def import_vllm_bench(paths: str | Path | Sequence[str | Path], model: str, gpu_type: str, gpus_per_instance: int,
                       role: str, *, variant: str = "default",
-                      engine: tuple[int, int] | None = None, monotone: str = "refuse") -> VllmImport:
+                      engine: tuple[int, int] | None = None, monotone: str = "refuse",
+                      tpot_from: str = "tpot") -> VllmImport:
     """A profile (and TTFT calibration points) from a sweep of ``vllm bench serve --save-result`` files.
 
     Fields relied on, read from vLLM's own source: ``vllm/benchmarks/serve.py`` (the ``vllm bench serve``
@@ -183,7 +208,8 @@ def import_vllm_bench(paths: str | Path | Sequence[str | Path], model: str, gpu_
     construction (``benchmark()`` and ``main_async()``) in both files; the test files under ``tests/data/`` are
     synthetic numbers in that layout.
 
-    ``role="decode"``: each run is one point, batch = ``max_concurrency``, or where concurrency was unlimited
+    ``role="decode"``: each run is one point (TPOT from the field ``tpot_from`` names, :data:`TPOT_SOURCES`),
+    batch = ``max_concurrency``, or where concurrency was unlimited
     the mean number of requests in the system by Little's law, ``request_throughput`` x mean end-to-end latency
     (rounded to a whole batch, at least 1); tpot_ms = ``mean_tpot_ms``. Runs at the same batch are averaged;
     at least 2 batch sizes are needed and TPOT must not fall as the batch grows, unless ``monotone`` is
@@ -212,6 +238,8 @@ def import_vllm_bench(paths: str | Path | Sequence[str | Path], model: str, gpu_
         raise InputError(f"{where}: unknown role '{role}' (expected prefill, decode or aggregated)")
     if monotone not in MONOTONE_FITS:
         raise InputError(f"{where}: monotone '{monotone}' is not one of {', '.join(MONOTONE_FITS)}")
+    if tpot_from not in TPOT_SOURCES:
+        raise InputError(f"{where}: tpot_from '{tpot_from}' is not one of {', '.join(TPOT_SOURCES)}")
     if role == "aggregated" and engine is None:
         raise InputError(f"{where}: an aggregated profile needs the engine's token budget and batch cap "
                          "(--token-budget, --max-batch: vLLM's max_num_batched_tokens and max_num_seqs)")
@@ -228,7 +256,7 @@ def import_vllm_bench(paths: str | Path | Sequence[str | Path], model: str, gpu_
         assert engine is not None
         profile = _vllm_aggregated(points, head, *engine)
     elif role == "decode":
-        profile = _vllm_decode(runs, head, monotone)
+        profile = _vllm_decode(runs, head, monotone, tpot_from)
     else:
         profile = _vllm_prefill(runs, head)
         sweep = _ttft_sweep(points, profile)
@@ -276,10 +304,11 @@ def _vllm_aggregated(points: list[dict[str, Any]], head: dict[str, Any], token_b
     return profile
 
 
-def _vllm_decode(runs: list[_VllmRun], head: dict[str, Any], monotone: str = "refuse") -> dict[str, Any]:
+def _vllm_decode(runs: list[_VllmRun], head: dict[str, Any], monotone: str = "refuse",
+                 tpot_from: str = "tpot") -> dict[str, Any]:
     by_batch: dict[int, list[tuple[_VllmRun, float, str]]] = {}
     for run in runs:
-        tpot = run.number("mean_tpot_ms", why=" (a decode profile needs it; keep tpot in --percentile-metrics)")
+        tpot, tpot_rule = run_tpot_ms(run, tpot_from)
         conc = run.doc.get("max_concurrency")
         if conc is not None:
             if isinstance(conc, bool) or not isinstance(conc, int) or conc < 1:
@@ -317,7 +346,7 @@ def _vllm_decode(runs: list[_VllmRun], head: dict[str, Any], monotone: str = "re
     profile["output_tokens"] = _tidy(round(sum(r.number("total_output_tokens") for r in runs) / completed,
                                            TOKENS_DIGITS))
     used = "; ".join(f"{r.where} (batch {b}: {how})" for b in batches for r, _, how in by_batch[b])
-    profile["source"] = (f"vLLM bench serve --save-result sweep: tpot_ms = mean_tpot_ms, batch = max_concurrency "
+    profile["source"] = (f"vLLM bench serve --save-result sweep: tpot_ms = {tpot_rule}, batch = max_concurrency "
                          f"(Little's law where unlimited), runs at one batch averaged{fitted}; runs: {used}")
     return profile
 
