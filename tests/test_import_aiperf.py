@@ -57,7 +57,7 @@ def test_fidelity_reads_an_aiperf_run() -> None:
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (lambda d: d["records"].pop("ttft"), r"records\.ttft is missing"),
+    (lambda d: d["records"].pop("ttft"), r"records\.ttft \(or time_to_first_token\) is missing"),
     (lambda d: d["records"]["ttft"].update(unit="s"), r"records\.ttft\.unit is 's', expected 'ms'"),
     (lambda d: d["records"]["inter_token_latency"].update(avg="fast"), "expected a finite number, got 'fast'"),
 ])

@@ -68,6 +68,8 @@ def _workload_copy(instance: Instance, point: MeasuredPoint, rate: float) -> Ins
         update.update(input_tokens_mean=point.input_tokens_mean, input_length_distribution=None)
     if point.output_tokens_mean is not None:
         update["output_tokens_mean"] = point.output_tokens_mean
+    if point.arrival_scv is not None:  # the run's client drew gaps of this SCV (vLLM --burstiness)
+        update["arrival_scv"] = point.arrival_scv
     return instance.model_copy(update={"workloads": {point.model: w.model_copy(update=update)}})
 
 

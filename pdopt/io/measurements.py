@@ -10,6 +10,11 @@ Formats (each file untrusted: a bad field is an InputError naming the file, the 
   :func:`pdopt.io.importers.import_vllm_bench`. The deployment it measured is given on the command line.
 - NVIDIA AIPerf ``profile_export_aiperf.json`` (summary) or ``profile_export.jsonl`` (per request):
   :mod:`pdopt.io.importers.aiperf`; TPOT from its ``inter_token_latency`` (the first token excluded).
+- EvalScope ``benchmark_summary.json`` (any of its three key generations; the percentile file beside it read
+  too; ``Avg PD Handoff Latency (ms)`` kept): :mod:`pdopt.io.importers.evalscope`. genai-perf's
+  ``profile_export_genai_perf.json`` and AIPerf's flat summaries read as AIPerf's. SGLang ``bench_serving``
+  JSONL reads as vLLM's (the same keys); both with ``--save-detailed``/``--output-details`` per-request lists,
+  which fill statistics the summary leaves out, and vLLM's ``burstiness`` as the arrival SCV 1 / burstiness.
 - llm-d-benchmark Benchmark Report (v0.1, v0.2, v0.2.1, YAML or JSON): :mod:`pdopt.io.importers.llmd_report`;
   the deployment is the report's stack unless ``--deployment`` is given (accelerators named as the report does,
   lower-cased: give ``--deployment`` with the instance's GPU type ids).
@@ -87,6 +92,11 @@ class MeasuredPoint:
     input_tokens_mean: float | None = None
     output_tokens_mean: float | None = None
     location: str = ""
+    arrival_scv: float | None = None
+    """The inter-arrival SCV the run's client drew (vLLM: 1 / ``burstiness``); the predictions use it under the
+    G/G/1 and G/G/c queue models. None: the workload's."""
+    pd_handoff_ms: float | None = None
+    """A measured prefill -> decode handoff (EvalScope ``--enable-pd-metrics``), reported beside the predictions."""
     """Where the point was read (file and row or line), for messages."""
 
     @property
@@ -204,6 +214,10 @@ def _vllm_points(path: Path, model: str | None, deployment: Deployment | None) -
                 value = run.optional(key)
                 if value is not None:
                     store[stat] = check_value(value / scale, run.where, f"{metric}_{stat}_{'s' if scale > 1 else 'ms'}")
+        detail = run.detailed()
+        if detail is not None:  # the per-request lists fill what the summary leaves out
+            ttft = {**{k: check_value(v, run.where, f"ttft_{k}_s") for k, v in detail[0].items()}, **ttft}
+            tpot = {**{k: check_value(v, run.where, f"tpot_{k}_ms") for k, v in detail[1].items()}, **tpot}
         if not ttft and not tpot:
             raise InputError(f"{run.where}: the run reports neither mean_ttft_ms nor mean_tpot_ms")
         rate = run.configured_rate
@@ -211,7 +225,7 @@ def _vllm_points(path: Path, model: str | None, deployment: Deployment | None) -
         out.append(MeasuredPoint(model, deployment, run.where, rate, ttft, tpot,
                                  input_tokens_mean=check_value(run.mean_input, run.where, "input_tokens_mean"),
                                  output_tokens_mean=check_value(run.mean_output, run.where, "output_tokens_mean"),
-                                 location=run.where))
+                                 location=run.where, arrival_scv=run.arrival_scv))
     return out
 
 
@@ -260,6 +274,37 @@ def _is_llmd(path: Path) -> bool:
         return False
 
 
+def _evalscope_points(path: Path, model: str | None, deployment: Deployment | None) -> list[MeasuredPoint]:
+    from pdopt.io.importers.evalscope import read_evalscope
+
+    if model is None or deployment is None:
+        raise InputError(f"{path}: an EvalScope run does not say what it measured: give --model and --deployment")
+    run = read_evalscope(path)
+    ttft = {s: check_value(v, run.source, f"ttft_{s}_s") for s, v in run.ttft_s.items()}
+    tpot = {s: check_value(v, run.source, f"tpot_{s}_ms") for s, v in run.tpot_ms.items()}
+    lengths = {k: check_value(v, run.source, k) for k, v in (("input_tokens_mean", run.input_tokens_mean),
+                                                             ("output_tokens_mean", run.output_tokens_mean))
+               if v is not None}
+    rate = run.request_rate if run.request_rate is not None else run.rate_rps
+    return [MeasuredPoint(model, deployment, run.source, check_value(rate, run.source, "request_rate_rps"), ttft,
+                          tpot, location=run.source, pd_handoff_ms=run.pd_handoff_ms, **lengths)]
+
+
+def _is_evalscope(doc: object) -> bool:
+    from pdopt.io.importers.evalscope import is_evalscope
+
+    return is_evalscope(doc)
+
+
+def _json_doc(path: Path) -> object:
+    import json
+
+    try:
+        return json.loads(read_text(path, "measurements file", kind="benchmark"))
+    except (ValueError, RecursionError):
+        return None
+
+
 def _is_aiperf(path: Path) -> bool:
     from pdopt.io.importers.aiperf import is_aiperf
 
@@ -279,6 +324,8 @@ def read_measurements(paths: Sequence[str | Path], model: str | None = None,
             points += _csv_points(p, model, dep)
         elif _is_llmd(p):
             points += _llmd_points(p, model, dep)
+        elif p.suffix.lower() == ".json" and _is_evalscope(_json_doc(p)):
+            points += _evalscope_points(p, model, dep)
         elif _is_aiperf(p):
             points += _aiperf_points(p, model, dep)
         else:

@@ -58,11 +58,13 @@ class AiperfRun:
 
 
 def is_aiperf(path: Path, text: str) -> bool:
-    """An AIPerf summary (``records`` and ``input_config``) or a per-request JSONL (``metrics`` and
-    ``metadata`` on its first line)."""
+    """An AIPerf summary (``records`` and ``input_config``), a flat summary of AIPerf >= 0.2 or genai-perf
+    (``time_to_first_token`` and ``request_throughput`` objects at the top level), or a per-request JSONL
+    (``metrics`` and ``metadata`` on its first line)."""
     head = text.lstrip()[:4096]
-    return ('"records"' in head and '"input_config"' in text) or ('"metrics"' in head and '"metadata"' in head
-                                                                  and path.suffix.lower() == ".jsonl")
+    flat = '"time_to_first_token"' in text and '"request_throughput"' in text and '"unit"' in text
+    return ('"records"' in head and '"input_config"' in text) or flat or (
+        '"metrics"' in head and '"metadata"' in head and path.suffix.lower() == ".jsonl")
 
 
 def _finite(value: Any, where: str) -> float:
@@ -71,12 +73,23 @@ def _finite(value: Any, where: str) -> float:
     return float(value)
 
 
-def _metric(records: dict[str, Any], tag: str, unit: str, where: str) -> dict[str, Any]:
+_ALIASES = {"ttft": "time_to_first_token"}
+"""AIPerf 0.1.x tags and their later names (renamed with the flat layout, ai-dynamo/aiperf 43b78902)."""
+
+
+def _metric(records: dict[str, Any], tag: str, unit: str | tuple[str, ...], where: str,
+            prefix: str = "records.") -> dict[str, Any]:
     m = records.get(tag)
+    named = tag
+    if m is None and tag in _ALIASES:
+        named = f"{tag} (or {_ALIASES[tag]})"
+        tag = _ALIASES[tag]
+        m = records.get(tag)
     if not isinstance(m, dict):
-        raise InputError(f"{where}: records.{tag} is missing (AIPerf writes it for a streaming run)")
-    if m.get("unit") != unit:
-        raise InputError(f"{where}: records.{tag}.unit is {m.get('unit')!r}, expected {unit!r}")
+        raise InputError(f"{where}: {prefix}{named} is missing (written for a streaming run)")
+    units = (unit,) if isinstance(unit, str) else unit
+    if m.get("unit") not in units:
+        raise InputError(f"{where}: {prefix}{tag}.unit is {m.get('unit')!r}, expected {' or '.join(map(repr, units))}")
     return m
 
 
@@ -91,21 +104,29 @@ def _stats(m: dict[str, Any], scale: float, where: str) -> dict[str, float]:
 def _summary(path: Path, doc: dict[str, Any]) -> AiperfRun:
     where = str(path)
     records = doc.get("records")
+    prefix = "records."
+    if records is None and isinstance(doc.get("time_to_first_token"), dict):
+        records, prefix = doc, ""  # AIPerf >= 0.2 and genai-perf: the metrics at the top level
     if not isinstance(records, dict):
-        raise InputError(f"{where}: no 'records' mapping (not an AIPerf summary)")
-    ttft = _stats(_metric(records, "ttft", "ms", where), 1e-3, f"{where}: records.ttft")
-    itl = _stats(_metric(records, "inter_token_latency", "ms", where), 1.0, f"{where}: records.inter_token_latency")
-    rate = _finite(_metric(records, "request_throughput", "requests/sec", where).get("avg"),
-                   f"{where}: records.request_throughput.avg")
-    isl = _finite(_metric(records, "input_sequence_length", "tokens", where).get("avg"),
-                  f"{where}: records.input_sequence_length.avg")
-    osl = _finite(_metric(records, "output_sequence_length", "tokens", where).get("avg"),
-                  f"{where}: records.output_sequence_length.avg")
-    count = int(_finite(_metric(records, "request_count", "requests", where).get("avg"),
-                        f"{where}: records.request_count.avg"))
+        raise InputError(f"{where}: no 'records' mapping and no top-level metrics (not an AIPerf summary)")
+
+    def metric(tag: str, unit: str | tuple[str, ...]) -> dict[str, Any]:
+        return _metric(records, tag, unit, where, prefix)
+
+    ttft = _stats(metric("ttft", "ms"), 1e-3, f"{where}: {prefix}time_to_first_token")
+    itl = _stats(metric("inter_token_latency", "ms"), 1.0, f"{where}: {prefix}inter_token_latency")
+    rate = _finite(metric("request_throughput", "requests/sec").get("avg"), f"{where}: {prefix}request_throughput.avg")
+    isl = _finite(metric("input_sequence_length", "tokens").get("avg"), f"{where}: {prefix}input_sequence_length.avg")
+    osl = _finite(metric("output_sequence_length", "tokens").get("avg"),
+                  f"{where}: {prefix}output_sequence_length.avg")
+    count = 0
+    if "request_count" in records:  # legacy genai-perf has none
+        count = int(_finite(metric("request_count", ("requests", "count")).get("avg"),
+                            f"{where}: {prefix}request_count.avg"))
     errors = doc.get("error_summary") or []
     failed = sum(int(e.get("count", 0)) for e in errors if isinstance(e, dict))
-    loadgen = (doc.get("input_config") or {}).get("loadgen") or {}
+    config = doc.get("input_config") or {}
+    loadgen = config.get("loadgen") or (config.get("perf_analyzer") or {}).get("stimulus") or {}
     conc = loadgen.get("concurrency")
     req_rate = loadgen.get("request_rate")
     return AiperfRun(where, rate, ttft, itl, isl, osl, count, failed,

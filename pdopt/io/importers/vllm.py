@@ -86,6 +86,66 @@ class _VllmRun:
         got = self.optional("request_throughput")
         return got if got is not None else self.completed / self.number("duration")
 
+    @property
+    def tool(self) -> str:
+        """``SGLang bench_serving`` (its result names ``dataset_name`` and ``random_input_len``) or ``vLLM bench
+        serve``: the two write the same summary keys (sgl-project/sglang ``benchmark/serving.py`` 1857-1905)."""
+        return "SGLang bench_serving" if "dataset_name" in self.doc and "random_input_len" in self.doc \
+            else "vLLM bench serve"
+
+    @property
+    def arrival_scv(self) -> float | None:
+        """The inter-arrival SCV the client drew: vLLM's ``burstiness`` is the shape k of its gamma gaps
+        (``vllm/benchmarks/serve.py`` ``get_request``, 431-545), so SCV = 1 / k (k = 1: Poisson); SGLang draws
+        Poisson gaps (SCV 1). None at an unlimited rate (every request sent at once)."""
+        if self.configured_rate is None:
+            return None
+        b = self.doc.get("burstiness")
+        if b is None:
+            return 1.0 if self.tool.startswith("SGLang") else None
+        k = self.number("burstiness")
+        return 1.0 / k if math.isfinite(k) else 0.0
+
+    def detailed(self) -> tuple[dict[str, float], dict[str, float], int, int] | None:
+        """From the per-request lists (``--save-detailed`` / ``--output-details``), over the successful requests
+        (``errors`` empty): TTFT statistics (s), TPOT statistics (ms; per request (latency - TTFT) / (output - 1)
+        for outputs above 1 token, latency from ``latencies``, or TTFT + the sum of ``itls`` where there is none,
+        as SGLang writes), and the numbers of successful and failed requests. None without the lists."""
+        ttfts, outs, errors = self.doc.get("ttfts"), self.doc.get("output_lens"), self.doc.get("errors")
+        if not (isinstance(ttfts, list) and isinstance(outs, list) and isinstance(errors, list)):
+            return None
+        lat = self.doc.get("latencies")
+        itls = self.doc.get("itls")
+        n = len(ttfts)
+        if len(outs) != n or len(errors) != n or (isinstance(lat, list) and len(lat) != n):
+            raise InputError(f"{self.where}: the per-request lists (ttfts, output_lens, errors, latencies) differ in "
+                             "length")
+        ok = [i for i in range(n) if errors[i] in ("", None)]
+        t, tp = [], []
+        for i in ok:
+            ttft = float(ttfts[i])
+            t.append(ttft)
+            if isinstance(lat, list):
+                latency = float(lat[i])
+            elif isinstance(itls, list) and isinstance(itls[i], list):
+                latency = ttft + float(sum(itls[i]))
+            else:
+                continue
+            if outs[i] > 1:
+                tp.append((latency - ttft) / (outs[i] - 1) * 1000.0)
+        if not t:
+            return None
+
+        def stats(v: list[float]) -> dict[str, float]:
+            import numpy as np
+
+            a = np.asarray(v, dtype=float)
+            if not np.isfinite(a).all():
+                raise InputError(f"{self.where}: a per-request value is not a finite number")
+            return {"mean": float(a.mean()), **{f"p{q}": float(np.percentile(a, q)) for q in (50, 90, 95, 99)}}
+
+        return stats(t), (stats(tp) if tp else {}), len(ok), n - len(ok)
+
 
 def _vllm_runs(path: Path) -> list[_VllmRun]:
     """One run per file, or one per line for a file written with ``--append-result`` (JSON objects, one a line)."""

@@ -1,0 +1,100 @@
+"""Benchmark tools whose outputs are built from their source (tests/data/benchmark-formats/, README there): each
+reads as the hand calculation from the one made-up run they all describe.
+
+The run, by hand: successful requests 0-3 with TTFT 0.120, 0.150, 0.110, 0.300 s (mean 0.170 s), outputs 5, 4,
+6, 3 tokens and end-to-end latencies 0.208, 0.234, 0.217, 0.375 s, so per-request TPOT (latency - TTFT) /
+(output - 1) = 22.0, 28.0, 21.4, 37.5 ms (mean 27.225 ms); their first chunk gaps 20, 30, 20, 40 ms (mean
+27.5 ms: EvalScope's P->D handoff); request 4 failed. genai-perf's rate: 4 requests over first send (1000.0 s)
+to last response (1001.5 + 0.375 s), 4 / 1.875 = 2.1333 req/s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pdopt.io.importers.aiperf import read_aiperf
+from pdopt.io.importers.evalscope import read_evalscope
+from pdopt.io.importers.vllm import _vllm_runs
+from pdopt.io.measurements import read_measurements
+
+DATA = Path(__file__).resolve().parent / "data" / "benchmark-formats"
+DEPLOY = "prefill=h100x1:1+decode=h100x1:1"
+TTFT_S, TPOT_MS = 0.17, (22.0 + 28.0 + 21.4 + 37.5) / 4
+
+
+def test_vllm_detailed_lists_and_burstiness() -> None:
+    """The per-request lists give the hand values (and the summary's); burstiness 0.5 is an arrival SCV of 2."""
+    run = _vllm_runs(DATA / "vllm-bench-serve-detailed.json")[0]
+    detail = run.detailed()
+    assert detail is not None
+    ttft, tpot, ok, failed = detail
+    assert (ok, failed) == (4, 1)
+    assert ttft["mean"] == pytest.approx(TTFT_S) and tpot["mean"] == pytest.approx(TPOT_MS)
+    assert tpot["mean"] == pytest.approx(run.doc["mean_tpot_ms"]) and run.tool == "vLLM bench serve"
+    point = read_measurements([DATA / "vllm-bench-serve-detailed.json"], "llm", DEPLOY)[0]
+    assert point.arrival_scv == pytest.approx(2.0) and point.rate_rps == 2.0
+    assert point.ttft_s["p50"] == pytest.approx(0.135) and point.ttft_s["p95"] == pytest.approx(0.2775)
+
+
+def test_sglang_reads_as_vllm_with_its_own_latency() -> None:
+    """SGLang's summary TPOT (27.385 ms) stamps latency at the last SSE line ([DONE], +0.5 ms a request); the
+    lists (TTFT + the chunk gaps: the last token) give the hand value 27.225 ms. Arrivals are Poisson."""
+    run = _vllm_runs(DATA / "sglang-bench-serving.jsonl")[0]
+    assert run.tool == "SGLang bench_serving" and run.arrival_scv == 1.0
+    detail = run.detailed()
+    assert detail is not None and detail[1]["mean"] == pytest.approx(TPOT_MS)
+    assert run.doc["mean_tpot_ms"] == pytest.approx(TPOT_MS + 0.5 * sum(1 / (n - 1) for n in (5, 4, 6, 3)) / 4)
+    point = read_measurements([DATA / "sglang-bench-serving.jsonl"], "llm", DEPLOY)[0]
+    assert point.tpot_ms["mean"] == run.doc["mean_tpot_ms"]  # the summary, as the tool reports it
+
+
+@pytest.mark.parametrize(("folder", "tpot_mean", "ttft_p90"), [("evalscope-c-pd", 27.32, 0.3),
+                                                                ("evalscope-a", 27.3, 0.3)])
+def test_evalscope_generations(folder: str, tpot_mean: float, ttft_p90: float) -> None:
+    """Generation C (ms, `Avg ...` keys, PD metrics) and A (seconds, legacy keys): TTFT 0.17 s, TPOT as rounded by
+    each (27.32 ms; 0.0273 s), percentiles from the file beside; the handoff is the mean first gap, 27.5 ms."""
+    run = read_evalscope(DATA / folder / "benchmark_summary.json")
+    assert run.ttft_s["mean"] == pytest.approx(TTFT_S) and run.tpot_ms["mean"] == pytest.approx(tpot_mean)
+    assert run.ttft_s["p90"] == pytest.approx(ttft_p90)
+    assert (run.completed, run.failed, run.concurrency, run.request_rate) == (4, 1, 2, None)
+    assert run.pd_handoff_ms == (pytest.approx((20 + 30 + 20 + 40) / 4) if folder.endswith("pd") else None)
+    point = read_measurements([DATA / folder / "benchmark_summary.json"], "llm", DEPLOY)[0]
+    assert point.rate_rps == pytest.approx(2.1018)
+
+
+@pytest.mark.parametrize("name", ["profile_export_genai_perf.json", "aiperf-1.0-profile_export_aiperf.json"])
+def test_genai_perf_and_flat_aiperf(name: str) -> None:
+    run = read_aiperf(DATA / name)
+    assert run.ttft_s["mean"] == pytest.approx(TTFT_S) and run.tpot_ms["mean"] == pytest.approx(TPOT_MS)
+    assert run.rate_rps == pytest.approx(4 / 1.875) and run.concurrency == 2
+    assert run.input_tokens_mean == pytest.approx((128 + 256 + 128 + 512) / 4)
+    assert read_measurements([DATA / name], "llm", DEPLOY)[0].tpot_ms["mean"] == pytest.approx(TPOT_MS)
+
+
+def test_fidelity_predicts_with_the_runs_arrival_scv() -> None:
+    """Under G/G/1 the run's SCV (vLLM burstiness 0.5: SCV 2) is the one predicted with: the capacity model's
+    mean TTFT equals the one of the instance with arrival_scv 2 stated, and differs from Poisson's."""
+    import pdopt
+    from pdopt.comparison.fidelity import evaluate, with_models
+
+    root = Path(__file__).resolve().parent.parent
+    inst = with_models(pdopt.load_instance(root / "instances" / "tiny" / "two-periods.yaml").period_instance("day"),
+                       "gg1", None)
+    import dataclasses
+
+    point = read_measurements([DATA / "vllm-bench-serve-detailed.json"], "llm",
+                              "prefill=gpux1:3+decode=gpux1:2")[0]
+    point = dataclasses.replace(point, input_tokens_mean=None, output_tokens_mean=None)  # the profile's lengths
+    got = next(r for r in evaluate(inst, [point], simulate_runs=False)[0].rows
+               if (r["metric"], r["statistic"]) == ("ttft_s", "mean"))["capacity_model"]
+    stated = inst.replace(workloads={"llm": {**inst.workloads["llm"].model_dump(mode="json"), "arrival_scv": 2.0}})
+    poisson = inst.replace(workloads={"llm": {**inst.workloads["llm"].model_dump(mode="json"), "arrival_scv": 1.0}})
+
+    def predicted(i: pdopt.Instance) -> float:
+        row = next(r for r in evaluate(i, [dataclasses.replace(point, arrival_scv=None)], simulate_runs=False)[0].rows
+                   if (r["metric"], r["statistic"]) == ("ttft_s", "mean"))
+        return float(row["capacity_model"])
+
+    assert got == pytest.approx(predicted(stated)) and got > predicted(poisson)
