@@ -98,3 +98,28 @@ def test_fidelity_predicts_with_the_runs_arrival_scv() -> None:
         return float(row["capacity_model"])
 
     assert got == pytest.approx(predicted(stated)) and got > predicted(poisson)
+
+
+def test_profile_import_of_other_tools_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """`profile import` of AIPerf, genai-perf or EvalScope runs uses vLLM's rules: a prefill point at the runs' mean
+    input length with input tokens per second = mean input x request rate (the genai-perf run: 256 x 2.1333 =
+    546.1 tok/s); a decode curve from runs at several concurrencies (batch = concurrency, TPOT = the run's mean).
+    The two AIPerf files (the real run at concurrency 100 and the built one at 2) only exercise the rule."""
+    from pdopt.cli import main
+
+    real = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "benchmark-formats" / "aiperf"
+    assert main(["profile", "import", str(DATA / "profile_export_genai_perf.json"), "--model", "llm", "--gpu-type",
+                 "h100", "--gpus-per-instance", "1", "--role", "prefill"]) == 0
+    import yaml
+
+    prof = yaml.safe_load(capsys.readouterr().out)["profiles"][0]
+    assert prof["max_throughput_by_input"] == [{"input_tokens": 256, "max_throughput_tok_per_s": round(256 * 4 / 1.875,
+                                                                                                        1)}]
+    assert prof["source"].startswith("genai-perf runs")
+    if not real.is_dir():
+        return
+    assert main(["profile", "import", str(DATA / "aiperf-1.0-profile_export_aiperf.json"),
+                 str(real / "run1_profile_export_aiperf.json"), "--model", "llm", "--gpu-type", "h100",
+                 "--gpus-per-instance", "1", "--role", "decode"]) == 0
+    prof = yaml.safe_load(capsys.readouterr().out)["profiles"][0]
+    assert prof["tpot_by_batch"] == [{"batch": 2, "tpot_ms": 27.225}, {"batch": 100, "tpot_ms": 27.763}]

@@ -94,6 +94,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
                                 tpot_from=args.tpot_from)
         out = {"profiles": [res.profile]}
         details = res.points
+    elif fmt in ("aiperf", "evalscope"):
+        from pdopt.io.importers.runs import as_vllm_run, read_tool_run
+
+        _need(args, fmt, "model", "gpu_type", "gpus_per_instance", "role")
+        res = import_vllm_bench(args.files, args.model, args.gpu_type, args.gpus_per_instance, args.role,
+                                engine=engine, monotone=args.monotone, variant=args.variant,
+                                runs=[as_vllm_run(read_tool_run(f, fmt)) for f in args.files])
+        out = {"profiles": [res.profile]}
     elif fmt == "dynamo_profiler":
         _need(args, "Dynamo profiler", "model", "gpu_type", "gpus_per_instance")
         out = {"profiles": [import_dynamo_profile(f, args.model, args.gpu_type, args.gpus_per_instance,

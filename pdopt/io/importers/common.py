@@ -31,7 +31,7 @@ from pdopt.errors import InputError, format_validation_error
 from pdopt.instance import IDENTIFIER_PATTERN, AggregatedProfile, DecodeProfile, PrefillProfile
 from pdopt.io.files import read_text
 
-Format = Literal["pdopt_csv", "vllm_bench", "splitwise", "dynamo_profiler"]
+Format = Literal["pdopt_csv", "vllm_bench", "splitwise", "dynamo_profiler", "aiperf", "evalscope"]
 """What :func:`detect_format` recognises."""
 
 CSV_COLUMNS: tuple[str, ...] = (
@@ -133,7 +133,8 @@ def _guess_from_header(header: Sequence[str]) -> Format | None:
 
 
 _IMPORTER = {"pdopt_csv": "import_csv", "vllm_bench": "import_vllm_bench", "splitwise": "import_splitwise",
-             "dynamo_profiler": "import_dynamo_profile"}
+             "dynamo_profiler": "import_dynamo_profile", "aiperf": "import_vllm_bench",
+             "evalscope": "import_vllm_bench"}
 
 
 def _check_columns(path: Path, header_line: int, header: list[str], needed: Sequence[str], what: str) -> None:
@@ -232,6 +233,13 @@ def detect_format(path: str | Path) -> Format:
             return "vllm_bench"
         if isinstance(doc, dict) and ("prefill_isl" in doc or "x_kv_usage" in doc):
             return "dynamo_profiler"
+        from pdopt.io.importers.aiperf import is_aiperf
+        from pdopt.io.importers.evalscope import is_evalscope
+
+        if is_evalscope(doc):
+            return "evalscope"
+        if is_aiperf(p, text):
+            return "aiperf"
     elif stripped:
         try:
             _, header, _ = _csv_rows(p, text)

@@ -89,7 +89,10 @@ class _VllmRun:
     @property
     def tool(self) -> str:
         """``SGLang bench_serving`` (its result names ``dataset_name`` and ``random_input_len``) or ``vLLM bench
-        serve``: the two write the same summary keys (sgl-project/sglang ``benchmark/serving.py`` 1857-1905)."""
+        serve``: the two write the same summary keys (sgl-project/sglang ``benchmark/serving.py`` 1857-1905); or
+        the tool a run of another format was read from (:func:`pdopt.io.importers.runs.as_vllm_run`)."""
+        if "_pdopt_tool" in self.doc:
+            return str(self.doc["_pdopt_tool"])
         return "SGLang bench_serving" if "dataset_name" in self.doc and "random_input_len" in self.doc \
             else "vLLM bench serve"
 
@@ -251,7 +254,7 @@ def _calibration_point(run: _VllmRun) -> dict[str, Any] | None:
 def import_vllm_bench(paths: str | Path | Sequence[str | Path], model: str, gpu_type: str, gpus_per_instance: int,
                       role: str, *, variant: str = "default",
                       engine: tuple[int, int] | None = None, monotone: str = "refuse",
-                      tpot_from: str = "tpot") -> VllmImport:
+                      tpot_from: str = "tpot", runs: Sequence[_VllmRun] | None = None) -> VllmImport:
     """A profile (and TTFT calibration points) from a sweep of ``vllm bench serve --save-result`` files.
 
     Fields relied on, read from vLLM's own source: ``vllm/benchmarks/serve.py`` (the ``vllm bench serve``
@@ -266,7 +269,8 @@ def import_vllm_bench(paths: str | Path | Sequence[str | Path], model: str, gpu_
     input throughput is computed as total_input_tokens / duration. A file written with ``--append-result``
     holds one JSON object per line; each is a run. The field names were checked by reading the result-dict
     construction (``benchmark()`` and ``main_async()``) in both files; the test files under ``tests/data/`` are
-    synthetic numbers in that layout.
+    synthetic numbers in that layout. ``runs`` gives runs already read (another tool's, through
+    :func:`pdopt.io.importers.runs.as_vllm_run`) instead of reading ``paths``.
 
     ``role="decode"``: each run is one point (TPOT from the field ``tpot_from`` names, :data:`TPOT_SOURCES`),
     batch = ``max_concurrency``, or where concurrency was unlimited
@@ -308,7 +312,8 @@ def import_vllm_bench(paths: str | Path | Sequence[str | Path], model: str, gpu_
     _identifier(variant, "variant", where)
     if isinstance(gpus_per_instance, bool) or not isinstance(gpus_per_instance, int) or gpus_per_instance < 1:
         raise InputError(f"{where}: gpus_per_instance must be a positive whole number, got {gpus_per_instance!r}")
-    runs = [run for f in files for run in _vllm_runs(f)]
+    # runs of another tool come already read, as vLLM summaries (pdopt.io.importers.runs)
+    runs = list(runs) if runs is not None else [run for f in files for run in _vllm_runs(f)]
     points = [pt for run in runs if (pt := _calibration_point(run)) is not None]
     points.sort(key=lambda pt: (pt["request_rate_rps"], pt["source"]))
     head = _profile_head(model, role, gpu_type, gpus_per_instance, variant)
@@ -364,6 +369,12 @@ def _vllm_aggregated(points: list[dict[str, Any]], head: dict[str, Any], token_b
     return profile
 
 
+def _tools(runs: list[_VllmRun]) -> str:
+    """The tools that wrote the runs (``vLLM bench serve --save-result`` for vLLM's own)."""
+    names = sorted({r.tool for r in runs})
+    return " and ".join("vLLM bench serve --save-result" if n == "vLLM bench serve" else n for n in names)
+
+
 def _vllm_decode(runs: list[_VllmRun], head: dict[str, Any], monotone: str = "refuse",
                  tpot_from: str = "tpot") -> dict[str, Any]:
     by_batch: dict[int, list[tuple[_VllmRun, float, str]]] = {}
@@ -406,7 +417,7 @@ def _vllm_decode(runs: list[_VllmRun], head: dict[str, Any], monotone: str = "re
     profile["output_tokens"] = _tidy(round(sum(r.number("total_output_tokens") for r in runs) / completed,
                                            TOKENS_DIGITS))
     used = "; ".join(f"{r.where} (batch {b}: {how})" for b in batches for r, _, how in by_batch[b])
-    profile["source"] = (f"vLLM bench serve --save-result sweep: tpot_ms = {tpot_rule}, batch = max_concurrency "
+    profile["source"] = (f"{_tools(runs)} sweep: tpot_ms = {tpot_rule}, batch = max_concurrency "
                          f"(Little's law where unlimited), runs at one batch averaged{fitted}; runs: {used}")
     return profile
 
@@ -432,7 +443,7 @@ def _vllm_prefill(runs: list[_VllmRun], head: dict[str, Any]) -> dict[str, Any]:
                      + (f", largest of {len(cl)} runs (also {', '.join(others)})" if others else ""))
     profile = dict(head)
     profile["max_throughput_by_input"] = curve
-    profile["source"] = ("vLLM bench serve --save-result runs: max_throughput_tok_per_s = largest total_input_tokens "
+    profile["source"] = (f"{_tools(runs)} runs: max_throughput_tok_per_s = largest total_input_tokens "
                          "/ duration at each mean input length; " + "; ".join(notes))
     return profile
 
