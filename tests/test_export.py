@@ -159,3 +159,52 @@ def test_cli_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
                  str(bad)]) == 2
     err = capsys.readouterr().err
     assert "namespace" in err and "connector" in err
+
+
+KSERVE_V1ALPHA2 = ("kserve/llminferenceservice.v1alpha2.schema.json",
+                   "6d7e3151414701f95e416b010386673d8c719421993f75cfa8b2e06df0e2ed9f")
+
+
+def test_the_upstream_kserve_example_validates() -> None:
+    example = yaml.safe_load((SCHEMAS / "examples" / "kserve-v1alpha2-llmisvc-pd-qwen2-7b-gpu.yaml").read_text())
+    _validate(example, KSERVE_V1ALPHA2)
+
+
+def test_kserve_objects_per_pool_behind_one_router() -> None:
+    """llama70b-bloom176b-a100-h100.yaml to KServe: per model, object i holds the i-th decode and prefill groups;
+    the first owns the router, the others join its InferencePool (pool ref and the owner's selector labels);
+    every object validates against the v1alpha2 schema; replicas per model, role and pool and GPUs per pool equal
+    the plan's; prefill is NIXL producer and decode consumer."""
+    inst = pdopt.load_instance(EXAMPLE)
+    plan = pdopt.solve(inst)
+    exp = export_plan(inst, plan, "kserve")
+    exported: dict[tuple[str, str, str], int] = {}
+    gpus: dict[str, int] = {}
+    owners = {}
+    for obj in exp.objects:
+        _validate(obj, KSERVE_V1ALPHA2)
+        spec, model = obj["spec"], obj["metadata"]["labels"]["pdopt.io/model"]
+        if "gateway" in spec["router"]:
+            owners[model] = obj["metadata"]["name"]
+        else:
+            assert spec["router"]["scheduler"]["pool"]["ref"]["name"] == f"{owners[model]}-inference-pool"
+            assert spec["labels"]["app.kubernetes.io/name"] == owners[model]
+        for role, work in (("decode", spec), ("prefill", spec.get("prefill", {}))):
+            if not work.get("replicas"):
+                continue
+            tpl = work["template"]
+            pool = tpl["nodeSelector"]["pdopt.io/node-pool"]
+            n = int(tpl["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
+            assert n == work["parallelism"]["tensor"]
+            exported[(model, role, pool)] = exported.get((model, role, pool), 0) + work["replicas"]
+            gpus[pool] = gpus.get(pool, 0) + work["replicas"] * n
+            extra = next(e["value"] for e in tpl["containers"][0]["env"] if e["name"] == "VLLM_ADDITIONAL_ARGS")
+            assert ('"kv_role":"kv_consumer"' if role == "decode" else '"kv_role":"kv_producer"') in extra
+    planned: dict[tuple[str, str, str], int] = {}
+    for p in plan.placements:
+        key = (p.model.replace("_", "-"), p.role, p.pool)
+        planned[key] = planned.get(key, 0) + p.count
+    assert exported == planned
+    assert gpus == {pool: use.gpus_used for pool, use in plan.pools.items() if use.gpus_used}
+    with pytest.raises(InputError, match="KServe's LLMInferenceService presets run vLLM"):
+        export_plan(inst, plan, "kserve", ExportSettings(engine="sglang"))

@@ -13,13 +13,14 @@ from typing import Any
 from pdopt.errors import InputError
 from pdopt.export.dynamo import dynamo_objects
 from pdopt.export.groups import Group, plan_groups
+from pdopt.export.kserve import kserve_objects
 from pdopt.export.settings import PLACEHOLDER, ExportSettings
 from pdopt.instance import Instance
 from pdopt.plan import Plan
 
 __all__ = ["TARGETS", "Export", "ExportSettings", "export_plan"]
 
-TARGETS = ("dynamo",)
+TARGETS = ("dynamo", "kserve")
 
 
 @dataclass(frozen=True)
@@ -78,5 +79,5 @@ def export_plan(instance: Instance, plan: Plan, target: str, settings: ExportSet
     if unknown:
         raise InputError(f"settings.models.{unknown[0]}: no model '{unknown[0]}' in the instance")
     groups = plan_groups(instance, plan)
-    objects = dynamo_objects(groups, settings)
+    objects = dynamo_objects(groups, settings) if target == "dynamo" else kserve_objects(groups, settings)
     return Export(target, objects, groups, settings, _placeholders(settings, list(groups)))

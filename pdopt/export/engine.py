@@ -7,7 +7,7 @@ vLLM (``vllm serve`` / ``python3 -m dynamo.vllm``): ``--tensor-parallel-size``, 
 ``NixlConnector``, ``LMCacheConnectorV1`` or ``MooncakeConnector``; Dynamo's vLLM worker also takes
 ``--disaggregation-mode prefill|decode`` (the v1beta1 example of ai-dynamo/dynamo,
 ``examples/backends/vllm/deploy/disagg.yaml`` at 2a6da14c).
-SGLang (``python3 -m sglang.launch_server`` / ``python3 -m dynamo.sglang``): ``--tp``, ``--max-running-requests``,
+SGLang (``python3 -m sglang.launch_server`` / ``python3 -m dynamo.sglang``): ``--tp-size``, ``--max-running-requests``,
 ``--chunked-prefill-size``, ``--disaggregation-mode prefill|decode`` and ``--disaggregation-transfer-backend
 nixl|mooncake`` (SGLang has no LMCache transfer backend: refused).
 """
@@ -42,7 +42,8 @@ def engine_args(group: Group, settings: ExportSettings, dynamo: bool = False) ->
             args += ["--kv-transfer-config", json.dumps(
                 {"kv_connector": VLLM_CONNECTORS[settings.connector], "kv_role": "kv_both"}, separators=(",", ":"))]
         return args
-    args = ["--model-path", path, "--served-model-name", settings.served_name(group.model), "--tp", str(group.gpus)]
+    args = ["--model-path", path, "--served-model-name", settings.served_name(group.model), "--tp-size",
+            str(group.gpus)]
     if group.max_batch is not None:
         args += ["--max-running-requests", str(group.max_batch)]
     if group.token_budget is not None:
