@@ -208,3 +208,70 @@ def test_kserve_objects_per_pool_behind_one_router() -> None:
     assert gpus == {pool: use.gpus_used for pool, use in plan.pools.items() if use.gpus_used}
     with pytest.raises(InputError, match="KServe's LLMInferenceService presets run vLLM"):
         export_plan(inst, plan, "kserve", ExportSettings(engine="sglang"))
+
+
+LLMD_SCHEMA = ("llm-d-modelservice/values.schema.json",
+               "cf1c751fdc6fc294b65f69c1f1b07fba8cd593a2049e3981ff39b75d56221623")
+
+
+def _merged(base: Any, over: Any) -> Any:
+    """Helm's merge of a values file over the chart's defaults (maps merged key by key, anything else replaced)."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in over.items()}}
+    return over
+
+
+def test_llmd_values_per_group_and_one_pool_per_model() -> None:
+    """llama70b-bloom176b-a100-h100.yaml to llm-d: one values file per worker group, each valid against the chart's
+    values.schema.json (draft-07) alone and merged over the chart's values.yaml; decode releases carry the routing
+    proxy connector nixlv2 and every disaggregated engine NixlConnector; one InferencePool per model selects the
+    shared labels (its spec valid against the InferencePool schema KServe's CRD embeds); replicas per model, role
+    and pool and GPUs per pool equal the plan's."""
+    import jsonschema
+
+    inst = pdopt.load_instance(EXAMPLE)
+    plan = pdopt.solve(inst)
+    exp = export_plan(inst, plan, "llm-d")
+    values_schema = _schema(LLMD_SCHEMA)
+    defaults = yaml.safe_load((SCHEMAS / "llm-d-modelservice" / "values.yaml").read_text())
+    pool_schema = _schema(KSERVE_V1ALPHA2)["properties"]["spec"]["properties"]["router"]["properties"][
+        "scheduler"]["properties"]["pool"]["properties"]["spec"]
+    exported: dict[tuple[str, str, str], int] = {}
+    gpus: dict[str, int] = {}
+    pools = {}
+    for kind, name, doc in exp.documents:
+        if kind == "InferencePool":
+            jsonschema.Draft202012Validator(pool_schema).validate(doc["spec"])
+            pools[name] = doc["spec"]["selector"]["matchLabels"]
+            continue
+        assert kind == "HelmValues" and exp.file_name(kind, name) == f"values-{name}.yaml"
+        jsonschema.Draft7Validator(values_schema).validate(doc)
+        jsonschema.Draft7Validator(values_schema).validate(_merged(defaults, doc))
+        model = doc["modelArtifacts"]["labels"]["llm-d.ai/model"]
+        for role in ("prefill", "decode"):
+            sec = doc[role]
+            if not sec["create"]:
+                continue
+            pool = sec["nodeSelector"]["pdopt.io/node-pool"]
+            exported[(model, role, pool)] = exported.get((model, role, pool), 0) + sec["replicas"]
+            gpus[pool] = gpus.get(pool, 0) + sec["replicas"] * sec["parallelism"]["tensor"]
+            args = sec["containers"][0]["args"]
+            assert json.loads(args[args.index("--kv-transfer-config") + 1])["kv_connector"] == "NixlConnector"
+            assert (doc["routing"].get("proxy", {}).get("connector") == "nixlv2") == (role == "decode")
+    planned: dict[tuple[str, str, str], int] = {}
+    for p in plan.placements:
+        key = (p.model.replace("_", "-"), p.role, p.pool)
+        planned[key] = planned.get(key, 0) + p.count
+    assert exported == planned
+    assert gpus == {pool: use.gpus_used for pool, use in plan.pools.items() if use.gpus_used}
+    assert pools == {m: {"llm-d.ai/inference-serving": "true", "llm-d.ai/model": m}
+                     for m in ("bloom-176b", "llama2-70b")}
+    with pytest.raises(InputError, match="'mooncake' has no llm-d routing-proxy connector"):
+        export_plan(inst, plan, "llm-d", ExportSettings(connector="mooncake"))
+
+
+def test_the_upstream_llmd_example_validates() -> None:
+    import jsonschema
+
+    example = yaml.safe_load((SCHEMAS / "examples" / "llm-d-modelservice-values-pd.yaml").read_text())
+    jsonschema.Draft7Validator(_schema(LLMD_SCHEMA)).validate(example)

@@ -148,15 +148,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(result.summary())
         return EXIT_OK
     if args.out is None:
-        print("---\n".join(dump_yaml(obj) for obj in result.objects), end="")
+        print("---\n".join(f"# {result.file_name(kind, name)}\n" + dump_yaml(doc)
+                           for kind, name, doc in result.documents), end="")
         return EXIT_OK
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"--out: {out} exists and is not an empty folder; pdopt does not overwrite files")
     out.mkdir(parents=True, exist_ok=True)
-    for obj in result.objects:
-        write_new(out / f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml", dump_yaml(obj), "export")
-    print(f"wrote {len(result.objects)} object(s) to {out}/")
+    for kind, name, doc in result.documents:
+        write_new(out / result.file_name(kind, name), dump_yaml(doc), "export")
+    print(f"wrote {len(result.documents)} document(s) to {out}/")
     return EXIT_OK
 
 

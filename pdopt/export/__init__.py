@@ -14,13 +14,16 @@ from pdopt.errors import InputError
 from pdopt.export.dynamo import dynamo_objects
 from pdopt.export.groups import Group, plan_groups
 from pdopt.export.kserve import kserve_objects
+from pdopt.export.llmd import llmd_documents
 from pdopt.export.settings import PLACEHOLDER, ExportSettings
 from pdopt.instance import Instance
 from pdopt.plan import Plan
 
 __all__ = ["TARGETS", "Export", "ExportSettings", "export_plan"]
 
-TARGETS = ("dynamo", "kserve")
+TARGETS = ("dynamo", "kserve", "llm-d")
+CHART = "llm-d-modelservice chart v0.4.12 values"
+"""What a values document of the llm-d target is for (it has no apiVersion of its own)."""
 
 
 @dataclass(frozen=True)
@@ -28,18 +31,29 @@ class Export:
     """The exported objects and what they hold."""
 
     target: str
-    objects: list[dict[str, Any]]
+    documents: list[tuple[str, str, dict[str, Any]]]
+    """(kind, name, document): Kubernetes objects, or for llm-d also Helm values (kind ``HelmValues``)."""
     groups: dict[str, list[Group]]
     settings: ExportSettings
     placeholders: list[str] = field(default_factory=list)
+
+    @property
+    def objects(self) -> list[dict[str, Any]]:
+        """The documents alone."""
+        return [doc for _, _, doc in self.documents]
+
+    @staticmethod
+    def file_name(kind: str, name: str) -> str:
+        """``<kind>-<name>.yaml``, ``values-<name>.yaml`` for Helm values."""
+        return f"values-{name}.yaml" if kind == "HelmValues" else f"{kind.lower()}-{name}.yaml"
 
     def summary(self) -> str:
         """The dry run: objects, their worker groups (replicas, GPUs each, node selector, connector), the totals
         per pool against the plan's, and the placeholders left."""
         s = self.settings
-        lines = [f"target {self.target}: {len(self.objects)} object(s), engine {s.engine}, namespace {s.namespace}"]
-        for obj in self.objects:
-            lines.append(f"  {obj['kind']} {obj['metadata']['name']} ({obj['apiVersion']})")
+        lines = [f"target {self.target}: {len(self.documents)} document(s), engine {s.engine}, namespace {s.namespace}"]
+        for kind, name, doc in self.documents:
+            lines.append(f"  {kind} {name} ({doc.get('apiVersion', CHART)})")
         per_pool: dict[str, tuple[int, int]] = {}
         for model, groups in self.groups.items():
             for g in groups:
@@ -79,5 +93,9 @@ def export_plan(instance: Instance, plan: Plan, target: str, settings: ExportSet
     if unknown:
         raise InputError(f"settings.models.{unknown[0]}: no model '{unknown[0]}' in the instance")
     groups = plan_groups(instance, plan)
-    objects = dynamo_objects(groups, settings) if target == "dynamo" else kserve_objects(groups, settings)
-    return Export(target, objects, groups, settings, _placeholders(settings, list(groups)))
+    if target == "llm-d":
+        documents = llmd_documents(groups, settings)
+    else:
+        objects = dynamo_objects(groups, settings) if target == "dynamo" else kserve_objects(groups, settings)
+        documents = [(o["kind"], o["metadata"]["name"], o) for o in objects]
+    return Export(target, documents, groups, settings, _placeholders(settings, list(groups)))
