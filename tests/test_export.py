@@ -275,3 +275,59 @@ def test_the_upstream_llmd_example_validates() -> None:
 
     example = yaml.safe_load((SCHEMAS / "examples" / "llm-d-modelservice-values-pd.yaml").read_text())
     jsonschema.Draft7Validator(_schema(LLMD_SCHEMA)).validate(example)
+
+
+SGLANG_SERVER_FLAGS: dict[str, Any] = {
+    "--model-path": str, "--served-model-name": str, "--tp-size": int, "--max-running-requests": int,
+    "--chunked-prefill-size": int, "--disaggregation-mode": ("prefill", "decode"),
+    "--disaggregation-transfer-backend": ("mooncake", "nixl", "ascend", "fake", "mori", "mooncake_tcp"),
+    "--disaggregation-bootstrap-port": int, "--host": str, "--port": int,
+}
+"""sglang 0.5.23 ``python -m sglang.launch_server`` flags used by the export, each with its type or choices, read
+from the package's field definitions (``sglang/srt/arg_groups/fields/model.py`` 51-57, ``parallel.py`` 45-51,
+``disagg.py`` 55-87, ``choices.py`` 122-129, ``schedule.py`` 31-55, ``serving.py`` 65-66, 168-171; sglang itself
+needs torch, so its parser is not run here)."""
+
+
+def _check_server(argv: list[str]) -> None:
+    assert argv[:3] == ["python3", "-m", "sglang.launch_server"]
+    rest = argv[3:]
+    assert len(rest) % 2 == 0, rest
+    for flag, value in zip(rest[::2], rest[1::2], strict=True):
+        kind = SGLANG_SERVER_FLAGS[flag]
+        if isinstance(kind, tuple):
+            assert value in kind, (flag, value)
+        else:
+            kind(value)  # int flags parse as int
+
+
+def test_sglang_router_commands_parse_with_sglangs_own_parser() -> None:
+    """llama70b-bloom176b-a100-h100.yaml to sglang-router: one server per instance and, per model, a router whose
+    command sglang-router 0.3.2's own argument parser reads back to the servers (each prefill with its bootstrap
+    port); the servers' flags are sglang 0.5.23's; instances per pool equal the plan's."""
+    from sglang_router.launch_router import parse_router_args
+
+    inst = pdopt.load_instance(EXAMPLE)
+    plan = pdopt.solve(inst)
+    exp = export_plan(inst, plan, "sglang-router", ExportSettings(connector="nixl"))
+    gpus: dict[str, int] = {}
+    for _, _, doc in exp.documents:
+        router = doc["router"]["command"]
+        assert router[:3] == ["python3", "-m", "sglang_router.launch_router"]
+        args = parse_router_args(router[3:])
+        prefill = [s for s in doc["servers"] if s["role"] == "prefill"]
+        decode = [s for s in doc["servers"] if s["role"] == "decode"]
+        assert args.pd_disaggregation
+        assert args.prefill_urls == [(f"http://{s['host']}:30000", 8998) for s in prefill]
+        assert args.decode_urls == [f"http://{s['host']}:30000" for s in decode]
+        for s in doc["servers"]:
+            _check_server(s["command"])
+            cmd = s["command"]
+            assert cmd[cmd.index("--disaggregation-mode") + 1] == s["role"]
+            assert cmd[cmd.index("--disaggregation-transfer-backend") + 1] == "nixl"
+            pool = s["node_selector"]["pdopt.io/node-pool"]
+            gpus[pool] = gpus.get(pool, 0) + int(cmd[cmd.index("--tp-size") + 1])
+    assert gpus == {pool: use.gpus_used for pool, use in plan.pools.items() if use.gpus_used}
+    with pytest.raises(InputError, match="served both aggregated and disaggregated"):
+        modes = pdopt.load_instance(MODES)
+        export_plan(modes, pdopt.solve(modes), "sglang-router")

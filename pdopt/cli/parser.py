@@ -262,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", help="deployment objects for a plan (it must verify against its instance)")
     exp.add_argument("plan", help="plan JSON from `pdopt plan --format json`")
     exp.add_argument("--instance", required=True, metavar="FILE", help="the instance the plan was made for")
-    exp.add_argument("--to", required=True, choices=("dynamo", "kserve", "llm-d"), help="the deployment format")
+    exp.add_argument("--to", required=True, choices=("dynamo", "kserve", "llm-d", "sglang-router"),
+                     help="the deployment format")
     exp.add_argument("--settings", default=None, metavar="FILE",
                      help="YAML: namespace, engine, image, connector, node_selector_label, models.<id>.uri, ... "
                           "(placeholders otherwise; docs/export.md)")

@@ -16,12 +16,13 @@ from pdopt.export.groups import Group, plan_groups
 from pdopt.export.kserve import kserve_objects
 from pdopt.export.llmd import llmd_documents
 from pdopt.export.settings import PLACEHOLDER, ExportSettings
+from pdopt.export.sglang_router import sglang_documents
 from pdopt.instance import Instance
 from pdopt.plan import Plan
 
 __all__ = ["TARGETS", "Export", "ExportSettings", "export_plan"]
 
-TARGETS = ("dynamo", "kserve", "llm-d")
+TARGETS = ("dynamo", "kserve", "llm-d", "sglang-router")
 CHART = "llm-d-modelservice chart v0.4.12 values"
 """What a values document of the llm-d target is for (it has no apiVersion of its own)."""
 
@@ -45,15 +46,20 @@ class Export:
     @staticmethod
     def file_name(kind: str, name: str) -> str:
         """``<kind>-<name>.yaml``, ``values-<name>.yaml`` for Helm values."""
-        return f"values-{name}.yaml" if kind == "HelmValues" else f"{kind.lower()}-{name}.yaml"
+        if kind == "HelmValues":
+            return f"values-{name}.yaml"
+        return f"sglang-{name}.yaml" if kind == "SGLangDeployment" else f"{kind.lower()}-{name}.yaml"
 
     def summary(self) -> str:
         """The dry run: objects, their worker groups (replicas, GPUs each, node selector, connector), the totals
         per pool against the plan's, and the placeholders left."""
         s = self.settings
-        lines = [f"target {self.target}: {len(self.documents)} document(s), engine {s.engine}, namespace {s.namespace}"]
+        engine = "sglang" if self.target == "sglang-router" else s.engine
+        lines = [f"target {self.target}: {len(self.documents)} document(s), engine {engine}, namespace {s.namespace}"]
         for kind, name, doc in self.documents:
-            lines.append(f"  {kind} {name} ({doc.get('apiVersion', CHART)})")
+            api = doc.get("apiVersion", "sglang 0.5.23 servers, sglang-router 0.3.2" if kind == "SGLangDeployment"
+                          else CHART)
+            lines.append(f"  {kind} {name} ({api})")
         per_pool: dict[str, tuple[int, int]] = {}
         for model, groups in self.groups.items():
             for g in groups:
@@ -95,6 +101,8 @@ def export_plan(instance: Instance, plan: Plan, target: str, settings: ExportSet
     groups = plan_groups(instance, plan)
     if target == "llm-d":
         documents = llmd_documents(groups, settings)
+    elif target == "sglang-router":
+        documents = sglang_documents(groups, settings)
     else:
         objects = dynamo_objects(groups, settings) if target == "dynamo" else kserve_objects(groups, settings)
         documents = [(o["kind"], o["metadata"]["name"], o) for o in objects]
