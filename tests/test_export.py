@@ -189,6 +189,8 @@ def test_kserve_objects_per_pool_behind_one_router() -> None:
         else:
             assert spec["router"]["scheduler"]["pool"]["ref"]["name"] == f"{owners[model]}-inference-pool"
             assert spec["labels"]["app.kubernetes.io/name"] == owners[model]
+            if spec["prefill"].get("replicas"):  # KServe names prefill pods after their own object otherwise
+                assert spec["prefill"]["labels"]["app.kubernetes.io/name"] == owners[model]
         for role, work in (("decode", spec), ("prefill", spec.get("prefill", {}))):
             if not work.get("replicas"):
                 continue
@@ -208,6 +210,29 @@ def test_kserve_objects_per_pool_behind_one_router() -> None:
     assert gpus == {pool: use.gpus_used for pool, use in plan.pools.items() if use.gpus_used}
     with pytest.raises(InputError, match="KServe's LLMInferenceService presets run vLLM"):
         export_plan(inst, plan, "kserve", ExportSettings(engine="sglang"))
+    modes = pdopt.load_instance(MODES)
+    for target in ("kserve", "llm-d"):  # a model served both ways: its aggregated pods would get prefill work
+        with pytest.raises(InputError, match="served both aggregated and disaggregated"):
+            export_plan(modes, pdopt.solve(modes), target)
+
+
+def test_under_load_decode_gets_the_engines_batch_cap() -> None:
+    """Under the under_load decode model (no SLO batch) a decode worker's --max-num-seqs is the engine's batch cap
+    (pdopt.perf.decode.batch_cap): azure-conv-24h's first hour."""
+    from pdopt.perf.decode import batch_cap
+
+    day = pdopt.load_instance(ROOT / "instances" / "library" / "azure-conv-24h.yaml")
+    inst = day.period_instance("h00")
+    plan = pdopt.plan_horizon(day).periods[0].plan
+    exp = export_plan(inst, plan, "dynamo")
+    decode = [c for o in exp.objects for c in o["spec"]["components"] if c["type"] == "decode"]
+    assert decode
+    for comp in decode:
+        args = comp["podTemplate"]["spec"]["containers"][0]["args"]
+        gpus = int(args[args.index("--tensor-parallel-size") + 1])
+        p = next(x for x in plan.placements if x.role == "decode" and x.gpus_per_instance == gpus)
+        cap = batch_cap(inst, inst.profile(p.model, "decode", p.gpu_type, gpus, p.variant))
+        assert isinstance(cap, tuple) and args[args.index("--max-num-seqs") + 1] == str(cap[0])
 
 
 LLMD_SCHEMA = ("llm-d-modelservice/values.schema.json",
@@ -266,6 +291,8 @@ def test_llmd_values_per_group_and_one_pool_per_model() -> None:
     assert gpus == {pool: use.gpus_used for pool, use in plan.pools.items() if use.gpus_used}
     assert pools == {m: {"llm-d.ai/inference-serving": "true", "llm-d.ai/model": m}
                      for m in ("bloom-176b", "llama2-70b")}
+    names = [name for kind, name, _ in exp.documents if kind == "HelmValues"]
+    assert len(names) == len(set(names))
     with pytest.raises(InputError, match="'mooncake' has no llm-d routing-proxy connector"):
         export_plan(inst, plan, "llm-d", ExportSettings(connector="mooncake"))
 

@@ -4,7 +4,9 @@ GPUs and the engine arguments the plan's profiles record.
 A group is a set of identical instances: ``replicas`` = the placement's count, each with ``gpus`` GPUs (the
 tensor-parallel size) on nodes of ``pool``. The engine arguments carried over are what the capacity model assumed:
 the tensor-parallel size; for decode, the largest batch that meets the TPOT SLO (``max_batch``, from the
-capacity table: the engine's ``--max-num-seqs``, so the engine does not batch past what the plan was sized for);
+capacity table: the engine's ``--max-num-seqs``, so the engine does not batch past what the plan was sized for;
+under the ``under_load`` decode model, which sizes by rate, the engine's batch cap: the largest benchmarked batch or
+the KV-cache bound);
 for aggregated instances, the profile's token budget and batch cap (``--max-num-batched-tokens``,
 ``--max-num-seqs``).
 """
@@ -15,11 +17,12 @@ import re
 from dataclasses import dataclass
 
 from pdopt.errors import InputError
-from pdopt.instance import AggregatedProfile, Instance
+from pdopt.instance import AggregatedProfile, DecodeProfile, Instance
 from pdopt.perf.capacity import ShapeCapacity, capacity_table
+from pdopt.perf.decode import batch_cap
 from pdopt.plan import Plan
 
-__all__ = ["Group", "dns_name", "plan_groups"]
+__all__ = ["Group", "dns_name", "mixed_models", "plan_groups"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,11 @@ def dns_name(*parts: str) -> str:
     return name[:63].rstrip("-") or "pdopt"
 
 
+def mixed_models(groups: dict[str, list[Group]]) -> list[str]:
+    """Models served both aggregated and disaggregated."""
+    return [m for m, gs in groups.items() if {g.role for g in gs} >= {"aggregated"} and len({g.role for g in gs}) > 1]
+
+
 def plan_groups(instance: Instance, plan: Plan) -> dict[str, list[Group]]:
     """Model -> its groups (prefill, decode, aggregated; then by pool), from a plan of ``instance``."""
     if plan.instance != instance.name:
@@ -68,6 +76,10 @@ def plan_groups(instance: Instance, plan: Plan) -> dict[str, list[Group]]:
             raise InputError(f"plan: {p.model} {p.role} instances span nodes ({p.gpus_per_instance} GPUs); a "
                              "multinode export is not available")
         batch = shape.detail.get("batch") if p.role == "decode" else None
+        if p.role == "decode" and batch is None:  # under_load: no SLO batch; the engine's cap (benchmark or KV)
+            prof = instance.profile(p.model, p.role, p.gpu_type, p.gpus_per_instance, p.variant)
+            cap = batch_cap(instance, prof) if isinstance(prof, DecodeProfile) else None
+            batch = cap[0] if isinstance(cap, tuple) else None
         budget = None
         if p.role == "aggregated":
             prof = instance.profile(p.model, p.role, p.gpu_type, p.gpus_per_instance, p.variant)

@@ -34,7 +34,7 @@ import json
 from typing import Any
 
 from pdopt.errors import InputError
-from pdopt.export.groups import Group, dns_name
+from pdopt.export.groups import Group, dns_name, mixed_models
 from pdopt.export.settings import ExportSettings
 
 __all__ = ["API_VERSION", "kserve_objects"]
@@ -101,7 +101,10 @@ def _objects_of(model: str, groups: list[Group], settings: ExportSettings) -> li
             spec["router"] = {"scheduler": {"pool": {"ref": {"name": f"{owner}-inference-pool"}}}}
         spec["labels"] = labels
         if disaggregated and pre is not None:
-            spec["prefill"]["labels"] = {"pdopt.io/group": f"{name}-prefill"}
+            # KServe labels prefill pods with their own object's name: an extra object's prefill pods join the
+            # owner's pool only with the owner's selector labels here too
+            spec["prefill"]["labels"] = {"pdopt.io/group": f"{name}-prefill", **{
+                k: v for k, v in labels.items() if k != "pdopt.io/group"}}
         out.append({"apiVersion": API_VERSION, "kind": "LLMInferenceService",
                     "metadata": {"name": name, "namespace": settings.namespace,
                                  "labels": {"app.kubernetes.io/managed-by": "pdopt", "pdopt.io/model": owner}},
@@ -117,4 +120,9 @@ def kserve_objects(groups: dict[str, list[Group]], settings: ExportSettings) -> 
     if settings.connector != "nixl":
         raise InputError(f"settings.connector: KServe's routing sidecar speaks NIXL only (nixlv2); "
                          f"'{settings.connector}' is not exported to KServe")
+    mixed = mixed_models(groups)
+    if mixed:
+        raise InputError(f"plan: model {mixed[0]} is served both aggregated and disaggregated; behind one KServe "
+                         "scheduler its aggregated pods (role both) would also be sent prefill work without a KV "
+                         "connector (export it to dynamo)")
     return [obj for model, mine in groups.items() for obj in _objects_of(model, mine, settings)]

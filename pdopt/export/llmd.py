@@ -27,7 +27,7 @@ from typing import Any
 
 from pdopt.errors import InputError
 from pdopt.export.engine import VLLM_CONNECTORS
-from pdopt.export.groups import Group, dns_name
+from pdopt.export.groups import Group, dns_name, mixed_models
 from pdopt.export.settings import ExportSettings
 
 __all__ = ["INFERENCE_POOL_API", "PROXY_CONNECTORS", "llmd_documents"]
@@ -39,7 +39,8 @@ SERVICE_PORT = 8000
 
 
 def _release(model: str, group: Group, settings: ExportSettings) -> tuple[str, dict[str, Any]]:
-    name = dns_name(model, group.role, group.pool, f"{group.gpus}g")
+    name = dns_name(model, group.role, group.pool, f"{group.gpus}g",
+                    *([group.variant] if group.variant != "default" else []))
     m = settings.model(model)
     args: list[str] = []
     if group.max_batch is not None:
@@ -94,6 +95,11 @@ def llmd_documents(groups: dict[str, list[Group]], settings: ExportSettings) -> 
     if settings.connector not in PROXY_CONNECTORS:
         raise InputError(f"settings.connector: '{settings.connector}' has no llm-d routing-proxy connector "
                          f"({', '.join(PROXY_CONNECTORS)})")
+    mixed = mixed_models(groups)
+    if mixed:
+        raise InputError(f"plan: model {mixed[0]} is served both aggregated and disaggregated; its aggregated "
+                         "release would sit behind the P/D routing proxy without a KV connector (export it to "
+                         "dynamo)")
     out: list[tuple[str, str, dict[str, Any]]] = []
     for model, mine in groups.items():
         out += [("HelmValues", *(_release(model, g, settings))) for g in mine]
