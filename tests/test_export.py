@@ -358,3 +358,17 @@ def test_sglang_router_commands_parse_with_sglangs_own_parser() -> None:
     with pytest.raises(InputError, match="served both aggregated and disaggregated"):
         modes = pdopt.load_instance(MODES)
         export_plan(modes, pdopt.solve(modes), "sglang-router")
+
+
+@pytest.mark.parametrize(("settings", "field"), [
+    ({"node_selector_label": "bad label!!"}, "node_selector_label"),
+    ({"gpu_resource": ""}, "gpu_resource"),
+    ({"secret_name": "Bad_Name"}, "secret_name"),
+    ({"models": {"llama2_70b": {"uri": ""}}}, "uri"),
+    ({"image": "has space"}, "image"),
+])
+def test_settings_that_kubernetes_would_refuse_are_refused(settings: dict[str, Any], field: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=field):
+        ExportSettings.model_validate(settings)

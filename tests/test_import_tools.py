@@ -123,3 +123,46 @@ def test_profile_import_of_other_tools_runs(capsys: pytest.CaptureFixture[str]) 
                  "--gpus-per-instance", "1", "--role", "decode"]) == 0
     prof = yaml.safe_load(capsys.readouterr().out)["profiles"][0]
     assert prof["tpot_by_batch"] == [{"batch": 2, "tpot_ms": 27.225}, {"batch": 100, "tpot_ms": 27.763}]
+
+
+@pytest.mark.parametrize(("name", "change", "message"), [
+    ("aiperf-1.0-profile_export_aiperf.json", lambda d: d.update(input_config=[1]), "not a readable AIPerf"),
+    ("aiperf-1.0-profile_export_aiperf.json", lambda d: d["time_to_first_token"].update(avg=10**400),
+     "a huge integer"),
+    ("profile_export_genai_perf.json", lambda d: d["request_throughput"].update(avg="fast"), "got 'fast'"),
+    ("evalscope-c-pd/benchmark_summary.json", lambda d: d.update({"Avg TTFT (ms)": [1]}), "Avg TTFT"),
+    ("vllm-bench-serve-detailed.json", lambda d: d.update(ttfts=["a", 0.1, 0.1, 0.1, 0.0]),
+     "per-request lists hold a value that is not a number"),
+    ("vllm-bench-serve-detailed.json", lambda d: d.update(burstiness=1e-6), "arrival SCV of 1e\\+06"),
+])
+def test_hostile_benchmark_files_name_the_file(tmp_path: Path, name: str, change: object, message: str) -> None:
+    import json
+
+    doc = json.loads((DATA / name).read_text())
+    change(doc)  # type: ignore[operator]
+    bad = tmp_path / name
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    bad.write_text(json.dumps(doc))
+    from pdopt.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        read_measurements([bad], "llm", DEPLOY)
+
+
+def test_prefill_runs_without_a_tpot_and_constant_arrivals(tmp_path: Path) -> None:
+    """A run of one output token has no ITL (AIPerf writes none; EvalScope writes 0): TTFT only. vLLM's
+    --burstiness inf is constant gaps: SCV 0."""
+    import json
+
+    doc = json.loads((DATA / "aiperf-1.0-profile_export_aiperf.json").read_text())
+    del doc["inter_token_latency"]
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    run = read_aiperf(tmp_path / "a.json")
+    assert run.tpot_ms == {} and run.ttft_s["mean"] == pytest.approx(TTFT_S)
+    doc = json.loads((DATA / "evalscope-a" / "benchmark_summary.json").read_text())
+    doc["Average time per output token (s)"] = 0.0
+    (tmp_path / "benchmark_summary.json").write_text(json.dumps(doc))
+    assert read_evalscope(tmp_path / "benchmark_summary.json").tpot_ms == {}
+    doc = json.loads((DATA / "vllm-bench-serve-detailed.json").read_text())
+    (tmp_path / "v.json").write_text(json.dumps(doc).replace('"burstiness": 0.5', '"burstiness": Infinity'))
+    assert read_measurements([tmp_path / "v.json"], "llm", DEPLOY)[0].arrival_scv == 0.0

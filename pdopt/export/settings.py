@@ -17,15 +17,18 @@ PLACEHOLDER = "REPLACE"
 """Every placeholder value starts with this word; the dry run lists the ones left."""
 
 ENGINES = ("vllm", "sglang")
+LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+"""A Kubernetes label key or extended resource name: an optional DNS-subdomain prefix and ``/``, then a name of at
+most 63 characters."""
 CONNECTORS = ("nixl", "lmcache", "mooncake")
 
 
 class ModelSettings(StrictModel):
     """One model's deployment facts."""
 
-    uri: str = f"hf://{PLACEHOLDER}-org/{PLACEHOLDER}-model"
+    uri: str = Field(default=f"hf://{PLACEHOLDER}-org/{PLACEHOLDER}-model", min_length=1, max_length=2048)
     """Where the weights come from (``hf://org/name``, ``pvc://...``, ``s3://...``)."""
-    served_name: str | None = None
+    served_name: str | None = Field(default=None, min_length=1, max_length=512)
     """The OpenAI model name clients ask for (default: the URI's path)."""
 
 
@@ -34,14 +37,17 @@ class ExportSettings(StrictModel):
 
     namespace: str = Field(default="default", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
     engine: Literal["vllm", "sglang"] = "vllm"
-    image: str = f"{PLACEHOLDER}-registry/{PLACEHOLDER}-image:tag"
+    image: str = Field(default=f"{PLACEHOLDER}-registry/{PLACEHOLDER}-image:tag", min_length=1, max_length=1024,
+                       pattern=r"^\S+$")
     """The serving image (for Dynamo, its runtime image of the engine)."""
     connector: Literal["nixl", "lmcache", "mooncake"] = "nixl"
     """KV-cache transfer between prefill and decode instances; never off in a disaggregated export."""
-    node_selector_label: str = "pdopt.io/node-pool"
+    node_selector_label: str = Field(default="pdopt.io/node-pool", pattern=LABEL_KEY)
     """Each instance runs on nodes labelled ``<label>: <pool id>`` (label the nodes of each pool so)."""
-    gpu_resource: str = "nvidia.com/gpu"
-    secret_name: str | None = None
+    gpu_resource: str = Field(default="nvidia.com/gpu", pattern=LABEL_KEY)
+    """The extended resource name of a GPU (Dynamo, KServe; the llm-d chart derives it from its accelerator
+    type)."""
+    secret_name: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)
     """A Secret with the model hub token (e.g. ``HF_TOKEN``), mounted as environment."""
     models: dict[str, ModelSettings] = Field(default_factory=dict)
 

@@ -92,12 +92,12 @@ class MeasuredPoint:
     input_tokens_mean: float | None = None
     output_tokens_mean: float | None = None
     location: str = ""
+    """Where the point was read (file and row or line), for messages."""
     arrival_scv: float | None = None
     """The inter-arrival SCV the run's client drew (vLLM: 1 / ``burstiness``); the predictions use it under the
     G/G/1 and G/G/c queue models. None: the workload's."""
     pd_handoff_ms: float | None = None
-    """A measured prefill -> decode handoff (EvalScope ``--enable-pd-metrics``), reported beside the predictions."""
-    """Where the point was read (file and row or line), for messages."""
+    """A measured prefill -> decode handoff (EvalScope ``--enable-pd-metrics``), kept with the point."""
 
     @property
     def where(self) -> str:
@@ -313,9 +313,10 @@ def _is_aiperf(path: Path) -> bool:
 
 def read_measurements(paths: Sequence[str | Path], model: str | None = None,
                       deployment: str | None = None) -> list[MeasuredPoint]:
-    """Every measured point in ``paths``: CSV by suffix ``.csv``; an AIPerf summary or per-request JSONL
-    (:mod:`pdopt.io.importers.aiperf`, the rate its configured ``request_rate`` or else its completed requests per
-    second); else vLLM bench JSON."""
+    """Every measured point in ``paths``: CSV by suffix ``.csv``; an llm-d Benchmark Report (with its stack as the
+    deployment unless one is given); an EvalScope summary; an AIPerf or genai-perf summary or AIPerf per-request
+    JSONL (the rate its configured ``request_rate`` or else its completed requests per second); else vLLM or SGLang
+    bench JSON (the module docstring gives each format)."""
     dep = parse_deployment(deployment) if deployment else None
     points: list[MeasuredPoint] = []
     for raw in paths:

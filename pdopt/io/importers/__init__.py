@@ -27,7 +27,9 @@ def _guarded(reader: F) -> F:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
             return reader(*args, **kwargs)
-        except (csv.Error, RecursionError, OverflowError) as exc:
+        except InputError:
+            raise
+        except (csv.Error, RecursionError, OverflowError, ValueError, TypeError) as exc:
             raise InputError(f"{args[0] if args else 'input'}: not a readable benchmark file "
                              f"({type(exc).__name__}: {exc})") from None
     return guarded  # type: ignore[return-value]

@@ -30,6 +30,7 @@ import numpy as np
 
 from pdopt.errors import InputError
 from pdopt.io.files import read_text
+from pdopt.io.importers.common import untrusted
 
 __all__ = ["AiperfRun", "is_aiperf", "read_aiperf"]
 
@@ -68,8 +69,13 @@ def is_aiperf(path: Path, text: str) -> bool:
 
 
 def _finite(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InputError(f"{where}: expected a finite number, got {value!r}")
+    try:
+        ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        ok = False
+    if not ok:
+        shown = "a huge integer" if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+        raise InputError(f"{where}: expected a finite number, got {shown}")
     return float(value)
 
 
@@ -114,7 +120,8 @@ def _summary(path: Path, doc: dict[str, Any]) -> AiperfRun:
         return _metric(records, tag, unit, where, prefix)
 
     ttft = _stats(metric("ttft", "ms"), 1e-3, f"{where}: {prefix}time_to_first_token")
-    itl = _stats(metric("inter_token_latency", "ms"), 1.0, f"{where}: {prefix}inter_token_latency")
+    itl = {} if "inter_token_latency" not in records else _stats(  # none for runs of one output token
+        metric("inter_token_latency", "ms"), 1.0, f"{where}: {prefix}inter_token_latency")
     rate = _finite(metric("request_throughput", "requests/sec").get("avg"), f"{where}: {prefix}request_throughput.avg")
     isl = _finite(metric("input_sequence_length", "tokens").get("avg"), f"{where}: {prefix}input_sequence_length.avg")
     osl = _finite(metric("output_sequence_length", "tokens").get("avg"),
@@ -159,8 +166,9 @@ def _records(path: Path, text: str) -> AiperfRun:
             failed += 1
             continue
         m = rec["metrics"]
-        ttft.append(_value(m, "ttft", "ms", where) / 1000.0)
-        itl.append(_value(m, "inter_token_latency", "ms", where))
+        ttft.append(_value(m, "ttft" if "ttft" in m else "time_to_first_token", "ms", where) / 1000.0)
+        if "inter_token_latency" in m:  # absent for a request of one output token
+            itl.append(_value(m, "inter_token_latency", "ms", where))
         isl.append(_value(m, "input_sequence_length", "tokens", where))
         osl.append(_value(m, "output_sequence_length", "tokens", where))
         starts.append(_value(m, "min_request_timestamp", "ns", where))
@@ -175,12 +183,13 @@ def _records(path: Path, text: str) -> AiperfRun:
         v = np.asarray(values)
         return {"mean": float(v.mean()), **{f"p{q}": float(np.percentile(v, q)) for q in (50, 90, 95, 99)}}
 
-    return AiperfRun(str(path), len(ttft) / span_s, stats(ttft), stats(itl), float(np.mean(isl)),
+    return AiperfRun(str(path), len(ttft) / span_s, stats(ttft), stats(itl) if itl else {}, float(np.mean(isl)),
                      float(np.mean(osl)), len(ttft), failed,
                      notes=[f"rate = {len(ttft)} completed requests over {span_s:.6g} s (first request sent to last "
                             "response)"])
 
 
+@untrusted("AIPerf or genai-perf export")
 def read_aiperf(path: str | Path) -> AiperfRun:
     """One AIPerf run from its summary JSON or its per-request JSONL (see the module docstring)."""
     p = Path(path)

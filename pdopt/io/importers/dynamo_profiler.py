@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ import numpy as np
 
 from pdopt.errors import InputError
 from pdopt.io.files import limit_bytes, read_text
-from pdopt.io.importers.common import THROUGHPUT_DIGITS, TPOT_DIGITS, _profile_head, _tidy, _validated
+from pdopt.io.importers.common import THROUGHPUT_DIGITS, TPOT_DIGITS, _profile_head, _tidy, _validated, untrusted
 from pdopt.io.importers.monotone import MONOTONE_FITS, monotone_fit, moved_note
 
 __all__ = ["DECODE_KEYS", "DECODE_OUTPUT_TOKENS", "PREFILL_KEYS", "import_dynamo_profile", "read_arrays"]
@@ -47,6 +48,7 @@ profile_decode.py line 36 of ai-dynamo/dynamo at dea0b201 (the commit that added
 y_context_length = isl + osl / 2 (line 62). A later profiler may differ: ``output_tokens`` overrides it."""
 
 
+@untrusted("Dynamo profiler data file")
 def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
     """The named 1-D float arrays of a profiler ``raw_data.npz`` (``allow_pickle=False``) or its JSON form."""
     p = Path(path)
@@ -55,6 +57,10 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
             raise InputError(f"{p}: no such file")
         if p.stat().st_size > limit_bytes("benchmark"):
             raise InputError(f"{p}: larger than the benchmark file limit")
+        with zipfile.ZipFile(p) as archive:  # the arrays' size once expanded, before any is loaded
+            expanded = sum(info.file_size for info in archive.infolist())
+        if expanded > limit_bytes("benchmark"):
+            raise InputError(f"{p}: its arrays expand to {expanded:,} bytes, above the benchmark file limit")
         try:
             with np.load(p, allow_pickle=False) as data:
                 raw = {k: data[k] for k in data.files}
@@ -96,6 +102,7 @@ def _need(arrays: dict[str, np.ndarray], keys: tuple[str, ...], where: str) -> N
         raise InputError(f"{where}: arrays of different lengths ({n})")
 
 
+@untrusted("Dynamo profiler data file")
 def import_dynamo_profile(path: str | Path, model: str, gpu_type: str, gpus_per_instance: int, *,
                           variant: str = "default", output_tokens: float = DECODE_OUTPUT_TOKENS,
                           monotone: str = "refuse") -> dict[str, Any]:

@@ -9,7 +9,8 @@ EvalScope renamed its keys twice (modelscope/evalscope): generation A (<= 1.6.1,
 ``--enable-pd-metrics`` (1.14.1) ``Avg PD Handoff Latency (ms)``: the gap between a request's first and second
 streamed chunk, a proxy for the prefill -> decode KV handoff that also holds one decode step, and
 ``Avg PD Handoff Overhead (ms)``, that gap less the median of the later gaps). TPOT excludes the first token in
-every generation (per request (latency - TTFT) / (output - 1)). Percentile rows (``Percentiles`` labelled ``50%``,
+every generation (per request (latency - TTFT) / (output - 1)); generation A averages a 0 in for a request of one
+output token (v1.6.1 ``benchmark_util.py`` 266), C leaves such requests out. Percentile rows (``Percentiles`` labelled ``50%``,
 ``90%``, ...) give ``TTFT (s|ms)`` and ``TPOT (s|ms)``. ``Request Rate`` -1 means no rate limit (closed loop at
 ``Concurrency``). Sources: evalscope 1.14.1 ``perf/utils/perf_constants.py`` 27-61, 89-103,
 ``benchmark_util.py`` 102-126, 347-430, 522-589, ``db_util.py`` 148-309; v1.6.1 (662338dc)
@@ -26,6 +27,7 @@ from typing import Any
 
 from pdopt.errors import InputError
 from pdopt.io.files import read_text
+from pdopt.io.importers.common import untrusted
 
 __all__ = ["EvalscopeRun", "is_evalscope", "read_evalscope"]
 
@@ -73,8 +75,12 @@ def _num(doc: dict[str, Any], key: str, where: str, optional: bool = False) -> f
     value = doc.get(key)
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InputError(f"{where}: '{key}': expected a finite number, got {value!r}")
+    try:
+        ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    except OverflowError:
+        ok = False
+    if not ok or not isinstance(value, int | float):
+        raise InputError(f"{where}: '{key}': expected a finite number, got {_shown(value)}")
     return float(value)
 
 
@@ -94,7 +100,7 @@ def _percentiles(path: Path, generation: str) -> tuple[dict[str, float], dict[st
     ttft: dict[str, float] = {}
     tpot: dict[str, float] = {}
     for i, row in enumerate(rows):
-        if not isinstance(row, dict) or row.get("Percentiles") not in _PCT:
+        if not isinstance(row, dict) or not isinstance(row.get("Percentiles"), str) or row["Percentiles"] not in _PCT:
             continue
         stat = _PCT[row["Percentiles"]]
         for key, scale, store in ((ttft_key, ttft_scale, ttft), (tpot_key, tpot_scale, tpot)):
@@ -104,6 +110,7 @@ def _percentiles(path: Path, generation: str) -> tuple[dict[str, float], dict[st
     return ttft, tpot
 
 
+@untrusted("EvalScope summary")
 def read_evalscope(path: str | Path) -> EvalscopeRun:
     """One EvalScope run from its ``benchmark_summary.json`` (and the percentile file beside it)."""
     p = Path(path)
@@ -119,7 +126,9 @@ def read_evalscope(path: str | Path) -> EvalscopeRun:
     keys = _KEYS[generation]
     ttft_p, tpot_p = _percentiles(p, generation)
     ttft = {"mean": float(_num(doc, ttft_key, where) or 0.0) * ttft_scale, **ttft_p}
-    tpot = {"mean": float(_num(doc, tpot_key, where) or 0.0) * tpot_scale, **tpot_p}
+    tpot_mean = _num(doc, tpot_key, where, optional=True)
+    # 0 when no request had two output tokens (a prefill run): no TPOT measured
+    tpot = {"mean": tpot_mean * tpot_scale, **tpot_p} if tpot_mean else {}
     configured = _num(doc, keys["configured"], where, optional=True)
     conc = _num(doc, keys["conc"], where, optional=True)
     return EvalscopeRun(
@@ -130,3 +139,8 @@ def read_evalscope(path: str | Path) -> EvalscopeRun:
         int(conc) if conc is not None else None, configured if configured is not None and configured > 0 else None,
         _num(doc, "Avg PD Handoff Latency (ms)", where, optional=True),
         _num(doc, "Avg PD Handoff Overhead (ms)", where, optional=True))
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: ``a huge integer`` rather than thousands of digits."""
+    return "a huge integer" if isinstance(value, int) and not isinstance(value, bool) else repr(value)

@@ -11,7 +11,9 @@ per replica, as every producer writes it); ``scenario.load.standardized.rate_qps
 v0.1: the parallel per-pod lists ``scenario.host.type[]`` and ``scenario.host.accelerator[]``, and ``metrics``
 (``latency.*``, ``throughput.requests_per_sec``, ``requests.input_length``).
 
-Statistics keys read: ``mean``, ``p50``, ``p90``, ``p95``, ``p99``. Units are read, never assumed. The example
+Statistics keys read: ``mean``, ``p50``, ``p90``, ``p95``, ``p99``. Units are read, never assumed. ``rate_rps`` is
+the achieved ``throughput.request_rate`` (``rate_qps``, the configured one, is not read: a run may fall short of
+it). The example
 reports kept in ../shared/data/benchmark-formats/llm-d-benchmark-report/ are the project's illustrative ones
 (made-up values), so tests check the reading, not the numbers' meaning.
 """
@@ -25,6 +27,7 @@ from typing import Any
 
 from pdopt.errors import InputError
 from pdopt.io.files import read_text
+from pdopt.io.importers.common import untrusted
 from pdopt.io.instances import parse_document
 
 __all__ = ["LlmdRun", "is_llmd_report", "read_llmd_report"]
@@ -74,16 +77,29 @@ def _get(doc: Any, path: str, where: str) -> Any:
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InputError(f"{where}: expected a finite number, got {value!r}")
+    try:
+        ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    except OverflowError:
+        ok = False
+    if not ok:
+        raise InputError(f"{where}: expected a finite number, got "
+                         f"{_shown(value)}")
     return float(value)
+
+
+def _whole(value: Any, where: str) -> int:
+    """A positive whole number (GPUs, replicas): 2.5 GPUs is refused, not rounded."""
+    x = _number(value, where)
+    if x < 1 or not x.is_integer():
+        raise InputError(f"{where}: expected a whole number of at least 1, got {value!r}")
+    return int(x)
 
 
 def _stats(stat: Any, scales: dict[str, float], where: str) -> dict[str, float]:
     if not isinstance(stat, dict):
         raise InputError(f"{where}: expected Statistics (units, mean, ...), got {stat!r}")
     units = stat.get("units")
-    if units not in scales:
+    if not isinstance(units, str) or units not in scales:
         raise InputError(f"{where}.units: {units!r} is not one of {', '.join(scales)}")
     return {s: _number(stat[s], f"{where}.{s}") * scales[units] for s in STATS if stat.get(s) is not None}
 
@@ -96,12 +112,15 @@ def _stack_v02(doc: dict[str, Any], where: str) -> tuple[tuple[str, str, int, in
         if not isinstance(std, dict) or std.get("kind") != "inference_engine":
             continue
         at = f"{where}: scenario.stack[{i}].standardized"
-        role = _ROLE.get(std.get("role"))  # type: ignore[arg-type]
+        raw_role = std.get("role")
+        role = _ROLE.get(raw_role) if isinstance(raw_role, str) else None
         if role is None:
             raise InputError(f"{at}.role: {std.get('role')!r} is not replica, prefill or decode")
         acc = std.get("accelerator") or {}
-        out.append((role, str(acc.get("model", "gpu")), int(_number(acc.get("count"), f"{at}.accelerator.count")),
-                    int(_number(std.get("replicas"), f"{at}.replicas"))))
+        if not isinstance(acc, dict):
+            raise InputError(f"{at}.accelerator: expected a mapping (model, count), got {acc!r}")
+        out.append((role, str(acc.get("model", "gpu")), _whole(acc.get("count"), f"{at}.accelerator.count"),
+                    _whole(std.get("replicas"), f"{at}.replicas")))
     return tuple(out)
 
 
@@ -111,14 +130,15 @@ def _stack_v01(doc: dict[str, Any], where: str) -> tuple[tuple[str, str, int, in
         raise InputError(f"{where}: scenario.host.type and scenario.host.accelerator must be lists of one length")
     groups: dict[tuple[str, str, int], int] = {}
     for i, (t, acc) in enumerate(zip(types, accs, strict=True)):
-        role = _ROLE.get(t)
+        role = _ROLE.get(t) if isinstance(t, str) else None
         if role is None or not isinstance(acc, dict):
             raise InputError(f"{where}: scenario.host.type[{i}]: {t!r} is not replica, prefill or decode")
-        key = (role, str(acc.get("model", "gpu")), int(_number(acc.get("count"), f"{where}: accelerator[{i}].count")))
+        key = (role, str(acc.get("model", "gpu")), _whole(acc.get("count"), f"{where}: accelerator[{i}].count"))
         groups[key] = groups.get(key, 0) + 1
     return tuple((r, a, g, n) for (r, a, g), n in groups.items())
 
 
+@untrusted("llm-d Benchmark Report")
 def read_llmd_report(path: str | Path) -> LlmdRun:
     """One Benchmark Report (YAML or JSON); see the module docstring."""
     p = Path(path)
@@ -154,3 +174,8 @@ def read_llmd_report(path: str | Path) -> LlmdRun:
         return _number(stat.get("mean"), f"{where}: {key}.mean") if isinstance(stat, dict) else None
 
     return LlmdRun(where, version, model, stack, rate, ttft, tpot, mean("input_length"), mean("output_length"))
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: ``a huge integer`` rather than thousands of digits."""
+    return "a huge integer" if isinstance(value, int) and not isinstance(value, bool) else repr(value)

@@ -34,10 +34,16 @@ def as_vllm_run(run: AiperfRun | EvalscopeRun) -> _VllmRun:
     completed = run.completed or 1
     if run.input_tokens_mean is None or run.output_tokens_mean is None:
         raise InputError(f"{run.source}: the run gives no mean input and output lengths")
+    if not run.rate_rps > 0:
+        raise InputError(f"{run.source}: the run's request rate is {run.rate_rps!r}; a run measures a positive one")
+    if "mean" not in run.ttft_s:
+        raise InputError(f"{run.source}: the run gives no mean TTFT")
     doc: dict[str, Any] = {
         "_pdopt_tool": tool, "completed": completed, "duration": completed / run.rate_rps,
         "total_input_tokens": completed * run.input_tokens_mean,
         "total_output_tokens": completed * run.output_tokens_mean, "request_throughput": run.rate_rps,
         "max_concurrency": run.concurrency, "request_rate": run.request_rate if run.request_rate else "inf",
-        "mean_ttft_ms": run.ttft_s["mean"] * 1000.0, "mean_tpot_ms": run.tpot_ms["mean"]}
+        "mean_ttft_ms": run.ttft_s["mean"] * 1000.0}
+    if "mean" in run.tpot_ms:  # none for runs of one output token (prefill)
+        doc["mean_tpot_ms"] = run.tpot_ms["mean"]
     return _VllmRun(run.source, doc)

@@ -106,10 +106,25 @@ class _VllmRun:
         b = self.doc.get("burstiness")
         if b is None:
             return 1.0 if self.tool.startswith("SGLang") else None
-        k = self.number("burstiness")
-        return 1.0 / k if math.isfinite(k) else 0.0
+        if b == "inf" or (isinstance(b, float) and math.isinf(b) and b > 0):
+            return 0.0  # --burstiness inf: constant gaps
+        scv = 1.0 / self.number("burstiness")
+        if scv > MAX_ARRIVAL_SCV:
+            raise InputError(f"{self.where}: field 'burstiness' {b!r} is an arrival SCV of {scv:g}, above "
+                             f"{MAX_ARRIVAL_SCV:g} (the instance format's largest arrival_scv)")
+        return scv
 
     def detailed(self) -> tuple[dict[str, float], dict[str, float], int, int] | None:
+        """See :meth:`_detailed`; a malformed list is an InputError naming the run."""
+        try:
+            return self._detailed()
+        except InputError:
+            raise
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InputError(f"{self.where}: the per-request lists hold a value that is not a number "
+                             f"({type(exc).__name__}: {exc})") from None
+
+    def _detailed(self) -> tuple[dict[str, float], dict[str, float], int, int] | None:
         """From the per-request lists (``--save-detailed`` / ``--output-details``), over the successful requests
         (``errors`` empty): TTFT statistics (s), TPOT statistics (ms; per request (latency - TTFT) / (output - 1)
         for outputs above 1 token, latency from ``latencies``, or TTFT + the sum of ``itls`` where there is none,
@@ -201,6 +216,9 @@ def _mean_e2e_s(run: _VllmRun) -> tuple[float, str]:
     tpot = run.number("mean_tpot_ms")
     return (ttft + tpot * max(run.mean_output - 1.0, 0.0)) / 1000.0, "mean_ttft_ms + mean_tpot_ms x (output - 1)"
 
+
+MAX_ARRIVAL_SCV = 1e4
+"""The largest arrival SCV the instance format takes (``arrival_scv``)."""
 
 TPOT_SOURCES = ("tpot", "itl", "e2el")
 """Which of a vLLM run's fields gives TPOT per output token after the first (pdopt's TPOT: the decode
