@@ -10,9 +10,9 @@ EvalScope renamed its keys twice (modelscope/evalscope): generation A (<= 1.6.1,
 streamed chunk, a proxy for the prefill -> decode KV handoff that also holds one decode step, and
 ``Avg PD Handoff Overhead (ms)``, that gap less the median of the later gaps). TPOT excludes the first token in
 every generation (per request (latency - TTFT) / (output - 1)); generation A averages a 0 in for a request of one
-output token (v1.6.1 ``benchmark_util.py`` 266), C leaves such requests out. Percentile rows (``Percentiles`` labelled ``50%``,
-``90%``, ...) give ``TTFT (s|ms)`` and ``TPOT (s|ms)``. ``Request Rate`` -1 means no rate limit (closed loop at
-``Concurrency``). Sources: evalscope 1.14.1 ``perf/utils/perf_constants.py`` 27-61, 89-103,
+output token (v1.6.1 ``benchmark_util.py`` 266), C leaves such requests out. Percentile rows (``Percentiles``
+labelled ``50%``, ``90%``, ...) give ``TTFT (s|ms)`` and ``TPOT (s|ms)``. ``Request Rate`` -1 means no rate
+limit (closed loop at ``Concurrency``). Sources: evalscope 1.14.1 ``perf/utils/perf_constants.py`` 27-61, 89-103,
 ``benchmark_util.py`` 102-126, 347-430, 522-589, ``db_util.py`` 148-309; v1.6.1 (662338dc)
 ``benchmark_util.py`` 101-135, 385-408.
 """
