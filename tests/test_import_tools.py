@@ -166,3 +166,27 @@ def test_prefill_runs_without_a_tpot_and_constant_arrivals(tmp_path: Path) -> No
     doc = json.loads((DATA / "vllm-bench-serve-detailed.json").read_text())
     (tmp_path / "v.json").write_text(json.dumps(doc).replace('"burstiness": 0.5', '"burstiness": Infinity'))
     assert read_measurements([tmp_path / "v.json"], "llm", DEPLOY)[0].arrival_scv == 0.0
+
+
+REAL_VLLM = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmark-formats" / "vllm-bench-serve"
+
+
+@pytest.mark.skipif(not REAL_VLLM.is_dir(), reason="../shared/data/benchmark-formats is not beside the project")
+def test_real_vllm_runs_of_llm_d_benchmark() -> None:
+    """The three real vLLM runs kept from llm-d-benchmark (exp-7, Apache-2.0), by hand from their fields: the
+    H100 1P1D run at 3.6 req/s with burstiness 100 (arrival SCV 0.01), mean TTFT 0.24954 s, TPOT 17.815 ms, mean
+    lengths 1,599,800 / 200 = 7,999 in and 40,000 / 200 = 200 out; as a prefill point, 1,599,800 input tokens over
+    57.2657 s = 27,936.4 tok/s at 7,999 tokens. The A100 2P1D run completed 240 of 250 requests: its lengths are
+    per completed request (2,400,000 / 240 = 10,000)."""
+    h100 = REAL_VLLM / "llm-d-benchmark_exp-7_H100_llm-d-1p1d_benchmark_2025-05-13_04-37-51.json"
+    a100 = REAL_VLLM / "llm-d-benchmark_exp-7_A100_llm-d-2p1d_benchmark_2025-05-11_23-39-15.json"
+    point = read_measurements([h100], "llama8b", "prefill=h100x1:1+decode=h100x1:1")[0]
+    assert point.rate_rps == 3.6 and point.arrival_scv == pytest.approx(0.01)
+    assert point.ttft_s["mean"] == pytest.approx(0.2495401489) and point.tpot_ms["mean"] == pytest.approx(17.8153226)
+    assert (point.input_tokens_mean, point.output_tokens_mean) == (7999.0, 200.0)
+    from pdopt.io.importers import import_vllm_bench
+
+    prof, _ = import_vllm_bench([h100], "llama8b", "h100", 1, "prefill")
+    assert prof["max_throughput_by_input"] == [{"input_tokens": 7999,
+                                                "max_throughput_tok_per_s": round(1599800 / 57.265733883017674, 1)}]
+    assert read_measurements([a100], "llama8b", "prefill=a100x1:2+decode=a100x1:1")[0].input_tokens_mean == 10000.0
