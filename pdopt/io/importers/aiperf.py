@@ -30,7 +30,7 @@ import numpy as np
 
 from pdopt.errors import InputError
 from pdopt.io.files import read_text
-from pdopt.io.importers.common import untrusted
+from pdopt.io.importers.guard import untrusted
 
 __all__ = ["AiperfRun", "is_aiperf", "read_aiperf"]
 

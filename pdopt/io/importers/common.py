@@ -17,15 +17,13 @@ before it is returned; a user's mistake becomes an :class:`~pdopt.io.InputError`
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
 import math
 import re
-import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -253,24 +251,3 @@ def detect_format(path: str | Path) -> Format:
     raise InputError(f"{p}: {_NOT_RECOGNISED} (a pdopt CSV's header names model,gpu_type,gpus_per_instance,role,...; "
                      "a Splitwise perf_model.csv's names prompt_time and token_time; a vLLM bench result is a JSON "
                      "object with duration, completed, total_input_tokens, ...)")
-
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def untrusted(what: str) -> Callable[[_F], _F]:
-    """A reader of benchmark files whose every failure on a malformed file is an InputError naming the file: a
-    value of the wrong type, a number too large, nesting too deep, a damaged archive (the readers check what they
-    use by name; this catches the shapes they do not expect)."""
-    def wrap(func: _F) -> _F:
-        @functools.wraps(func)
-        def guarded(path: Any, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return func(path, *args, **kwargs)
-            except InputError:
-                raise
-            except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError, RecursionError,
-                    zipfile.BadZipFile) as exc:
-                raise InputError(f"{path}: not a readable {what} ({type(exc).__name__}: {exc})") from None
-        return guarded  # type: ignore[return-value]
-    return wrap

@@ -34,7 +34,8 @@ import numpy as np
 
 from pdopt.errors import InputError
 from pdopt.io.files import limit_bytes, read_text
-from pdopt.io.importers.common import THROUGHPUT_DIGITS, TPOT_DIGITS, _profile_head, _tidy, _validated, untrusted
+from pdopt.io.importers.common import THROUGHPUT_DIGITS, TPOT_DIGITS, _profile_head, _tidy, _validated
+from pdopt.io.importers.guard import untrusted
 from pdopt.io.importers.monotone import MONOTONE_FITS, monotone_fit, moved_note
 
 __all__ = ["DECODE_KEYS", "DECODE_OUTPUT_TOKENS", "PREFILL_KEYS", "import_dynamo_profile", "read_arrays"]

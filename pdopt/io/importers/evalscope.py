@@ -27,7 +27,7 @@ from typing import Any
 
 from pdopt.errors import InputError
 from pdopt.io.files import read_text
-from pdopt.io.importers.common import untrusted
+from pdopt.io.importers.guard import untrusted
 
 __all__ = ["EvalscopeRun", "is_evalscope", "read_evalscope"]
 
