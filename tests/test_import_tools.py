@@ -190,3 +190,23 @@ def test_real_vllm_runs_of_llm_d_benchmark() -> None:
     assert prof["max_throughput_by_input"] == [{"input_tokens": 7999,
                                                 "max_throughput_tok_per_s": round(1599800 / 57.265733883017674, 1)}]
     assert read_measurements([a100], "llama8b", "prefill=a100x1:2+decode=a100x1:1")[0].input_tokens_mean == 10000.0
+
+
+def test_fidelity_sets_the_measured_handoff_beside_the_model() -> None:
+    """EvalScope's P->D handoff (27.5 ms) beside the model's: the prefill shape's transfer (two-periods.yaml's
+    ttft_overhead_s, 250 ms) plus one decode iteration (the predicted mean TPOT)."""
+    import dataclasses
+
+    import pdopt
+    from pdopt.comparison.fidelity import evaluate
+
+    root = Path(__file__).resolve().parent.parent
+    inst = pdopt.load_instance(root / "instances" / "tiny" / "two-periods.yaml").period_instance("day")
+    point = read_measurements([DATA / "evalscope-c-pd" / "benchmark_summary.json"], "llm",
+                              "prefill=gpux1:3+decode=gpux1:2")[0]
+    point = dataclasses.replace(point, input_tokens_mean=None, output_tokens_mean=None)
+    rows = evaluate(inst, [point], simulate_runs=False)[0].rows
+    handoff = next(r for r in rows if r["metric"] == "pd_handoff_ms")
+    tpot = next(r for r in rows if (r["metric"], r["statistic"]) == ("tpot_ms", "mean"))["capacity_model"]
+    assert handoff["measured"] == pytest.approx(27.5)
+    assert handoff["capacity_model"] == pytest.approx(250.0 + tpot)

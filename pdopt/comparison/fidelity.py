@@ -205,8 +205,36 @@ def evaluate(instance: Instance, points: list[MeasuredPoint], requests: int = 20
                              "simulator": s, "simulator_error": _error(s, value),
                              "simulator_ci99_half_width": half,
                              **({"overloaded": pred["overloaded"]} if pred.get("overloaded") else {})})
+        if point.pd_handoff_ms is not None:
+            rows.append(_handoff_row(sub, point, pred))
         results.append(PointResult(point, point.rate_rps, rows))
     return results
+
+
+def _handoff_row(sub: Instance, point: MeasuredPoint, pred: dict[str, Any]) -> dict[str, Any]:
+    """The measured P->D handoff (EvalScope: the gap between a request's first and second streamed chunk) beside
+    the model's: the KV transfer of its prefill shapes (each shape's TTFT overhead: the network's transfer time
+    when the instance states a network, else the workload's ``ttft_overhead_s``; weighted by the instances of each
+    shape) plus one decode iteration (the predicted mean TPOT), in ms."""
+    from pdopt.instance import PrefillProfile
+    from pdopt.perf.prefill import shape_workload
+
+    total, count = 0.0, 0
+    for s in point.deployment.shapes:
+        if s.role != "prefill":
+            continue
+        prof = sub.profile(point.model, "prefill", s.gpu_type, s.gpus_per_instance, s.variant)
+        shaped = shape_workload(sub, prof) if isinstance(prof, PrefillProfile) else None
+        if shaped is not None and not isinstance(shaped, str):
+            total += s.count * shaped.ttft_overhead_s * 1000.0
+            count += s.count
+    tpot = (pred.get("tpot_ms") or {}).get("mean")
+    model = total / count + tpot if count and tpot is not None else None
+    measured = point.pd_handoff_ms
+    assert measured is not None  # called for points that measured it
+    return {"metric": "pd_handoff_ms", "statistic": "mean", "measured": measured, "capacity_model": model,
+            "capacity_model_error": _error(model, measured), "simulator": None, "simulator_error": None,
+            "simulator_ci99_half_width": None}
 
 
 def summary(results: list[PointResult]) -> dict[str, dict[str, dict[str, float | None]]]:
