@@ -365,6 +365,16 @@ class Plan:
             raise InputError(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems))
         return plan
 
+    def to_frame(self, table: str = "placements") -> Any:
+        """A pandas DataFrame of the plan: ``placements`` (one row per placement), ``pools`` or ``cost`` (by model,
+        role and GPU type); columns in :mod:`pdopt.tables`. pandas is an optional extra, imported only here."""
+        from pdopt import tables
+
+        rows = {"placements": tables.placement_rows, "pools": tables.pool_rows, "cost": tables.cost_rows}
+        if table not in rows:
+            raise ValueError(f"table: '{table}' is not one of {', '.join(rows)}")
+        return tables.frame(rows[table](self))
+
     def replace(self, **changes: Any) -> Plan:
         """A copy with fields changed (the plan is frozen)."""
         return dataclasses.replace(self, **changes)

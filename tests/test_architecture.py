@@ -23,6 +23,7 @@ DEFERRED_THIRD_PARTY: dict[str, str] = {
     "numpy": "the generator of synthetic instances (read by the CLI's parser at start-up)",
     "pydantic": "the plan's validator, built on first use",
     "highspy": "HiGHS's interrupt callback type, only when HiGHS solves (an optional extra)",
+    "pandas": "DataFrames, only when a frame is asked for (an optional extra)",
 }
 """Third-party packages pdopt may import inside a function (to start fast), and why; docs/architecture.md
 repeats this list. Any other deferred third-party import fails :func:`test_deferred_imports_are_listed`."""

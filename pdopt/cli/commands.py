@@ -34,14 +34,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
                          "`pdopt fidelity --plot`)")
     plan = solve(instance, opts, scale_demand=args.scale_demand, maximize_scale=args.maximize_scale,
                  explain_mode=args.explain_mode)
-    print(dump_json(plan.to_dict()) if args.format == "json" else format_plan(plan))
+    if args.format == "csv":
+        from pdopt.tables import placement_rows, rows_csv
+
+        print(rows_csv(placement_rows(plan)), end="")
+    else:
+        print(dump_json(plan.to_dict()) if args.format == "json" else format_plan(plan))
     if plan.solver.interrupted:
         what = "the best plan found so far is above" if plan.has_plan else "no plan was found before"
         print(f"pdopt: interrupted; {what}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if plan.has_plan:
         return EXIT_OK
-    if args.format == "json":
+    if args.format in ("json", "csv"):
         print(f"pdopt: no feasible plan: {plan.reason}", file=sys.stderr)
     if plan.status in (SolveStatus.INFEASIBLE, SolveStatus.NO_SOLUTION):
         return EXIT_INFEASIBLE
@@ -62,7 +67,13 @@ def _plan_horizon(instance: Any, args: argparse.Namespace, opts: Any) -> int:
     if args.plot is not None and Path(args.plot).exists():
         raise InputError(f"--plot: {args.plot} exists; pdopt does not overwrite files")
     plan = plan_horizon(instance, opts)
-    print(dump_json(plan.to_dict()) if args.format == "json" else format_horizon(plan))
+    if args.format == "csv":
+        from pdopt.tables import placement_rows, rows_csv
+
+        print(rows_csv([{"period": p.name, "hours": p.hours, **row} for p in plan.periods
+                        for row in placement_rows(p.plan)]), end="")
+    else:
+        print(dump_json(plan.to_dict()) if args.format == "json" else format_horizon(plan))
     if args.plot is not None and plan.has_plan:
         from pdopt.io.files import write_new
         from pdopt.plot_horizon import plot_horizon
@@ -81,6 +92,11 @@ def cmd_capacity(args: argparse.Namespace) -> int:
 
     inst = _load_instance(args.file, args.allow_path)
     tab = capacity_table(inst)
+    if args.format == "csv":
+        from pdopt.tables import capacity_rows, rows_csv
+
+        print(rows_csv(capacity_rows(tab)), end="")
+        return EXIT_OK
     if args.format == "json":
         from pdopt.instance import AggregatedProfile
         from pdopt.perf.aggregated_fit import planned_iteration
@@ -247,6 +263,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if tight is not None:
             data["tightness"] = tight
         print(dump_json(data))
+    elif args.format == "csv":
+        from pdopt.tables import rows_csv, simulation_rows
+
+        print(rows_csv(simulation_rows(result)), end="")
     else:
         print(format_simulation(result, tight))
     if result.partial:

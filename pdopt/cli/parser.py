@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="plan the cheapest fleet for an instance file")
     plan.add_argument("file", help="instance file (YAML or JSON)")
-    plan.add_argument("--format", choices=("table", "json"), default="table")
+    plan.add_argument("--format", choices=("table", "json", "csv"), default="table")
     _solver_flags(plan, None)
     plan.add_argument("--scale-demand", type=_multiplier, default=1.0, metavar="F",
                       help="multiply every demand by F (what if traffic grows 20%%? F = 1.2)")
@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     cap = sub.add_parser("capacity", aliases=["curves"],
                          help="per shape: capacity at the SLOs, the binding limit, the model used, its inputs")
     cap.add_argument("file")
-    cap.add_argument("--format", choices=("table", "json"), default="table")
+    cap.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
     val = sub.add_parser("validate", help="check an instance file and say what is wrong, field by field")
     val.add_argument("file")
@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "replays its own seconds of the trace, as demand_trace maps them)")
     sim.add_argument("--static", action="store_true",
                      help="an instance with a horizon: simulate the static plan for the peak instead")
-    sim.add_argument("--format", choices=("table", "json"), default="table")
+    sim.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
     cmp_ = sub.add_parser("compare", help="the MILP plan against heuristic baselines (cost, feasibility, SLOs)")
     cmp_.add_argument("file")
