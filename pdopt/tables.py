@@ -18,7 +18,8 @@ Columns:
 - capacity table (:func:`capacity_rows`): ``model, role, gpu_type, gpus_per_instance, variant, capacity_rps,
   throughput_tok_per_s, binding, formula`` per usable shape;
 - simulation (:func:`simulation_rows`): per model, metric (``ttft_s``, ``tpot_ms``) and statistic, the simulated
-  value, its 99% half-width (means), the prediction and the SLO target when that statistic is the SLO's.
+  value, its 99% half-width (means), the prediction and the SLO target when that statistic is the SLO's;
+- comparison (:func:`comparison_rows`): per approach (the MILP, each baseline) :data:`COMPARISON_COLUMNS`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
     from pdopt.plan import Plan
     from pdopt.sim.run import SimResult
 
-__all__ = ["capacity_rows", "cost_rows", "frame", "placement_rows", "pool_rows", "rows_csv", "simulation_rows"]
+__all__ = ["COMPARISON_COLUMNS", "capacity_rows", "comparison_rows", "cost_rows", "frame", "placement_rows",
+           "pool_rows", "rows_csv", "simulation_rows"]
 
 Row = dict[str, Any]
 
@@ -89,6 +91,23 @@ def simulation_rows(result: SimResult) -> list[Row]:
                             "ci99_half_width": m[metric].get("ci99_half_width") if stat == "mean" else None,
                             "predicted": predicted.get(stat),
                             "slo_target": target if stat == stat_of_slo else None})
+    return out
+
+
+COMPARISON_COLUMNS = ("name", "cost_usd_per_hour", "gpus", "nodes", "feasible", "violations",
+                      "saving_vs_milp_usd_per_hour", "saving_pct", "slo_met", "attainment", "reason")
+"""The columns of a comparison row (``pdopt compare``): each approach's plan and what the MILP saves on it."""
+
+
+def comparison_rows(rows: Sequence[Row]) -> list[Row]:
+    """``pdopt compare``'s rows (:func:`pdopt.comparison.baselines.compare`) with the scalar columns of
+    :data:`COMPARISON_COLUMNS` (None where a row has none)."""
+    out = []
+    for r in rows:
+        row = {c: r.get(c) for c in COMPARISON_COLUMNS}
+        if isinstance(row["violations"], list):  # the verifier's findings: their number in a table
+            row["violations"] = len(row["violations"])
+        out.append(row)
     return out
 
 

@@ -79,3 +79,16 @@ def test_pandas_is_loaded_only_for_a_frame() -> None:
     out = subprocess.run([sys.executable, "-c", code + "plan.to_frame()\n" + check], cwd=ROOT, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_comparison_and_simulation_frames(capsys: pytest.CaptureFixture[str]) -> None:
+    """compare --format csv: one row per approach, the MILP's cost the plan's (224 USD/h, the paper); a
+    simulation's frame has its rows."""
+    assert main(["compare", "instances/paper/dsv31-h200-5mtpm.yaml", "--format", "csv"]) == 0
+    back = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    milp = next(r for r in back if r["name"] == "milp")
+    assert float(milp["cost_usd_per_hour"]) == pytest.approx(224.0) and milp["violations"] == "0"
+    inst = pdopt.load_instance(ROOT / "instances" / "paper" / "dsv31-h200-5mtpm.yaml")
+    res = pdopt.simulate(inst, pdopt.solve(inst), pdopt.SimOptions(requests=1000, seed=2))
+    df = res.to_frame()
+    assert len(df) == 10 and set(df["metric"]) == {"ttft_s", "tpot_ms"}

@@ -193,6 +193,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         rows, interrupted = partial.done, True
     if args.format == "json":
         print(dump_json({"rows": rows, "partial": interrupted}))
+    elif args.format == "csv":
+        from pdopt.tables import comparison_rows, rows_csv
+
+        print(rows_csv(comparison_rows(rows)), end="")
     else:
         cols = ["name", "cost_usd_per_hour", "gpus", "nodes", "feasible", "saving_vs_milp_usd_per_hour",
                 "saving_pct"]

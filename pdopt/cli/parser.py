@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also simulate every plan with N requests and report SLO attainment")
     cmp_.add_argument("--seed", type=_seed, default=0)
     _solver_flags(cmp_, None)
-    cmp_.add_argument("--format", choices=("table", "json"), default="table")
+    cmp_.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
     fid = sub.add_parser("fidelity", help="the capacity model and the simulator against your measured runs")
     fid.add_argument("file", help="instance file")

@@ -89,6 +89,13 @@ class SimResult:
         """True when every model meets both its TTFT and TPOT SLO as stated in the instance."""
         return all(m["slo_met"] for m in self.models.values())
 
+    def to_frame(self) -> Any:
+        """A pandas DataFrame: per model, metric and statistic, simulated, its 99% half-width, predicted and the SLO
+        target (:func:`pdopt.tables.simulation_rows`; pandas imported only here)."""
+        from pdopt.tables import frame, simulation_rows
+
+        return frame(simulation_rows(self))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``models.<id>.ttft_s`` / ``tpot_ms`` / ``slo_met`` / ``attainment`` are a public contract)."""
         return {"instance": self.instance, "requests_simulated": self.requests_simulated, "wall_s": self.wall_s,
