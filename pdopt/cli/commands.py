@@ -26,6 +26,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from pdopt.report import format_plan
 
     instance = _load_instance(args.file, args.allow_path, periods=True)
+    if args.without:
+        instance = instance.without_gpu_types(args.without)
     opts = solver_options(args)
     if instance.horizon is not None:
         return _plan_horizon(instance, args, opts)
@@ -46,8 +48,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if plan.has_plan:
         return EXIT_OK
-    if args.format in ("json", "csv"):
-        print(f"pdopt: no feasible plan: {plan.reason}", file=sys.stderr)
+    if args.format in ("json", "csv") or args.without:
+        without = f" without {', '.join(args.without)}" if args.without else ""
+        print(f"pdopt: no feasible plan{without}: {plan.reason}", file=sys.stderr)
     if plan.status in (SolveStatus.INFEASIBLE, SolveStatus.NO_SOLUTION):
         return EXIT_INFEASIBLE
     return EXIT_SOLVER

@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="multiply every demand by F (what if traffic grows 20%%? F = 1.2)")
     plan.add_argument("--maximize-scale", action="store_true",
                       help="fixed inventory: the largest uniform demand multiplier it serves, and its plan")
+    plan.add_argument("--without", action="append", default=[], metavar="GPU_TYPE",
+                      help="plan as if this GPU type were unavailable (repeatable): its pools and profiles left "
+                           "out; exits 3 naming what is missing when no plan is left")
     plan.add_argument("--plot", default=None, metavar="FILE.png",
                       help="an instance with a horizon: write demand, capacity, GPUs and cost per period (a new "
                            "file)")

@@ -7,6 +7,7 @@ checked once the whole instance is read, and every problem is reported with the 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -426,6 +427,22 @@ class Instance(StrictModel):
         workloads = {mid: w.model_dump(mode="json") for mid, w in self.workloads.items()}
         workloads[model]["demand"] = demand
         return self._revalidated({"workloads": workloads}, f"{self.name}.with_demand('{model}')")
+
+    def without_gpu_types(self, names: Sequence[str]) -> Instance:
+        """A copy as if the GPU types ``names`` were unavailable: without them, their node pools and their
+        profiles (a fallback plan: "any of A100, H100 or L40S, whichever is free"). InputError naming an unknown
+        type; the copy is validated (a model left without a profile of some role is named)."""
+        unknown = [g for g in names if g not in self.gpu_types]
+        if unknown:
+            raise InputError(f"--without {unknown[0]}: no GPU type '{unknown[0]}' in the instance "
+                             f"({', '.join(self.gpu_types)})")
+        gone = set(names)
+        doc = self.model_dump(mode="json")
+        doc["gpu_types"] = {g: t for g, t in doc["gpu_types"].items() if g not in gone}
+        doc["node_pools"] = {p: n for p, n in doc["node_pools"].items() if n["gpu_type"] not in gone}
+        doc["profiles"] = [p for p in doc["profiles"] if p["gpu_type"] not in gone]
+        doc["name"] = f"{self.name}.without-{'-'.join(sorted(gone))}"
+        return validate_instance(doc, f"{self.name} without {', '.join(sorted(gone))}")
 
     def _revalidated(self, changes: dict[str, Any], source: str) -> Instance:
         """This instance's dump with ``changes`` over its top-level fields, validated as a loaded document."""
