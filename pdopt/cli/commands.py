@@ -189,6 +189,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.simulate < 0:
         raise InputError(f"--simulate: must be 0 or more requests, got {args.simulate}")
     instance = _load_instance(args.file, args.allow_path)
+    if args.fallbacks:
+        return _fallbacks(instance, args)
     interrupted = False
     try:
         rows = compare(instance, simulate_requests=args.simulate, options=solver_options(args), seed=args.seed)
@@ -216,6 +218,56 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if interrupted:
         print(f"pdopt: interrupted; {len(rows)} row(s) done are above (partial)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def fallback_rows(instance: Instance, options: SolverOptions) -> list[dict[str, Any]]:
+    """The plan with every GPU type, then for each type the plan without it, ranked: plans by cost, then the types
+    without which no plan exists (with the reason). ``extra_usd_per_hour`` is what losing the type costs."""
+    from pdopt.optimize.pipeline import solve
+
+    full = solve(instance, options)
+    base = full.objective_usd_per_hour if full.has_plan else None
+    rows: list[dict[str, Any]] = []
+    for g in instance.gpu_types:
+        try:
+            reduced = instance.without_gpu_types([g])
+        except InputError as exc:  # a model left with no profile of some role
+            rows.append({"without": g, "cost_usd_per_hour": None, "extra_usd_per_hour": None,
+                         "gpu_types_used": "", "reason": str(exc).splitlines()[-1].strip()})
+            continue
+        plan = solve(reduced, options)
+        cost = plan.objective_usd_per_hour if plan.has_plan else None
+        rows.append({"without": g, "cost_usd_per_hour": cost,
+                     "extra_usd_per_hour": None if cost is None or base is None else cost - base,
+                     "gpu_types_used": ",".join(sorted({p.gpu_type for p in plan.placements})),
+                     "reason": None if plan.has_plan else _short(plan.reason or "")})
+    rows.sort(key=lambda r: (r["cost_usd_per_hour"] is None, r["cost_usd_per_hour"] or 0.0, r["without"]))
+    return [{"without": "(nothing)", "cost_usd_per_hour": base, "extra_usd_per_hour": 0.0 if base is not None
+             else None, "gpu_types_used": ",".join(sorted({p.gpu_type for p in full.placements})),
+             "reason": None if full.has_plan else full.reason}, *rows]
+
+
+def _short(reason: str) -> str:
+    """An infeasibility reason on one line: what stays uncovered and what is short (its indented lines)."""
+    lines = [ln.strip() for ln in reason.splitlines()]
+    detail = [ln for ln in lines[1:] if ln and not ln.endswith(":")]
+    return "; ".join(detail) if detail else lines[0] if lines else ""
+
+
+def _fallbacks(instance: Instance, args: argparse.Namespace) -> int:
+    from pdopt.io import dump_json
+    from pdopt.report import table
+    from pdopt.tables import rows_csv
+
+    rows = fallback_rows(instance, solver_options(args))
+    if args.format == "json":
+        print(dump_json({"fallbacks": rows}))
+    elif args.format == "csv":
+        print(rows_csv(rows), end="")
+    else:
+        cols = ["without", "cost_usd_per_hour", "extra_usd_per_hour", "gpu_types_used", "reason"]
+        print(table(cols, [[r[c] for c in cols] for r in rows]))
     return EXIT_OK
 
 

@@ -176,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--simulate", type=int, default=0, metavar="N",
                       help="also simulate every plan with N requests and report SLO attainment")
     cmp_.add_argument("--seed", type=_seed, default=0)
+    cmp_.add_argument("--fallbacks", action="store_true",
+                      help="instead: for each GPU type, the plan without it, ranked by cost (what to do when a type "
+                           "is not available)")
     _solver_flags(cmp_, None)
     cmp_.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
