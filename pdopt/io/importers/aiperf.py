@@ -21,7 +21,6 @@ requests/sec, ns), not assumed.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ import numpy as np
 
 from pdopt.errors import InputError
 from pdopt.io.files import read_text
-from pdopt.io.importers.guard import untrusted
+from pdopt.io.importers.guard import finite_number, untrusted
 
 __all__ = ["AiperfRun", "is_aiperf", "read_aiperf"]
 
@@ -68,17 +67,6 @@ def is_aiperf(path: Path, text: str) -> bool:
         '"metrics"' in head and '"metadata"' in head and path.suffix.lower() == ".jsonl")
 
 
-def _finite(value: Any, where: str) -> float:
-    try:
-        ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-    except OverflowError:  # an integer too large for a float
-        ok = False
-    if not ok:
-        shown = "a huge integer" if isinstance(value, int) and not isinstance(value, bool) else repr(value)
-        raise InputError(f"{where}: expected a finite number, got {shown}")
-    return float(value)
-
-
 _ALIASES = {"ttft": "time_to_first_token"}
 """AIPerf 0.1.x tags and their later names (renamed with the flat layout, ai-dynamo/aiperf 43b78902)."""
 
@@ -103,7 +91,7 @@ def _stats(m: dict[str, Any], scale: float, where: str) -> dict[str, float]:
     out = {}
     for stat, key in _SUMMARY_KEYS.items():
         if m.get(key) is not None:
-            out[stat] = _finite(m[key], f"{where}.{key}") * scale
+            out[stat] = finite_number(m[key], f"{where}.{key}") * scale
     return out
 
 
@@ -122,14 +110,16 @@ def _summary(path: Path, doc: dict[str, Any]) -> AiperfRun:
     ttft = _stats(metric("ttft", "ms"), 1e-3, f"{where}: {prefix}time_to_first_token")
     itl = {} if "inter_token_latency" not in records else _stats(  # none for runs of one output token
         metric("inter_token_latency", "ms"), 1.0, f"{where}: {prefix}inter_token_latency")
-    rate = _finite(metric("request_throughput", "requests/sec").get("avg"), f"{where}: {prefix}request_throughput.avg")
-    isl = _finite(metric("input_sequence_length", "tokens").get("avg"), f"{where}: {prefix}input_sequence_length.avg")
-    osl = _finite(metric("output_sequence_length", "tokens").get("avg"),
-                  f"{where}: {prefix}output_sequence_length.avg")
+    rate = finite_number(metric("request_throughput", "requests/sec").get("avg"),
+                         f"{where}: {prefix}request_throughput.avg")
+    isl = finite_number(metric("input_sequence_length", "tokens").get("avg"),
+                        f"{where}: {prefix}input_sequence_length.avg")
+    osl = finite_number(metric("output_sequence_length", "tokens").get("avg"),
+                        f"{where}: {prefix}output_sequence_length.avg")
     count = 0
     if "request_count" in records:  # legacy genai-perf has none
-        count = int(_finite(metric("request_count", ("requests", "count")).get("avg"),
-                            f"{where}: {prefix}request_count.avg"))
+        count = int(finite_number(metric("request_count", ("requests", "count")).get("avg"),
+                                  f"{where}: {prefix}request_count.avg"))
     errors = doc.get("error_summary") or []
     failed = sum(int(e.get("count", 0)) for e in errors if isinstance(e, dict))
     config = doc.get("input_config") or {}
@@ -138,7 +128,7 @@ def _summary(path: Path, doc: dict[str, Any]) -> AiperfRun:
     req_rate = loadgen.get("request_rate")
     return AiperfRun(where, rate, ttft, itl, isl, osl, count, failed,
                      int(conc) if isinstance(conc, int) and not isinstance(conc, bool) else None,
-                     _finite(req_rate, f"{where}: input_config.loadgen.request_rate") if req_rate is not None
+                     finite_number(req_rate, f"{where}: input_config.loadgen.request_rate") if req_rate is not None
                      else None)
 
 
@@ -146,7 +136,7 @@ def _value(metrics: dict[str, Any], tag: str, unit: str, where: str) -> float:
     m = metrics.get(tag)
     if not isinstance(m, dict) or m.get("unit") != unit:
         raise InputError(f"{where}: metrics.{tag} is missing or not in {unit}")
-    return _finite(m.get("value"), f"{where}: metrics.{tag}.value")
+    return finite_number(m.get("value"), f"{where}: metrics.{tag}.value")
 
 
 def _records(path: Path, text: str) -> AiperfRun:

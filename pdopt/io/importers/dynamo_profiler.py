@@ -24,7 +24,6 @@ checked for its dtype, shape and finite values; a missing array is an InputError
 
 from __future__ import annotations
 
-import json
 import math
 import zipfile
 from pathlib import Path
@@ -33,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from pdopt.errors import InputError
-from pdopt.io.files import limit_bytes, read_text
+from pdopt.io.files import limit_bytes
 from pdopt.io.importers.common import THROUGHPUT_DIGITS, TPOT_DIGITS, _profile_head, _tidy, _validated
-from pdopt.io.importers.guard import untrusted
+from pdopt.io.importers.guard import read_json, untrusted
 from pdopt.io.importers.monotone import MONOTONE_FITS, monotone_fit, moved_note
 
 __all__ = ["DECODE_KEYS", "DECODE_OUTPUT_TOKENS", "PREFILL_KEYS", "import_dynamo_profile", "read_arrays"]
@@ -68,10 +67,7 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
         except (ValueError, OSError, EOFError) as exc:
             raise InputError(f"{p}: not a readable .npz without pickled objects ({exc})") from None
     else:
-        try:
-            doc = json.loads(read_text(p, "profiler data", kind="benchmark"))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{p}: not JSON ({exc.msg})") from None
+        doc = read_json(p, "profiler data")
         if not isinstance(doc, dict):
             raise InputError(f"{p}: expected an object of arrays")
         raw = {}

@@ -19,15 +19,12 @@ limit (closed loop at ``Concurrency``). Sources: evalscope 1.14.1 ``perf/utils/p
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pdopt.errors import InputError
-from pdopt.io.files import read_text
-from pdopt.io.importers.guard import untrusted
+from pdopt.io.importers.guard import finite_number, read_json, untrusted
 
 __all__ = ["EvalscopeRun", "is_evalscope", "read_evalscope"]
 
@@ -75,13 +72,7 @@ def _num(doc: dict[str, Any], key: str, where: str, optional: bool = False) -> f
     value = doc.get(key)
     if value is None and optional:
         return None
-    try:
-        ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-    except OverflowError:
-        ok = False
-    if not ok or not isinstance(value, int | float):
-        raise InputError(f"{where}: '{key}': expected a finite number, got {_shown(value)}")
-    return float(value)
+    return finite_number(value, f"{where}: '{key}'")
 
 
 def _percentiles(path: Path, generation: str) -> tuple[dict[str, float], dict[str, float]]:
@@ -89,10 +80,7 @@ def _percentiles(path: Path, generation: str) -> tuple[dict[str, float], dict[st
     rows_path = path.with_name("benchmark_percentile.json")
     if not rows_path.is_file():
         return {}, {}
-    try:
-        rows = json.loads(read_text(rows_path, "EvalScope percentiles", kind="benchmark"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{rows_path}: not JSON ({exc.msg})") from None
+    rows = read_json(rows_path, "EvalScope percentiles")
     if not isinstance(rows, list):
         raise InputError(f"{rows_path}: expected a list of percentile rows")
     ttft_key, ttft_scale = ("TTFT (s)", 1.0) if generation == "A" else ("TTFT (ms)", 1e-3)
@@ -115,10 +103,7 @@ def read_evalscope(path: str | Path) -> EvalscopeRun:
     """One EvalScope run from its ``benchmark_summary.json`` (and the percentile file beside it)."""
     p = Path(path)
     where = str(p)
-    try:
-        doc = json.loads(read_text(p, "EvalScope summary", kind="benchmark"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{p}: not JSON ({exc.msg})") from None
+    doc = read_json(p, "EvalScope summary")
     if not is_evalscope(doc):
         raise InputError(f"{p}: not an EvalScope benchmark_summary.json (no TTFT key of any generation)")
     generation, ttft_key, ttft_scale = next(g for g in _TTFT if g[1] in doc)
@@ -139,8 +124,3 @@ def read_evalscope(path: str | Path) -> EvalscopeRun:
         int(conc) if conc is not None else None, configured if configured is not None and configured > 0 else None,
         _num(doc, "Avg PD Handoff Latency (ms)", where, optional=True),
         _num(doc, "Avg PD Handoff Overhead (ms)", where, optional=True))
-
-
-def _shown(value: Any) -> str:
-    """A value for a message: ``a huge integer`` rather than thousands of digits."""
-    return "a huge integer" if isinstance(value, int) and not isinstance(value, bool) else repr(value)

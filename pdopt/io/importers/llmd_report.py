@@ -20,14 +20,13 @@ reports kept in ../shared/data/benchmark-formats/llm-d-benchmark-report/ are the
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pdopt.errors import InputError
 from pdopt.io.files import read_text
-from pdopt.io.importers.guard import untrusted
+from pdopt.io.importers.guard import finite_number, untrusted
 from pdopt.io.instances import parse_document
 
 __all__ = ["LlmdRun", "is_llmd_report", "read_llmd_report"]
@@ -76,20 +75,9 @@ def _get(doc: Any, path: str, where: str) -> Any:
     return node
 
 
-def _number(value: Any, where: str) -> float:
-    try:
-        ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-    except OverflowError:
-        ok = False
-    if not ok:
-        raise InputError(f"{where}: expected a finite number, got "
-                         f"{_shown(value)}")
-    return float(value)
-
-
 def _whole(value: Any, where: str) -> int:
     """A positive whole number (GPUs, replicas): 2.5 GPUs is refused, not rounded."""
-    x = _number(value, where)
+    x = finite_number(value, where)
     if x < 1 or not x.is_integer():
         raise InputError(f"{where}: expected a whole number of at least 1, got {value!r}")
     return int(x)
@@ -101,7 +89,7 @@ def _stats(stat: Any, scales: dict[str, float], where: str) -> dict[str, float]:
     units = stat.get("units")
     if not isinstance(units, str) or units not in scales:
         raise InputError(f"{where}.units: {units!r} is not one of {', '.join(scales)}")
-    return {s: _number(stat[s], f"{where}.{s}") * scales[units] for s in STATS if stat.get(s) is not None}
+    return {s: finite_number(stat[s], f"{where}.{s}") * scales[units] for s in STATS if stat.get(s) is not None}
 
 
 def _stack_v02(doc: dict[str, Any], where: str) -> tuple[tuple[str, str, int, int], ...]:
@@ -151,7 +139,8 @@ def read_llmd_report(path: str | Path) -> LlmdRun:
         stack = _stack_v01(doc, where)
         m = _get(doc, "metrics", where)
         latency, base = _get(m, "latency", where), "metrics"
-        rate = _number(_get(m, "throughput.requests_per_sec", where), f"{where}: metrics.throughput.requests_per_sec")
+        rate = finite_number(_get(m, "throughput.requests_per_sec", where),
+                             f"{where}: metrics.throughput.requests_per_sec")
         lengths = m.get("requests") or {}
         model = (doc.get("scenario", {}).get("model") or {}).get("name")
     else:
@@ -171,11 +160,6 @@ def read_llmd_report(path: str | Path) -> LlmdRun:
 
     def mean(key: str) -> float | None:
         stat = lengths.get(key)
-        return _number(stat.get("mean"), f"{where}: {key}.mean") if isinstance(stat, dict) else None
+        return finite_number(stat.get("mean"), f"{where}: {key}.mean") if isinstance(stat, dict) else None
 
     return LlmdRun(where, version, model, stack, rate, ttft, tpot, mean("input_length"), mean("output_length"))
-
-
-def _shown(value: Any) -> str:
-    """A value for a message: ``a huge integer`` rather than thousands of digits."""
-    return "a huge integer" if isinstance(value, int) and not isinstance(value, bool) else repr(value)
