@@ -229,20 +229,28 @@ def _vllm_points(path: Path, model: str | None, deployment: Deployment | None) -
     return out
 
 
+def _run_point(model: str, deployment: Deployment, source: str, rate: float, ttft_s: dict[str, float],
+               tpot_ms: dict[str, float], input_mean: float | None, output_mean: float | None,
+               **extra: float | None) -> MeasuredPoint:
+    """One measured run as a reader gave it (TTFT statistics in seconds, TPOT in milliseconds, mean lengths where
+    the run reports them), every number held to :data:`LIMITS` as a CSV cell would be."""
+    ttft = {s: check_value(v, source, f"ttft_{s}_s") for s, v in ttft_s.items()}
+    tpot = {s: check_value(v, source, f"tpot_{s}_ms") for s, v in tpot_ms.items()}
+    lengths = {k: check_value(v, source, k) for k, v in (("input_tokens_mean", input_mean),
+                                                         ("output_tokens_mean", output_mean)) if v is not None}
+    return MeasuredPoint(model, deployment, source, check_value(rate, source, "request_rate_rps"), ttft, tpot,
+                         location=source, **lengths, **extra)
+
+
 def _aiperf_points(path: Path, model: str | None, deployment: Deployment | None) -> list[MeasuredPoint]:
     from pdopt.io.importers.aiperf import read_aiperf
 
     if model is None or deployment is None:
         raise InputError(f"{path}: an AIPerf export does not say what it measured: give --model and --deployment")
     run = read_aiperf(path)
-    ttft = {s: check_value(v, run.source, f"ttft_{s}_s") for s, v in run.ttft_s.items()}
-    tpot = {s: check_value(v, run.source, f"tpot_{s}_ms") for s, v in run.tpot_ms.items()}
-    rate = check_value(run.request_rate if run.request_rate is not None else run.rate_rps, run.source,
-                       "request_rate_rps")
-    return [MeasuredPoint(model, deployment, run.source, rate, ttft, tpot,
-                          input_tokens_mean=check_value(run.input_tokens_mean, run.source, "input_tokens_mean"),
-                          output_tokens_mean=check_value(run.output_tokens_mean, run.source, "output_tokens_mean"),
-                          location=run.source)]
+    rate = run.request_rate if run.request_rate is not None else run.rate_rps
+    return [_run_point(model, deployment, run.source, rate, run.ttft_s, run.tpot_ms, run.input_tokens_mean,
+                       run.output_tokens_mean)]
 
 
 def _llmd_points(path: Path, model: str | None, deployment: Deployment | None) -> list[MeasuredPoint]:
@@ -253,25 +261,8 @@ def _llmd_points(path: Path, model: str | None, deployment: Deployment | None) -
         raise InputError(f"{path}: give --model, the instance's id of the model the report measured "
                          f"({run.model or 'unnamed'})")
     dep = deployment or parse_deployment(run.deployment(), f"{path}: scenario")
-    ttft = {s: check_value(v, run.source, f"ttft_{s}_s") for s, v in run.ttft_s.items()}
-    tpot = {s: check_value(v, run.source, f"tpot_{s}_ms") for s, v in run.tpot_ms.items()}
-    lengths = {k: check_value(v, run.source, k) for k, v in (("input_tokens_mean", run.input_tokens_mean),
-                                                             ("output_tokens_mean", run.output_tokens_mean))
-               if v is not None}
-    return [MeasuredPoint(model, dep, run.source, check_value(run.rate_rps, run.source, "request_rate_rps"), ttft,
-                          tpot, location=run.source, **lengths)]
-
-
-def _is_llmd(path: Path) -> bool:
-    from pdopt.io.importers.llmd_report import is_llmd_report
-    from pdopt.io.instances import parse_document
-
-    if path.suffix.lower() not in (".yaml", ".yml", ".json"):
-        return False
-    try:
-        return is_llmd_report(parse_document(read_text(path, "measurements file", kind="benchmark"), str(path)))
-    except InputError:
-        return False
+    return [_run_point(model, dep, run.source, run.rate_rps, run.ttft_s, run.tpot_ms, run.input_tokens_mean,
+                       run.output_tokens_mean)]
 
 
 def _evalscope_points(path: Path, model: str | None, deployment: Deployment | None) -> list[MeasuredPoint]:
@@ -280,35 +271,45 @@ def _evalscope_points(path: Path, model: str | None, deployment: Deployment | No
     if model is None or deployment is None:
         raise InputError(f"{path}: an EvalScope run does not say what it measured: give --model and --deployment")
     run = read_evalscope(path)
-    ttft = {s: check_value(v, run.source, f"ttft_{s}_s") for s, v in run.ttft_s.items()}
-    tpot = {s: check_value(v, run.source, f"tpot_{s}_ms") for s, v in run.tpot_ms.items()}
-    lengths = {k: check_value(v, run.source, k) for k, v in (("input_tokens_mean", run.input_tokens_mean),
-                                                             ("output_tokens_mean", run.output_tokens_mean))
-               if v is not None}
     rate = run.request_rate if run.request_rate is not None else run.rate_rps
-    return [MeasuredPoint(model, deployment, run.source, check_value(rate, run.source, "request_rate_rps"), ttft,
-                          tpot, location=run.source, pd_handoff_ms=run.pd_handoff_ms, **lengths)]
+    return [_run_point(model, deployment, run.source, rate, run.ttft_s, run.tpot_ms, run.input_tokens_mean,
+                       run.output_tokens_mean, pd_handoff_ms=run.pd_handoff_ms)]
 
 
-def _is_evalscope(doc: object) -> bool:
-    from pdopt.io.importers.evalscope import is_evalscope
-
-    return is_evalscope(doc)
-
-
-def _json_doc(path: Path) -> object:
+def _kind(path: Path) -> str:
+    """Which reader a measurements file is for, from one read of it: ``csv`` by suffix; ``llm-d`` for an llm-d
+    Benchmark Report (.yaml, .yml or .json); ``evalscope`` for an EvalScope summary (.json); ``aiperf`` for an
+    AIPerf or genai-perf export; else ``vllm`` (vLLM or SGLang bench JSON), whose reader says what is wrong."""
     import json
 
-    try:
-        return json.loads(read_text(path, "measurements file", kind="benchmark"))
-    except (ValueError, RecursionError):
-        return None
-
-
-def _is_aiperf(path: Path) -> bool:
     from pdopt.io.importers.aiperf import is_aiperf
+    from pdopt.io.importers.evalscope import is_evalscope
+    from pdopt.io.importers.llmd_report import is_llmd_report
+    from pdopt.io.instances import parse_document
 
-    return is_aiperf(path, read_text(path, "measurements file", kind="benchmark"))
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    text = read_text(path, "measurements file", kind="benchmark")
+    if suffix in (".yaml", ".yml", ".json"):
+        try:
+            if is_llmd_report(parse_document(text, str(path))):
+                return "llm-d"
+        except InputError:
+            pass
+    if suffix == ".json":
+        try:
+            doc = json.loads(text)
+        except (ValueError, RecursionError):
+            doc = None
+        if is_evalscope(doc):
+            return "evalscope"
+    return "aiperf" if is_aiperf(path, text) else "vllm"
+
+
+_READERS = {"csv": _csv_points, "llm-d": _llmd_points, "evalscope": _evalscope_points, "aiperf": _aiperf_points,
+            "vllm": _vllm_points}
+"""The points reader for each kind :func:`_kind` tells apart."""
 
 
 def read_measurements(paths: Sequence[str | Path], model: str | None = None,
@@ -321,16 +322,7 @@ def read_measurements(paths: Sequence[str | Path], model: str | None = None,
     points: list[MeasuredPoint] = []
     for raw in paths:
         p = Path(raw)
-        if p.suffix.lower() == ".csv":
-            points += _csv_points(p, model, dep)
-        elif _is_llmd(p):
-            points += _llmd_points(p, model, dep)
-        elif p.suffix.lower() == ".json" and _is_evalscope(_json_doc(p)):
-            points += _evalscope_points(p, model, dep)
-        elif _is_aiperf(p):
-            points += _aiperf_points(p, model, dep)
-        else:
-            points += _vllm_points(p, model, dep)
+        points += _READERS[_kind(p)](p, model, dep)
     if not points:
         raise InputError("fidelity: no measured points given")
     return points
