@@ -42,6 +42,20 @@ def _validate(obj: dict[str, Any], entry: tuple[str, str]) -> None:
     jsonschema.Draft202012Validator(_schema(entry)).validate(obj)
 
 
+def _planned(plan: pdopt.Plan) -> dict[tuple[str, str, str], int]:
+    """Instances the plan places per (model as Kubernetes names it, role, pool): what an export must deploy."""
+    planned: dict[tuple[str, str, str], int] = {}
+    for p in plan.placements:
+        key = (p.model.replace("_", "-"), p.role, p.pool)
+        planned[key] = planned.get(key, 0) + p.count
+    return planned
+
+
+def _plan_gpus(plan: pdopt.Plan) -> dict[str, int]:
+    """GPUs the plan uses per pool (pools it leaves empty omitted): what an export's replicas must add up to."""
+    return {pool: use.gpus_used for pool, use in plan.pools.items() if use.gpus_used}
+
+
 def _export(path: Path, settings: ExportSettings | None = None) -> tuple[pdopt.Plan, Any]:
     inst = pdopt.load_instance(path)
     plan = pdopt.solve(inst)
@@ -81,12 +95,8 @@ def test_the_mixed_example_exports_to_dynamo_and_validates() -> None:
             assert args[args.index("--disaggregation-mode") + 1] == comp["type"]
             assert json.loads(args[args.index("--kv-transfer-config") + 1])["kv_connector"] == "NixlConnector"
             assert args[args.index("--tensor-parallel-size") + 1] == str(n)
-    planned: dict[tuple[str, str, str], int] = {}
-    for p in plan.placements:
-        key = (p.model.replace("_", "-"), p.role, p.pool)
-        planned[key] = planned.get(key, 0) + p.count
-    assert exported == planned
-    assert gpus == {pool: use.gpus_used for pool, use in plan.pools.items() if use.gpus_used}
+    assert exported == _planned(plan)
+    assert gpus == _plan_gpus(plan)
 
 
 def test_aggregated_instances_are_workers_without_a_connector() -> None:
@@ -202,12 +212,8 @@ def test_kserve_objects_per_pool_behind_one_router() -> None:
             gpus[pool] = gpus.get(pool, 0) + work["replicas"] * n
             extra = next(e["value"] for e in tpl["containers"][0]["env"] if e["name"] == "VLLM_ADDITIONAL_ARGS")
             assert ('"kv_role":"kv_consumer"' if role == "decode" else '"kv_role":"kv_producer"') in extra
-    planned: dict[tuple[str, str, str], int] = {}
-    for p in plan.placements:
-        key = (p.model.replace("_", "-"), p.role, p.pool)
-        planned[key] = planned.get(key, 0) + p.count
-    assert exported == planned
-    assert gpus == {pool: use.gpus_used for pool, use in plan.pools.items() if use.gpus_used}
+    assert exported == _planned(plan)
+    assert gpus == _plan_gpus(plan)
     with pytest.raises(InputError, match="KServe's LLMInferenceService presets run vLLM"):
         export_plan(inst, plan, "kserve", ExportSettings(engine="sglang"))
     modes = pdopt.load_instance(MODES)
@@ -283,12 +289,8 @@ def test_llmd_values_per_group_and_one_pool_per_model() -> None:
             args = sec["containers"][0]["args"]
             assert json.loads(args[args.index("--kv-transfer-config") + 1])["kv_connector"] == "NixlConnector"
             assert (doc["routing"].get("proxy", {}).get("connector") == "nixlv2") == (role == "decode")
-    planned: dict[tuple[str, str, str], int] = {}
-    for p in plan.placements:
-        key = (p.model.replace("_", "-"), p.role, p.pool)
-        planned[key] = planned.get(key, 0) + p.count
-    assert exported == planned
-    assert gpus == {pool: use.gpus_used for pool, use in plan.pools.items() if use.gpus_used}
+    assert exported == _planned(plan)
+    assert gpus == _plan_gpus(plan)
     assert pools == {m: {"llm-d.ai/inference-serving": "true", "llm-d.ai/model": m}
                      for m in ("bloom-176b", "llama2-70b")}
     names = [name for kind, name, _ in exp.documents if kind == "HelmValues"]
@@ -354,7 +356,7 @@ def test_sglang_router_commands_parse_with_sglangs_own_parser() -> None:
             assert cmd[cmd.index("--disaggregation-transfer-backend") + 1] == "nixl"
             pool = s["node_selector"]["pdopt.io/node-pool"]
             gpus[pool] = gpus.get(pool, 0) + int(cmd[cmd.index("--tp-size") + 1])
-    assert gpus == {pool: use.gpus_used for pool, use in plan.pools.items() if use.gpus_used}
+    assert gpus == _plan_gpus(plan)
     with pytest.raises(InputError, match="served both aggregated and disaggregated"):
         modes = pdopt.load_instance(MODES)
         export_plan(modes, pdopt.solve(modes), "sglang-router")
