@@ -12,6 +12,7 @@ from pdopt.sim.run import SimResult
 
 if TYPE_CHECKING:
     from pdopt.comparison.fidelity import PointResult
+    from pdopt.optimize.alternatives import Alternatives
     from pdopt.optimize.horizon import HorizonPlan
     from pdopt.sim.horizon import HorizonSimResult
 
@@ -86,6 +87,36 @@ def format_plan(plan: Plan) -> str:
         out += [f"  {k.model} {k.role} {k.gpu_type} x{k.gpus_per_instance}: {k.reason}" for k in plan.skipped_shapes]
     if plan.reason:
         out += ["", "no plan:", *[f"  {line}" for line in plan.reason.splitlines()]]
+    return "\n".join(out)
+
+
+def format_alternatives(alts: Alternatives) -> str:
+    """The ranked alternatives: cost, extra over the cheapest, what differs from it, then each one's placements."""
+    from pdopt.optimize.alternatives import TIE_RULE
+
+    if not alts.alternatives:
+        return format_plan(alts.first)
+    first = alts.alternatives[0]
+    out = [f"instance {first.plan.instance}: the {len(alts.alternatives)} cheapest plans that differ in the "
+           f"(GPU type, shape) they use", f"ranked {TIE_RULE}", ""]
+    rows = []
+    for a in alts.alternatives:
+        extra = a.cost_usd_per_hour - first.cost_usd_per_hour
+        pct = f" ({extra / first.cost_usd_per_hour:+.1%})" if first.cost_usd_per_hour > 0 else ""
+        diff = [f"+{k.label()}" for k in a.added] + [f"-{k.label()}" for k in a.removed]
+        rows.append([a.rank, f"{a.cost_usd_per_hour:.2f}", "-" if a.rank == 1 else f"{extra:+.2f}{pct}",
+                     len(a.configuration), "; ".join(diff) or "-"])
+    out.append(table(["rank", "USD/hour", "vs rank 1", "shapes", "differs from rank 1"], rows))
+    for a in alts.alternatives:
+        out += ["", f"rank {a.rank}: {a.cost_usd_per_hour:.2f} USD/hour", table(
+            ["model", "role", "gpu_type", "gpus/inst", "pool", "count", "USD/hour"],
+            [[p.model, p.role, p.gpu_type, p.gpus_per_instance, p.pool, p.count, f"{p.cost_usd_per_hour:.2f}"]
+             for p in a.plan.placements])]
+    if alts.exhausted:
+        out += ["", f"only {len(alts.alternatives)} of the {alts.requested} asked for exist: every other "
+                    "configuration has no plan or contains a cheaper one"]
+    if not alts.ties_complete:
+        out += ["", "note: " + (alts.note or "more configurations tie with the last one shown than were searched")]
     return "\n".join(out)
 
 

@@ -307,8 +307,34 @@ def _served_ratio(keys: list[tuple[str, str]], supply: np.ndarray, spare: np.nda
     return out
 
 
-def enumerate_plans(inst: Instance, scale_demand: float = 1.0) -> Enumeration:
-    """The cheapest vector of instance counts satisfying every constraint, by trying them all."""
+@dataclass
+class Vectors:
+    """Every combination of per-pool count vectors, with its cost and whether it meets every constraint."""
+
+    keys: list[tuple[str, str]]
+    arcs: dict[str, list[Arc]]
+    need: np.ndarray
+    pids: list[str]
+    opts: dict[str, list[PoolOption]]
+    index: list[np.ndarray]
+    """Per pool, the option index of each combined vector."""
+    cost: np.ndarray
+    limits: np.ndarray
+    served: np.ndarray
+    ok: np.ndarray
+
+    def counts(self, i: int) -> dict[tuple[str, str], int]:
+        """Combined vector i as (shape, pool) -> count (nonzero only)."""
+        out: dict[tuple[str, str], int] = {}
+        for pid, idx in zip(self.pids, self.index, strict=False):
+            for a, c in zip(self.arcs[pid], self.opts[pid][int(idx[i])].counts, strict=True):
+                if c:
+                    out[(a.shape, pid)] = c
+        return out
+
+
+def all_vectors(inst: Instance, scale_demand: float = 1.0) -> Vectors:
+    """Every vector of instance counts, costed and checked (the enumerator's semantics, module docstring)."""
     modes = {m: inst.serving_modes(m) for m in inst.workloads}
     keys = [(m, r) for m in inst.workloads for r in ("prefill", "decode", "aggregated")
             if ("aggregated" if r == "aggregated" else "disaggregated") in modes[m]]
@@ -348,18 +374,18 @@ def enumerate_plans(inst: Instance, scale_demand: float = 1.0) -> Enumeration:
         limits &= cost <= budget + 1e-9
     served = _served_ratio(keys, supply, spare, demand)  # per vector: the smallest model's served share of demand
     ok = limits & (served >= scale_demand * (1 - 1e-12) - 1e-9)
-    vectors = len(cost)
-    ratio = served[limits]
+    return Vectors(keys, arcs, need, pids, opts, index, cost, limits, served, ok)
+
+
+def enumerate_plans(inst: Instance, scale_demand: float = 1.0) -> Enumeration:
+    """The cheapest vector of instance counts satisfying every constraint, by trying them all."""
+    v = all_vectors(inst, scale_demand)
+    ratio = v.served[v.limits]
     max_scale = float(ratio.max()) if ratio.size and ratio.max() >= -1e-9 else None
-    if not ok.any():
-        return Enumeration(keys, arcs, need, None, None, vectors, max_scale)
-    best = int(np.flatnonzero(ok)[np.argmin(cost[ok])])
-    plan: dict[tuple[str, str], int] = {}
-    for pid, idx in zip(pids, index, strict=False):
-        for a, c in zip(arcs[pid], opts[pid][int(idx[best])].counts, strict=True):
-            if c:
-                plan[(a.shape, pid)] = c
-    return Enumeration(keys, arcs, need, float(cost[best]), plan, vectors, max_scale)
+    if not v.ok.any():
+        return Enumeration(v.keys, v.arcs, v.need, None, None, len(v.cost), max_scale)
+    best = int(np.flatnonzero(v.ok)[np.argmin(v.cost[v.ok])])
+    return Enumeration(v.keys, v.arcs, v.need, float(v.cost[best]), v.counts(best), len(v.cost), max_scale)
 
 
 def evaluate(inst: Instance, en: Enumeration, plan: pdopt.Plan) -> tuple[float, list[str]]:

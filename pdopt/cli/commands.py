@@ -29,6 +29,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.without:
         instance = instance.without_gpu_types(args.without)
     opts = solver_options(args)
+    if args.alternatives is not None:
+        from pdopt.cli.whatif_commands import plan_alternatives
+
+        return plan_alternatives(instance, args, opts)
     if instance.horizon is not None:
         return _plan_horizon(instance, args, opts)
     if args.plot is not None:

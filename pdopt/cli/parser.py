@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--without", action="append", default=[], metavar="GPU_TYPE",
                       help="plan as if this GPU type were unavailable (repeatable): its pools and profiles left "
                            "out; exits 3 naming what is missing when no plan is left")
+    plan.add_argument("--alternatives", type=_positive_int, default=None, metavar="K",
+                      help="the K cheapest plans that differ in the (GPU type, shape) they use, ranked, with what "
+                           "each changes against the cheapest (docs/alternatives.md)")
     plan.add_argument("--plot", default=None, metavar="FILE.png",
                       help="an instance with a horizon: write demand, capacity, GPUs and cost per period (a new "
                            "file)")

@@ -9,11 +9,12 @@ serves, then the cheapest plan at that multiplier (a lexicographic objective, so
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import pulp
 
 from pdopt.instance import Instance
-from pdopt.optimize.build import build_problem, set_start
+from pdopt.optimize.build import BuiltProblem, build_problem, set_start
 from pdopt.optimize.diagnose import diagnose
 from pdopt.optimize.extract import counts_of, extract, failed_plan
 from pdopt.optimize.heuristics import achieved_scale, greedy_start, start_cost_usd_per_hour
@@ -108,17 +109,24 @@ def solve(
     return plan.replace(mode_comparison=compare_modes(instance, plan, single))
 
 
+Restriction = Callable[[BuiltProblem, ModelData], None]
+"""Rows added to the cost problem after it is built (:mod:`pdopt.optimize.alternatives`: plans other than those
+found). A restricted solve keeps dominated shapes (a plan that uses one differs from the others) and gives the
+solver no start (a start may be one of the plans the rows exclude)."""
+
+
 def _solve(instance: Instance, options: SolverOptions | None, scale_demand: float,
-           maximize_scale: bool) -> tuple[Plan, int | None]:
+           maximize_scale: bool, restrict: Restriction | None = None) -> tuple[Plan, int | None]:
     """:func:`solve` without the mode comparison; also the number of variables of the cost problem (None when
-    none was built)."""
+    none was built). ``restrict`` adds rows to the cost problem (:data:`Restriction`)."""
     if not scale_demand > 0:
         raise ValueError(f"scale_demand must be positive, got {scale_demand}")
     opts = with_deadline(options or SolverOptions())
     table = capacity_table(instance)
     classes = pool_classes(instance, table) if opts.pool_classes else PoolClasses()
-    full = build_model_data(instance, table, scale_demand)
-    data = build_model_data(merged_instance(instance, classes), table, scale_demand) if classes else full
+    prune = restrict is None
+    full = build_model_data(instance, table, scale_demand, prune)
+    data = build_model_data(merged_instance(instance, classes), table, scale_demand, prune) if classes else full
     split = (full, classes) if classes else None
     skipped = table.skipped
     reason = no_shape_reason(table, data)
@@ -143,12 +151,14 @@ def _solve(instance: Instance, options: SolverOptions | None, scale_demand: floa
         start = None
     else:
         built = build_problem(data, cuts=opts.cuts)
-        start = greedy_start(data)
+        start = greedy_start(data) if restrict is None else None
+    if restrict is not None:
+        restrict(built, data)
     heuristic, name = None, "greedy"
     if start is not None:
         heuristic = start_cost_usd_per_hour(data, start[0], start[1])
     interrupted = False
-    if opts.lp_rounding and not maximize_scale:
+    if opts.lp_rounding and not maximize_scale and restrict is None:
         try:
             rounded = lp_rounding_start(data, built, opts)
         except KeyboardInterrupt:  # Ctrl-C before the solve proper: report the greedy start, if any, as the plan

@@ -136,7 +136,33 @@ def horizon_lp_text(name: str) -> str:
         return path.read_text()
 
 
+ALTERNATIVES_DIR = Path(__file__).resolve().parent / "lp_alternatives"
+
+
+def alternatives_lp_text() -> str:
+    """The LP of the second alternative of instances/tiny/mixed-two-models-cap.yaml: F1 (unpruned, no cuts) with
+    the cheapest plan's configuration excluded (formulations/alternatives.yaml)."""
+    import pdopt
+    from pdopt.io import load_instance
+    from pdopt.optimize.alternatives import configuration, exclude
+    from pdopt.optimize.build import build_problem
+    from pdopt.optimize.model_data import build_model_data
+    from pdopt.perf.capacity import capacity_table
+
+    instance = load_instance(ROOT / "instances" / "tiny" / "mixed-two-models-cap.yaml")
+    data = build_model_data(instance, capacity_table(instance), prune=False)
+    built = build_problem(data, name="golden_alternatives", cuts=False)
+    exclude([configuration(pdopt.solve(instance))])(built, data)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "golden.lp"
+        built.problem.writeLP(str(path))
+        return path.read_text()
+
+
 def main() -> int:
+    ALTERNATIVES_DIR.mkdir(exist_ok=True)
+    (ALTERNATIVES_DIR / "excluded.lp").write_text(alternatives_lp_text())
+    print("alternatives excluded")
     HORIZON_DIR.mkdir(exist_ok=True)
     for name in HORIZON_CASES:
         (HORIZON_DIR / f"{name}.lp").write_text(horizon_lp_text(name))
