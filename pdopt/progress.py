@@ -2,7 +2,9 @@
 
 One mechanism for every long command: the CLI opens a :func:`reporter` (a no-op unless standard error is a
 terminal), and code deep in a stage reports through :func:`report` without being passed anything, e.g. the solver
-layer with the best plan, the bound, the gap and the time so far. The line appears only after ``delay`` seconds,
+layer with the best plan, the bound, the gap and the time so far, the simulator with the requests so far. A
+command made of many steps (a sweep's points, a comparison's baselines, a benchmark's instances) names the step
+with :func:`stage`, shown before what the work inside it reports. The line appears only after ``delay`` seconds,
 is redrawn at most every ``interval`` seconds, and is cleared when the work ends, so that quick commands and
 redirected output are untouched. Reports may come from another thread (a solver's log watcher).
 """
@@ -29,6 +31,8 @@ class Reporter:
         self._last = 0.0
         self._width = 0
         self._lock = threading.Lock()
+        self.prefix = ""
+        """The step a long command is at (:func:`stage`), shown before what the work inside it reports."""
 
     def update(self, text: str) -> None:
         """Show ``text`` (elapsed time prefixed), if enabled, past the delay and not redrawn too recently."""
@@ -39,7 +43,8 @@ class Reporter:
             return
         with self._lock:
             self._last = now
-            line = f"[{now - self.start:6.1f} s] {text}"
+            shown = f"{self.prefix}  {text}" if self.prefix and text else self.prefix or text
+            line = f"[{now - self.start:6.1f} s] {shown}"
             self.stream.write("\r" + line.ljust(self._width))
             self.stream.flush()
             self._width = len(line)
@@ -57,9 +62,10 @@ _CURRENT: list[Reporter] = []
 
 
 @contextlib.contextmanager
-def reporter(stream: TextIO | None = None, force: bool = False) -> Iterator[Reporter]:
+def reporter(stream: TextIO | None = None, force: bool = False, delay: float = 1.0,
+             interval: float = 0.25) -> Iterator[Reporter]:
     """Make a reporter the current one for the duration (the CLI does, around a command)."""
-    rep = Reporter(stream or sys.stderr, force=force)
+    rep = Reporter(stream or sys.stderr, delay=delay, interval=interval, force=force)
     _CURRENT.append(rep)
     try:
         yield rep
@@ -77,6 +83,15 @@ def report(text: str) -> None:
     """Tell the current reporter, if any (a no-op outside :func:`reporter`, e.g. in library use)."""
     if _CURRENT:
         _CURRENT[-1].update(text)
+
+
+def stage(text: str) -> None:
+    """Name the step a long command is at (``sweep: 3 of 20 points``, ``compare: baseline 2 of 5``): shown at once
+    (past the delay) and before every later report until the next stage, so that a solve inside a step says both.
+    A no-op outside :func:`reporter`."""
+    if _CURRENT:
+        _CURRENT[-1].prefix = text
+        _CURRENT[-1].update("")
 
 
 def done() -> None:

@@ -17,13 +17,21 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from pdopt.cli import commands, data_commands
+from pdopt.cli import commands, data_commands, whatif_commands
+from pdopt.cli.common import (
+    EXIT_FAILED,
+    EXIT_INFEASIBLE,
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOLVER,
+)
 from pdopt.cli.parser import build_parser
 from pdopt.errors import InputError, SolverUnavailableError
 
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE = (commands.EXIT_OK, commands.EXIT_FAILED, commands.EXIT_INPUT,
-                                                     commands.EXIT_INFEASIBLE)
-EXIT_INTERNAL, EXIT_SOLVER, EXIT_INTERRUPTED = commands.EXIT_INTERNAL, commands.EXIT_SOLVER, commands.EXIT_INTERRUPTED
+__all__ = ["EXIT_FAILED", "EXIT_INFEASIBLE", "EXIT_INPUT", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK",
+           "EXIT_SOLVER", "main"]
 DEBUG_VARIABLE = "PDOPT_DEBUG"
 """Set (to anything but 0 or empty) to print the traceback of an internal error."""
 
@@ -32,7 +40,7 @@ COMMANDS = {
     "validate": commands.cmd_validate, "verify": commands.cmd_verify, "simulate": commands.cmd_simulate,
     "compare": commands.cmd_compare, "bench": commands.cmd_bench, "generate": data_commands.cmd_generate,
     "profile": data_commands.cmd_profile, "schema": data_commands.cmd_schema, "fidelity": commands.cmd_fidelity,
-    "export": data_commands.cmd_export,
+    "export": data_commands.cmd_export, "sweep": whatif_commands.cmd_sweep,
 }
 
 

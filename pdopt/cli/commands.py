@@ -8,16 +8,20 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pdopt.cli.common import (
+    EXIT_FAILED,
+    EXIT_INFEASIBLE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOLVER,
+    _load_instance,
+    solver_options,
+)
 from pdopt.errors import InputError
 
 if TYPE_CHECKING:
     from pdopt.instance import Instance
     from pdopt.optimize.options import SolverOptions
-
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERNAL, EXIT_SOLVER, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
-"""Exit codes, each with one meaning (docs/cli.md): 0 success; 1 a plan failed verification; 2 invalid input;
-3 no feasible plan, or none found within the limits; 4 an internal error; 5 a solver error; 130 interrupted."""
-
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from pdopt.io import dump_json
@@ -170,11 +174,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from pdopt.comparison.bench import run as run_bench
     from pdopt.interrupt import PartialResult
     from pdopt.io.library import load_set
+    from pdopt.progress import stage
 
     entries = load_set(args.set)
-    try:
+    try:  # progress on a terminal only (pdopt/progress.py): nothing extra when the output is piped
         rows = run_bench(entries, Path(args.out), solver_options(args),
-                         baselines=not args.no_baselines, progress=lambda line: print(line, file=sys.stderr))
+                         baselines=not args.no_baselines, progress=stage)
     except PartialResult as partial:
         print(f"pdopt: interrupted; the report in {args.out}/ covers the {len(partial.done)} instance(s) measured "
               "before it (partial)", file=sys.stderr)
@@ -229,11 +234,14 @@ def fallback_rows(instance: Instance, options: SolverOptions) -> list[dict[str, 
     """The plan with every GPU type, then for each type the plan without it, ranked: plans by cost, then the types
     without which no plan exists (with the reason). ``extra_usd_per_hour`` is what losing the type costs."""
     from pdopt.optimize.pipeline import solve
+    from pdopt.progress import stage
 
+    stage("fallbacks: the plan with every GPU type")
     full = solve(instance, options)
     base = full.objective_usd_per_hour if full.has_plan else None
     rows: list[dict[str, Any]] = []
-    for g in instance.gpu_types:
+    for i, g in enumerate(instance.gpu_types, start=1):
+        stage(f"fallbacks: without {g} ({i} of {len(instance.gpu_types)})")
         try:
             reduced = instance.without_gpu_types([g])
         except InputError as exc:  # a model left with no profile of some role
@@ -407,28 +415,3 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
 
 def _policy(name: str) -> str:
     return "jsq" if name == "least_loaded" else name
-
-
-def _load_instance(path: str, allow_paths: list[str], periods: bool = False) -> Instance:
-    """Load an instance and print, on stderr, a warning for each field its chosen models do not use (and, for a
-    command that does not plan periods, for a horizon it reads past)."""
-    from pdopt.instance.unused import unused_fields
-    from pdopt.io import load_instance
-
-    instance = load_instance(path, allow_paths)
-    notes = unused_fields(instance)
-    if instance.horizon is not None and not periods:
-        notes.append(f"horizon ({len(instance.horizon.periods)} periods): this command uses each workload's own "
-                        "values, not what by_period restates; `pdopt plan` plans the periods")
-    for warning in notes:
-        print(f"pdopt: warning: {warning}", file=sys.stderr)
-    return instance
-
-
-def solver_options(args: argparse.Namespace) -> SolverOptions:
-    """The :class:`~pdopt.optimize.options.SolverOptions` of a command's solver flags (parser._solver_flags)."""
-    from pdopt.optimize.options import SolverOptions
-
-    cuts: bool | tuple[str, ...] = False if args.no_cuts else (args.cuts or True)
-    return SolverOptions(args.solver, args.time_limit, args.gap, args.threads, cuts=cuts,
-                         pool_classes=not args.no_pool_classes)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pdopt.cli.commands import EXIT_FAILED, EXIT_OK, _load_instance
+from pdopt.cli.common import EXIT_FAILED, EXIT_OK, _load_instance
 from pdopt.errors import InputError
 
 

@@ -185,6 +185,27 @@ def build_parser() -> argparse.ArgumentParser:
     _solver_flags(cmp_, None)
     cmp_.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
+    swp = sub.add_parser("sweep", help="the cheapest plan over a grid of what-ifs: demand, SLO targets, GPU "
+                                       "availability, prices (docs/sweep.md)")
+    swp.add_argument("file", help="instance file")
+    swp.add_argument("--demand", default=None, metavar="VALUES",
+                     help="demand multipliers: 0.5,1,2 or START:STOP:STEP")
+    swp.add_argument("--ttft-target", default=None, metavar="SECONDS",
+                     help="every workload's TTFT target, seconds: 0.5,1,2 or START:STOP:STEP")
+    swp.add_argument("--tpot-target", default=None, metavar="MS",
+                     help="every workload's TPOT target, milliseconds: 20,40 or START:STOP:STEP")
+    swp.add_argument("--available", action="append", default=[], metavar="TYPE[+TYPE...]",
+                     help="a set of GPU types that may be used ('all' for every type); repeat for each set")
+    swp.add_argument("--price", action="append", default=[], metavar="GPU_TYPE=MULTIPLIERS",
+                     help="multipliers of a GPU type's prices, e.g. a100_80gb=0.8,1 (repeatable, one axis each)")
+    swp.add_argument("--jobs", type=int, default=1, metavar="N", help="solve N points at once (local processes)")
+    swp.add_argument("--max-points", type=_positive_int, default=10_000, metavar="N",
+                     help="refuse a grid of more points (default 10,000)")
+    swp.add_argument("--out", default=None, metavar="DIR",
+                     help="also write sweep.csv, sweep.json and the figures to this new folder")
+    swp.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    _solver_flags(swp, None)
+
     fid = sub.add_parser("fidelity", help="the capacity model and the simulator against your measured runs")
     fid.add_argument("file", help="instance file")
     fid.add_argument("measurements", nargs="+",
@@ -203,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write a plot of predicted against measured (a new file)")
     fid.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
-    for sp in (plan, cap, val, ver, sim, cmp_, fid):
+    for sp in (plan, cap, val, ver, sim, cmp_, fid, swp):
         sp.add_argument("--allow-path", action="append", default=[], metavar="DIR",
                         help="also read files the instance names in DIR (by default only its own folder)")
 

@@ -7,13 +7,13 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from pdopt.cli.common import EXIT_INFEASIBLE, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOLVER, _load_instance, solver_options
 from pdopt.errors import InputError
 
 if TYPE_CHECKING:
     from pdopt.instance import Instance
     from pdopt.optimize.options import SolverOptions
 
-EXIT_OK, EXIT_INFEASIBLE, EXIT_SOLVER, EXIT_INTERRUPTED = 0, 3, 5, 130
 
 
 def plan_alternatives(instance: Instance, args: argparse.Namespace, opts: SolverOptions) -> int:
@@ -54,4 +54,86 @@ def plan_alternatives(instance: Instance, args: argparse.Namespace, opts: Solver
         print(f"pdopt: {len(alts.alternatives)} of the {alts.requested} alternatives asked for exist", file=sys.stderr)
     if alts.note:
         print(f"pdopt: {alts.note}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _price_axes(specs: list[str]) -> dict[str, tuple[float, ...]]:
+    """``--price GPU_TYPE=0.8,1,1.2`` (repeatable) -> {GPU type: multipliers}."""
+    from pdopt.comparison.sweep import parse_values
+
+    out: dict[str, tuple[float, ...]] = {}
+    for spec in specs:
+        g, sep, values = spec.partition("=")
+        if not sep or not g:
+            raise InputError(f"--price: expected GPU_TYPE=MULTIPLIERS (e.g. h100_80gb=0.8,1,1.2), got {spec!r}")
+        if g in out:
+            raise InputError(f"--price: {g} is given twice")
+        out[g] = parse_values(values, f"--price {g}")
+    return out
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``pdopt sweep``: the cheapest plan at every point of a grid of what-ifs (:mod:`pdopt.comparison.sweep`),
+    a table on standard output and, with ``--out``, the table, its JSON and the figures in a new folder."""
+    from concurrent.futures import Executor, ProcessPoolExecutor
+
+    from pdopt.comparison.sweep import Grid, columns, parse_values, sweep
+    from pdopt.io import dump_json
+    from pdopt.io.files import new_folder, write_new
+    from pdopt.progress import stage
+    from pdopt.report import table
+    from pdopt.tables import rows_csv
+
+    if args.jobs < 1:
+        raise InputError(f"--jobs: must be at least 1, got {args.jobs}")
+    instance = _load_instance(args.file, args.allow_path)
+    grid = Grid(
+        demand=parse_values(args.demand, "--demand") if args.demand else (),
+        ttft_target_s=parse_values(args.ttft_target, "--ttft-target") if args.ttft_target else (),
+        tpot_target_ms=parse_values(args.tpot_target, "--tpot-target") if args.tpot_target else (),
+        available=tuple(tuple(a.split("+")) for a in args.available), price=_price_axes(args.price))
+    if len(grid.points()) > args.max_points:
+        raise InputError(f"the grid has {len(grid.points()):,} points, above --max-points {args.max_points:,}")
+    out = None
+    if args.out is not None:
+        from pdopt.comparison.sweep import check_grid
+
+        check_grid(instance, grid)  # bad input is named before the folder is made
+        out = new_folder(args.out)
+
+    def progress(done: int, total: int) -> None:
+        stage(f"sweep: {done} of {total} points solved")
+
+    executor: Executor | None = ProcessPoolExecutor(max_workers=args.jobs) if args.jobs > 1 else None
+    try:
+        result = sweep(instance, grid, solver_options(args), executor=executor, progress=progress)
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+    cols = columns(result.rows)
+    csv_text = rows_csv([{c: r[c] for c in cols} for r in result.rows])
+    doc = {"instance": instance.name, "points": result.points, "columns": cols, "rows": result.rows,
+           "cpu_s": result.cpu_s, "cpu_s_total": sum(result.cpu_s)}
+    if args.format == "csv":
+        print(csv_text, end="")
+    elif args.format == "json":
+        print(dump_json(doc))
+    else:
+        from pdopt.comparison.sweep_plots import varied as _varied
+
+        shown = [c for c in cols if c != "reason" and (c != "pareto_ttft" or _varied(result.rows, "ttft_target_s"))]
+        print(table(shown, [[r[c] for c in shown] for r in result.rows]))
+        print(f"{result.points} points; {sum(result.cpu_s):.2f} CPU s of solving")
+    if out is not None:
+        from pdopt.comparison.sweep_plots import cost_against, varied
+
+        written = [write_new(out / "sweep.csv", csv_text, "sweep table"), write_new(out / "sweep.json",
+                                                                                    dump_json(doc), "sweep table")]
+        if varied(result.rows, "demand"):
+            written.append(write_new(out / "cost_vs_demand.png",
+                                     cost_against(result.rows, "demand", "demand multiplier"), "plot"))
+        if varied(result.rows, "ttft_target_s"):
+            written.append(write_new(out / "cost_vs_ttft.png", cost_against(
+                result.rows, "ttft_target_s", "TTFT target (s)", pareto=True), "plot"))
+        print(f"wrote {', '.join(p.name for p in written)} in {out}/", file=sys.stderr)
     return EXIT_OK

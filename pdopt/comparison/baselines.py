@@ -372,8 +372,12 @@ def compare(instance: Instance, simulate_requests: int = 0, options: SolverOptio
     cost``; percent of its cost); with ``simulate_requests`` > 0 also the simulated SLO verdict and the worst
     model's attainment (share of requests meeting both SLOs). Interrupted, it raises
     :class:`~pdopt.interrupt.PartialResult` holding the rows done."""
+    from pdopt.progress import stage
+
     rows: list[dict[str, Any]] = []
+    sim = f", simulating {simulate_requests:,} requests" if simulate_requests else ""
     try:
+        stage(f"compare: the MILP plan{sim}")
         milp = solve(instance, options, explain_mode=False)
         milp_plan = milp if milp.has_plan else None
         milp_cost = milp.objective_usd_per_hour if milp.has_plan else None
@@ -381,6 +385,7 @@ def compare(instance: Instance, simulate_requests: int = 0, options: SolverOptio
         if milp.solver.interrupted:
             raise PartialResult(rows)
         if mixed_models(instance):
+            stage(f"compare: the aggregated-only and disaggregated-only plans{sim}")
             single = single_mode_plans(instance, lambda inst: solve(inst, options, explain_mode=False))
             for mode, plan in single.items():
                 reason = None if plan is not None and plan.has_plan else (plan.reason if plan else "no such model")
@@ -390,7 +395,10 @@ def compare(instance: Instance, simulate_requests: int = 0, options: SolverOptio
                 rows[0]["mode_comparison"] = {
                     m: {**asdict(c), "line": c.line(m)} for m, c in compare_modes(
                         instance, milp, lambda inst: solve(inst, options, explain_mode=False), single).items()}
-        for b in all_baselines(instance):
+        stage("compare: the baselines")
+        baselines = all_baselines(instance)
+        for i, b in enumerate(baselines, start=1):
+            stage(f"compare: baseline {i} of {len(baselines)}, {b.name}{sim}")
             rows.append(_row(instance, b.name, b.plan, b.reason, milp_cost, simulate_requests, seed))
     except PartialResult:
         raise

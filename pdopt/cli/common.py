@@ -1,0 +1,41 @@
+"""What every command shares: the exit codes, reading the instance a command names, and the solver options of
+its flags."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pdopt.instance import Instance
+    from pdopt.optimize.options import SolverOptions
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERNAL, EXIT_SOLVER, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+"""Exit codes, each with one meaning (docs/cli.md): 0 success; 1 a plan failed verification; 2 invalid input;
+3 no feasible plan, or none found within the limits; 4 an internal error; 5 a solver error; 130 interrupted."""
+
+
+def _load_instance(path: str, allow_paths: list[str], periods: bool = False) -> Instance:
+    """Load an instance and print, on stderr, a warning for each field its chosen models do not use (and, for a
+    command that does not plan periods, for a horizon it reads past)."""
+    from pdopt.instance.unused import unused_fields
+    from pdopt.io import load_instance
+
+    instance = load_instance(path, allow_paths)
+    notes = unused_fields(instance)
+    if instance.horizon is not None and not periods:
+        notes.append(f"horizon ({len(instance.horizon.periods)} periods): this command uses each workload's own "
+                        "values, not what by_period restates; `pdopt plan` plans the periods")
+    for warning in notes:
+        print(f"pdopt: warning: {warning}", file=sys.stderr)
+    return instance
+
+
+def solver_options(args: argparse.Namespace) -> SolverOptions:
+    """The :class:`~pdopt.optimize.options.SolverOptions` of a command's solver flags (parser._solver_flags)."""
+    from pdopt.optimize.options import SolverOptions
+
+    cuts: bool | tuple[str, ...] = False if args.no_cuts else (args.cuts or True)
+    return SolverOptions(args.solver, args.time_limit, args.gap, args.threads, cuts=cuts,
+                         pool_classes=not args.no_pool_classes)
