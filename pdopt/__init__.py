@@ -62,6 +62,12 @@ _EXPORTS: dict[str, str] = {
     "HorizonSimResult": "pdopt.sim.horizon",
     "compare": "pdopt.comparison.baselines",
     "BaselineResult": "pdopt.comparison.baselines",
+    # what-ifs
+    "alternatives": "pdopt.optimize.alternatives",
+    "Alternatives": "pdopt.optimize.alternatives",
+    "sweep": "pdopt.comparison.sweep",
+    "SweepGrid": "pdopt.comparison.sweep",
+    "SweepResult": "pdopt.comparison.sweep",
 }
 """Public name -> the module that defines it."""
 
@@ -75,11 +81,48 @@ _DEPRECATED: dict[str, str] = {
 """Old names of the paper's helpers, kept for one release: use them from :mod:`pdopt.paper`."""
 
 __all__ = [
-    "BaselineResult", "CapacityTable", "CostBreakdown", "HorizonPlan", "HorizonSimResult", "InputError", "Instance",
-    "KvFlow", "LinkLoad", "ModelPlan", "Placement", "Plan", "PoolUse", "RolePlan", "ShapeCapacity", "SimOptions",
-    "SimResult", "SkippedShape", "SolveStatus", "SolverOptions", "SolverReport", "Survival", "Violation", "__version__",
-    "capacity_table", "compare", "decode_capacity", "format_violations", "instance_from_dict", "load_instance",
-    "plan_horizon", "prefill_capacity", "simulate", "simulate_horizon", "solve", "tightness", "verify",
+    "Alternatives",
+    "BaselineResult",
+    "CapacityTable",
+    "CostBreakdown",
+    "HorizonPlan",
+    "HorizonSimResult",
+    "InputError",
+    "Instance",
+    "KvFlow",
+    "LinkLoad",
+    "ModelPlan",
+    "Placement",
+    "Plan",
+    "PoolUse",
+    "RolePlan",
+    "ShapeCapacity",
+    "SimOptions",
+    "SimResult",
+    "SkippedShape",
+    "SolveStatus",
+    "SolverOptions",
+    "SolverReport",
+    "Survival",
+    "SweepGrid",
+    "SweepResult",
+    "Violation",
+    "__version__",
+    "alternatives",
+    "capacity_table",
+    "compare",
+    "decode_capacity",
+    "format_violations",
+    "instance_from_dict",
+    "load_instance",
+    "plan_horizon",
+    "prefill_capacity",
+    "simulate",
+    "simulate_horizon",
+    "solve",
+    "sweep",
+    "tightness",
+    "verify",
 ]
 
 
@@ -108,9 +151,11 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # the names for type checkers and editors; at run time __getattr__ loads them
     from pdopt.comparison.baselines import BaselineResult, compare
+    from pdopt.comparison.sweep import SweepGrid, SweepResult, sweep
     from pdopt.errors import InputError
     from pdopt.instance import Instance
     from pdopt.io import instance_from_dict, load_instance
+    from pdopt.optimize.alternatives import Alternatives, alternatives
     from pdopt.optimize.horizon import HorizonPlan, plan_horizon
     from pdopt.optimize.pipeline import solve
     from pdopt.optimize.solver import SolverOptions
@@ -136,4 +181,5 @@ if TYPE_CHECKING:  # the names for type checkers and editors; at run time __geta
         Survival,
     )
     from pdopt.sim import SimOptions, SimResult, simulate, tightness
+    from pdopt.sim.horizon import HorizonSimResult, simulate_horizon
     from pdopt.verifier import Violation, format_violations, verify

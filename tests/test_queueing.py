@@ -119,10 +119,10 @@ def mmc_sojourn_quantile(p: float, lam: float, mu: float, c: int) -> float:
 @functools.cache
 def mg1_gamma_sojourn_cdf(rho: float, scv: float, dx: float = 1e-3, horizon: float = 400.0
                           ) -> tuple[FloatArray, FloatArray]:
-    """Grid points and the M/G/1 (mu = 1, gamma service of SCV ``scv``) sojourn CDF there; see the docstring.
+    """SweepGrid points and the M/G/1 (mu = 1, gamma service of SCV ``scv``) sojourn CDF there; see the docstring.
 
     Service S ~ Gamma(k = 1/scv, theta = scv); residual R has CDF F_R(x) = mu int_0^x (1 - F_S) =
-    x (1 - F_S(x)) + k theta P(k + 1, x / theta). Grid cell i collects the mass of [(i - 1/2) dx, (i + 1/2) dx).
+    x (1 - F_S(x)) + k theta P(k + 1, x / theta). SweepGrid cell i collects the mass of [(i - 1/2) dx, (i + 1/2) dx).
     """
     k, theta = 1.0 / scv, scv
     length = round(horizon / dx)

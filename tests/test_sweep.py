@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 
 from pdopt.cli import main
-from pdopt.comparison.sweep import Grid, columns, mark_pareto, sweep
+from pdopt.comparison.sweep import SweepGrid, columns, mark_pareto, sweep
 from pdopt.io import load_instance
 from pdopt.tables import rows_csv
 from tests.conftest import ROOT
 
 TINY = ROOT / "instances" / "tiny" / "mixed-two-models-cap.yaml"
-GRID = Grid(demand=(0.5, 1.0, 1.5, 2.0, 3.0), available=(("all",), ("slow",)), price={"fast": (1.0, 0.5)})
+GRID = SweepGrid(demand=(0.5, 1.0, 1.5, 2.0, 3.0), available=(("all",), ("slow",)), price={"fast": (1.0, 0.5)})
 """5 x 2 x 2 = 20 points."""
 
 
@@ -85,7 +85,7 @@ def test_ranges_and_the_pareto_frontier() -> None:
     """TTFT targets 1.25 .. 2.25 s by 0.5 at demand x1: tightening alpha's target below its 1.25 s would be
     invalid (the overhead 0.25 s is inside it); looser targets never cost more, and a point is on the frontier
     only when no looser-or-equal target is cheaper-or-equal with one strictly better."""
-    result = sweep(load_instance(TINY), Grid(ttft_target_s=(2.25, 1.25, 1.75)))
+    result = sweep(load_instance(TINY), SweepGrid(ttft_target_s=(2.25, 1.25, 1.75)))
     costs = [r["cost_usd_per_hour"] for r in result.rows]
     assert [r["ttft_target_s"] for r in result.rows] == [2.25, 1.25, 1.75]
     by_target = dict(zip([2.25, 1.25, 1.75], costs, strict=True))
@@ -124,7 +124,7 @@ def test_bad_grids_exit_2_naming_the_flag(argv: list[str], named: str, capsys: p
 def test_a_ttft_target_no_shape_meets_is_a_point_with_the_reason() -> None:
     """0.1 s is below every prefill shape's unloaded TTFT (alpha fast: 1000/7000 s + 0.25 s overhead = 0.3929 s):
     that point has no plan and says why; the next point (1.5 s) is planned."""
-    result = sweep(load_instance(TINY), Grid(ttft_target_s=(0.1, 1.5)))
+    result = sweep(load_instance(TINY), SweepGrid(ttft_target_s=(0.1, 1.5)))
     low, ok = result.rows
     assert low["status"] == "infeasible" and low["cost_usd_per_hour"] is None
     assert "not above the unloaded TTFT 0.3929 s" in low["reason"]
@@ -134,7 +134,7 @@ def test_a_ttft_target_no_shape_meets_is_a_point_with_the_reason() -> None:
 def test_an_availability_that_leaves_a_role_unserved_is_a_point_without_plan() -> None:
     """Only the fast type, with no fast profile removed: the sweep keeps it as a point (planned or not), and a
     set that removes every profile of a role is recorded with the reason instead of stopping the sweep."""
-    result = sweep(load_instance(TINY), Grid(available=(("fast",),)))
+    result = sweep(load_instance(TINY), SweepGrid(available=(("fast",),)))
     row = result.rows[0]
     assert row["available"] == "fast"
     assert row["status"] in ("infeasible", "no_plan") and row["cost_usd_per_hour"] is None

@@ -77,7 +77,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     a table on standard output and, with ``--out``, the table, its JSON and the figures in a new folder."""
     from concurrent.futures import Executor, ProcessPoolExecutor
 
-    from pdopt.comparison.sweep import Grid, columns, parse_values, sweep
+    from pdopt.comparison.sweep import SweepGrid, columns, parse_values, sweep
     from pdopt.io import dump_json
     from pdopt.io.files import new_folder, write_new
     from pdopt.progress import stage
@@ -87,7 +87,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise InputError(f"--jobs: must be at least 1, got {args.jobs}")
     instance = _load_instance(args.file, args.allow_path)
-    grid = Grid(
+    grid = SweepGrid(
         demand=parse_values(args.demand, "--demand") if args.demand else (),
         ttft_target_s=parse_values(args.ttft_target, "--ttft-target") if args.ttft_target else (),
         tpot_target_ms=parse_values(args.tpot_target, "--tpot-target") if args.tpot_target else (),

@@ -40,7 +40,7 @@ ALL = "all"
 
 
 @dataclass(frozen=True)
-class Grid:
+class SweepGrid:
     """The values of each axis; an empty axis is not varied (the instance's own value)."""
 
     demand: tuple[float, ...] = ()
@@ -66,7 +66,7 @@ def _available_label(types: Sequence[str]) -> str:
     return ALL if not types or tuple(types) == (ALL,) else "+".join(types)
 
 
-def check_grid(instance: Instance, grid: Grid) -> None:
+def check_grid(instance: Instance, grid: SweepGrid) -> None:
     """InputError naming the axis and value that cannot apply to the instance (before any solve)."""
     if instance.horizon is not None:
         raise InputError("sweep: plans one period; this instance has a horizon (sweep a period's instance)")
@@ -161,7 +161,7 @@ class SweepResult:
     points: int
 
 
-def sweep(instance: Instance, grid: Grid, options: SolverOptions | None = None,
+def sweep(instance: Instance, grid: SweepGrid, options: SolverOptions | None = None,
           executor: concurrent.futures.Executor | None = None,
           progress: Callable[[int, int], None] | None = None) -> SweepResult:
     """Solve every point of ``grid``: in this process when ``executor`` is None, else on the executor (a

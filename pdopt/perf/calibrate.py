@@ -51,7 +51,7 @@ FloatArray = npt.NDArray[np.float64]
 SCV_BOUNDS = (0.0, 20.0)
 """Bounds on the fitted service SCV: 0 (deterministic) to 20 (far burstier than any length mix seen in practice)."""
 THROUGHPUT_GRID = 80
-"""Grid values of mu / max rate - 1, geometric from 1e-3 to 1e3, scanned to start the fit when X is fitted."""
+"""SweepGrid values of mu / max rate - 1, geometric from 1e-3 to 1e3, scanned to start the fit when X is fitted."""
 
 Point = Mapping[str, Any] | Sequence[float]
 """A measured point: a dict as ``import_vllm_bench`` writes it, or a (rate req/s, mean TTFT s) pair."""

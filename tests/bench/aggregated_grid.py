@@ -14,7 +14,7 @@ decoding_smallbs [a, b, c], mapped as docs/capacity.md says: overhead = max(pref
 token = prefill b, prefill quadratic = prefill c, per context token = decode b, per decode request = decode c.
 The numbers are copied below (``COEFFICIENTS``); ``--coefficients FILE`` reads them from the JSON file instead.
 
-Grid: prompt L in (256, 1024, 4096) tokens x output O in (16, 128, 512) tokens x token budget K in (512, 2048,
+SweepGrid: prompt L in (256, 1024, 4096) tokens x output O in (16, 128, 512) tokens x token budget K in (512, 2048,
 8192); max_batch 256 (vLLM's default max_num_seqs) and KV room for 256 requests of L + O tokens, so that neither
 binds: the grid tests the TTFT and TPOT analysis, the random cases of tests/test_sim_aggregated.py the caps.
 

@@ -7,7 +7,7 @@ instances, and on the Azure traces replayed.
 Prints Markdown tables (docs/capacity.md, "The capacity model against the simulator"). A full run takes about
 two minutes of one core.
 
-Grid: the paper's instance (instances/paper/dsv31-h200-5mtpm.yaml) under each queue model, planned at demand
+SweepGrid: the paper's instance (instances/paper/dsv31-h200-5mtpm.yaml) under each queue model, planned at demand
 multipliers that put the prefill utilisation near 0.5 and near 0.8 (the planner picks the counts; the table
 gives the utilisation reached), simulated with N requests (default 200,000) at a fixed seed. The error is
 (predicted - simulated) / simulated of the mean TTFT with the simulator's 99% half-width beside it; the mean TTFT
