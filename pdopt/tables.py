@@ -2,9 +2,9 @@
 meaning per column), CSV text, and pandas DataFrames for analysis.
 
 The rows are the one source: ``--format csv`` writes them with the csv module, and :func:`frame` turns them into a
-DataFrame, so a CSV read back and a frame hold the same numbers. pandas is an optional extra (``pip install
-'pdopt[frames]'``, installed in the development environment): it is imported only when a frame is asked for, so
-``import pdopt`` and every command without frames never load it.
+DataFrame, so a CSV read back and a frame hold the same numbers. pandas is an optional extra (``frames``:
+``pip install '.[frames]'`` in a clone; installed in the development environment): it is imported only when a
+frame is asked for, so ``import pdopt`` and every command without frames never load it.
 
 Columns:
 
@@ -124,9 +124,10 @@ def rows_csv(rows: Sequence[Row]) -> str:
 
 
 def frame(rows: Sequence[Row]) -> Any:
-    """A pandas DataFrame of the rows (pandas imported here, not before: ``pip install 'pdopt[frames]'``)."""
+    """A pandas DataFrame of the rows (pandas imported here, not before: the ``frames`` extra)."""
     try:
         import pandas as pd
     except ModuleNotFoundError:
-        raise ModuleNotFoundError("frames need pandas: pip install 'pdopt[frames]' (or pandas)") from None
+        raise ModuleNotFoundError("frames need pandas: the 'frames' extra (pip install '.[frames]' in a clone) "
+                                  "or pip install pandas") from None
     return pd.DataFrame(list(rows))

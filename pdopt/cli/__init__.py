@@ -26,6 +26,7 @@ from pdopt.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SOLVER,
+    resolve_example,
 )
 from pdopt.cli.parser import build_parser
 from pdopt.errors import InputError, SolverUnavailableError
@@ -41,6 +42,7 @@ COMMANDS = {
     "compare": commands.cmd_compare, "bench": commands.cmd_bench, "generate": data_commands.cmd_generate,
     "profile": data_commands.cmd_profile, "schema": data_commands.cmd_schema, "fidelity": commands.cmd_fidelity,
     "export": data_commands.cmd_export, "sweep": whatif_commands.cmd_sweep,
+    "examples": data_commands.cmd_examples,
 }
 
 
@@ -66,6 +68,7 @@ def _run(args: Any) -> int:
     from pdopt.progress import reporter
 
     try:
+        resolve_example(args)
         with reporter():  # a status line on a terminal for long work (pdopt/progress.py); cleared before output
             return COMMANDS[args.command](args)
     except (InputError, SolverUnavailableError) as exc:

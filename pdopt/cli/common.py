@@ -7,6 +7,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from pdopt.errors import InputError
+
 if TYPE_CHECKING:
     from pdopt.instance import Instance
     from pdopt.optimize.options import SolverOptions
@@ -39,3 +41,20 @@ def solver_options(args: argparse.Namespace) -> SolverOptions:
     cuts: bool | tuple[str, ...] = False if args.no_cuts else (args.cuts or True)
     return SolverOptions(args.solver, args.time_limit, args.gap, args.threads, cuts=cuts,
                          pool_classes=not args.no_pool_classes)
+
+
+def resolve_example(args: argparse.Namespace) -> None:
+    """Set ``args.file`` from ``--example NAME`` (a bundled instance); InputError when both or neither are given.
+    Commands without ``--example`` are left as they are."""
+    if not hasattr(args, "example"):
+        return
+    if args.example is not None and args.file is not None:
+        raise InputError(f"give an instance file or --example, not both (got {args.file} and --example "
+                         f"{args.example})")
+    if args.example is not None:
+        from pdopt.io.library import example
+
+        args.file = str(example(args.example))
+    elif args.file is None:
+        raise InputError(f"{args.command}: name an instance file, or a bundled example with --example NAME "
+                         "(`pdopt examples` lists them)")

@@ -204,3 +204,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise InputError(f"generate: {exc}") from None
     return _emit_yaml(doc, args.output, f"{params.family} with {params.models} models, {params.gpu_types} GPU "
                       f"types, {params.pools} pools, seed {params.seed}")
+
+
+def cmd_examples(args: argparse.Namespace) -> int:
+    """``pdopt examples``: the bundled examples by name, the file each is and what it shows."""
+    from pdopt.io.library import examples
+    from pdopt.report import table
+
+    print(table(["name", "file", "what it shows"], [[n, e["path"], e["about"]] for n, e in examples().items()]))
+    print("\nuse one with --example NAME, e.g. `pdopt plan --example paper`")
+    return EXIT_OK

@@ -92,6 +92,14 @@ def _solver_flags(sp: argparse.ArgumentParser, time_limit: float | None, threads
                     help="solve identical node pools apart instead of as one class, for ablation")
 
 
+def _instance_arg(sp: argparse.ArgumentParser) -> None:
+    """The instance a command reads: a file, or a bundled example by name (``--example paper``; resolved by
+    :func:`pdopt.cli.common.resolve_example`, which refuses both or neither)."""
+    sp.add_argument("file", nargs="?", default=None, help="instance file (YAML or JSON)")
+    sp.add_argument("--example", default=None, metavar="NAME",
+                    help="a bundled example instead of a file (`pdopt examples` lists them)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pdopt", description="Cheapest P/D disaggregated LLM serving fleet under SLOs.")
     p.add_argument("--version", action="version", version=f"pdopt {__version__}")
@@ -99,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     plan = sub.add_parser("plan", help="plan the cheapest fleet for an instance file")
-    plan.add_argument("file", help="instance file (YAML or JSON)")
+    _instance_arg(plan)
     plan.add_argument("--format", choices=("table", "json", "csv"), default="table")
     _solver_flags(plan, None)
     plan.add_argument("--scale-demand", type=_multiplier, default=1.0, metavar="F",
@@ -120,20 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
                            "aggregated and all disaggregated, and say per model what the chosen mode saves "
                            "(default: on for problems under 100 variables)")
 
+    sub.add_parser("examples", help="the bundled example instances, by name (for --example NAME)")
+
     cap = sub.add_parser("capacity", aliases=["curves"],
                          help="per shape: capacity at the SLOs, the binding limit, the model used, its inputs")
-    cap.add_argument("file")
+    _instance_arg(cap)
     cap.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
     val = sub.add_parser("validate", help="check an instance file and say what is wrong, field by field")
-    val.add_argument("file")
+    _instance_arg(val)
 
     ver = sub.add_parser("verify", help="check a plan JSON against an instance, independently of the solver")
     ver.add_argument("file", help="instance file")
     ver.add_argument("--plan", required=True, help="plan JSON written by `pdopt plan --format json`")
 
     sim = sub.add_parser("simulate", help="simulate a plan and check its SLOs (discrete-event, no GPU)")
-    sim.add_argument("file", help="instance file")
+    _instance_arg(sim)
     sim.add_argument("--plan", default=None, help="plan JSON from `pdopt plan --format json` (default: plan first)")
     sim.add_argument("--requests", type=int, default=20000, metavar="N")
     sim.add_argument("--seed", type=_seed, default=0)
@@ -175,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
     cmp_ = sub.add_parser("compare", help="the MILP plan against heuristic baselines (cost, feasibility, SLOs)")
-    cmp_.add_argument("file")
+    _instance_arg(cmp_)
     cmp_.add_argument("--simulate", type=int, default=0, metavar="N",
                       help="also simulate every plan with N requests and report SLO attainment")
     cmp_.add_argument("--seed", type=_seed, default=0)
@@ -187,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     swp = sub.add_parser("sweep", help="the cheapest plan over a grid of what-ifs: demand, SLO targets, GPU "
                                        "availability, prices (docs/sweep.md)")
-    swp.add_argument("file", help="instance file")
+    _instance_arg(swp)
     swp.add_argument("--demand", default=None, metavar="VALUES",
                      help="demand multipliers: 0.5,1,2 or START:STOP:STEP")
     swp.add_argument("--ttft-target", default=None, metavar="SECONDS",

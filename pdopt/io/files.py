@@ -117,6 +117,7 @@ def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
         raise InputError(f"{p}: the {what} holds a number that cannot be read ({exc})") from None
     if not isinstance(doc, dict):
         raise InputError(f"{p}: the {what} must be a JSON object")
+    check_format_version(doc, str(p))
     return doc
 
 
@@ -133,9 +134,30 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+FORMAT_VERSION = "1.0"
+"""The version of the JSON documents pdopt writes (plans, simulations, comparisons, sweeps...), their first field
+``format_version``: MAJOR.MINOR, the minor raised when fields are added, the major when a field changes meaning
+or goes. A reader refuses a document of another major version (:func:`check_format_version`)."""
+
+
 def dump_json(data: dict[str, Any]) -> str:
-    """Stable, human-readable JSON."""
-    return json.dumps(data, indent=2, sort_keys=False)
+    """Stable, human-readable JSON, ``format_version`` first (:data:`FORMAT_VERSION`)."""
+    return json.dumps({"format_version": FORMAT_VERSION, **data}, indent=2, sort_keys=False)
+
+
+def check_format_version(doc: dict[str, Any], source: str) -> None:
+    """InputError when ``doc`` states a ``format_version`` this pdopt cannot read: not a string MAJOR.MINOR, or of
+    another major version. A document without one (written before it was recorded, or by hand) is read as 1.x."""
+    if "format_version" not in doc:
+        return
+    version = doc["format_version"]
+    major, _, minor = version.partition(".") if isinstance(version, str) else ("", "", "")
+    if not (major.isdigit() and minor.isdigit()):
+        raise InputError(f"{source}: format_version must be a string MAJOR.MINOR such as "
+                         f"'{FORMAT_VERSION}', got {json.dumps(version)[:40]}")
+    if major != FORMAT_VERSION.split(".")[0]:
+        raise InputError(f"{source}: format_version {version} is not readable by this pdopt (it reads "
+                         f"{FORMAT_VERSION.split('.')[0]}.x); use the pdopt that wrote it")
 
 
 def write_new(path: str | Path, data: str | bytes, what: str) -> Path:

@@ -48,6 +48,23 @@ def known_answers() -> dict[str, list[dict[str, Any]]]:
     return {str(k): list(v) for k, v in instances.items()}
 
 
+def examples() -> dict[str, dict[str, str]]:
+    """The bundled examples by name (``examples.yaml``): name -> ``path`` (in the library) and ``about``."""
+    doc: Any = parse_yaml(read_text(root() / "examples.yaml", "examples"), "examples.yaml")
+    if not isinstance(doc, dict) or not all(isinstance(v, dict) and {"path", "about"} <= set(v) for v in doc.values()):
+        raise InputError("examples.yaml: expected a mapping of name -> {path, about}")
+    return {str(k): {"path": str(v["path"]), "about": str(v["about"])} for k, v in doc.items()}
+
+
+def example(name: str) -> Path:
+    """The file of a bundled example; InputError naming the examples there are."""
+    known = examples()
+    if name not in known:
+        raise InputError(f"--example: no example '{name}' (examples: {', '.join(known)}; `pdopt examples` "
+                         "says what each shows)")
+    return path(known[name]["path"])
+
+
 def load_set(name: str) -> list[str]:
     """The entries of one set; InputError naming the sets there are."""
     all_sets = sets()

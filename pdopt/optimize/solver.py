@@ -336,8 +336,9 @@ def run_solver(problem: pulp.LpProblem, options: SolverOptions, warm_start: bool
                                callbacksToActivate=[highspy.cb.HighsCallbackType.kCallbackMipInterrupt],
                                **({} if options.max_nodes is None else {"mip_max_nodes": options.max_nodes}))
                 if not highs.available():
-                    raise SolverUnavailableError("solver 'highs' needs the highspy package: pip install "
-                                                 "'pdopt[highs]'")
+                    raise SolverUnavailableError("solver 'highs' needs the highspy package: the 'highs' "
+                                                 "extra (pip install '.[highs]' in a clone) or pip install "
+                                                 "highspy==1.16.0")
                 with _silence_stdout():
                     try:
                         problem.solve(highs)
