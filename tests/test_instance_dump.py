@@ -9,9 +9,9 @@ import yaml
 import pdopt
 from pdopt.instance import DecodeProfile, Instance
 from pdopt.io import InputError, instance_from_dict, load_instance
-from tests.conftest import INSTANCES, PAPER
+from tests.conftest import INSTANCES, PAPER, instance_files
 
-BUNDLED = sorted(p for p in INSTANCES.rglob("*.yaml") if p.name not in ("sets.yaml", "known_answers.yaml"))
+BUNDLED = instance_files()
 
 
 def test_every_bundled_instance_is_covered() -> None:

@@ -8,7 +8,7 @@ import yaml
 import pdopt
 from pdopt.io import load_instance
 from pdopt.verifier import verify
-from tests.conftest import INSTANCES
+from tests.conftest import INSTANCES, instance_files
 
 KNOWN = yaml.safe_load((INSTANCES / "known_answers.yaml").read_text())["instances"]
 CASES = [(path, entry) for path, entries in KNOWN.items() for entry in entries if entry["status"] != "best_known"]
@@ -17,8 +17,7 @@ not here: they do not prove in the time a test may take."""
 
 
 def test_every_instance_file_has_a_known_answer() -> None:
-    files = {str(p.relative_to(INSTANCES)) for p in INSTANCES.rglob("*.yaml")
-             if p.name not in ("known_answers.yaml", "sets.yaml")}
+    files = {str(p.relative_to(INSTANCES)) for p in instance_files()}
     assert files == set(KNOWN)
     for entries in KNOWN.values():
         for e in entries:

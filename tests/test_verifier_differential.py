@@ -19,9 +19,10 @@ from pdopt.io import instance_from_dict, load_instance
 from pdopt.perf.capacity import capacity_table
 from pdopt.verifier import format_violations, recompute_shape, verify
 from pdopt.verifier.fleet import AGGREGATED_TOLERANCE
+from tests.conftest import instance_files
 
 INSTANCES = Path(__file__).resolve().parents[1] / "instances"
-FILES = sorted(p for p in INSTANCES.rglob("*.yaml") if p.name not in {"sets.yaml", "known_answers.yaml"})
+FILES = instance_files()
 
 Key = tuple[str, str, str, int, str]
 

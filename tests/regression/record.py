@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from tests.conftest import instance_files
+
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent / "plans"
 RUNTIME_FIELDS = ("runtime_s",)
@@ -26,14 +28,13 @@ GENERATED = tuple(f"generate:fleet-S:{seed}" for seed in range(3))
 
 
 def cases() -> list[str]:
-    """Every instance file under instances/ (the sets and known answers excluded, and the fleets whose known answer
+    """Every instance file under instances/ (the library's index files excluded, and the fleets whose known answer
     is only ``best_known``: they do not prove in a test's time), then the generated seeds."""
     known = yaml.safe_load((ROOT / "instances" / "known_answers.yaml").read_text())["instances"]
     unproven = {path for path, entries in known.items() if any(e["status"] == "best_known" for e in entries)}
     unproven |= {path for path, entries in known.items() if any("horizon_cost_usd" in e for e in entries)}  # plans
     # over a horizon: their known answers and tests/test_horizon.py hold them
-    files = sorted(str(p.relative_to(ROOT / "instances")) for p in (ROOT / "instances").rglob("*.yaml")
-                   if p.name not in ("sets.yaml", "known_answers.yaml"))
+    files = [str(p.relative_to(ROOT / "instances")) for p in instance_files()]
     return [*(f for f in files if f not in unproven), *GENERATED]
 
 
