@@ -32,7 +32,7 @@ COMMANDS = {
     "validate": commands.cmd_validate, "verify": commands.cmd_verify, "simulate": commands.cmd_simulate,
     "compare": commands.cmd_compare, "bench": commands.cmd_bench, "generate": data_commands.cmd_generate,
     "profile": data_commands.cmd_profile, "schema": data_commands.cmd_schema, "fidelity": commands.cmd_fidelity,
-    "export": data_commands.cmd_export,
+    "export": data_commands.cmd_export, "report": commands.cmd_report,
 }
 
 
