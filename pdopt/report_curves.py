@@ -233,10 +233,12 @@ def aggregated_curve(instance: Instance, key: ShapeKey, placements: list[Placeme
 
 
 def capacity_curves(instance: Instance, plan: Plan) -> list[dict[str, Any]]:
-    """One curve per shape the plan uses, prefill, decode and aggregated, in plan order."""
+    """One curve per shape the plan uses: by model, then prefill, decode and aggregated."""
     rates = per_instance_rates(instance, plan)
     make = {"prefill": prefill_curve, "decode": decode_curve, "aggregated": aggregated_curve}
-    return [make[key[1]](instance, key, placements, rates[key]) for key, placements in shapes_used(plan).items()]
+    order = {"prefill": 0, "decode": 1, "aggregated": 2}
+    shapes = sorted(shapes_used(plan).items(), key=lambda kv: (kv[0][0], order[kv[0][1]], *kv[0][2:]))
+    return [make[key[1]](instance, key, placements, rates[key]) for key, placements in shapes]
 
 
 def cost_data(plan: Plan) -> dict[str, Any]:

@@ -36,6 +36,7 @@ th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: ta
 figure { margin: 1.2em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: .92em; color: #444; max-width: 60em; }
 .note { color: #555; font-size: .92em; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(540px, 1fr)); gap: 0 1.5em; }
 """
 
 LOAD_CHECK = """
@@ -84,7 +85,18 @@ def _table(header: list[str], rows: list[list[object]], numeric: set[int] | None
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _plan_section(plan: Plan) -> str:
+def _verdict(instance: Instance, plan: Plan) -> str:
+    """What the independent verifier says of the plan (a plan file is input the report does not trust)."""
+    from pdopt.verifier import verify
+
+    found = verify(instance, plan.to_dict())
+    if not found:
+        return "The independent verifier finds the plan satisfies every constraint of the instance."
+    checks = sorted({v.check for v in found})
+    return f"The independent verifier finds {len(found)} violation(s): {', '.join(checks)}."
+
+
+def _plan_section(instance: Instance, plan: Plan) -> str:
     rows = [[p.model, p.role, p.gpu_type, p.gpus_per_instance, p.pool, p.count, p.count * p.gpus_per_instance,
              f"{p.capacity_rps:.4g}", f"{p.cost_usd_per_hour:,.2f}"] for p in plan.placements]
     placements = _table(["model", "role", "GPU type", "GPUs per instance", "pool", "instances", "GPUs",
@@ -98,7 +110,8 @@ def _plan_section(plan: Plan) -> str:
     gap = "" if plan.solver.gap is None else f", gap {plan.solver.gap:.2%}"
     return (f"<h2>Plan</h2><p>Status <b>{_esc(plan.status.value)}</b> ({_esc(plan.solver.name)}{_esc(gap)}); "
             f"cost <b>{plan.objective_usd_per_hour or 0.0:,.2f} USD/hour</b>; "
-            f"GPUs used: {_esc(', '.join(f'{g} {n}' for g, n in sorted(plan.gpus_used.items())))}.</p>"
+            f"GPUs used: {_esc(', '.join(f'{g} {n}' for g, n in sorted(plan.gpus_used.items())))}. "
+            f"{_esc(_verdict(instance, plan))}</p>"
             f"{placements}{models}")
 
 
@@ -106,6 +119,7 @@ def _curves_section(curves: list[dict[str, Any]], draw: Callable[[str, dict[str,
     parts = ["<h2>Capacity curves of the shapes used</h2><p class=\"note\">Per shape (model, role, GPU type, GPUs "
              "per instance) the capacity model's latency against the load on one instance, the SLO as a dashed "
              "line, and the planned operating point: the demand split over the role's instances by capacity.</p>"]
+    parts.append('<div class="grid">')
     for i, d in enumerate(curves):
         label = _label(d)
         op = d["operating_point"]
@@ -122,7 +136,7 @@ def _curves_section(curves: list[dict[str, Any]], draw: Callable[[str, dict[str,
             caption = (f"{label}: TTFT and TPOT against the arrival rate to one aggregated instance; the plan runs "
                        f"{d['instances']} instance(s) at {op['rate_rps']:.3g} req/s each.")
         parts.append(_figure(f"curve-{i}", draw(d["role"], d), d, caption))
-    return "".join(parts)
+    return "".join(parts) + "</div>"
 
 
 def _label(d: dict[str, Any]) -> str:
@@ -176,7 +190,7 @@ def render(instance: Instance, plan: Plan, simulation: list[dict[str, Any]] | No
     drawers = {"prefill": prefill_figure, "decode": decode_figure, "aggregated": aggregated_figure}
     fleet, cost = rc.fleet_data(plan), rc.cost_data(plan)
     sections = [
-        _plan_section(plan),
+        _plan_section(instance, plan),
         "<h2>Fleet and cost</h2>",
         _figure("fleet", fleet_figure(fleet), fleet, "Instances of each placement (model, role, GPU type, GPUs per "
                 "instance, node pool)."),
@@ -195,5 +209,10 @@ def render(instance: Instance, plan: Plan, simulation: list[dict[str, Any]] | No
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_esc(title)}</title>"
             f"<style>{CSS}</style><script>{LOAD_CHECK}</script></head>\n<body data-figures-loaded=\"0\" "
             f"data-errors=\"0\"><h1>{_esc(title)}</h1>"
-            f"<p class=\"note\">{_esc(instance.description.strip().splitlines()[0] if instance.description else '')}"
-            "</p>" + "\n".join(sections) + "\n</body></html>\n")
+            f"<p class=\"note\">{_esc(_first_paragraph(instance.description))}</p>"
+            + "\n".join(sections) + "\n</body></html>\n")
+
+
+def _first_paragraph(text: str) -> str:
+    """The instance description's first paragraph (what the instance is; the provenance follows it)."""
+    return " ".join(text.strip().split("\n\n")[0].split())
