@@ -182,7 +182,9 @@ def decode_curve(instance: Instance, key: ShapeKey, placements: list[Placement],
     if isinstance(capped, str):
         raise InputError(f"plan: decode of model '{model}' on {gpu} x{gpus}: {capped}")
     cap, bound = capped
+    corrected = decode_correction(instance, prof) is not None
     out = {**_shape_header(key, placements, rate), "decode_model": w.decode_model, "statistic": w.tpot.statistic,
+           "corrected_under_load": corrected,
            "output_tokens_mean": w.output_tokens_mean, "batch_cap": cap, "batch_cap_bound": bound,
            "curve": {"batch": [float(p.batch) for p in pts], "tpot_ms": [p.tpot_ms for p in pts]},
            "slo_tpot_ms": w.tpot.target_ms, "operating_point": decode_operating_point(pts, w, cap, rate),
@@ -306,6 +308,7 @@ def simulation_data(instance: Instance, doc: object, source: str) -> list[dict[s
             raise InputError(f"{where}.attainment: expected an object with ttft, tpot, both")
         w = instance.workloads[m]
         out.append({"model": m, "requests": got.get("requests") if isinstance(got.get("requests"), int) else None,
+                    "partial": doc.get("partial") is True,
                     "ttft_s": _stats(got.get("ttft_s"), f"{where}.ttft_s"),
                     "tpot_ms": _stats(got.get("tpot_ms"), f"{where}.tpot_ms"),
                     "predicted_ttft_s": _stats(pred.get("ttft_s"), f"{where}.predicted.ttft_s", True),

@@ -119,7 +119,8 @@ def decode_figure(d: dict[str, Any]) -> bytes:
     batch."""
     fig, (ax,) = _figure(7.0, 4.2)
     c = d["curve"]
-    ax.plot(c["batch"], c["tpot_ms"], color="C1", linewidth=2, marker=".", label="measured TPOT (profile)")
+    what = "profile's TPOT, corrected under load" if d["corrected_under_load"] else "measured TPOT (profile)"
+    ax.plot(c["batch"], c["tpot_ms"], color="C1", linewidth=2, marker=".", label=what)
     stat = d["statistic"]
     if "under_load_curve" in d:
         u = d["under_load_curve"]
@@ -131,8 +132,9 @@ def decode_figure(d: dict[str, Any]) -> bytes:
     cp = d["capacity_point"]
     ax.plot([cp["batch"]], [cp["tpot_ms"]], **CAP_STYLE, label=f"capacity at the SLO: batch {cp['batch']:.3g}")
     op = d["operating_point"]
+    over = ", saturated: beyond the cap" if op["saturated"] else ""
     ax.plot([op["batch"]], [op["tpot_ms"]], **OP_STYLE,
-            label=f"planned: batch {op['batch']:.3g}, {op['tpot_ms']:.3g} ms ({d['instances']} instance(s))")
+            label=f"planned: batch {op['batch']:.3g}, {op['tpot_ms']:.3g} ms ({d['instances']} instance(s){over})")
     ax.set_xlim(0, max(c["batch"][-1], d["batch_cap"]) * 1.05)
     ax.set_ylim(0, max([*c["tpot_ms"], d["slo_tpot_ms"]]) * 1.1)
     ax.set_xlabel("running batch (requests)")

@@ -153,7 +153,8 @@ def _simulation_section(sims: list[dict[str, Any]]) -> str:
              "and the p50, p90, p95 and p99 over requests, and the share of requests within each SLO value: these "
              "are the points of the empirical CDF drawn (no other samples are kept).</p>"]
     for d in sims:
-        caption = (f"{d['model']}: simulated TTFT and TPOT percentiles as points of their empirical CDF, with the "
+        n = f" ({d['requests']:,} requests{', interrupted run' if d['partial'] else ''})" if d["requests"] else ""
+        caption = (f"{d['model']}{n}: simulated TTFT and TPOT percentiles as points of their empirical CDF, with the "
                    f"predicted percentiles and the SLO lines ({d['ttft_statistic']} TTFT <= {d['slo_ttft_s']:g} s, "
                    f"{d['tpot_statistic']} TPOT <= {d['slo_tpot_ms']:g} ms).")
         parts.append(_figure(f"simulation-{d['model']}", simulation_figure(d), d, caption))

@@ -411,13 +411,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     from pdopt.report_html import render
     from pdopt.sim.run import check_plan_matches
 
-    if Path(args.out).exists():
-        raise InputError(f"--out: {args.out} exists; pdopt does not overwrite files")
-    instance = _load_instance(args.instance, args.allow_path)
+    out = Path(args.out)  # refused before the work rather than after it (write_new checks again when writing)
+    if out.exists():
+        raise InputError(f"--out: {out} exists; pdopt does not overwrite files")
+    if not out.parent.is_dir():
+        raise InputError(f"--out: the folder {out.parent} does not exist")
+    instance = _load_instance(args.instance, args.allow_path, periods=True)
     if instance.horizon is not None:
         raise InputError(f"{args.instance}: has a horizon; `pdopt plan --plot` draws a plan over periods")
     if args.plan is not None:
         plan = Plan.from_dict(load_json(args.plan, "plan"), args.plan)
+        if not plan.has_plan:
+            raise InputError(f"{args.plan}: status '{plan.status.value}': the file holds no plan to report")
         try:
             check_plan_matches(instance, plan)
         except InputError as exc:
