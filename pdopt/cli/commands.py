@@ -430,7 +430,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         from pdopt.optimize.pipeline import solve
 
-        plan = solve(instance, explain_mode=False)
+        plan = solve(instance, solver_options(args), explain_mode=False)
+        if plan.solver.interrupted:
+            print("pdopt: interrupted while planning, before the report", file=sys.stderr)
+            return EXIT_INTERRUPTED
         if not plan.has_plan:
             print(f"pdopt: no feasible plan to report: {plan.reason}", file=sys.stderr)
             return EXIT_INFEASIBLE

@@ -288,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="JSON from `pdopt simulate --format json`: draw its TTFT and TPOT distributions")
     rep.add_argument("--out", required=True, metavar="REPORT.html", help="the page to write (a new file)")
     rep.add_argument("--no-baselines", action="store_true", help="leave out the heuristic baselines")
+    _solver_flags(rep, None)  # when planning first
     rep.add_argument("--allow-path", action="append", default=[], metavar="DIR",
                      help="also read files the instance names in DIR")
     return p
