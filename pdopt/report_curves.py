@@ -70,6 +70,8 @@ def _finite(value: float) -> float | None:
 
 
 def _shape_header(key: ShapeKey, placements: list[Placement], rate: float) -> dict[str, Any]:
+    """What every curve's data starts with: the shape, its pools and instance count, its planned capacity per
+    instance and the rate one instance receives (so each figure's JSON stands on its own)."""
     model, role, gpu, gpus, variant = key
     return {"model": model, "role": role, "gpu_type": gpu, "gpus_per_instance": gpus, "variant": variant,
             "pools": [p.pool for p in placements], "instances": sum(p.count for p in placements),
@@ -265,6 +267,8 @@ SIM_STATS = ("mean", "p50", "p90", "p95", "p99")
 
 
 def _number(doc: object, where: str) -> float:
+    """A finite number from an untrusted file, else an :class:`InputError` naming where it is (no NaN can reach a
+    figure, and JSON cannot carry one back out)."""
     if isinstance(doc, bool) or not isinstance(doc, int | float) or not math.isfinite(doc):
         raise InputError(f"{where}: expected a finite number, got {doc!r}")
     return float(doc)

@@ -22,6 +22,7 @@ OP_STYLE: dict[str, Any] = {"color": "#111111", "marker": "o", "markersize": 8, 
 
 
 def _figure(width: float, height: float, panels: int = 1) -> tuple[Figure, list[Axes]]:
+    """A figure of ``panels`` side by side on the Agg backend (no display needed; matplotlib loaded here only)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -59,6 +59,7 @@ does not parse, and writes both on ``<body>`` once the page has loaded."""
 
 
 def _esc(value: object) -> str:
+    """Text and attribute values escaped: model, pool and GPU names come from the user's files."""
     return html.escape(str(value), quote=True)
 
 
@@ -78,6 +79,7 @@ def _figure(name: str, png: bytes, data: object, caption: str) -> str:
 
 
 def _table(header: list[str], rows: list[list[object]], numeric: set[int] | None = None) -> str:
+    """An HTML table, the columns in ``numeric`` right-aligned so that digits line up."""
     numeric = numeric or set()
     head = "".join(f"<th>{_esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f'<td class="num">{_esc(c)}</td>' if i in numeric else f"<td>{_esc(c)}</td>"
@@ -97,6 +99,7 @@ def _verdict(instance: Instance, plan: Plan) -> str:
 
 
 def _plan_section(instance: Instance, plan: Plan) -> str:
+    """The plan as tables: what the reader acts on first (placements, then per model), with its status and cost."""
     rows = [[p.model, p.role, p.gpu_type, p.gpus_per_instance, p.pool, p.count, p.count * p.gpus_per_instance,
              f"{p.capacity_rps:.4g}", f"{p.cost_usd_per_hour:,.2f}"] for p in plan.placements]
     placements = _table(["model", "role", "GPU type", "GPUs per instance", "pool", "instances", "GPUs",
@@ -116,6 +119,7 @@ def _plan_section(instance: Instance, plan: Plan) -> str:
 
 
 def _curves_section(curves: list[dict[str, Any]], draw: Callable[[str, dict[str, Any]], bytes]) -> str:
+    """A figure per shape with a caption stating its operating point in words (for a reader who cannot see it)."""
     parts = ["<h2>Capacity curves of the shapes used</h2><p class=\"note\">Per shape (model, role, GPU type, GPUs "
              "per instance) the capacity model's latency against the load on one instance, the SLO as a dashed "
              "line, and the planned operating point: the demand split over the role's instances by capacity.</p>"]
@@ -147,6 +151,8 @@ def _label(d: dict[str, Any]) -> str:
 
 
 def _simulation_section(sims: list[dict[str, Any]]) -> str:
+    """A figure per simulated model, after a note on what the simulation's JSON holds (percentiles, not samples),
+    so that the drawn points are not read as a full distribution."""
     from pdopt.report_figures import simulation_figure
 
     parts = ["<h2>Simulation</h2><p class=\"note\">The simulation's JSON holds, per model and metric, the mean "
@@ -162,6 +168,7 @@ def _simulation_section(sims: list[dict[str, Any]]) -> str:
 
 
 def _baseline_section(data: dict[str, Any]) -> str:
+    """The baselines as a figure and as a table (the table carries the reasons a baseline has no plan)."""
     from pdopt.report_figures import baseline_figure
 
     head = "<h2>Baselines</h2>"
