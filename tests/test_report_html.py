@@ -217,6 +217,9 @@ def test_no_external_url(page: _Page, files: dict[str, Any]) -> None:
                 or (t == "script" and "src" in a)]
     assert not re.search(r"(src|href)\s*=\s*['\"]?\s*(https?:)?//", files["html"], re.I)
     assert not re.search(r"url\(\s*['\"]?\s*(https?:)?//", files["html"], re.I)
+    assert "http://" not in files["html"] and "https://" not in files["html"]  # not even as text
+    for img in page.images:
+        assert b"http" not in base64.b64decode(img["src"].split(",", 1)[1])  # nor in the PNGs' metadata
 
 
 # (c) a browser loads every figure
