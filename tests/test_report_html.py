@@ -349,3 +349,38 @@ def test_instance_alone_with_aggregated_instances(tmp_path: Path) -> None:
         assert op["tpot_ms"] is not None and op["tpot_ms"] <= d["slo_tpot_ms"] * (1 + 1e-9)
         assert math.isclose(op["rate_rps"], d["rate_per_instance_rps"])
     assert "baselines" not in page.data
+
+
+# the other queue and decode models: the curve crosses the SLO at the planned capacity
+
+@pytest.mark.parametrize(("queue_model", "decode_model"), [("gg1", "under_load"), ("ggc", "paper")])
+def test_curves_meet_the_slo_at_capacity(example: Instance, queue_model: str, decode_model: str) -> None:
+    from pdopt.perf.decode import poisson_batch_tpot_ms
+    from pdopt.report_curves import capacity_curves
+
+    workloads = {m: {**w.model_dump(mode="json"), "queue_model": queue_model, "arrival_scv": 1.5,
+                     "service_scv": 0.5, "decode_model": decode_model} for m, w in example.workloads.items()}
+    workloads["llama2_70b"]["tpot"]["statistic"] = "p90"
+    instance = example.replace(workloads=workloads)
+    plan = solve(instance, explain_mode=False)
+    curves = capacity_curves(instance, plan)
+    assert {d["role"] for d in curves} == {"prefill", "decode"}
+    for d in curves:
+        w = instance.workloads[d["model"]]
+        if d["role"] == "prefill":
+            assert d["queue_model"] == queue_model and d["service_scv"] == 0.5 and d["arrival_scv"] == 1.5
+            assert d["capacity_point"]["ttft_s"] == pytest.approx(w.ttft.target_s, rel=1e-6)
+            assert d["operating_point"]["ttft_s"] <= w.ttft.target_s * (1 + 1e-9)
+            continue
+        op = d["operating_point"]
+        assert op["tpot_ms"] <= w.tpot.target_ms * (1 + 1e-9) and not op["saturated"]
+        if decode_model == "under_load":  # the statistic over 1 + Poisson(B), B from Little's law on the mean
+            prof = instance.profile(d["model"], "decode", d["gpu_type"], d["gpus_per_instance"])
+            assert isinstance(prof, DecodeProfile)
+            pts = prof.points_for(w.input_tokens_mean)
+            assert not isinstance(pts, str)
+            b, cap = op["batch"], d["batch_cap"]
+            assert op["tpot_ms"] == pytest.approx(poisson_batch_tpot_ms(pts, b, cap, w.tpot.statistic))
+            mean = poisson_batch_tpot_ms(pts, b, cap, "mean")
+            assert b / (mean / 1000.0) == pytest.approx(d["rate_per_instance_rps"] * w.output_tokens_mean, rel=1e-6)
+            assert "under_load_curve" in d
