@@ -42,7 +42,7 @@ COMMANDS = {
     "compare": commands.cmd_compare, "bench": commands.cmd_bench, "generate": data_commands.cmd_generate,
     "profile": data_commands.cmd_profile, "schema": data_commands.cmd_schema, "fidelity": commands.cmd_fidelity,
     "export": data_commands.cmd_export, "sweep": whatif_commands.cmd_sweep,
-    "examples": data_commands.cmd_examples,
+    "examples": data_commands.cmd_examples, "report": commands.cmd_report,
 }
 
 

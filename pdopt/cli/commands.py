@@ -413,5 +413,48 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """``pdopt report``: the HTML page of a plan (pdopt.report_html), planned first when no plan file is given;
+    written as a new file, never over one."""
+    from pdopt.io import load_json
+    from pdopt.io.files import write_new
+    from pdopt.plan import Plan
+    from pdopt.report_curves import simulation_data
+    from pdopt.report_html import render
+    from pdopt.sim.run import check_plan_matches
+
+    out = Path(args.out)  # refused before the work rather than after it (write_new checks again when writing)
+    if out.exists():
+        raise InputError(f"--out: {out} exists; pdopt does not overwrite files")
+    if not out.parent.is_dir():
+        raise InputError(f"--out: the folder {out.parent} does not exist")
+    instance = _load_instance(args.instance, args.allow_path, periods=True)
+    if instance.horizon is not None:
+        raise InputError(f"{args.instance}: has a horizon; `pdopt plan --plot` draws a plan over periods")
+    if args.plan is not None:
+        plan = Plan.from_dict(load_json(args.plan, "plan"), args.plan)
+        if not plan.has_plan:
+            raise InputError(f"{args.plan}: status '{plan.status.value}': the file holds no plan to report")
+        try:
+            check_plan_matches(instance, plan)
+        except InputError as exc:
+            raise InputError(f"{args.plan}: {exc}") from None
+    else:
+        from pdopt.optimize.pipeline import solve
+
+        plan = solve(instance, solver_options(args), explain_mode=False)
+        if plan.solver.interrupted:
+            print("pdopt: interrupted while planning, before the report", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        if not plan.has_plan:
+            print(f"pdopt: no feasible plan to report: {plan.reason}", file=sys.stderr)
+            return EXIT_INFEASIBLE
+    sim = None if args.simulation is None else simulation_data(instance, load_json(args.simulation, "simulation"),
+                                                               args.simulation)
+    write_new(args.out, render(instance, plan, sim, baselines=not args.no_baselines), "report")
+    print(f"wrote {args.out}")
+    return EXIT_OK
+
+
 def _policy(name: str) -> str:
     return "jsq" if name == "least_loaded" else name

@@ -313,4 +313,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="say what would be deployed (objects, replicas, GPUs per node selector, connector)")
     exp.add_argument("--allow-path", action="append", default=[], metavar="DIR",
                      help="also read files the instance names in DIR")
+    rep = sub.add_parser("report", help="one self-contained HTML page for a plan: tables, cost, capacity curves, "
+                                        "simulation, baselines, assumptions")
+    rep.add_argument("plan", nargs="?", default=None,
+                     help="plan JSON from `pdopt plan --format json` (default: plan the instance first)")
+    rep.add_argument("--instance", required=True, metavar="FILE", help="the instance the plan was made for")
+    rep.add_argument("--simulation", default=None, metavar="SIM.json",
+                     help="JSON from `pdopt simulate --format json`: draw its TTFT and TPOT distributions")
+    rep.add_argument("--out", required=True, metavar="REPORT.html", help="the page to write (a new file)")
+    rep.add_argument("--no-baselines", action="store_true", help="leave out the heuristic baselines")
+    _solver_flags(rep, None)  # when planning first
+    rep.add_argument("--allow-path", action="append", default=[], metavar="DIR",
+                     help="also read files the instance names in DIR")
     return p
