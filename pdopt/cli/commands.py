@@ -16,6 +16,7 @@ from pdopt.cli.common import (
     EXIT_SOLVER,
     _load_instance,
     solver_options,
+    unplanned_exit,
 )
 from pdopt.errors import InputError
 
@@ -313,12 +314,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         plan = Plan.from_dict(load_json(args.plan, "plan"), args.plan)
     else:
         plan = solve(instance, scale_demand=args.scale_demand or 1.0)
-        if plan.solver.interrupted:
-            print("pdopt: interrupted while planning, before the simulation", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        if not plan.has_plan:
-            print(f"pdopt: no feasible plan to simulate: {plan.reason}", file=sys.stderr)
-            return EXIT_INFEASIBLE
+        stop = unplanned_exit(plan, "simulate", "simulation")
+        if stop is not None:
+            return stop
     trace = read_trace(args.trace) if args.trace else None
     lengths = args.lengths or ("trace" if trace is not None else "workload")
     opts = SimOptions(requests=args.requests, seed=args.seed, prefill_dispatch=_policy(args.dispatch),
@@ -443,12 +441,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         from pdopt.optimize.pipeline import solve
 
         plan = solve(instance, solver_options(args), explain_mode=False)
-        if plan.solver.interrupted:
-            print("pdopt: interrupted while planning, before the report", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        if not plan.has_plan:
-            print(f"pdopt: no feasible plan to report: {plan.reason}", file=sys.stderr)
-            return EXIT_INFEASIBLE
+        stop = unplanned_exit(plan, "report", "report")
+        if stop is not None:
+            return stop
     sim = None if args.simulation is None else simulation_data(instance, load_json(args.simulation, "simulation"),
                                                                args.simulation)
     write_new(args.out, render(instance, plan, sim, baselines=not args.no_baselines), "report")

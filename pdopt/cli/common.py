@@ -12,6 +12,7 @@ from pdopt.errors import InputError
 if TYPE_CHECKING:
     from pdopt.instance import Instance
     from pdopt.optimize.options import SolverOptions
+    from pdopt.plan import Plan
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERNAL, EXIT_SOLVER, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 """Exit codes, each with one meaning (docs/cli.md): 0 success; 1 a plan failed verification; 2 invalid input;
@@ -58,3 +59,15 @@ def resolve_example(args: argparse.Namespace) -> None:
     elif args.file is None:
         raise InputError(f"{args.command}: name an instance file, or a bundled example with --example NAME "
                          "(`pdopt examples` lists them)")
+
+
+def unplanned_exit(plan: Plan, verb: str, noun: str) -> int | None:
+    """For a command that plans first (``simulate``, ``report``): the exit code and one line when the plan it made
+    cannot be used, 130 interrupted or 3 without a plan; None when it has a plan to go on with."""
+    if plan.solver.interrupted:
+        print(f"pdopt: interrupted while planning, before the {noun}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not plan.has_plan:
+        print(f"pdopt: no feasible plan to {verb}: {plan.reason}", file=sys.stderr)
+        return EXIT_INFEASIBLE
+    return None
