@@ -34,12 +34,13 @@ class Reporter:
         self.prefix = ""
         """The step a long command is at (:func:`stage`), shown before what the work inside it reports."""
 
-    def update(self, text: str) -> None:
-        """Show ``text`` (elapsed time prefixed), if enabled, past the delay and not redrawn too recently."""
+    def update(self, text: str, now_or_never: bool = False) -> None:
+        """Show ``text`` (elapsed time prefixed), if enabled, past the delay and not redrawn too recently (with
+        ``now_or_never``, past the delay whatever the last redraw: a new stage is always drawn)."""
         if not self.enabled:
             return
         now = time.monotonic()
-        if now - self.start < self.delay or now - self._last < self.interval:
+        if now - self.start < self.delay or (now - self._last < self.interval and not now_or_never):
             return
         with self._lock:
             self._last = now
@@ -90,8 +91,10 @@ def stage(text: str) -> None:
     (past the delay) and before every later report until the next stage, so that a solve inside a step says both.
     A no-op outside :func:`reporter`."""
     if _CURRENT:
-        _CURRENT[-1].prefix = text
-        _CURRENT[-1].update("")
+        rep = _CURRENT[-1]
+        with rep._lock:
+            rep.prefix = text
+        rep.update("", now_or_never=True)
 
 
 def done() -> None:

@@ -115,8 +115,8 @@ def format_alternatives(alts: Alternatives) -> str:
     if alts.exhausted:
         out += ["", f"only {len(alts.alternatives)} of the {alts.requested} asked for exist: every other "
                     "configuration has no plan or contains a cheaper one"]
-    if not alts.ties_complete:
-        out += ["", "note: " + (alts.note or "more configurations tie with the last one shown than were searched")]
+    if alts.note:
+        out += ["", "note: " + alts.note]
     return "\n".join(out)
 
 

@@ -82,9 +82,8 @@ def test_cli_jobs_2_writes_the_table_and_figures(serial: str, tmp_path: Path,
 
 
 def test_ranges_and_the_pareto_frontier() -> None:
-    """TTFT targets 1.25 .. 2.25 s by 0.5 at demand x1: tightening alpha's target below its 1.25 s would be
-    invalid (the overhead 0.25 s is inside it); looser targets never cost more, and a point is on the frontier
-    only when no looser-or-equal target is cheaper-or-equal with one strictly better."""
+    """TTFT targets 2.25, 1.25 and 1.75 s at demand x1: looser targets never cost more, and a point is on the
+    frontier only when no other has a target at least as tight at a cost at most as high, one strictly better."""
     result = sweep(load_instance(TINY), SweepGrid(ttft_target_s=(2.25, 1.25, 1.75)))
     costs = [r["cost_usd_per_hour"] for r in result.rows]
     assert [r["ttft_target_s"] for r in result.rows] == [2.25, 1.25, 1.75]
@@ -95,6 +94,11 @@ def test_ranges_and_the_pareto_frontier() -> None:
                      and o is not r and (o["ttft_target_s"], o["cost_usd_per_hour"])
                      != (r["ttft_target_s"], r["cost_usd_per_hour"]) for o in result.rows)
         assert r["pareto_ttft"] is (not beaten)
+
+
+def test_without_a_ttft_axis_pareto_is_not_stated() -> None:
+    result = sweep(load_instance(TINY), SweepGrid(demand=(1.0, 2.0)))
+    assert [r["pareto_ttft"] for r in result.rows] == [None, None]
 
 
 def test_pareto_is_taken_within_each_demand() -> None:
@@ -115,6 +119,8 @@ def test_pareto_is_taken_within_each_demand() -> None:
     (["--tpot-target", "nan"], "--tpot-target: each value must be positive"),
     (["--jobs", "0"], "--jobs: must be at least 1"),
     (["--demand", "1:1000000:1"], "at most 10,000"),
+    (["--demand", "1:2000:1", "--tpot-target", "1:2000:1", "--max-points", "10"],
+     "the grid has 4,000,000 points, above --max-points 10"),  # counted from the axes: no point is made
 ])
 def test_bad_grids_exit_2_naming_the_flag(argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sweep", str(TINY), *argv]) == 2
@@ -132,9 +138,46 @@ def test_a_ttft_target_no_shape_meets_is_a_point_with_the_reason() -> None:
 
 
 def test_an_availability_that_leaves_a_role_unserved_is_a_point_without_plan() -> None:
-    """Only the fast type, with no fast profile removed: the sweep keeps it as a point (planned or not), and a
-    set that removes every profile of a role is recorded with the reason instead of stopping the sweep."""
-    result = sweep(load_instance(TINY), SweepGrid(available=(("fast",),)))
-    row = result.rows[0]
-    assert row["available"] == "fast"
-    assert row["status"] in ("infeasible", "no_plan") and row["cost_usd_per_hour"] is None
+    """Without beta's slow decode profile, the slow type alone leaves beta's decode with no profile at all: the
+    point is recorded (no_plan) with the role named, and the sweep goes on to the next point."""
+    import yaml
+
+    from pdopt.io import instance_from_dict
+
+    doc = yaml.safe_load(TINY.read_text())
+    doc["profiles"] = [p for p in doc["profiles"] if (p["model"], p["role"], p["gpu_type"]) != ("beta", "decode",
+                                                                                                "slow")]
+    result = sweep(instance_from_dict(doc, TINY.parent), SweepGrid(available=(("slow",), ("all",))))
+    gone, full = result.rows
+    assert gone["status"] == "no_plan" and gone["cost_usd_per_hour"] is None
+    assert "beta" in gone["reason"] and "decode" in gone["reason"], gone["reason"]
+    assert full["status"] == "optimal" and full["cost_usd_per_hour"] is not None
+
+
+def test_a_multi_line_reason_is_kept_whole_in_one_cell() -> None:
+    """Three times the demand: the diagnosis names the uncovered demand and the resource, over several lines;
+    the row holds all of them, joined."""
+    row = sweep(load_instance(TINY), SweepGrid(demand=(3.0,))).rows[0]
+    assert row["status"] == "infeasible" and "\n" not in row["reason"]
+    assert "req/s" in row["reason"] and ("node pool" in row["reason"] or "GPU type" in row["reason"]), row["reason"]
+
+
+def test_prices_scale_every_hourly_price_of_the_type() -> None:
+    """x2 on the slow type doubles its GPU-hour price and its pools' node-hour price and activation cost."""
+    from pdopt.comparison.sweep import apply_point
+
+    doc = yaml_doc()
+    doc["node_pools"]["slow_nodes"].update(price_usd_per_node_hour=20.0, activation_cost_usd_per_hour=1.5)
+    from pdopt.io import instance_from_dict
+
+    changed = apply_point(instance_from_dict(doc, TINY.parent), {"price:slow": 2.0})
+    assert changed.gpu_types["slow"].price_usd_per_gpu_hour == 4.0
+    assert changed.node_pools["slow_nodes"].price_usd_per_node_hour == 40.0
+    assert changed.node_pools["slow_nodes"].activation_cost_usd_per_hour == 3.0
+    assert changed.gpu_types["fast"].price_usd_per_gpu_hour == 4.0  # the other type untouched
+
+
+def yaml_doc() -> dict[str, object]:
+    import yaml
+
+    return yaml.safe_load(TINY.read_text())  # type: ignore[no-any-return]

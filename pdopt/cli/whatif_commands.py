@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 def plan_alternatives(instance: Instance, args: argparse.Namespace, opts: SolverOptions) -> int:
     """``pdopt plan --alternatives K``: the K cheapest configurations (:mod:`pdopt.optimize.alternatives`).
 
-    Exit 0 when at least one plan exists (fewer than K is said on standard error), 3 when none does, 130 when
-    interrupted, 5 when the solver stopped without proving the cheapest plan."""
+    Exit 0 when at least one plan exists and the search ran to its end (fewer than K is said on standard error),
+    3 when no plan exists, 130 when interrupted (in any of its solves), 5 when a solve ended without proving its
+    plan the cheapest (the alternatives found before it are printed)."""
     from pdopt.io import dump_json
     from pdopt.optimize.alternatives import alternatives, to_dict
     from pdopt.plan import SolveStatus
@@ -29,6 +30,11 @@ def plan_alternatives(instance: Instance, args: argparse.Namespace, opts: Solver
     if args.maximize_scale:
         raise InputError("--alternatives ranks plans of the stated demand; it does not combine with "
                          "--maximize-scale")
+    if args.plot is not None:
+        raise InputError("--plot draws a plan over a horizon; --alternatives ranks plans of one period")
+    if args.explain_mode:
+        raise InputError("--explain-mode compares the serving modes of one plan; with --alternatives each plan "
+                         "says its modes in its JSON (models.<m>.mode)")
     alts = alternatives(instance, args.alternatives, opts, scale_demand=args.scale_demand)
     if args.format == "csv":
         from pdopt.tables import placement_rows, rows_csv
@@ -50,10 +56,14 @@ def plan_alternatives(instance: Instance, args: argparse.Namespace, opts: Solver
         if args.format != "table":
             print(f"pdopt: no feasible plan{without}: {first.reason}", file=sys.stderr)
         return EXIT_INFEASIBLE if first.status in (SolveStatus.INFEASIBLE, SolveStatus.NO_SOLUTION) else EXIT_SOLVER
-    if len(alts.alternatives) < alts.requested:
+    if alts.exhausted:
         print(f"pdopt: {len(alts.alternatives)} of the {alts.requested} alternatives asked for exist", file=sys.stderr)
-    if alts.note:
+    if alts.note:  # an early stop, or ties left unsettled: said whatever the format
         print(f"pdopt: {alts.note}", file=sys.stderr)
+    if alts.stopped == "interrupted":
+        return EXIT_INTERRUPTED
+    if alts.stopped == "solver":
+        return EXIT_SOLVER
     return EXIT_OK
 
 
@@ -92,8 +102,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         ttft_target_s=parse_values(args.ttft_target, "--ttft-target") if args.ttft_target else (),
         tpot_target_ms=parse_values(args.tpot_target, "--tpot-target") if args.tpot_target else (),
         available=tuple(tuple(a.split("+")) for a in args.available), price=_price_axes(args.price))
-    if len(grid.points()) > args.max_points:
-        raise InputError(f"the grid has {len(grid.points()):,} points, above --max-points {args.max_points:,}")
+    if grid.size > args.max_points:  # counted from the axes, before any point is made
+        raise InputError(f"the grid has {grid.size:,} points, above --max-points {args.max_points:,}")
     out = None
     if args.out is not None:
         from pdopt.comparison.sweep import check_grid
@@ -121,7 +131,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         from pdopt.comparison.sweep_plots import varied as _varied
 
-        shown = [c for c in cols if c != "reason" and (c != "pareto_ttft" or _varied(result.rows, "ttft_target_s"))]
+        shown = [c for c in cols if c != "pareto_ttft" or _varied(result.rows, "ttft_target_s")]
         print(table(shown, [[r[c] for c in shown] for r in result.rows]))
         print(f"{result.points} points; {sum(result.cpu_s):.2f} CPU s of solving")
     if out is not None:

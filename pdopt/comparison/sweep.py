@@ -10,7 +10,8 @@ the axes once and solves every point of their product:
   statistic kept;
 - ``available``: the GPU types that may be used (the others are removed with their pools and profiles, as
   ``plan --without``); ``all`` keeps every type;
-- ``price:<gpu_type>``: a multiplier of that GPU type's price per GPU-hour and of its pools' node-hour prices.
+- ``price:<gpu_type>``: a multiplier of every hourly price of that GPU type: its price per GPU-hour, and its
+  pools' node-hour prices and activation costs.
 
 Each point is solved independently (:func:`solve_point`, a top-level function so that a process pool or a Dask
 worker can run it); the rows hold only what the solve decides, never timings, so the same grid gives the same
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
+import math
 import resource
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -51,13 +53,22 @@ class SweepGrid:
     price: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """GPU type -> price multipliers."""
 
-    def points(self) -> list[dict[str, Any]]:
-        """The product of the axes, in a fixed order (each axis's values as given, the last axis fastest)."""
-        axes: list[tuple[str, Sequence[Any]]] = [
+    def axes(self) -> list[tuple[str, Sequence[Any]]]:
+        """Each axis's name and values (an axis not varied: the instance's own value, None, or all types)."""
+        return [
             ("demand", self.demand or (1.0,)), ("ttft_target_s", self.ttft_target_s or (None,)),
             ("tpot_target_ms", self.tpot_target_ms or (None,)),
             ("available", [_available_label(a) for a in self.available] or (ALL,)),
             *((f"price:{g}", v) for g, v in sorted(self.price.items()))]
+
+    @property
+    def size(self) -> int:
+        """The number of points, without making them (a grid too large is refused before it is built)."""
+        return math.prod(len(v) for _, v in self.axes())
+
+    def points(self) -> list[dict[str, Any]]:
+        """The product of the axes, in a fixed order (each axis's values as given, the last axis fastest)."""
+        axes = self.axes()
         names = [n for n, _ in axes]
         return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(v for _, v in axes))]
 
@@ -85,8 +96,12 @@ def check_grid(instance: Instance, grid: SweepGrid) -> None:
         for v in values:
             if not (v >= 0 and v < float("inf")):
                 raise InputError(f"--price {g}: each multiplier must be >= 0 and finite, got {v!r}")
-    for point in grid.points():  # a value the instance format refuses is named before any solve
-        apply_point(instance, point, availability=False)
+    # a value the instance format refuses is named before any solve: each value of each axis, alone (the format's
+    # rules are per field, so a combination of valid values is valid)
+    for name, axis_values in grid.axes():
+        if name not in ("demand", "available"):
+            for v in axis_values:
+                apply_point(instance, {name: v}, availability=False)
 
 
 def apply_point(instance: Instance, point: Mapping[str, Any], availability: bool = True) -> Instance:
@@ -109,8 +124,11 @@ def apply_point(instance: Instance, point: Mapping[str, Any], availability: bool
             g = key.removeprefix("price:")
             doc["gpu_types"][g]["price_usd_per_gpu_hour"] *= factor
             for pool in doc["node_pools"].values():
-                if pool["gpu_type"] == g and pool.get("price_usd_per_node_hour") is not None:
-                    pool["price_usd_per_node_hour"] *= factor
+                if pool["gpu_type"] != g:
+                    continue
+                for key in ("price_usd_per_node_hour", "activation_cost_usd_per_hour"):
+                    if pool.get(key) is not None:
+                        pool[key] *= factor
     changed = validate_instance(doc, f"sweep point {_label(point)}")
     available = point.get("available", ALL)
     if availability and available != ALL:
@@ -139,7 +157,7 @@ def solve_point(instance: Instance, point: dict[str, Any], options: SolverOption
         changed = apply_point(instance, point)
     except InputError as exc:  # e.g. availability that leaves a model without a profile of some role
         row = {**point, "status": "no_plan", "cost_usd_per_hour": None, "gpus": None, "prefill_instances": None,
-               "decode_instances": None, "aggregated_instances": None, "reason": str(exc).splitlines()[0]}
+               "decode_instances": None, "aggregated_instances": None, "reason": _one_line(str(exc))}
         return {"row": row, "cpu_s": _cpu_s() - start}
     plan = solve(changed, options, scale_demand=point.get("demand", 1.0), explain_mode=False)
     counts = {r: sum(p.count for p in plan.placements if p.role == r) for r in ("prefill", "decode", "aggregated")}
@@ -148,8 +166,18 @@ def solve_point(instance: Instance, point: dict[str, Any], options: SolverOption
            "prefill_instances": counts["prefill"] if plan.has_plan else None,
            "decode_instances": counts["decode"] if plan.has_plan else None,
            "aggregated_instances": counts["aggregated"] if plan.has_plan else None,
-           "reason": "" if plan.has_plan else (plan.reason or "").splitlines()[0] if plan.reason else ""}
+           "reason": "" if plan.has_plan else _one_line(plan.reason or "")}
     return {"row": row, "cpu_s": _cpu_s() - start}
+
+
+def _one_line(text: str) -> str:
+    """A multi-line reason (the diagnosis of an infeasible plan) as one CSV cell: its lines joined by '; ' (by a
+    space after a line that ends with a colon)."""
+    out = ""
+    for line in (x.strip() for x in text.splitlines()):
+        if line:
+            out += ("" if not out else " " if out.endswith(":") else "; ") + line
+    return out
 
 
 @dataclass(frozen=True)
@@ -193,10 +221,14 @@ def _others(row: Mapping[str, Any], axis: str) -> tuple[Any, ...]:
 
 def mark_pareto(rows: list[dict[str, Any]]) -> None:
     """``pareto_ttft``: among the planned points with the same values of every other axis (the same demand,
-    availability, prices...), True for a point no other beats on both the TTFT target and the cost (one at most as
-    tight and at most as dear, better in one): the targets worth choosing, each the tightest its cost buys."""
+    availability, prices...), True for a point no other beats on both the TTFT target and the cost (one with a
+    target at least as tight, t' <= t, at a cost at most as high, better in one): the targets worth choosing, each
+    the tightest its cost buys. None on every row when the grid does not vary the TTFT target."""
+    varied = len({r["ttft_target_s"] for r in rows}) > 1
     for r in rows:
-        r["pareto_ttft"] = False
+        r["pareto_ttft"] = False if varied else None
+    if not varied:
+        return
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in rows:
         if r["cost_usd_per_hour"] is not None:

@@ -155,7 +155,7 @@ def check_format_version(doc: dict[str, Any], source: str) -> None:
     if not (major.isdigit() and minor.isdigit()):
         raise InputError(f"{source}: format_version must be a string MAJOR.MINOR such as "
                          f"'{FORMAT_VERSION}', got {json.dumps(version)[:40]}")
-    if major != FORMAT_VERSION.split(".")[0]:
+    if int(major) != int(FORMAT_VERSION.split(".")[0]):
         raise InputError(f"{source}: format_version {version} is not readable by this pdopt (it reads "
                          f"{FORMAT_VERSION.split('.')[0]}.x); use the pdopt that wrote it")
 

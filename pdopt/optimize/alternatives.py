@@ -172,6 +172,9 @@ class Alternatives:
     """The plain cheapest plan's solve (its status and reason when there is no plan at all)."""
     note: str = ""
     """Why the search stopped early (time limit, interruption), when it did."""
+    stopped: str | None = None
+    """``interrupted`` (Ctrl-C or SIGTERM during a later solve) or ``solver`` (a later solve ended without a
+    verdict or an unproven plan) when the search stopped before its end; None when it ran to its end."""
 
 
 def _tied(a: float, b: float) -> bool:
@@ -198,7 +201,7 @@ def alternatives(instance: Instance, k: int, options: SolverOptions | None = Non
         return Alternatives((), k, exhausted=infeasible, ties_complete=infeasible, first=first,
                             note="" if first.status is SolveStatus.OPTIMAL else first.solver.message)
     found: list[tuple[Plan, Configuration]] = [(first, configuration(first))]
-    note, complete, exhausted = "", True, False
+    note, complete, exhausted, stopped = "", True, False, None
     while True:
         kept = _alternatives_of(found)
         last = found[-1][0].objective_usd_per_hour or 0.0
@@ -206,18 +209,20 @@ def alternatives(instance: Instance, k: int, options: SolverOptions | None = Non
             break  # the last plan found costs more than the k-th alternative: every tie at its cost is in
         if len(found) >= k + MAX_EXTRA_SOLVES:
             complete = False
+            note = (f"{MAX_EXTRA_SOLVES} solves beyond the {k} asked for found configurations tied at the last "
+                    "cost shown: others may tie with it, so its rank among them is not settled")
             break
         plan, _ = _solve(instance, opts, scale_demand, False, restrict=exclude([c for _, c in found]))
         if plan.solver.interrupted or (not plan.has_plan and plan.status is not SolveStatus.INFEASIBLE):
             note = f"stopped after {len(found)} plan(s): {plan.solver.message}"
-            complete = False
+            complete, stopped = False, "interrupted" if plan.solver.interrupted else "solver"
             break
         if not plan.has_plan:
             exhausted = True
             break
         if plan.status is not SolveStatus.OPTIMAL:
             note = f"plan {len(found) + 1} not proven cheapest ({plan.solver.message}); stopped there"
-            complete = False
+            complete, stopped = False, "solver"
             break
         found.append((plan, configuration(plan)))
     kept = _alternatives_of(found)
@@ -225,7 +230,7 @@ def alternatives(instance: Instance, k: int, options: SolverOptions | None = Non
     out = tuple(Alternative(i, p, c, tuple(sorted(c - base)), tuple(sorted(base - c)))
                 for i, (_, p, c) in enumerate(kept[:k], start=1))
     return Alternatives(out, k, exhausted=exhausted and len(kept) < k, ties_complete=complete, first=first,
-                        note=note)
+                        note=note, stopped=stopped)
 
 
 def _alternatives_of(found: list[tuple[Plan, Configuration]]) -> list[tuple[float, Plan, Configuration]]:
@@ -266,7 +271,7 @@ def to_dict(alts: Alternatives) -> dict[str, Any]:
     cheapest = alts.alternatives[0].cost_usd_per_hour if alts.alternatives else None
     return {
         "requested": alts.requested, "found": len(alts.alternatives), "exhausted": alts.exhausted,
-        "ties_complete": alts.ties_complete, "tie_rule": TIE_RULE, "note": alts.note,
+        "ties_complete": alts.ties_complete, "tie_rule": TIE_RULE, "note": alts.note, "stopped": alts.stopped,
         "alternatives": [{
             "rank": a.rank, "cost_usd_per_hour": a.cost_usd_per_hour,
             "extra_usd_per_hour": a.cost_usd_per_hour - cheapest if cheapest is not None else None,
