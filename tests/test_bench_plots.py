@@ -64,7 +64,11 @@ def test_figure_data_is_the_table(tmp_path: Path) -> None:
     assert line["family"] == "fleet-S" and [p["models"] for p in line["points"]] == [1, 2]
     for p in line["points"]:
         row = table[p["instance"]]
-        assert (p["variables"], p["plan_cpu_s"]) == (row["variables"], row["plan_cpu_s"])
+        assert (p["variables"], p["plan_cpu_s"], p["status"]) == (row["variables"], row["plan_cpu_s"], row["status"])
+    # one seed per size: the line's medians are the points themselves
+    assert [(m["models"], m["variables"], m["plan_cpu_s"], m["instances"]) for m in line["medians"]] == \
+        [(p["models"], p["variables"], p["plan_cpu_s"], 1) for p in line["points"]]
+    assert family["axes"]["gap_by_models"]["ylim"][0] == 0.0
 
 
 def _row(instance: str, *, gap: float | None, status: str = "optimal", cost: float | None = 10.0,

@@ -18,6 +18,7 @@ matplotlib is imported inside :func:`write_plots` only (``import pdopt`` stays f
 from __future__ import annotations
 
 import io
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -89,20 +90,31 @@ def cost_data(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def family_data(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The data of ``solve_time_by_family.png``: the generated instances, one line per family ordered by size;
-    None when the set holds none."""
+    """The data of ``solve_time_by_family.png``: the generated instances by family, each instance a point, and
+    per family and number of models the median over its seeds (the line: one seed's solve time says more about
+    that instance than about its size); None when the rows hold no generated instance."""
     families: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         if r["family"] is not None:
+            shown = gap_shown(r)
             families.setdefault(r["family"], []).append(
                 {"instance": r["instance"], "models": r["models"], "pools": r["pools"], "gpu_types": r["gpu_types"],
                  "variables": r["variables"], "plan_cpu_s": r["plan_cpu_s"], "status": r["status"], "gap": r["gap"],
-                 "gap_shown": gap_shown(r), "time_limit_s": r["time_limit_s"]})
+                 "gap_shown": shown, "gap_pct": 100.0 * r["gap"] if shown == "bar" else None,
+                 "time_limit_s": r["time_limit_s"]})
     if not families:
         return None
-    order = sorted(families, key=lambda f: min(q["variables"] for q in families[f]))
-    lines: list[dict[str, Any]] = [
-        {"family": f, "points": sorted(families[f], key=lambda q: (q["variables"], q["models"]))} for f in order]
+    lines: list[dict[str, Any]] = []
+    for f in sorted(families, key=lambda f: min(q["variables"] for q in families[f])):
+        points = sorted(families[f], key=lambda q: (q["models"], q["variables"]))
+        medians = []
+        for m in sorted({q["models"] for q in points}):
+            same = [q for q in points if q["models"] == m]
+            medians.append({"models": m, "instances": len(same),
+                            "variables": statistics.median(q["variables"] for q in same),
+                            "plan_cpu_s": statistics.median(q["plan_cpu_s"] for q in same),
+                            "proven": sum(q["gap_shown"] == "optimal" for q in same)})
+        lines.append({"family": f, "points": points, "medians": medians})
     return {"x": ["models", "variables"], "y": "plan_cpu_s", "gap_threshold": GAP_THRESHOLD, "lines": lines}
 
 
@@ -256,41 +268,51 @@ def _draw_families(plt: Any, data: dict[str, Any]) -> tuple[Any, dict[str, Any]]
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex="col", height_ratios=[1.6, 1])
     points = [p for line in data["lines"] for p in line["points"]]
-    times = [float(p["plan_cpu_s"]) for p in points]
-    for ax, x in zip(axes, ("models", "variables"), strict=True):
-        for i, line in enumerate(data["lines"]):
-            colour = f"C{i}"
-            pts = line["points"]
-            ax.plot([p[x] for p in pts], [p["plan_cpu_s"] for p in pts], color=colour, label=line["family"])
-            for p in pts:
-                proven = p["gap_shown"] == "optimal"
-                ax.scatter(p[x], p["plan_cpu_s"], marker="o" if proven else "^", zorder=3,
-                           facecolor=colour if proven else "white", edgecolor=colour)
-        _set_scale(ax, "x", [float(p[x]) for p in points])
-        if x == "models" and ax.get_xscale() == "linear":
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(True, which="major", alpha=0.3)
     # the time limit is drawn when a solve stopped at it (or came close), and then it is part of the y range
     limits = sorted({p["time_limit_s"] for p in points if p["time_limit_s"] and (
         p["gap_shown"] != "optimal" or p["plan_cpu_s"] >= 0.5 * p["time_limit_s"])})
-    _set_scale(axes[0], "y", times + [float(v) for v in limits])
-    for limit in limits:
-        for ax in axes:
+    gaps = [p["gap_pct"] for p in points if p["gap_pct"] is not None]
+    for col, x in enumerate(("models", "variables")):
+        ax, axg = axes[0][col], axes[1][col]
+        for i, line in enumerate(data["lines"]):
+            colour = f"C{i}"
+            ax.plot([m[x] for m in line["medians"]], [m["plan_cpu_s"] for m in line["medians"]], color=colour,
+                    label=line["family"], zorder=2)
+            for p in line["points"]:
+                proven = p["gap_shown"] == "optimal"
+                style = {"marker": "o" if proven else "^", "facecolor": colour if proven else "white",
+                         "edgecolor": colour, "s": 22, "zorder": 3}
+                ax.scatter(p[x], p["plan_cpu_s"], **style)
+                if p["gap_shown"] in ("optimal", "bar"):  # a proven plan sits at 0: no round-off is drawn
+                    axg.scatter(p[x], p["gap_pct"] or 0.0, **style)
+        _set_scale(ax, "x", [float(p[x]) for p in points])
+        if x == "models" and ax.get_xscale() == "linear":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _set_scale(ax, "y", [float(p["plan_cpu_s"]) for p in points] + [float(v) for v in limits])
+        for limit in limits:
             ax.axhline(limit, color="grey", linestyle="--", linewidth=0.8)
-        axes[1].annotate(f"time limit {limit:g} s (wall)", (1.0, limit), xycoords=("axes fraction", "data"),
-                         xytext=(-4, 3), textcoords="offset points", ha="right", fontsize=8, color="grey")
-    axes[0].set(xlabel="models", ylabel="CPU seconds of the planning (solver included)")
-    axes[1].set(xlabel="size of the MILP (variables)")
-    axes[0].legend(title="family", fontsize=8)
-    axes[1].legend(handles=[
-        Line2D([], [], marker="o", color="grey", linestyle="", label="proven optimal"),
-        Line2D([], [], marker="^", color="grey", markerfacecolor="white", linestyle="", label="gap open at the end"),
-    ], fontsize=8, loc="upper left")
+        axg.set_ylim(0, 1.15 * max(gaps) if gaps else 1.0)
+        axg.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}%"))
+        for a in (ax, axg):
+            a.grid(True, which="major", alpha=0.3)
+    axes[0][0].set(ylabel="CPU seconds of the planning\n(solver included)")
+    axes[1][0].set(xlabel="models", ylabel=f"gap left at the end\n(\u2264 {GAP_THRESHOLD:g}: optimal, drawn at 0)")
+    axes[1][1].set(xlabel="size of the MILP (variables)")
+    # one legend below the panels, where it covers no point
+    handles = [Line2D([], [], color=f"C{i}", label=f"{line['family']} (median over seeds)")
+               for i, line in enumerate(data["lines"])]
+    handles += [Line2D([], [], marker="o", color="grey", linestyle="", label="an instance, proven optimal"),
+                Line2D([], [], marker="^", color="grey", markerfacecolor="white", linestyle="",
+                       label="an instance, gap open at the end")]
+    handles += [Line2D([], [], color="grey", linestyle="--", linewidth=0.8, label=f"time limit {v:g} s (wall clock)")
+                for v in limits]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle("CPU time of the planning as the generated fleets grow (one line per family)")
-    fig.tight_layout()
-    return fig, {"by_models": _axes(axes[0]), "by_variables": _axes(axes[1])}
+    fig.tight_layout(rect=(0, 0.02 + 0.025 * ((len(handles) + 2) // 3), 1, 1))
+    return fig, {"cpu_by_models": _axes(axes[0][0]), "cpu_by_variables": _axes(axes[0][1]),
+                 "gap_by_models": _axes(axes[1][0]), "gap_by_variables": _axes(axes[1][1])}
 
 
 def _write_png(fig: Any, path: Path) -> Path:
