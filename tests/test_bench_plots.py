@@ -119,3 +119,15 @@ def test_generated_entries() -> None:
     for bad in ("generate:fleet-Q:0", "generate:fleet-S", "generate:fleet-S:0:seed=2", "generate:fleet-S:0:models=x"):
         with pytest.raises(InputError):
             generated_params(bad)
+
+
+def test_an_interrupted_run_with_no_row_still_draws(tmp_path: Path) -> None:
+    """Interrupted before its first instance, a bench still writes its (empty) figures, without a warning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        files = write_plots([], tmp_path)
+    assert [f.name for f in files] == ["solve_time.png", "solve_time.json", "cost_vs_baselines.png",
+                                       "cost_vs_baselines.json"]
+    assert json.loads((tmp_path / "solve_time.json").read_text())["points"] == []

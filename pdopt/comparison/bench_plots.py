@@ -190,7 +190,8 @@ def _draw_solve_time(plt: Any, data: dict[str, Any]) -> tuple[Any, dict[str, Any
     ax.set(xlabel="size of the MILP (variables)", ylabel="CPU seconds of the planning (solver included)",
            title="CPU time by size")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    if points:  # an interrupted run may have measured none
+        ax.legend(fontsize=8, loc="upper left")
     # the gap, one row per instance (numbered as the points): a bar only for an open gap
     ys = list(range(len(points)))[::-1]
     open_rows = [(y, p) for y, p in zip(ys, points, strict=True) if p["gap_shown"] == "bar"]
