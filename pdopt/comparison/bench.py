@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pdopt.comparison.baselines import all_baselines
+from pdopt.comparison.bench_plots import write_plots
 from pdopt.comparison.generate import FAMILIES, GeneratorParams, generate
 from pdopt.errors import InputError
 from pdopt.instance import Instance
@@ -176,8 +177,6 @@ def _fmt(v: Any) -> str:
 def write_report(rows: list[dict[str, Any]], out: Path) -> list[Path]:
     """results.csv, results.md, machine.json and the figures with their data (solve_time, cost_vs_baselines and,
     for generated instances, solve_time_by_family: PNG and JSON each; :mod:`pdopt.comparison.bench_plots`)."""
-    from pdopt.comparison.bench_plots import write_plots  # local: it imports matplotlib when it draws
-
     files = []
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=COLUMNS)
