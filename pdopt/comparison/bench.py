@@ -1,5 +1,6 @@
-"""`pdopt bench`: solve a set of instances and write what it measured: a table (CSV, Markdown), plots (PNG) of
-solve time, gap and size and of cost against the baselines, and the machine and package versions."""
+"""`pdopt bench`: solve a set of instances and write what it measured: a table (CSV, Markdown), plots (PNG, each
+with its data as JSON; :mod:`pdopt.comparison.bench_plots`) of CPU time against size, of the gap, of the saving
+against the baselines and, for generated instances, of CPU time by family, and the machine and package versions."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pdopt.comparison.baselines import all_baselines
-from pdopt.comparison.generate import FAMILIES, generate
+from pdopt.comparison.bench_plots import write_plots
+from pdopt.comparison.generate import FAMILIES, GeneratorParams, generate
 from pdopt.errors import InputError
 from pdopt.instance import Instance
 from pdopt.interrupt import PartialResult
@@ -32,9 +34,19 @@ from pdopt.verifier import verify
 
 COLUMNS = ("instance", "models", "gpu_types", "pools", "variables", "rows", "read_s", "build_s", "solve_s",
            "plan_wall_s", "time_limit_s", "status", "cost_usd_per_hour", "gap", "bound", "verified", "best_baseline",
-           "best_baseline_usd_per_hour", "saving_pct", "known_answer")
+           "best_baseline_usd_per_hour", "saving_pct", "known_answer", "family", "plan_cpu_s", "baselines_run",
+           "baselines_feasible")
 """``read_s``: reading the instance and its capacities (what ``pdopt validate`` does); ``plan_wall_s``: the whole
-planning under ``time_limit_s`` (capacities, building, starts and every solve), which the limit bounds."""
+planning under ``time_limit_s`` (capacities, building, starts and every solve), which the limit bounds;
+``plan_cpu_s``: the CPU seconds of that planning, this process's and its solver child processes' (CBC runs as one),
+which on a shared machine measure the work where wall time also measures the neighbours; ``family``: the generator's
+family of a generated instance; ``baselines_run`` and ``baselines_feasible``: how many baselines were tried and how
+many of them gave a plan that verifies (the others are infeasible, or found no plan). Columns are only ever added
+at the end, so that readers of older reports keep working."""
+
+GENERATED_CHANGES = ("models", "gpu_types", "pools", "domains")
+"""The generator's parameters a set entry may change (``generate:fleet-L:0:models=8``): the sizes a scaling
+family grows along."""
 
 
 def load_set(name: str) -> list[str]:
@@ -42,11 +54,42 @@ def load_set(name: str) -> list[str]:
     return library.load_set(name)
 
 
+def generated_params(entry: str) -> GeneratorParams:
+    """The generator's parameters of a set entry ``generate:<family>:<seed>[:<name>=<integer>...]``: a family of
+    :data:`~pdopt.comparison.generate.FAMILIES` at a seed, with some of :data:`GENERATED_CHANGES` changed, so that
+    a set can grow one family along one axis without committing each instance. InputError naming what is wrong."""
+    _, family, *rest = entry.split(":")
+    if family not in FAMILIES or not rest or not rest[0].isdigit():
+        raise InputError(f"{entry}: expected generate:<family>:<seed>[:<name>=<integer>...] with a family of "
+                         f"{', '.join(FAMILIES)}")
+    changes: dict[str, int] = {"seed": int(rest[0])}
+    for item in rest[1:]:
+        name, _, value = item.partition("=")
+        if name not in GENERATED_CHANGES or not value.isdigit():
+            raise InputError(f"{entry}: '{item}' is not <name>=<integer> with a name of {', '.join(GENERATED_CHANGES)}")
+        changes[name] = int(value)
+    return dataclasses.replace(FAMILIES[family], **changes)  # type: ignore[arg-type]
+
+
 def _instance(entry: str) -> Instance:
     if entry.startswith("generate:"):
-        _, family, seed = entry.split(":")
-        return instance_from_dict(generate(dataclasses.replace(FAMILIES[family], seed=int(seed))))
+        try:
+            return instance_from_dict(generate(generated_params(entry)))
+        except ValueError as exc:
+            raise InputError(f"{entry}: {exc}") from None
     return load_instance(library.path(entry))
+
+
+def _cpu_s() -> float:
+    """CPU seconds used so far by this process and by its finished child processes (CBC solves in one): the
+    planning's own work, whatever else runs on the machine's cores."""
+    used = time.process_time()
+    if sys.platform != "win32":
+        import resource  # POSIX only: the children's accounting
+
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        used += children.ru_utime + children.ru_stime
+    return used
 
 
 def known_answer_check(entry: str, plan: Plan) -> str:
@@ -83,9 +126,9 @@ def measure(entry: str, options: SolverOptions, baselines: bool) -> dict[str, An
     start = time.perf_counter()
     built = build_problem(data, cuts=options.cuts)
     build_s = time.perf_counter() - start
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_s()
     plan = solve(inst, options)
-    plan_s = time.perf_counter() - start
+    plan_s, plan_cpu_s = time.perf_counter() - start, _cpu_s() - cpu
     if plan.solver.interrupted:
         raise KeyboardInterrupt
     row: dict[str, Any] = {
@@ -98,9 +141,14 @@ def measure(entry: str, options: SolverOptions, baselines: bool) -> dict[str, An
         "best_baseline": None, "best_baseline_usd_per_hour": None, "saving_pct": None,
     }
     row["known_answer"] = known_answer_check(entry, plan)
+    family = (inst.generated_by or {}).get("family")
+    row.update(family=str(family) if family is not None else None, plan_cpu_s=plan_cpu_s, baselines_run=None,
+               baselines_feasible=None)
     if baselines and plan.has_plan:
-        feasible = [(b.plan.objective_usd_per_hour or 0.0, b.name) for b in all_baselines(inst)
+        tried = all_baselines(inst)
+        feasible = [(b.plan.objective_usd_per_hour or 0.0, b.name) for b in tried
                     if b.plan is not None and not verify(inst, b.plan.to_dict())]
+        row.update(baselines_run=len(tried), baselines_feasible=len(feasible))
         if feasible:
             cost, name = min(feasible)
             row.update(best_baseline=name, best_baseline_usd_per_hour=cost,
@@ -127,12 +175,8 @@ def _fmt(v: Any) -> str:
 
 
 def write_report(rows: list[dict[str, Any]], out: Path) -> list[Path]:
-    """results.csv, results.md, machine.json, solve_time.png, cost_vs_baselines.png in ``out``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """results.csv, results.md, machine.json and the figures with their data (solve_time, cost_vs_baselines and,
+    for generated instances, solve_time_by_family: PNG and JSON each; :mod:`pdopt.comparison.bench_plots`)."""
     files = []
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=COLUMNS)
@@ -143,39 +187,7 @@ def write_report(rows: list[dict[str, Any]], out: Path) -> list[Path]:
     md += ["| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |" for r in rows]
     files.append(write_new(out / "results.md", "\n".join(md) + "\n", "results table"))
     files.append(write_new(out / "machine.json", dump_json(machine()), "machine description"))
-    solved = [r for r in rows if r["cost_usd_per_hour"] is not None]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
-    ax[0].scatter([r["variables"] for r in solved], [r["solve_s"] for r in solved])
-    for r in solved:
-        ax[0].annotate(r["instance"].split("/")[-1][:18], (r["variables"], r["solve_s"]), fontsize=6)
-    ax[0].set(xscale="log", yscale="log", xlabel="variables", ylabel="solve time (s)", title="solve time by size")
-    gaps = [100.0 * (r["gap"] or 0.0) for r in solved]
-    ax[1].bar(range(len(solved)), gaps)
-    ax[1].set(xticks=range(len(solved)), ylabel="relative gap (%)", title="gap at the end of the solve")
-    ax[1].set_xticklabels([r["instance"].split("/")[-1][:14] for r in solved], rotation=60, fontsize=6)
-    fig.tight_layout()
-    files.append(_write_png(fig, out / "solve_time.png"))
-    plt.close(fig)
-    compared = [r for r in solved if r["best_baseline_usd_per_hour"] is not None]
-    fig, axc = plt.subplots(figsize=(8, 4))
-    xs = range(len(compared))
-    axc.bar([x - 0.2 for x in xs], [r["cost_usd_per_hour"] for r in compared], width=0.4, label="MILP")
-    axc.bar([x + 0.2 for x in xs], [r["best_baseline_usd_per_hour"] for r in compared], width=0.4,
-            label="best feasible baseline")
-    axc.set(xticks=list(xs), ylabel="USD/hour", title="cost: MILP against the best baseline", yscale="log")
-    axc.set_xticklabels([r["instance"].split("/")[-1][:14] for r in compared], rotation=60, fontsize=6)
-    axc.legend()
-    fig.tight_layout()
-    files.append(_write_png(fig, out / "cost_vs_baselines.png"))
-    plt.close(fig)
-    return files
-
-
-def _write_png(fig: Any, path: Path) -> Path:
-    """Render a figure to PNG bytes and write them through the I/O layer (a new file only)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    return write_new(path, buf.getvalue(), "plot")
+    return files + write_plots(rows, out)
 
 
 def run(entries: list[str], out: Path, options: SolverOptions, baselines: bool = True,
