@@ -185,8 +185,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"pdopt: interrupted; the report in {args.out}/ covers the {len(partial.done)} instance(s) measured "
               "before it (partial)", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(f"{len(rows)} instance(s); report in {args.out}/ (results.csv, results.md, machine.json, "
-          "solve_time.png, cost_vs_baselines.png)")
+    written = ", ".join(sorted(f.name for f in Path(args.out).iterdir()))
+    print(f"{len(rows)} instance(s); report in {args.out}/ ({written})")
     return EXIT_OK
 
 

@@ -239,7 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also read files the instance names in DIR (by default only its own folder)")
 
     bench = sub.add_parser("bench", help="solve a set of instances; write tables, plots and the machine description")
-    bench.add_argument("--set", default="smoke", help="a set of instances/sets.yaml (smoke, ci, bench)")
+    bench.add_argument("--set", default="smoke",
+                       help="a set of instances/sets.yaml (smoke, ci, bench, scaling, tier_tiny, tier_small, "
+                            "tier_medium, tier_large)")
     bench.add_argument("--out", default="bench-results", metavar="DIR", help="folder for the report (must be new)")
     _solver_flags(bench, 60.0, threads=2)
     bench.add_argument("--no-baselines", action="store_true", help="skip the heuristic baselines")
