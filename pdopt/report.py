@@ -322,8 +322,9 @@ def plot_fidelity(results: list[PointResult]) -> bytes:
 
 
 def format_horizon(plan: HorizonPlan) -> str:
-    """A plan over a horizon as a terminal report: one line per period (hours, instances per role, starts, cost),
-    the total, and the static plan for the peak with the saving."""
+    """A plan over a horizon as a terminal report: one line per period (hours, instances per role, starts, cost at
+    list prices), each pool's purchases (reserved layer and per-period top-ups), the total, and the static plan for
+    the peak with the saving."""
     out = [f"instance {plan.instance}  horizon of {len(plan.periods)} periods  status {plan.status.value}"]
     if not plan.has_plan:
         return "\n".join([*out, f"no plan: {plan.reason}"])
@@ -335,11 +336,21 @@ def format_horizon(plan: HorizonPlan) -> str:
         row = [p.name, f"{p.hours:g}", ", ".join(f"{k} {v}" for k, v in sorted(roles.items())), p.starts,
                f"{p.plan.objective_usd_per_hour or 0.0:.2f}", f"{p.cost_usd:.2f}"]
         rows.append(row + ([f"{p.ramp_cost_usd:.2f}"] if plan.lead_time_min else []))
-    head = ["period", "hours", "instances", "starts", "USD/hour", "USD"] + (["ramp USD"] if plan.lead_time_min else [])
+    at_list = "list " if plan.purchase else ""  # with purchase options, the periods' costs are at list prices
+    head = ["period", "hours", "instances", "starts", f"{at_list}USD/hour", f"{at_list}USD"] + (
+        ["ramp USD"] if plan.lead_time_min else [])
     out += ["", table(head, rows), ""]
     notes = [f"starts at {plan.start_cost_usd:g} USD each"] if plan.start_cost_usd else []
     if plan.lead_time_min:
         notes.append(f"instances start {plan.lead_time_min:g} min before the period they serve")
+    for pp in plan.purchase:
+        unit = "GPUs" if pp.unit == "gpu" else "nodes"
+        spot = f", spot {pp.spot_usd_per_unit_hour:g}" if pp.spot_usd_per_unit_hour is not None else ""
+        out += [f"pool {pp.pool}: reserved {pp.reserved} {unit} for the horizon (USD per unit-hour: reserved "
+                f"{pp.reserved_usd_per_unit_hour:g}, on demand {pp.on_demand_usd_per_unit_hour:g}{spot})",
+                table(["period", f"{unit} used", "reserved", "on demand", "spot"],
+                      [[q.period, q.used, min(q.used, pp.reserved), q.on_demand, q.spot] for q in pp.periods]),
+                f"bought for {pp.cost_usd:.2f} USD against {pp.list_rental_usd:.2f} at the list price", ""]
     out.append(f"total {plan.total_cost_usd or 0.0:.2f} USD over {sum(p.hours for p in plan.periods):g} hours"
                + (f" ({'; '.join(notes)})" if notes else ""))
     if plan.static_cost_usd is not None:

@@ -54,4 +54,6 @@ def _horizon_known_answer(inst: pdopt.Instance, entry: dict[str, Any]) -> None:
     if "period_usd_per_hour" in entry:
         assert {p.name: p.plan.objective_usd_per_hour for p in plan.periods} == pytest.approx(
             entry["period_usd_per_hour"], rel=rel)
+    if "reserved_units" in entry:
+        assert {p.pool: p.reserved for p in plan.purchase} == entry["reserved_units"]
     assert verify(inst, plan.to_dict()) == []

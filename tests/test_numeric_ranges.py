@@ -61,7 +61,11 @@ def rich_doc() -> dict[str, Any]:
                             "nic_gbps_per_gpu": 100.0}},
         "node_pools": {
             "p0": {"gpu_type": "g", "gpus_per_node": 8, "node_count": 4, "price_usd_per_node_hour": 16.0,
-                   "activation_cost_usd_per_hour": 0.5, "domain": "d0"},
+                   "activation_cost_usd_per_hour": 0.5, "domain": "d0",
+                   "purchase": {"reserved": {"price_usd_per_node_hour": 10.0, "upfront_usd_per_unit": 1000.0,
+                                             "term_hours": 8760.0, "max_units": 2, "source": "assumed"},
+                                "spot": {"price_usd_per_node_hour": 5.0, "available_units": 1,
+                                         "available_by_period": {"night": 2}, "source": "assumed"}}},
             "p1": {"gpu_type": "g", "gpus_per_node": 8, "node_count": 4, "domain": "d1"}},
         "network": {"links": [{"a": "d0", "b": "d1", "bandwidth_gbps": 400.0, "latency_ms": 0.1}],
                     "client_io_s": 0.01, "routing": "shortest_path"},

@@ -116,7 +116,7 @@ def _load(name: str) -> Instance:
     """A base instance by name: a bundled file, or a small variant of one."""
     files = {"paper": "paper/dsv31-h200-5mtpm.yaml", "mixed": "tiny/mixed-two-models-cap.yaml",
              "example": "examples/llama70b-bloom176b-a100-h100.yaml", "spine": "tiny/network-spine.yaml",
-             "modes": "tiny/mixed-modes.yaml"}
+             "modes": "tiny/mixed-modes.yaml", "spot": "tiny/spot-two-periods.yaml"}
     if name in files:
         return load_instance(INSTANCES / files[name])
     if name == "paper_budget":  # the paper instance with a budget its optimum (224 USD/hour) just meets
@@ -206,7 +206,7 @@ def _rebook(inst: Instance, plan: dict[str, Any], nodes: dict[str, int] | None =
 
 
 BASES = ["paper", "paper_budget", "mixed", "example", "spine", "resilient", "ffd_trap", "modes", "two_periods",
-         "two_periods_variants"]
+         "two_periods_variants", "spot"]
 
 
 @pytest.mark.parametrize("name", BASES)
@@ -215,7 +215,10 @@ def test_bases_verify_clean(name: str) -> None:
     assert verify(inst, plan) == [], format_violations(verify(inst, plan))
 
 
-@pytest.mark.parametrize("name", [b for b in BASES if not b.startswith("two_periods")])  # horizons: not rebooked
+HORIZON_BASES = ("two_periods", "two_periods_variants", "spot")
+
+
+@pytest.mark.parametrize("name", [b for b in BASES if b not in HORIZON_BASES])  # horizons: not rebooked
 def test_rebooking_reproduces_the_planner(name: str) -> None:
     """The corruptions' bookkeeping agrees with the planner's on every base (so it hides nothing)."""
     inst, plan = _base(name)
@@ -438,6 +441,31 @@ def _static_fleet(inst: Instance, plan: dict[str, Any], _: pytest.MonkeyPatch) -
     return inst, plan
 
 
+def _purchase_cover(inst: Instance, plan: dict[str, Any], _: pytest.MonkeyPatch) -> tuple[Instance, dict[str, Any]]:
+    # the day's 12 GPUs: 5 reserved + 4 spot + 3 on demand; one on-demand GPU fewer leaves one uncovered (its
+    # 12 x 1.00 taken off the pool's cost and the total too, so that only the cover is wrong)
+    entry = plan["purchase"]["pools"][0]
+    entry["periods"][1]["on_demand"] -= 1
+    entry["cost_usd"] -= 12.0
+    plan["total_cost_usd"] -= 12.0
+    return inst, plan
+
+
+def _purchase_limits(inst: Instance, plan: dict[str, Any], _: pytest.MonkeyPatch) -> tuple[Instance, dict[str, Any]]:
+    # 5 spot GPUs by day where 4 are on offer, one on-demand GPU fewer: covered, same units, cheaper by 0.70 x 12
+    entry = plan["purchase"]["pools"][0]
+    entry["periods"][1]["spot"] += 1
+    entry["periods"][1]["on_demand"] -= 1
+    entry["cost_usd"] -= 12 * 0.7
+    plan["total_cost_usd"] -= 12 * 0.7
+    return inst, plan
+
+
+def _purchase_cost(inst: Instance, plan: dict[str, Any], _: pytest.MonkeyPatch) -> tuple[Instance, dict[str, Any]]:
+    plan["purchase"]["pools"][0]["cost_usd"] = 100.0  # recomputed 122.40 (the total still states 122.40)
+    return inst, plan
+
+
 CASES: tuple[Case, ...] = (
     Case("bad_plan_field", "paper", _bad_plan_field),
     Case("instance_mismatch", "paper", _instance_mismatch),
@@ -470,6 +498,9 @@ CASES: tuple[Case, ...] = (
     Case("ramp_capacity", "two_periods_variants", _ramp_capacity, frozenset({"horizon_starts", "horizon_cost"})),
     Case("horizon_cost", "two_periods", _horizon_cost),
     Case("static_fleet", "two_periods", _static_fleet, frozenset({"horizon_starts", "horizon_cost"})),
+    Case("purchase_cover", "spot", _purchase_cover),
+    Case("purchase_limits", "spot", _purchase_limits),
+    Case("purchase_cost", "spot", _purchase_cost),
 )
 CASE_OF: dict[str, Case] = {c.check: c for c in CASES}
 

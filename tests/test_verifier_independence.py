@@ -23,7 +23,7 @@ FORBIDDEN = ("pdopt.perf.capacity", "pdopt.perf.prefill", "pdopt.perf.decode", "
 """The planner's modules (and, for packages, everything in them)."""
 
 ALLOWED_OUTSIDE = {"pdopt.instance", "pdopt.instance.base", "pdopt.instance.profiles", "pdopt.instance.schema",
-                   "pdopt.instance.traffic", "pdopt.instance.horizon",
+                   "pdopt.instance.traffic", "pdopt.instance.horizon", "pdopt.instance.purchase",
                    "pdopt.errors", "pdopt.perf", "pdopt.perf.queueing", "pdopt.perf.calibrate",
                    "pdopt.perf.decode_fit"}
 """pdopt modules outside the verifier package that it may reach: the data model (with its error type) and pure

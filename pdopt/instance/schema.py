@@ -26,6 +26,7 @@ from pdopt.errors import InputError, format_validation_error
 from pdopt.instance.base import SERVING_MODES, Identifier, ServingMode, StrictModel
 from pdopt.instance.horizon import Horizon, PeriodOverride
 from pdopt.instance.profiles import AggregatedProfile, DecodeProfile, PrefillProfile, Profile
+from pdopt.instance.purchase import Purchase, purchase_problems
 from pdopt.instance.traffic import Demand, LengthDistribution, TpotSlo, TtftSlo
 
 
@@ -60,6 +61,9 @@ class NodePool(StrictModel):
     domain: Identifier = "default"
     """Failure/network domain (rack, zone) the pool's nodes are in."""
     description: str = ""
+    purchase: Purchase | None = None
+    """How the pool's units (nodes, or GPUs when billed per GPU-hour) may be bought over a horizon: reserved,
+    on demand, spot (:mod:`pdopt.instance.purchase`). None: on demand at the pool's price."""
 
     @model_validator(mode="after")
     def _billing_needs_price(self) -> NodePool:
@@ -289,6 +293,7 @@ class Instance(StrictModel):
         problems.extend(self._packing_problems())
         problems.extend(self._network_problems())
         problems.extend(self._period_problems())
+        problems.extend(purchase_problems(self.node_pools, self.horizon.names if self.horizon is not None else []))
         if problems:
             raise ValueError("; ".join(problems))
         return self

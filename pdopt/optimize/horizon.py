@@ -42,6 +42,7 @@ from pdopt.optimize.lexicographic import objective_step
 from pdopt.optimize.model_data import Arc, ModelData, build_model_data
 from pdopt.optimize.options import SolverOptions, with_deadline
 from pdopt.optimize.pipeline import no_shape_reason
+from pdopt.optimize.purchase import PoolPurchase, PurchaseVars, add_purchase, extract_purchase
 from pdopt.optimize.solver import Solution, run_solver
 from pdopt.perf.capacity import CapacityTable, SkippedShape, capacity_table
 from pdopt.plan import Plan, SolveStatus
@@ -91,14 +92,22 @@ class HorizonPlan:
     """Minutes from starting an instance to its serving (the horizon's ``lead_time_min``)."""
     reason: str | None = None
     solver: dict[str, object] = field(default_factory=dict)
+    purchase: tuple[PoolPurchase, ...] = ()
+    """How the pools with purchase options buy their units (:mod:`pdopt.optimize.purchase`); empty without."""
+
+    @property
+    def purchase_adjustment_usd(self) -> float:
+        """The purchases' cost less what the periods' plans charge for those units at the list price."""
+        return sum(p.cost_usd - p.list_rental_usd for p in self.purchase)
 
     @property
     def total_cost_usd(self) -> float | None:
-        """The horizon's cost: each period's hours x hourly cost, plus its ramp and its starts (None without a
-        plan)."""
+        """The horizon's cost: each period's hours x hourly cost, plus its ramp and its starts, with the units of
+        pools that state purchase options bought as chosen instead of at the list price (None without a plan)."""
         if self.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
             return None
-        return sum(p.cost_usd + p.ramp_cost_usd + self.start_cost_usd * p.starts for p in self.periods)
+        return sum(p.cost_usd + p.ramp_cost_usd + self.start_cost_usd * p.starts for p in self.periods) + \
+            self.purchase_adjustment_usd
 
     @property
     def static_cost_usd(self) -> float | None:
@@ -129,6 +138,8 @@ class HorizonPlan:
                 "static_peak_cost_usd": self.static_cost_usd, "saving_usd": self.saving_usd,
                 "start_cost_usd": self.start_cost_usd, "lead_time_min": self.lead_time_min, "reason": self.reason,
                 "solver": self.solver,
+                "purchase": {"pools": [p.to_dict() for p in self.purchase],
+                             "adjustment_usd": self.purchase_adjustment_usd},
                 "periods": [period(p) for p in self.periods],
                 "static_peak": [period(p) for p in self.static_peak]}
 
@@ -357,10 +368,13 @@ def add_static_fleet(problem: pulp.LpProblem, parts: Sequence[_Part]) -> None:
             problem += n == first.built.nodes.get(pool, 0.0), f"static_fleet__{pool}__{part.name}"
 
 
-def build_horizon(instance: Instance, horizon: Horizon, cuts: bool | tuple[str, ...] = True, static: bool = False
+def build_horizon(instance: Instance, horizon: Horizon, cuts: bool | tuple[str, ...] = True, static: bool = False,
+                  purchase: PurchaseVars | None = None
                   ) -> tuple[pulp.LpProblem, list[_Part], dict[tuple[Arc, str], pulp.LpVariable]] | str:
     """The horizon's problem (never solves): every period's rows, the linking families and the objective; with
-    ``static``, one fleet for every period. A reason string when some period has a role no shape can serve."""
+    ``static``, one fleet for every period (bought at list prices: the static plan an operator runs today);
+    otherwise the purchase options of the pools that state them, their variables put into ``purchase`` when
+    given. A reason string when some period has a role no shape can serve."""
     parts = _period_parts(instance, horizon, cuts)
     if isinstance(parts, str):
         return parts
@@ -376,22 +390,27 @@ def build_horizon(instance: Instance, horizon: Horizon, cuts: bool | tuple[str, 
     if horizon.start_cost_usd > 0 or horizon.min_uptime_h > 0:
         starts = add_instance_starts(problem, parts, horizon)
         add_min_uptime(problem, parts, horizon, starts)
+    if not static and any(p.purchase is not None for p in instance.node_pools.values()):
+        cost += add_purchase(problem, parts, instance, horizon,
+                             purchase if purchase is not None else PurchaseVars({}, {}, {}, {}))
     problem += cost + horizon.start_cost_usd * pulp.lpSum(starts.values())
     return problem, parts, starts
 
 
 def _solve_parts(instance: Instance, horizon: Horizon, options: SolverOptions, static: bool
-                 ) -> tuple[SolveStatus, tuple[PeriodPlan, ...], str | None, dict[str, object]]:
-    built = build_horizon(instance, horizon, options.cuts, static)
+                 ) -> tuple[SolveStatus, tuple[PeriodPlan, ...], str | None, dict[str, object],
+                            tuple[PoolPurchase, ...]]:
+    pv = PurchaseVars({}, {}, {}, {})
+    built = build_horizon(instance, horizon, options.cuts, static, pv)
     if isinstance(built, str):
-        return SolveStatus.INFEASIBLE, (), built, {}
+        return SolveStatus.INFEASIBLE, (), built, {}, ()
     problem, parts, _ = built
     sol = run_solver(problem, options, objective_step=objective_step(problem.objective))
     info: dict[str, object] = {"name": sol.report.name, "runtime_s": sol.report.runtime_s, "gap": sol.report.gap,
                                "bound": sol.report.bound, "message": sol.report.message,
                                "variables": problem.numVariables(), "rows": problem.numConstraints()}
     if not sol.has_solution:
-        return sol.status, (), f"the solver ended with status {sol.report.message}", info
+        return sol.status, (), f"the solver ended with status {sol.report.message}", info, ()
     out: list[PeriodPlan] = []
     report = dataclasses.replace(sol.report, objective=None)  # the horizon's objective is not one period's
     for part in parts:
@@ -405,7 +424,7 @@ def _solve_parts(instance: Instance, horizon: Horizon, options: SolverOptions, s
             ramp = horizon.lead_time_min / 60.0 * (_value(part.ramp.cost, sol) - held)
             ramp = 0.0 if abs(ramp) < 1e-9 else ramp  # no "-0.00" from the solver's round-off
         out.append(PeriodPlan(part.name, part.hours, plan, n_starts, ramp))
-    return sol.status, tuple(out), None, info
+    return sol.status, tuple(out), None, info, extract_purchase(instance, horizon, parts, pv, sol)
 
 
 def _started(parts: Sequence[_Part], horizon: Horizon, t: int, sol: Solution) -> int:
@@ -444,9 +463,9 @@ def plan_horizon(instance: Instance, options: SolverOptions | None = None, stati
     horizon = instance.horizon or Horizon.model_validate({"periods": [{"name": "all", "hours": 1.0}]})
     _check_lead_time(horizon)
     base = instance if instance.horizon is not None else instance.replace(horizon=horizon.model_dump(mode="json"))
-    status, periods, reason, info = _solve_parts(base, horizon, options, static=False)
+    status, periods, reason, info, bought = _solve_parts(base, horizon, options, static=False)
     static: tuple[PeriodPlan, ...] = ()
     if static_peak and periods:
-        _, static, _, _ = _solve_parts(base, horizon, options, static=True)
+        _, static, _, _, _ = _solve_parts(base, horizon, options, static=True)
     return HorizonPlan(instance.name, status, periods, static, horizon.start_cost_usd, horizon.lead_time_min, reason,
-                       info)
+                       info, bought)

@@ -16,7 +16,9 @@ a = (model, role, GPU type, GPUs per instance, pool, variant) with count x_t[a] 
   instances on whole nodes of their own), each GPU type's ``max_gpus`` and the budget; the period's
   ``ramp_cost_usd`` is at least L (cost(y_t) - cost_prev(t)), cost(y_t) at the fewest nodes that hold y_t;
 - cost: each period's ``cost_usd`` = hours x its plan's objective; the total = sum of costs, ramp costs and
-  start_cost x starts; the static plan holds one fleet in every period, and its total and the saving agree.
+  start_cost x starts, with the units of pools that state purchase options bought as the plan says instead of at
+  the list price (:mod:`pdopt.verifier.purchase`); the static plan holds one fleet in every period, and its total
+  and the saving agree.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pdopt.instance.horizon import PeriodOverride
 from pdopt.verifier.costs import billed_per_node, pool_cost_usd_per_hour
 from pdopt.verifier.packing import min_nodes, node_lower_bound
 from pdopt.verifier.parse import PLANNED_STATUSES, close, is_number
+from pdopt.verifier.purchase import verify_purchase
 from pdopt.verifier.registry import Violation
 
 Key = tuple[str, str, str, int, str, str]
@@ -201,6 +204,8 @@ def verify_horizon(instance: Instance, plan: Mapping[str, Any], tol: float, veri
     if not isinstance(periods, list):
         return [*out, Violation("bad_plan_field", f"periods: expected a list, got {periods!r}")]
     total = _fleet(instance, periods, "periods", tol, out, verify_one)
+    adjustment = verify_purchase(instance, plan, tol, out)  # units bought as stated, not at the list price
+    total = None if total is None else total + adjustment
     stated = plan.get("total_cost_usd")
     if total is not None and (not is_number(stated) or not close(float(stated), total, tol)):
         out.append(Violation("horizon_cost", f"total_cost_usd: {stated!r}, recomputed {total:.6g}"))

@@ -34,7 +34,8 @@ FAMILIES: Mapping[str, str] = MappingProxyType({
     "summary": "the plan's own totals against its placements",
     "network": "KV-cache flows between domains and link bandwidth",
     "resilience": "surviving the loss of one failure domain",
-    "horizon": "plans over a horizon: periods, instance starts, minimum uptime, ramps and the horizon's cost",
+    "horizon": "plans over a horizon: periods, instance starts, minimum uptime, ramps, purchase options and the "
+               "horizon's cost",
 })
 """Families in the order the verifier runs their checks (:data:`pdopt.verifier.runner.STEPS`), with what each
 covers. ``bad_plan_field`` and ``summary_mismatch`` are also emitted by later steps, wherever a field is read."""
@@ -104,6 +105,15 @@ CHECKS: tuple[Check, ...] = (
           "the ramp's least cost, or `total_cost_usd` / `static_peak_cost_usd` is not the recomputed sum.",
           "horizon"),
     Check("static_fleet", "The static plan's periods do not all hold the same placements.", "horizon"),
+    Check("purchase_cover", "A pool with purchase options has no `purchase` entry, a period's `used` is not the "
+          "units its plan rents (nodes in use, or GPUs when billed per GPU-hour), or reserved + on-demand + spot "
+          "units fall short of it.", "horizon"),
+    Check("purchase_limits", "A purchase count is not a whole number >= 0, reserved units exceed the pool's or "
+          "`max_units` (or are bought without a reserved option), on-demand units are bought where none are "
+          "sold, spot units exceed what the period offers, or top-ups exceed what the reserved layer leaves.",
+          "horizon"),
+    Check("purchase_cost", "A pool's purchase `cost_usd` or `list_rental_usd` differs from the recomputed "
+          "reserved, on-demand and spot cost, or list-price rental.", "horizon"),
 )
 """Every check the verifier can emit, by family in the order the verifier runs them."""
 

@@ -113,7 +113,10 @@ HORIZON_CASES: dict[str, tuple[dict[str, Any], bool]] = {
     "linked": ({"min_uptime_h": 13.0, "lead_time_min": 0.0}, False),
     "static": ({"lead_time_min": 0.0}, True),
     "ramp": ({}, False),
+    "purchase": ({}, False),
 }
+HORIZON_FILES = {"purchase": ROOT / "instances" / "tiny" / "spot-two-periods.yaml"}
+"""Horizon cases on another file than two-periods.yaml (purchase options: reserved, on demand, spot)."""
 """Horizon golden LPs (formulations/horizon.yaml): instances/tiny/two-periods.yaml with a change to its horizon, and
 whether the fleet is static."""
 
@@ -124,9 +127,10 @@ def horizon_lp_text(name: str) -> str:
     from pdopt.optimize.horizon import build_horizon
 
     change, static = HORIZON_CASES[name]
-    doc = yaml.safe_load(TWO_PERIODS.read_text())
+    file = HORIZON_FILES.get(name, TWO_PERIODS)
+    doc = yaml.safe_load(file.read_text())
     doc["horizon"].update(change)
-    instance = instance_from_dict(doc, TWO_PERIODS.parent, str(TWO_PERIODS))
+    instance = instance_from_dict(doc, file.parent, str(file))
     assert instance.horizon is not None
     built = build_horizon(instance, instance.horizon, cuts=False, static=static)
     assert not isinstance(built, str)

@@ -1,0 +1,127 @@
+"""Purchase options over a horizon, checked from the instance alone: how each pool that states them buys the
+units its periods' plans rent (reserved for the horizon, on demand and spot per period), and what that costs.
+
+Recomputed here, not read from the planner: a pool's unit (a node when billed per node-hour, else a GPU); the
+units period t rents, u_t (the period plan's ``nodes_used`` of the pool for node billing, its placements' GPUs
+otherwise); the list price c (the pool's node-hour price, or its GPU type's GPU-hour price); the reserved price r
+with any upfront payment spread over its term. With the plan's reserved R, on-demand O_t and spot S_t:
+
+- ``purchase_cover``: the plan states the pool's purchases, each period's ``used`` is u_t, and R + O_t + S_t >= u_t;
+- ``purchase_limits``: whole numbers >= 0; R within the pool's units and ``max_units``, and 0 without a reserved
+  option; O_t = 0 when the pool sells nothing on demand; S_t within the spot units on offer in the period (0
+  without a spot option); no top-up beyond the need, O_t + S_t <= max(0, u_t - R);
+- ``purchase_cost``: ``cost_usd`` = H r R + sum_t h_t (c O_t + s S_t), ``list_rental_usd`` = sum_t h_t c u_t.
+
+The horizon's total then holds the purchases' cost in place of the list-price rental (:func:`adjustment`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pdopt.instance import Instance
+from pdopt.verifier.costs import billed_per_node
+from pdopt.verifier.parse import close, is_number
+from pdopt.verifier.registry import Violation
+
+__all__ = ["verify_purchase"]
+
+
+def _units(instance: Instance, pid: str, period_plan: object) -> int:
+    """u_t: the pool's nodes in use (node billing) or its instances' GPUs, from one period's plan."""
+    plan = period_plan if isinstance(period_plan, dict) else {}
+    pool = instance.node_pools[pid]
+    if billed_per_node(pool):
+        entry = plan.get("pools", {}).get(pid) if isinstance(plan.get("pools"), dict) else None
+        n = entry.get("nodes_used") if isinstance(entry, dict) else 0
+        return int(n) if is_number(n) else 0
+    total = 0
+    for p in plan.get("placements", []) if isinstance(plan.get("placements"), list) else []:
+        if isinstance(p, dict) and p.get("pool") == pid and is_number(p.get("count")) and \
+                is_number(p.get("gpus_per_instance")):
+            total += int(p["count"]) * int(p["gpus_per_instance"])
+    return total
+
+
+def _whole(value: object) -> int | None:
+    """A whole number >= 0, or None."""
+    if is_number(value) and float(value) >= 0 and float(value) == int(value):
+        return int(value)
+    return None
+
+
+def verify_purchase(instance: Instance, plan: Mapping[str, Any], tol: float, out: list[Violation]) -> float:
+    """Check the plan's purchases (module docstring); return the recomputed adjustment of the horizon's total:
+    the purchases' cost less the list-price rental of the same units (0 when no pool states purchase options)."""
+    horizon = instance.horizon
+    pools = {pid: p for pid, p in instance.node_pools.items() if p.purchase is not None}
+    if horizon is None or not pools:
+        return 0.0
+    section = plan.get("purchase")
+    stated_pools = section.get("pools") if isinstance(section, dict) else None
+    by_pool = {e.get("pool"): e for e in stated_pools if isinstance(e, dict)} if isinstance(stated_pools, list) \
+        else {}
+    periods = plan.get("periods")
+    period_plans = {p.get("name"): p.get("plan") for p in (periods if isinstance(periods, list) else [])
+                    if isinstance(p, dict)}
+    adjustment = 0.0
+    for pid, pool in pools.items():
+        buy = pool.purchase
+        assert buy is not None
+        entry = by_pool.get(pid)
+        if entry is None:
+            out.append(Violation("purchase_cover", f"purchase.pools: no entry for pool {pid}, which states "
+                                                   "purchase options"))
+            continue
+        per_node = billed_per_node(pool)
+        c = pool.price_usd_per_node_hour if per_node else instance.gpu_types[pool.gpu_type].price_usd_per_gpu_hour
+        assert c is not None
+        cap = pool.node_count if per_node else pool.node_count * pool.gpus_per_node
+        r = 0.0
+        if buy.reserved is not None:
+            stated = buy.reserved.price_usd_per_node_hour if per_node else buy.reserved.price_usd_per_gpu_hour
+            r = (stated or 0.0) + (buy.reserved.upfront_usd_per_unit / buy.reserved.term_hours
+                                   if buy.reserved.term_hours else 0.0)
+        s = 0.0
+        if buy.spot is not None:
+            s = (buy.spot.price_usd_per_node_hour if per_node else buy.spot.price_usd_per_gpu_hour) or 0.0
+        where = f"purchase.pools[{pid}]"
+        reserved = _whole(entry.get("reserved"))
+        top = cap if buy.reserved is None or buy.reserved.max_units is None else min(cap, buy.reserved.max_units)
+        if reserved is None or reserved > (top if buy.reserved is not None else 0):
+            out.append(Violation("purchase_limits", f"{where}.reserved: {entry.get('reserved')!r}, expected a whole "
+                                                    f"number from 0 to {top if buy.reserved is not None else 0}"))
+            reserved = reserved or 0
+        listed = {p.get("name"): p for p in entry.get("periods", []) if isinstance(p, dict)} \
+            if isinstance(entry.get("periods"), list) else {}
+        cost = horizon.total_hours * r * reserved
+        rental = 0.0
+        for period in horizon.periods:
+            used = _units(instance, pid, period_plans.get(period.name))
+            rental += period.hours * c * used
+            p = listed.get(period.name, {})
+            o, sp = _whole(p.get("on_demand", 0)), _whole(p.get("spot", 0))
+            at = f"{where}.periods[{period.name}]"
+            if p.get("used", 0) != used:
+                out.append(Violation("purchase_cover", f"{at}.used: {p.get('used', 0)!r}, the period's plan "
+                                                       f"rents {used} {'node' if per_node else 'GPU'}(s)"))
+            if o is None or sp is None:
+                out.append(Violation("purchase_limits", f"{at}: on_demand {p.get('on_demand')!r} and spot "
+                                                        f"{p.get('spot')!r} must be whole numbers >= 0"))
+                continue
+            offered = buy.spot.available(period.name) if buy.spot is not None else 0
+            if (o and not buy.on_demand) or sp > offered or o + sp > max(0, used - reserved):
+                out.append(Violation("purchase_limits", f"{at}: on_demand {o}, spot {sp} (on offer {offered}, "
+                                                        f"on demand {'sold' if buy.on_demand else 'not sold'}); "
+                                                        f"top-ups beyond the need {max(0, used - reserved)}"))
+            if reserved + o + sp < used:
+                out.append(Violation("purchase_cover", f"{at}: reserved {reserved} + on_demand {o} + spot {sp} < "
+                                                       f"{used} units the period's plan rents"))
+            cost += period.hours * (c * o + s * sp)
+        for key, value in (("cost_usd", cost), ("list_rental_usd", rental)):
+            stated_value = entry.get(key)
+            if not is_number(stated_value) or not close(float(stated_value), value, tol):
+                out.append(Violation("purchase_cost", f"{where}.{key}: {stated_value!r}, recomputed {value:.6g}"))
+        adjustment += cost - rental
+    return adjustment

@@ -1,0 +1,133 @@
+"""Purchase options over a horizon: reserved, on-demand and spot units of a pool, chosen at the least cost.
+
+Known answers by hand (instances/tiny/reserved-two-periods.yaml and spot-two-periods.yaml, their descriptions):
+a GPU used in both 12-hour periods costs 24.00 on demand and 14.40 reserved (0.60 USD per GPU-hour for 24 h), a
+GPU used by day only 12.00 and 14.40, so R = 5 and 156.00 USD per day; the break-even reserved price of a day-only
+GPU is 0.50 USD per GPU-hour; with spot at 0.30 (4 per period) R = 5 and 122.40.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import pdopt
+from pdopt.io import InputError, instance_from_dict
+from pdopt.optimize.solver import SolverOptions, available_solvers
+from pdopt.verifier import verify
+from tests.conftest import ROOT
+
+TINY = ROOT / "instances" / "tiny"
+RESERVED = TINY / "reserved-two-periods.yaml"
+SPOT = TINY / "spot-two-periods.yaml"
+
+
+def _doc(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())  # type: ignore[no-any-return]
+
+
+def _plan(doc: dict[str, Any], solver: str = "cbc") -> pdopt.HorizonPlan:
+    inst = instance_from_dict(doc, TINY)
+    plan = pdopt.plan_horizon(inst, SolverOptions(name=solver))
+    assert plan.has_plan
+    assert verify(inst, plan.to_dict()) == []
+    return plan
+
+
+@pytest.mark.parametrize(("price", "cost", "reserved"), [
+    (0.6, 156.0, {5}),       # the instance: reserve the GPUs used in both periods
+    (0.4, 115.2, {12}),      # below the break-even 0.50: every GPU reserved, 24 x 0.40 x 12
+    (0.5, 144.0, set(range(5, 13))),  # at the break-even: every R from 5 to 12 costs 60.00 + 84.00
+    (0.99, 5 * 24 * 0.99 + 84.0, {5}),  # a 1% discount still pays for the GPUs used all day
+    (1.0, 204.0, set(range(0, 6))),   # no discount: reserving a GPU used all day costs what on demand does
+    (0.0, 0.0, set(range(12, 17))),   # free reserved capacity: at least the day's 12 GPUs, at no cost
+])
+def test_reserved_break_even_by_hand(price: float, cost: float, reserved: set[int]) -> None:
+    doc = _doc(RESERVED)
+    doc["node_pools"]["nodes"]["purchase"]["reserved"]["price_usd_per_gpu_hour"] = price
+    plan = _plan(doc)
+    assert plan.total_cost_usd == pytest.approx(cost, abs=1e-9)
+    assert plan.purchase[0].reserved in reserved
+
+
+def test_upfront_is_spread_over_the_term() -> None:
+    """0.30 per GPU-hour plus 2,628 USD upfront over a 8,760-hour year: 0.30 + 0.30 = 0.60, the instance's price."""
+    doc = _doc(RESERVED)
+    doc["node_pools"]["nodes"]["purchase"]["reserved"].update(price_usd_per_gpu_hour=0.3, upfront_usd_per_unit=2628.0,
+                                                             term_hours=8760.0)
+    assert _plan(doc).total_cost_usd == pytest.approx(156.0)
+
+
+@pytest.mark.parametrize("solver", ["cbc", "highs"])
+def test_spot_by_hand_and_both_solvers_agree(solver: str) -> None:
+    if solver not in available_solvers():
+        pytest.skip("highspy not installed")
+    plan = _plan(_doc(SPOT), solver)
+    assert plan.total_cost_usd == pytest.approx(122.4)
+    pool = plan.purchase[0]
+    assert pool.reserved == 5
+    assert [(p.period, p.used, p.on_demand, p.spot) for p in pool.periods] == [("night", 5, 0, 0), ("day", 12, 3, 4)]
+
+
+def test_on_demand_only_is_the_plan_without_purchase_options() -> None:
+    """A purchase section that sells on demand only: the same cost, the same fleet per period, and the same
+    for a horizon with a lead time and a start cost (two-periods.yaml's 242.50)."""
+    for path in (RESERVED, TINY / "two-periods.yaml"):
+        doc = _doc(path)
+        doc["node_pools"]["nodes"].pop("purchase", None)
+        plain = _plan(doc)
+        doc["node_pools"]["nodes"]["purchase"] = {"on_demand": True}
+        bought = _plan(doc)
+        assert bought.total_cost_usd == pytest.approx(plain.total_cost_usd)
+        assert [sorted((p.role, p.count) for p in q.plan.placements) for q in bought.periods] == \
+            [sorted((p.role, p.count) for p in q.plan.placements) for q in plain.periods]
+        assert bought.purchase[0].cost_usd == pytest.approx(bought.purchase[0].list_rental_usd)
+
+
+def test_reserved_only_must_cover_every_period() -> None:
+    """No on-demand sales: the reserved layer holds the peak (12 GPUs all day at 0.60: 172.80)."""
+    doc = _doc(RESERVED)
+    doc["node_pools"]["nodes"]["purchase"]["on_demand"] = False
+    plan = _plan(doc)
+    assert plan.purchase[0].reserved == 12 and plan.total_cost_usd == pytest.approx(172.8)
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ({"reserved": {"price_usd_per_node_hour": 0.6, "source": "assumed"}},
+     "node_pools.nodes.purchase.reserved: the pool is billed per GPU-hour: give price_usd_per_gpu_hour"),
+    ({"reserved": {"price_usd_per_gpu_hour": 0.6}}, "source"),
+    ({"reserved": {"price_usd_per_gpu_hour": 0.6, "price_usd_per_node_hour": 4.8, "source": "assumed"}},
+     "give exactly one of"),
+    ({"reserved": {"price_usd_per_gpu_hour": 0.6, "upfront_usd_per_unit": 10.0, "source": "assumed"}},
+     "upfront_usd_per_unit needs term_hours"),
+    ({"spot": {"price_usd_per_gpu_hour": 0.3, "available_by_period": {"noon": 2}, "source": "assumed"}},
+     "node_pools.nodes.purchase.spot.available_by_period.noon: no period 'noon'"),
+    ({"on_demand": False}, "nothing can be bought"),
+    ({"reserved": {"price_usd_per_gpu_hour": -1.0, "source": "assumed"}}, "price_usd_per_gpu_hour"),
+])
+def test_bad_purchase_options_are_named(change: dict[str, Any], named: str) -> None:
+    doc = _doc(RESERVED)
+    doc["node_pools"]["nodes"]["purchase"] = change
+    with pytest.raises(InputError) as exc:
+        instance_from_dict(doc, TINY)
+    assert named in str(exc.value)
+
+
+def test_the_json_states_the_purchases(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from pdopt.cli import main
+
+    assert main(["plan", str(SPOT), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    pool = doc["purchase"]["pools"][0]
+    assert (pool["unit"], pool["reserved"], pool["cost_usd"], pool["list_rental_usd"]) == ("gpu", 5, 122.4, 204.0)
+    assert doc["purchase"]["adjustment_usd"] == pytest.approx(122.4 - 204.0)
+    assert doc["total_cost_usd"] == pytest.approx(122.4)
+    assert main(["plan", str(SPOT)]) == 0
+    out = capsys.readouterr().out
+    assert "reserved 5 GPUs for the horizon" in out and "bought for 122.40 USD against 204.00" in out
+    assert "list USD/hour" in out
