@@ -356,6 +356,12 @@ def format_horizon(plan: HorizonPlan) -> str:
     if plan.static_cost_usd is not None:
         out.append(f"static plan for the peak {plan.static_cost_usd:.2f} USD; planning per period saves "
                    f"{plan.saving_usd or 0.0:.2f} USD ({(plan.saving_usd or 0.0) / plan.static_cost_usd:.1%})")
+    total = plan.total_cost_usd or 0.0
+    for label, other in (("the static plan for the peak all reserved", plan.static_reserved_cost_usd),
+                         ("the per-period plan without a reserved layer", plan.no_reserved_cost_usd)):
+        if other is not None:
+            share = f" ({(other - total) / other:.1%})" if other > 0 else ""
+            out.append(f"{label} {other:.2f} USD; this plan saves {other - total:.2f} USD{share}")
     return "\n".join(out)
 
 

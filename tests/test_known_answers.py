@@ -56,4 +56,8 @@ def _horizon_known_answer(inst: pdopt.Instance, entry: dict[str, Any]) -> None:
             entry["period_usd_per_hour"], rel=rel)
     if "reserved_units" in entry:
         assert {p.pool: p.reserved for p in plan.purchase} == entry["reserved_units"]
+    for key, got in (("static_peak_reserved_cost_usd", plan.static_reserved_cost_usd),
+                     ("no_reserved_cost_usd", plan.no_reserved_cost_usd)):
+        if key in entry:
+            assert got == pytest.approx(entry[key], rel=rel), key
     assert verify(inst, plan.to_dict()) == []

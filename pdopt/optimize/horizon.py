@@ -94,6 +94,11 @@ class HorizonPlan:
     solver: dict[str, object] = field(default_factory=dict)
     purchase: tuple[PoolPurchase, ...] = ()
     """How the pools with purchase options buy their units (:mod:`pdopt.optimize.purchase`); empty without."""
+    no_reserved_cost_usd: float | None = None
+    """With reserved options: the per-period plan bought without a reserved layer (on demand and spot only)."""
+    static_reserved_cost_usd: float | None = None
+    """With reserved options: the static plan for the peak with every unit of a pool that offers a reserved price
+    reserved for the horizon (the static plan itself is priced at list prices, all on demand)."""
 
     @property
     def purchase_adjustment_usd(self) -> float:
@@ -139,7 +144,9 @@ class HorizonPlan:
                 "start_cost_usd": self.start_cost_usd, "lead_time_min": self.lead_time_min, "reason": self.reason,
                 "solver": self.solver,
                 "purchase": {"pools": [p.to_dict() for p in self.purchase],
-                             "adjustment_usd": self.purchase_adjustment_usd},
+                             "adjustment_usd": self.purchase_adjustment_usd,
+                             "no_reserved_cost_usd": self.no_reserved_cost_usd,
+                             "static_peak_reserved_cost_usd": self.static_reserved_cost_usd},
                 "periods": [period(p) for p in self.periods],
                 "static_peak": [period(p) for p in self.static_peak]}
 
@@ -467,5 +474,15 @@ def plan_horizon(instance: Instance, options: SolverOptions | None = None, stati
     static: tuple[PeriodPlan, ...] = ()
     if static_peak and periods:
         _, static, _, _, _ = _solve_parts(base, horizon, options, static=True)
-    return HorizonPlan(instance.name, status, periods, static, horizon.start_cost_usd, horizon.lead_time_min, reason,
+    plan = HorizonPlan(instance.name, status, periods, static, horizon.start_cost_usd, horizon.lead_time_min, reason,
                        info, bought)
+    if periods and any(p.purchase is not None and p.purchase.reserved is not None
+                       for p in instance.node_pools.values()):
+        from pdopt.optimize.purchase import static_reserved_cost_usd, without_reserved
+
+        _, again, _, _, again_bought = _solve_parts(without_reserved(base), horizon, options, static=False)
+        other = HorizonPlan(instance.name, status, again, (), horizon.start_cost_usd, horizon.lead_time_min,
+                            purchase=again_bought)
+        plan = dataclasses.replace(plan, no_reserved_cost_usd=other.total_cost_usd if again else None,
+                                   static_reserved_cost_usd=static_reserved_cost_usd(base, plan))
+    return plan

@@ -192,3 +192,35 @@ def extract_purchase(instance: Instance, horizon: Horizon, parts: Sequence[_Part
                                 list_price(instance, pid), buy.spot.hourly() if buy.spot is not None else None,
                                 horizon.total_hours, tuple(periods)))
     return tuple(out)
+
+
+def without_reserved(instance: Instance) -> Instance:
+    """The instance with every reserved option removed (on demand and spot kept; a pool left with nothing to buy,
+    reserved only, is sold on demand): the per-period plan without a reserved layer, for comparison."""
+    doc = instance.model_dump(mode="json")
+    for pool in doc["node_pools"].values():
+        buy = pool.get("purchase")
+        if buy is not None and buy.get("reserved") is not None:
+            buy["reserved"] = None
+            buy["on_demand"] = True
+    return Instance.model_validate(doc)
+
+
+def static_reserved_cost_usd(instance: Instance, plan: Any) -> float | None:
+    """The static plan for the peak (``plan.static_peak``, at list prices) with the units of each pool that offers
+    a reserved price all reserved for the horizon: its cost less their list-price rental plus H r_p u_p, u_p the
+    units the static fleet rents (the same in every period)."""
+    if not plan.static_peak or plan.static_cost_usd is None or instance.horizon is None:
+        return None
+    first = plan.static_peak[0].plan
+    total = float(plan.static_cost_usd)
+    hours = instance.horizon.total_hours
+    for pid, pool in instance.node_pools.items():
+        if pool.purchase is None or pool.purchase.reserved is None:
+            continue
+        use = first.pools.get(pid)
+        if use is None:
+            continue
+        units = use.nodes_used if pool.billed_per_node else use.gpus_used
+        total += hours * units * (pool.purchase.reserved.effective_hourly() - list_price(instance, pid))
+    return total

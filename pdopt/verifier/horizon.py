@@ -34,7 +34,7 @@ from pdopt.instance.horizon import PeriodOverride
 from pdopt.verifier.costs import billed_per_node, pool_cost_usd_per_hour
 from pdopt.verifier.packing import min_nodes, node_lower_bound
 from pdopt.verifier.parse import PLANNED_STATUSES, close, is_number
-from pdopt.verifier.purchase import verify_purchase
+from pdopt.verifier.purchase import static_reserved, verify_purchase
 from pdopt.verifier.registry import Violation
 
 Key = tuple[str, str, str, int, str, str]
@@ -220,4 +220,11 @@ def verify_horizon(instance: Instance, plan: Mapping[str, Any], tol: float, veri
                                          or not close(float(stated_static), static_total, tol)):
             out.append(Violation("horizon_cost", f"static_peak_cost_usd: {stated_static!r}, recomputed "
                                                  f"{static_total:.6g}"))
+        section = plan.get("purchase")
+        stated_reserved = section.get("static_peak_reserved_cost_usd") if isinstance(section, dict) else None
+        if static_total is not None and stated_reserved is not None and isinstance(static[0], dict):
+            again = static_reserved(instance, static[0].get("plan"), static_total)
+            if not is_number(stated_reserved) or not close(float(stated_reserved), again, tol):
+                out.append(Violation("purchase_cost", f"purchase.static_peak_reserved_cost_usd: "
+                                                      f"{stated_reserved!r}, recomputed {again:.6g}"))
     return out

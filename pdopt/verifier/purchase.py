@@ -44,6 +44,35 @@ def _units(instance: Instance, pid: str, period_plan: object) -> int:
     return total
 
 
+def _prices(instance: Instance, pid: str) -> tuple[float, float, float]:
+    """(c, r, s): the pool's list price, its reserved price with the upfront payment spread over the term (0
+    without a reserved option) and its spot price (0 without), per unit-hour."""
+    pool = instance.node_pools[pid]
+    buy = pool.purchase
+    per_node = billed_per_node(pool)
+    c = pool.price_usd_per_node_hour if per_node else instance.gpu_types[pool.gpu_type].price_usd_per_gpu_hour
+    r = s = 0.0
+    if buy is not None and buy.reserved is not None:
+        stated = buy.reserved.price_usd_per_node_hour if per_node else buy.reserved.price_usd_per_gpu_hour
+        r = (stated or 0.0) + (buy.reserved.upfront_usd_per_unit / buy.reserved.term_hours
+                               if buy.reserved.term_hours else 0.0)
+    if buy is not None and buy.spot is not None:
+        s = (buy.spot.price_usd_per_node_hour if per_node else buy.spot.price_usd_per_gpu_hour) or 0.0
+    return c or 0.0, r, s
+
+
+def static_reserved(instance: Instance, static_plan: object, static_total: float) -> float:
+    """The static plan's cost with every unit of a pool offering a reserved price reserved for the horizon:
+    its list-price total + sum_p H u_p (r_p - c_p), u_p the units the static fleet rents in pool p."""
+    assert instance.horizon is not None
+    total = static_total
+    for pid, pool in instance.node_pools.items():
+        if pool.purchase is not None and pool.purchase.reserved is not None:
+            c, r, _ = _prices(instance, pid)
+            total += instance.horizon.total_hours * _units(instance, pid, static_plan) * (r - c)
+    return total
+
+
 def _whole(value: object) -> int | None:
     """A whole number >= 0, or None."""
     if is_number(value) and float(value) >= 0 and float(value) == int(value):
@@ -75,17 +104,8 @@ def verify_purchase(instance: Instance, plan: Mapping[str, Any], tol: float, out
                                                    "purchase options"))
             continue
         per_node = billed_per_node(pool)
-        c = pool.price_usd_per_node_hour if per_node else instance.gpu_types[pool.gpu_type].price_usd_per_gpu_hour
-        assert c is not None
         cap = pool.node_count if per_node else pool.node_count * pool.gpus_per_node
-        r = 0.0
-        if buy.reserved is not None:
-            stated = buy.reserved.price_usd_per_node_hour if per_node else buy.reserved.price_usd_per_gpu_hour
-            r = (stated or 0.0) + (buy.reserved.upfront_usd_per_unit / buy.reserved.term_hours
-                                   if buy.reserved.term_hours else 0.0)
-        s = 0.0
-        if buy.spot is not None:
-            s = (buy.spot.price_usd_per_node_hour if per_node else buy.spot.price_usd_per_gpu_hour) or 0.0
+        c, r, s = _prices(instance, pid)
         where = f"purchase.pools[{pid}]"
         reserved = _whole(entry.get("reserved"))
         top = cap if buy.reserved is None or buy.reserved.max_units is None else min(cap, buy.reserved.max_units)
