@@ -131,3 +131,51 @@ def test_the_json_states_the_purchases(capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     assert "reserved 5 GPUs for the horizon" in out and "bought for 122.40 USD against 204.00" in out
     assert "list USD/hour" in out
+
+
+SPOT_RISK = TINY / "spot-risk-two-periods.yaml"
+
+
+def test_spot_risk_by_hand_and_both_solvers_agree() -> None:
+    """A quarter of the spot GPUs may go: 146.40 USD per day (the description's table of u(S) per period), the day
+    running 9 prefill and 5 decode instances on 5 reserved, 4 spot and 5 on-demand GPUs; HiGHS agrees."""
+    for solver in ("cbc", "highs"):
+        if solver not in available_solvers():
+            continue
+        plan = _plan(_doc(SPOT_RISK), solver)
+        assert plan.total_cost_usd == pytest.approx(146.4)
+        day = plan.periods[1].plan
+        assert sorted((p.role, p.count) for p in day.placements) == [("decode", 5), ("prefill", 9)]
+        assert [(q.used, q.on_demand, q.spot) for q in plan.purchase[0].periods] == [(5, 0, 0), (14, 5, 4)]
+
+
+@pytest.mark.parametrize("role", ["prefill", "decode"])
+def test_the_day_without_its_lost_spot_gpus_still_meets_the_slos(role: str) -> None:
+    """Simulated (seed 0, 40,000 requests at the day's 7.5 req/s): the day's fleet less the one GPU a quarter of
+    its 4 spot GPUs may take, in the worst case from this role (8 prefill, or 4 decode, instances left), meets
+    both mean SLOs: the point estimates are within the targets and no target is refuted by its 99% interval
+    (prefill: M/M/1 with mu = 2 req/s and lambda = 7.5/8 gives a mean TTFT of 1/(2 - 0.9375) + 0.25 = 1.19 s
+    against 1.25 s)."""
+    inst = instance_from_dict(_doc(SPOT_RISK), TINY)
+    plan = pdopt.plan_horizon(inst)
+    doc = plan.periods[1].plan.to_dict()
+    lost = next(p for p in doc["placements"] if p["role"] == role)
+    lost["count"] -= 1
+    day = inst.period_instance("day")
+    result = pdopt.simulate(day, pdopt.Plan.from_dict(doc), pdopt.SimOptions(requests=40_000, seed=0))
+    m = result.models["llm"]
+    for metric, target in (("ttft_s", 1.25), ("tpot_ms", 50.0)):
+        mean, half = m[metric]["mean"], m[metric]["ci99_half_width"]
+        assert mean - half <= target, (metric, mean, half)
+        assert mean <= target, (metric, mean, half)
+
+
+def test_without_the_risk_the_same_loss_breaks_the_plan() -> None:
+    """The risk-free plan (spot-two-periods.yaml: 8 prefill, 4 decode by day on 4 spot GPUs) checked against the
+    risky instance: the verifier finds that losing one GPU leaves 7 prefill (7.0 < 7.5 req/s)."""
+    from pdopt.verifier import format_violations
+
+    plan = _plan(_doc(SPOT)).to_dict()
+    risky = instance_from_dict({**_doc(SPOT), "node_pools": _doc(SPOT_RISK)["node_pools"]}, TINY)
+    found = verify(risky, plan)
+    assert {v.check for v in found} == {"spot_loss_cover"}, format_violations(found)

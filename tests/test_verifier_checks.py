@@ -116,7 +116,8 @@ def _load(name: str) -> Instance:
     """A base instance by name: a bundled file, or a small variant of one."""
     files = {"paper": "paper/dsv31-h200-5mtpm.yaml", "mixed": "tiny/mixed-two-models-cap.yaml",
              "example": "examples/llama70b-bloom176b-a100-h100.yaml", "spine": "tiny/network-spine.yaml",
-             "modes": "tiny/mixed-modes.yaml", "spot": "tiny/spot-two-periods.yaml"}
+             "modes": "tiny/mixed-modes.yaml", "spot": "tiny/spot-two-periods.yaml",
+             "spot_risk": "tiny/spot-risk-two-periods.yaml"}
     if name in files:
         return load_instance(INSTANCES / files[name])
     if name == "paper_budget":  # the paper instance with a budget its optimum (224 USD/hour) just meets
@@ -206,7 +207,7 @@ def _rebook(inst: Instance, plan: dict[str, Any], nodes: dict[str, int] | None =
 
 
 BASES = ["paper", "paper_budget", "mixed", "example", "spine", "resilient", "ffd_trap", "modes", "two_periods",
-         "two_periods_variants", "spot"]
+         "two_periods_variants", "spot", "spot_risk"]
 
 
 @pytest.mark.parametrize("name", BASES)
@@ -215,7 +216,7 @@ def test_bases_verify_clean(name: str) -> None:
     assert verify(inst, plan) == [], format_violations(verify(inst, plan))
 
 
-HORIZON_BASES = ("two_periods", "two_periods_variants", "spot")
+HORIZON_BASES = ("two_periods", "two_periods_variants", "spot", "spot_risk")
 
 
 @pytest.mark.parametrize("name", [b for b in BASES if b not in HORIZON_BASES])  # horizons: not rebooked
@@ -466,6 +467,14 @@ def _purchase_cost(inst: Instance, plan: dict[str, Any], _: pytest.MonkeyPatch) 
     return inst, plan
 
 
+def _spot_loss_cover(inst: Instance, plan: dict[str, Any], _: pytest.MonkeyPatch) -> tuple[Instance, dict[str, Any]]:
+    # half the spot GPUs may go instead of a quarter: losing 2 of the day's 4 leaves 9 - 2 = 7 prefill instances
+    # (7.0 < 7.5 req/s) and 5 - 2 = 3 decode (6.0 < 7.5); the plan is otherwise untouched
+    doc = inst.model_dump(mode="json")
+    doc["node_pools"]["nodes"]["purchase"]["spot"]["loss_share"] = 0.5
+    return Instance.model_validate(doc), plan
+
+
 CASES: tuple[Case, ...] = (
     Case("bad_plan_field", "paper", _bad_plan_field),
     Case("instance_mismatch", "paper", _instance_mismatch),
@@ -501,6 +510,7 @@ CASES: tuple[Case, ...] = (
     Case("purchase_cover", "spot", _purchase_cover),
     Case("purchase_limits", "spot", _purchase_limits),
     Case("purchase_cost", "spot", _purchase_cost),
+    Case("spot_loss_cover", "spot_risk", _spot_loss_cover),
 )
 CASE_OF: dict[str, Case] = {c.check: c for c in CASES}
 

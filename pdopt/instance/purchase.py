@@ -85,6 +85,12 @@ class Spot(_Priced):
     """Units on offer in every period (``available_by_period`` restates it for named periods)."""
     available_by_period: dict[Identifier, NonNegativeInt] = Field(default_factory=dict)
     """Units on offer in a named period of the horizon."""
+    loss_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    """The share of a period's spot units that may be taken back at once (0: none). The plan then keeps
+    ``survive_fraction`` of every role's demand served after losing it, whichever instances those units held."""
+    survive_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
+    """The share of each role's demand still served when ``loss_share`` of the spot units is lost (1: the SLOs
+    hold for the whole demand)."""
 
     def available(self, period: str) -> int:
         """Units on offer in ``period``."""

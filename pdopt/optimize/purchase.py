@@ -7,7 +7,9 @@ count for the whole horizon), O_t[p] on-demand and S_t[p] spot units (formulatio
 
 - ``purchase_cover[p,t]``: u_t[p] <= R[p] + O_t[p] + S_t[p] (what a period rents is bought one way or another);
 - S_t[p] <= the spot units on offer in period t (its variable's upper bound), R[p] <= the pool's units or
-  ``max_units``; no O_t[p] when the pool sells nothing on demand.
+  ``max_units``; no O_t[p] when the pool sells nothing on demand;
+- ``spot_loss_cover[m,r,t]`` when a spot option states a ``loss_share`` phi: the role keeps its
+  ``survive_fraction`` of demand after losing phi S_t[p] units of its densest instances (:func:`add_spot_loss_cover`).
 
 Cost. F1's hourly cost of a period already charges the pool's rental at its list (on-demand) price, c_p u_t[p];
 for a pool with purchase options that charge is taken out and the purchases put in:
@@ -116,7 +118,50 @@ def add_purchase(problem: pulp.LpProblem, parts: Sequence[_Part], instance: Inst
                 cost.append(part.hours * buy.spot.hourly() * sv)
             problem += used - pulp.lpSum(bought) <= 0, f"purchase_cover__{pid}__{part.name}"
             cost.append(-part.hours * c * used)
+    add_spot_loss_cover(problem, parts, instance, out)
     return pulp.lpSum(cost)
+
+
+def unit_capacity(part: _Part, instance: Instance, pool_id: str, model: str, role: str) -> float:
+    """kappa: the most capacity (req/s) of model and role that one unit of the pool can hold, over the role's shapes
+    there: capacity / GPUs per GPU; a node holds gpus_per_node / GPUs instances (an instance spanning nodes: its
+    capacity over its nodes)."""
+    pool = instance.node_pools[pool_id]
+    best = 0.0
+    for s, p in part.data.arcs_by_role.get((model, role), ()):
+        if p != pool_id:
+            continue
+        shape = part.data.shapes[s]
+        per_gpu = shape.capacity_rps / shape.gpus_per_instance
+        best = max(best, per_gpu * pool.gpus_per_node if pool.billed_per_node else per_gpu)
+    return best
+
+
+def add_spot_loss_cover(problem: pulp.LpProblem, parts: Sequence[_Part], instance: Instance, pv: PurchaseVars
+                        ) -> None:
+    """spot_loss_cover[m,r,t]: capacity of model m, role r in period t - sum_p phi_p kappa_mrp spot[p,t] >=
+    f need[m,r], for the pools p whose spot option states a loss share phi_p > 0 (f the largest of their
+    ``survive_fraction``): losing phi_p of the spot units takes at most phi_p spot[p,t] units' worth of the role's
+    densest instances in the pool, so the role keeps f of its demand whichever units go (the same kind of row as
+    a domain's loss, ``domain_loss_cover``)."""
+    from pdopt.optimize.families import role_capacity, role_need
+
+    for part in parts:
+        for m, r in part.data.demand_rps:
+            lost, keep = [], 0.0
+            for pid, pool in instance.node_pools.items():
+                spot = pool.purchase.spot if pool.purchase is not None else None
+                sv = pv.spot.get((pid, part.name))
+                if spot is None or sv is None or spot.loss_share <= 0:
+                    continue
+                kappa = unit_capacity(part, instance, pid, m, r)
+                if kappa > 0:
+                    lost.append(spot.loss_share * kappa * sv)
+                    keep = max(keep, spot.survive_fraction)
+            if lost:
+                left = role_capacity(part.built, part.data, m, r, pooled=False) - pulp.lpSum(lost)
+                problem += left >= keep * role_need(part.built, part.data, m, r), \
+                    f"spot_loss_cover__{m}__{r}__{part.name}"
 
 
 @dataclass(frozen=True)

@@ -204,7 +204,9 @@ def verify_horizon(instance: Instance, plan: Mapping[str, Any], tol: float, veri
     if not isinstance(periods, list):
         return [*out, Violation("bad_plan_field", f"periods: expected a list, got {periods!r}")]
     total = _fleet(instance, periods, "periods", tol, out, verify_one)
-    adjustment = verify_purchase(instance, plan, tol, out)  # units bought as stated, not at the list price
+    demands = {t: {m: w.demand_rps() for m, w in period_instance(instance, t).workloads.items()}
+               for t in instance.horizon.names}
+    adjustment = verify_purchase(instance, plan, tol, out, demands)  # units bought as stated, not at list price
     total = None if total is None else total + adjustment
     stated = plan.get("total_cost_usd")
     if total is not None and (not is_number(stated) or not close(float(stated), total, tol)):

@@ -10,7 +10,9 @@ with any upfront payment spread over its term. With the plan's reserved R, on-de
 - ``purchase_limits``: whole numbers >= 0; R within the pool's units and ``max_units``, and 0 without a reserved
   option; O_t = 0 when the pool sells nothing on demand; S_t within the spot units on offer in the period (0
   without a spot option); no top-up beyond the need, O_t + S_t <= max(0, u_t - R);
-- ``purchase_cost``: ``cost_usd`` = H r R + sum_t h_t (c O_t + s S_t), ``list_rental_usd`` = sum_t h_t c u_t.
+- ``purchase_cost``: ``cost_usd`` = H r R + sum_t h_t (c O_t + s S_t), ``list_rental_usd`` = sum_t h_t c u_t;
+- ``spot_loss_cover``: with a spot ``loss_share`` phi, every role keeps ``survive_fraction`` of its demand after
+  losing phi S_t units of its densest instances in the pool (:func:`_spot_loss`).
 
 The horizon's total then holds the purchases' cost in place of the list-price rental (:func:`adjustment`).
 """
@@ -80,9 +82,12 @@ def _whole(value: object) -> int | None:
     return None
 
 
-def verify_purchase(instance: Instance, plan: Mapping[str, Any], tol: float, out: list[Violation]) -> float:
+def verify_purchase(instance: Instance, plan: Mapping[str, Any], tol: float, out: list[Violation],
+                    demands: Mapping[str, Mapping[str, float]] | None = None) -> float:
     """Check the plan's purchases (module docstring); return the recomputed adjustment of the horizon's total:
-    the purchases' cost less the list-price rental of the same units (0 when no pool states purchase options)."""
+    the purchases' cost less the list-price rental of the same units (0 when no pool states purchase options).
+    ``demands`` (period -> model -> req/s, restated from the instance) is what the spot-loss check holds each role
+    to."""
     horizon = instance.horizon
     pools = {pid: p for pid, p in instance.node_pools.items() if p.purchase is not None}
     if horizon is None or not pools:
@@ -95,6 +100,7 @@ def verify_purchase(instance: Instance, plan: Mapping[str, Any], tol: float, out
     period_plans = {p.get("name"): p.get("plan") for p in (periods if isinstance(periods, list) else [])
                     if isinstance(p, dict)}
     adjustment = 0.0
+    lost_units: dict[tuple[str, str], float] = {}  # (pool, period) -> spot units that may go at once
     for pid, pool in pools.items():
         buy = pool.purchase
         assert buy is not None
@@ -139,9 +145,61 @@ def verify_purchase(instance: Instance, plan: Mapping[str, Any], tol: float, out
                 out.append(Violation("purchase_cover", f"{at}: reserved {reserved} + on_demand {o} + spot {sp} < "
                                                        f"{used} units the period's plan rents"))
             cost += period.hours * (c * o + s * sp)
+            if buy.spot is not None and buy.spot.loss_share > 0 and sp:
+                lost_units[(pid, period.name)] = buy.spot.loss_share * sp
         for key, value in (("cost_usd", cost), ("list_rental_usd", rental)):
             stated_value = entry.get(key)
             if not is_number(stated_value) or not close(float(stated_value), value, tol):
                 out.append(Violation("purchase_cost", f"{where}.{key}: {stated_value!r}, recomputed {value:.6g}"))
         adjustment += cost - rental
+    if lost_units and demands is not None:
+        _spot_loss(instance, period_plans, lost_units, demands, out)
     return adjustment
+
+
+def _spot_loss(instance: Instance, period_plans: Mapping[Any, Any], lost_units: Mapping[tuple[str, str], float],
+               demands: Mapping[str, Mapping[str, float]], out: list[Violation]) -> None:
+    """``spot_loss_cover``: in each period, for each model and role, the capacity its placements give (their
+    stated per-instance capacity, which the period's own checks recompute) less the most a loss of the spot units
+    can take from it, pool by pool (its instances densest first, capacity per unit, until the lost units are used
+    up, a fraction of the last), is at least ``survive_fraction`` of the role's demand (for a model served both
+    ways, the plan's split)."""
+    for period in {t for _, t in lost_units}:
+        plan = period_plans.get(period)
+        if not isinstance(plan, dict) or not isinstance(plan.get("placements"), list):
+            continue
+        placements = plan["placements"]
+        models = plan["models"] if isinstance(plan.get("models"), dict) else {}
+        keep = max(instance.node_pools[pid].purchase.spot.survive_fraction  # type: ignore[union-attr]
+                   for pid, t in lost_units if t == period)
+        roles = {(str(p.get("model")), str(p.get("role"))) for p in placements if isinstance(p, dict)}
+        for m, r in sorted(roles):
+            mine = [p for p in placements if isinstance(p, dict) and (p.get("model"), p.get("role")) == (m, r)
+                    and is_number(p.get("count")) and is_number(p.get("capacity_rps"))
+                    and is_number(p.get("gpus_per_instance")) and p.get("pool") in instance.node_pools]
+            capacity = sum(float(p["capacity_rps"]) * int(p["count"]) for p in mine)
+            loss = 0.0
+            for (pid, t), units in lost_units.items():
+                if t != period:
+                    continue
+                pool = instance.node_pools[pid]
+                per_unit = []  # (capacity per unit, units held) for each placement in the pool
+                for p in mine:
+                    if p["pool"] == pid:
+                        g = int(p["gpus_per_instance"])
+                        u = g / pool.gpus_per_node if billed_per_node(pool) else float(g)
+                        per_unit.append((float(p["capacity_rps"]) / u, u * int(p["count"])))
+                left = units
+                for density, held in sorted(per_unit, reverse=True):
+                    take = min(left, held)
+                    loss += density * take
+                    left -= take
+            demand = demands.get(period, {}).get(m, 0.0)
+            split = models.get(m, {}) if isinstance(models.get(m), dict) else {}
+            aggregated = float(split.get("aggregated_rps", 0.0)) if is_number(split.get("aggregated_rps", 0.0)) \
+                else 0.0
+            need = aggregated if r == "aggregated" else demand - aggregated
+            if capacity - loss < keep * need * (1 - 1e-9) - 1e-9:
+                out.append(Violation("spot_loss_cover", f"periods[{period}]: {m} {r}: capacity {capacity:.6g} "
+                                                        f"req/s, {loss:.6g} of it on spot units that may go, leaves "
+                                                        f"less than {keep:g} x {need:.6g} req/s"))

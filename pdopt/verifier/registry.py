@@ -114,6 +114,9 @@ CHECKS: tuple[Check, ...] = (
           "horizon"),
     Check("purchase_cost", "A pool's purchase `cost_usd` or `list_rental_usd` differs from the recomputed "
           "reserved, on-demand and spot cost, or list-price rental.", "horizon"),
+    Check("spot_loss_cover", "Losing a spot option's `loss_share` of a period's spot units (taking a role's "
+          "densest instances in the pool first) would leave a model and role below `survive_fraction` of its "
+          "demand.", "horizon"),
 )
 """Every check the verifier can emit, by family in the order the verifier runs them."""
 

@@ -114,8 +114,10 @@ HORIZON_CASES: dict[str, tuple[dict[str, Any], bool]] = {
     "static": ({"lead_time_min": 0.0}, True),
     "ramp": ({}, False),
     "purchase": ({}, False),
+    "spot_loss": ({}, False),
 }
-HORIZON_FILES = {"purchase": ROOT / "instances" / "tiny" / "spot-two-periods.yaml"}
+HORIZON_FILES = {"purchase": ROOT / "instances" / "tiny" / "spot-two-periods.yaml",
+                 "spot_loss": ROOT / "instances" / "tiny" / "spot-risk-two-periods.yaml"}
 """Horizon cases on another file than two-periods.yaml (purchase options: reserved, on demand, spot)."""
 """Horizon golden LPs (formulations/horizon.yaml): instances/tiny/two-periods.yaml with a change to its horizon, and
 whether the fleet is static."""
