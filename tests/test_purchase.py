@@ -179,3 +179,12 @@ def test_without_the_risk_the_same_loss_breaks_the_plan() -> None:
     risky = instance_from_dict({**_doc(SPOT), "node_pools": _doc(SPOT_RISK)["node_pools"]}, TINY)
     found = verify(risky, plan)
     assert {v.check for v in found} == {"spot_loss_cover"}, format_violations(found)
+
+
+def test_the_horizon_plot_draws_the_purchase_layers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pdopt.cli import main
+
+    out = tmp_path / "spot.png"
+    assert main(["plan", str(SPOT), "--plot", str(out)]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG")
+    assert main(["plan", str(SPOT), "--plot", str(out)]) == 2  # an existing file is never overwritten
