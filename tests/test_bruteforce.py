@@ -551,6 +551,9 @@ def test_enumerator_reproduces_known_answers(name: str) -> None:
         for period, cost in entry["period_usd_per_hour"].items():
             assert enumerate_plans(inst.period_instance(period)).best_cost == pytest.approx(cost, rel=1e-9)
         return
+    if "horizon_cost_usd" in entry:  # a horizon whose fleets are not each period's own optimum (spot losses)
+        pytest.skip("a horizon bought with purchase options: derived by hand in its description "
+                    "(tests/test_purchase.py)")
     en = enumerate_plans(inst)
     if entry["status"] == "infeasible":
         assert en.best_cost is None

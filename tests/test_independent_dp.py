@@ -190,6 +190,9 @@ def test_dp_agrees_with_known_answer(path: str, entry: dict[str, object]) -> Non
         assert alone == pytest.approx(entry["sum_of_period_optima_usd"], rel=1e-6)
         assert alone <= float(entry["horizon_cost_usd"]) * (1 + 1e-9)  # type: ignore[arg-type]
         return
+    if "horizon_cost_usd" in entry:  # a horizon whose fleets are not each period's own optimum (spot losses)
+        pytest.skip("a horizon bought with purchase options: its fleets answer the buying, not each period alone; "
+                    "its known answer is derived by hand in its description (tests/test_purchase.py)")
     opt = dp_optimum(inst, float(entry.get("scale_demand", 1.0)))  # type: ignore[arg-type]
     if entry["status"] == "infeasible":
         assert opt is None
