@@ -59,6 +59,9 @@ class Placement:
     cost_usd_per_hour: float
     """Hourly cost of all ``count`` instances: their share (by GPUs) of the pool's cost."""
     variant: str = "default"
+    estimated: str | None = None
+    """The estimator (``name version``) when the shape's profile is estimated rather than measured; None when it
+    is measured."""
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,11 @@ def format_plan(plan: Plan) -> str:
     if plan.placements:
         out += ["", "placements", table(
             ["model", "role", "gpu_type", "gpus/inst", "variant", "pool", "count", "req/s per inst", "USD/hour"],
-            [[p.model, p.role, p.gpu_type, p.gpus_per_instance, p.variant, p.pool, p.count, p.capacity_rps,
-              f"{p.cost_usd_per_hour:.2f}"] for p in plan.placements])]
+            [[p.model, p.role, p.gpu_type, p.gpus_per_instance, p.variant + ("*" if p.estimated else ""), p.pool,
+              p.count, p.capacity_rps, f"{p.cost_usd_per_hour:.2f}"] for p in plan.placements])]
+        estimators = sorted({p.estimated for p in plan.placements if p.estimated})
+        if estimators:
+            out.append(f"* estimated, not measured ({', '.join(estimators)}): the capacity rests on an estimate")
     if plan.pools:
         out += ["", "pools", table(
             ["pool", "gpu_type", "domain", "nodes used", "of", "GPUs used", "packing", "USD/hour"],
@@ -127,7 +130,8 @@ def _pct(x: float | None) -> str:
 def format_capacities(tab: CapacityTable) -> str:
     """Per-instance capacity of every shape at the SLO, with the formula used; skipped shapes with reasons."""
     rows = [[s.model, s.role, s.gpu_type, s.gpus_per_instance, s.capacity_rps, s.throughput_tok_per_s, s.binding,
-             _detail(s.detail), s.formula] for s in tab.shapes]
+             _detail(s.detail), s.formula + (f" (estimated: {s.estimated})" if s.estimated else "")]
+            for s in tab.shapes]
     out = [table(["model", "role", "gpu_type", "gpus/inst", "req/s", "tok/s", "binding", "detail", "formula"], rows)]
     if tab.skipped:
         out += ["", "skipped"] + [f"  {k.model} {k.role} {k.gpu_type} x{k.gpus_per_instance}: {k.reason}"

@@ -9,14 +9,15 @@ frame is asked for, so ``import pdopt`` and every command without frames never l
 Columns:
 
 - placements (:func:`placement_rows`): ``model, role, gpu_type, gpus_per_instance, variant, pool, count,
-  gpus, capacity_rps_each, capacity_rps, cost_usd_per_hour`` (``gpus`` = count x GPUs per instance,
-  ``capacity_rps`` = count x per-instance capacity);
+  gpus, capacity_rps_each, capacity_rps, cost_usd_per_hour, estimated`` (``gpus`` = count x GPUs per instance,
+  ``capacity_rps`` = count x per-instance capacity, ``estimated`` the estimator of an estimated profile, empty
+  when measured);
 - pools (:func:`pool_rows`): ``pool, gpu_type, domain, node_count, nodes_used, gpus_used, packing,
   cost_usd_per_hour``;
 - cost breakdown (:func:`cost_rows`): ``axis`` (``model``, ``role``, ``gpu_type``), ``key``,
   ``cost_usd_per_hour``, ``share`` of the plan's hourly cost;
 - capacity table (:func:`capacity_rows`): ``model, role, gpu_type, gpus_per_instance, variant, capacity_rps,
-  throughput_tok_per_s, binding, formula`` per usable shape;
+  throughput_tok_per_s, binding, formula, estimated`` per usable shape;
 - simulation (:func:`simulation_rows`): per model, metric (``ttft_s``, ``tpot_ms``) and statistic, the simulated
   value, its 99% half-width (means), the prediction and the SLO target when that statistic is the SLO's;
 - comparison (:func:`comparison_rows`): per approach (the MILP, each baseline) :data:`COMPARISON_COLUMNS`.
@@ -45,7 +46,7 @@ def placement_rows(plan: Plan) -> list[Row]:
     return [{"model": p.model, "role": p.role, "gpu_type": p.gpu_type, "gpus_per_instance": p.gpus_per_instance,
              "variant": p.variant, "pool": p.pool, "count": p.count, "gpus": p.count * p.gpus_per_instance,
              "capacity_rps_each": p.capacity_rps, "capacity_rps": p.count * p.capacity_rps,
-             "cost_usd_per_hour": p.cost_usd_per_hour} for p in plan.placements]
+             "cost_usd_per_hour": p.cost_usd_per_hour, "estimated": p.estimated or ""} for p in plan.placements]
 
 
 def pool_rows(plan: Plan) -> list[Row]:
@@ -74,7 +75,7 @@ def capacity_rows(table: CapacityTable) -> list[Row]:
     """One row per usable shape."""
     return [{"model": s.model, "role": str(s.role), "gpu_type": s.gpu_type, "gpus_per_instance": s.gpus_per_instance,
              "variant": s.variant, "capacity_rps": s.capacity_rps, "throughput_tok_per_s": s.throughput_tok_per_s,
-             "binding": s.binding, "formula": s.formula} for s in table.shapes]
+             "binding": s.binding, "formula": s.formula, "estimated": s.estimated or ""} for s in table.shapes]
 
 
 def simulation_rows(result: SimResult) -> list[Row]:

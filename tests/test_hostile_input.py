@@ -51,7 +51,7 @@ def _at(doc: Any, path: tuple[Any, ...]) -> Any:
 
 MAPPINGS = [p for p in _mapping_paths(rich_doc())
             if not (p and p[-1] in ("gpu_types", "node_pools", "models", "workloads", "spare_instances", "by_period",
-                                    "available_by_period"))]
+                                    "available_by_period", "inputs"))]
 """Mappings with fixed fields (id-keyed tables take any identifier as a key)."""
 
 

@@ -92,6 +92,7 @@ def rich_doc() -> dict[str, Any]:
                   "ttft": {"target_s": 2.0}, "tpot": {"target_ms": 50.0}}},
         "profiles": [
             {"model": m, "role": "prefill", "gpu_type": "g", "gpus_per_instance": 2,
+             "estimate": {"estimator": "roofline", "version": "1", "inputs": {"efficiency": 0.5}},
              "max_throughput_by_input": [{"input_tokens": 100.0, "max_throughput_tok_per_s": 8000.0},
                                          {"input_tokens": 4000.0, "max_throughput_tok_per_s": 12000.0}],
              **({"measured_ttft": [{"request_rate_rps": 1.0, "ttft_mean_s": 0.2},

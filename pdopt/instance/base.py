@@ -41,6 +41,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "available_units": (0, 1e7, "nodes or GPUs"),
     "available_by_period": (0, 1e7, "nodes or GPUs"),
     "loss_share": (0.0, 1.0, "(share of the spot units)"),
+    "inputs": (0.0, 1e12, "(an estimator's inputs, recorded as given)"),
     "survive_fraction": (1e-6, 1.0, "(share of the demand)"),
     "num_layers": (1, 1e4, "layers"),
     "num_kv_heads": (1, 1e4, "heads"),

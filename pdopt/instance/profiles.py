@@ -46,6 +46,22 @@ class DecodePoint(StrictModel):
     tpot_ms: PositiveFloat
 
 
+class Estimate(StrictModel):
+    """How an estimated profile was obtained (a profile without one is measured): the estimator, its version and
+    the inputs it was given, so that a reader can tell an estimate from a benchmark and redo it."""
+
+    estimator: str = Field(min_length=1)
+    """What produced the numbers: ``roofline``, ``aiconfigurator``, ..."""
+    version: str = Field(min_length=1)
+    """The estimator's version (a package version, or pdopt's for its own)."""
+    inputs: dict[str, str | float | int | bool] = Field(default_factory=dict)
+    """What it was given: model architecture, GPU system, engine and version, lengths, efficiency factors."""
+
+    def label(self) -> str:
+        """``estimator version``, as plans and tables show it."""
+        return f"{self.estimator} {self.version}"
+
+
 class _ProfileBase(StrictModel):
     model: Identifier
     gpu_type: Identifier
@@ -57,6 +73,9 @@ class _ProfileBase(StrictModel):
     """An instance may span whole nodes (gpus_per_instance a multiple of the node size), e.g. TP 16 on 8-GPU nodes."""
     source: str = ""
     """Where the numbers come from (provenance)."""
+    estimate: Estimate | None = None
+    """Set when the numbers are estimated rather than measured (by a roofline, AIConfigurator, ...): every plan
+    placement that rests on this profile is marked as such."""
 
     @property
     def key(self) -> tuple[str, str, str, int, str]:

@@ -60,7 +60,7 @@ def placements(data: ModelData, counts: Counts, nodes: Mapping[str, int]) -> tup
         share = n * s.gpus_per_instance / gpus_in[pid] if gpus_in[pid] else 0.0
         per_instance = s.pooled_capacity_rps(total_of[sid]) / total_of[sid]
         out.append(Placement(s.model, s.role, s.gpu_type, s.gpus_per_instance, pid, n, per_instance,
-                             costs.get(pid, 0.0) * share, s.variant))
+                             costs.get(pid, 0.0) * share, s.variant, s.estimated))
     return tuple(out)
 
 

@@ -7,6 +7,7 @@ the maths and docs/capacity.md for the assumptions.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from pdopt.instance import AggregatedProfile, Instance, PrefillProfile
@@ -116,6 +117,8 @@ def capacity_table(instance: Instance) -> CapacityTable:
                                      kv_batch_bound(instance, prof.model, prof.gpu_type, prof.gpus_per_instance),
                                      correction)
         if isinstance(result, ShapeCapacity):
+            if prof.estimate is not None:  # the capacity rests on estimated numbers: say so wherever it is used
+                result = dataclasses.replace(result, estimated=prof.estimate.label())
             usable.append(result)
         else:
             skipped.append(result)

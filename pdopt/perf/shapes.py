@@ -30,6 +30,8 @@ class ShapeCapacity:
     pooled_gains: tuple[float, ...] = ()
     """``ggc`` prefill: marginal capacity of the 1st, 2nd, ... pooled instance; the last repeats for every further
     instance. Empty when instances queue independently (capacity_rps each)."""
+    estimated: str | None = None
+    """The estimator (``name version``) when the profile's numbers are estimated, not measured; None: measured."""
 
     def pooled_capacity_rps(self, count: int) -> float:
         """Capacity of ``count`` instances of this shape: pooled gains summed, else count x capacity_rps."""
