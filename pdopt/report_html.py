@@ -106,9 +106,14 @@ def _verdict(instance: Instance, plan: Plan) -> str:
 def _plan_section(instance: Instance, plan: Plan) -> str:
     """The plan as tables: what the reader acts on first (placements, then per model), with its status and cost."""
     rows = [[p.model, p.role, p.gpu_type, p.gpus_per_instance, p.pool, p.count, p.count * p.gpus_per_instance,
-             f"{p.capacity_rps:.4g}", f"{p.cost_usd_per_hour:,.2f}"] for p in plan.placements]
+             f"{p.capacity_rps:.4g}", f"{p.cost_usd_per_hour:,.2f}", p.estimated or "measured"]
+            for p in plan.placements]
     placements = _table(["model", "role", "GPU type", "GPUs per instance", "pool", "instances", "GPUs",
-                         "capacity per instance (req/s)", "cost (USD/h)"], rows, {3, 5, 6, 7, 8})
+                         "capacity per instance (req/s)", "cost (USD/h)", "profile"], rows, {3, 5, 6, 7, 8})
+    estimated = sorted({p.estimated for p in plan.placements if p.estimated})
+    if estimated:
+        placements += (f"<p><b>Estimated, not measured:</b> the placements marked {_esc(', '.join(estimated))} "
+                       "rest on estimated profiles; their capacities are only as good as the estimate.</p>")
     models = _table(["model", "mode", "demand served (req/s)", "prefill instances", "decode instances",
                      "aggregated instances", "P:D ratio"],
                     [[m, mp.mode, f"{mp.demand_rps:g}", mp.prefill.instances, mp.decode.instances,

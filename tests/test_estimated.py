@@ -80,3 +80,13 @@ def test_a_bad_estimate_is_named(estimate: dict[str, Any], named: str) -> None:
     with pytest.raises(InputError) as exc:
         instance_from_dict(doc, TINY.parent)
     assert named in str(exc.value)
+
+
+def test_the_report_marks_estimated_placements(tmp_path: Path) -> None:
+    path = tmp_path / "est.yaml"
+    path.write_text(yaml.safe_dump(_doc()))
+    out = tmp_path / "r.html"
+    assert main(["report", "--instance", str(path), "--out", str(out), "--no-baselines"]) == 0
+    page = out.read_text()
+    assert "<td>roofline 1</td>" in page and page.count("<td>measured</td>") == 3
+    assert "Estimated, not measured" in page
