@@ -78,7 +78,8 @@ def plot_horizon(instance: Instance, plan: HorizonPlan) -> bytes:
     at_list = " at list prices" if plan.purchase else ""
     ax.plot(*_steps(hours, [p.plan.objective_usd_per_hour or 0.0 for p in plan.periods]), color="C0",
             label=f"per period{at_list}: {plan.total_cost_usd or 0.0:,.2f} USD in all"
-                  + (" as bought" if plan.purchase else ""))
+                  if not plan.purchase else f"per period{at_list} (the horizon as bought: "
+                                            f"{plan.total_cost_usd or 0.0:,.2f} USD in all)")
     if plan.static_peak and plan.static_cost_usd is not None:
         ax.plot(*_steps(hours, [p.plan.objective_usd_per_hour or 0.0 for p in plan.static_peak]), color="grey",
                 linestyle="--", label=f"static plan for the peak: {plan.static_cost_usd:,.2f} USD")

@@ -188,3 +188,84 @@ def test_the_horizon_plot_draws_the_purchase_layers(tmp_path: Path, capsys: pyte
     assert main(["plan", str(SPOT), "--plot", str(out)]) == 0
     assert out.read_bytes().startswith(b"\x89PNG")
     assert main(["plan", str(SPOT), "--plot", str(out)]) == 2  # an existing file is never overwritten
+
+
+def test_a_lost_gpu_takes_down_a_whole_instance() -> None:
+    """Decode on 2-GPU instances (2.0 req/s each): losing one spot GPU kills a whole decode instance, not half of
+    one. The plan must then keep 7.5 req/s of decode after losing 2.0 per lost GPU, and the verifier charges the
+    same: a plan whose day runs 4 decode instances (8.0 req/s) with spot GPUs would leave 6.0 < 7.5."""
+    doc = _doc(SPOT_RISK)
+    for p in doc["profiles"]:
+        if p["role"] == "decode":
+            p["gpus_per_instance"] = 2
+    plan = _plan(doc)  # verifies clean inside _plan
+    day = plan.periods[1].plan
+    decode = sum(p.count * p.capacity_rps for p in day.placements if p.role == "decode")
+    lost = -(-plan.purchase[0].periods[1].spot // 4)  # ceil(spot / 4) whole GPUs
+    assert decode - 2.0 * lost >= 7.5
+
+
+def test_each_pool_keeps_its_own_survive_fraction() -> None:
+    """Two pools, decode on one (spot may lose half, keep all the demand), prefill on the other (keep half): the
+    planner's plan verifies; each pool's loss is checked with its own fraction."""
+    doc = _doc(SPOT_RISK)
+    doc["gpu_types"]["gpub"] = {"memory_gb": 80, "price_usd_per_gpu_hour": 1.0}
+    spot = {"price_usd_per_gpu_hour": 0.1, "available_units": 16, "loss_share": 0.5, "source": "assumed"}
+    doc["node_pools"] = {
+        "nodes": {"gpu_type": "gpu", "gpus_per_node": 8, "node_count": 2,
+                  "purchase": {"on_demand": True, "spot": dict(spot)}},
+        "poolb": {"gpu_type": "gpub", "gpus_per_node": 8, "node_count": 2,
+                  "purchase": {"on_demand": True, "spot": {**spot, "survive_fraction": 0.5}}}}
+    for p in doc["profiles"]:
+        if p["role"] == "prefill":
+            p["gpu_type"] = "gpub"
+    _plan(doc)
+
+
+def test_the_comparison_without_reserved_keeps_what_is_sold() -> None:
+    """A pool that sells no on-demand units but has spot: without its reserved layer it still sells none, so the
+    comparison plan is bought from spot only (here too little: no plan, reported as None)."""
+    from pdopt.optimize.purchase import without_reserved
+
+    doc = _doc(SPOT)
+    doc["node_pools"]["nodes"]["purchase"]["on_demand"] = False
+    inst = instance_from_dict(doc, TINY)
+    stripped = without_reserved(inst).node_pools["nodes"].purchase
+    assert stripped is not None and stripped.reserved is None and stripped.on_demand is False
+    plan = pdopt.plan_horizon(inst)
+    assert plan.has_plan and plan.no_reserved_cost_usd is None
+
+
+def test_static_all_reserved_respects_max_units() -> None:
+    """At most 8 GPUs may be reserved: the static plan's 12 GPUs are 8 reserved (0.60) and 4 on demand (1.00) for
+    24 h: 24 x (8 x 0.60 + 4 x 1.00) = 211.20."""
+    doc = _doc(RESERVED)
+    doc["node_pools"]["nodes"]["purchase"]["reserved"]["max_units"] = 8
+    plan = _plan(doc)
+    assert plan.static_reserved_cost_usd == pytest.approx(211.2)
+    assert plan.purchase[0].reserved <= 8
+
+
+@pytest.mark.parametrize("corrupt", ["pool_list", "period_name_list", "placement_pool_list", "model_list",
+                                     "gpus_zero", "duplicate_pool", "unknown_pool"])
+def test_a_malformed_purchase_section_gives_violations_not_a_crash(corrupt: str) -> None:
+    inst = instance_from_dict(_doc(SPOT_RISK), TINY)
+    doc = pdopt.plan_horizon(inst).to_dict()
+    entry: Any = doc["purchase"]["pools"][0]  # type: ignore[index]
+    day: Any = doc["periods"][1]  # type: ignore[index]
+    if corrupt == "pool_list":
+        entry["pool"] = ["nodes"]
+    elif corrupt == "period_name_list":
+        entry["periods"][0]["name"] = ["night"]
+    elif corrupt == "placement_pool_list":
+        day["plan"]["placements"][0]["pool"] = ["nodes"]
+    elif corrupt == "model_list":
+        day["plan"]["placements"][0]["model"] = ["llm"]
+    elif corrupt == "gpus_zero":
+        day["plan"]["placements"][0]["gpus_per_instance"] = 0
+    elif corrupt == "duplicate_pool":
+        doc["purchase"]["pools"].insert(0, {**entry, "reserved": 99})  # type: ignore[index]
+    else:
+        doc["purchase"]["pools"].append({**entry, "pool": "elsewhere"})  # type: ignore[index]
+    found = verify(inst, doc)
+    assert found and all(v.message for v in found)

@@ -431,7 +431,8 @@ def _solve_parts(instance: Instance, horizon: Horizon, options: SolverOptions, s
             ramp = horizon.lead_time_min / 60.0 * (_value(part.ramp.cost, sol) - held)
             ramp = 0.0 if abs(ramp) < 1e-9 else ramp  # no "-0.00" from the solver's round-off
         out.append(PeriodPlan(part.name, part.hours, plan, n_starts, ramp))
-    return sol.status, tuple(out), None, info, extract_purchase(instance, horizon, parts, pv, sol)
+    return sol.status, tuple(out), None, info, extract_purchase(instance, horizon, parts, pv, sol,
+                                                                [p.plan for p in out])
 
 
 def _started(parts: Sequence[_Part], horizon: Horizon, t: int, sol: Solution) -> int:

@@ -36,6 +36,7 @@ from pdopt.instance.horizon import Horizon
 if TYPE_CHECKING:
     from pdopt.optimize.horizon import _Part
     from pdopt.optimize.solver import Solution
+    from pdopt.plan import Plan
 
 
 def unit_of(instance: Instance, pool_id: str) -> str:
@@ -123,45 +124,45 @@ def add_purchase(problem: pulp.LpProblem, parts: Sequence[_Part], instance: Inst
 
 
 def unit_capacity(part: _Part, instance: Instance, pool_id: str, model: str, role: str) -> float:
-    """kappa: the most capacity (req/s) of model and role that one unit of the pool can hold, over the role's shapes
-    there: capacity / GPUs per GPU; a node holds gpus_per_node / GPUs instances (an instance spanning nodes: its
-    capacity over its nodes)."""
+    """kappa: the most capacity (req/s) of model and role that losing one unit of the pool can take down, over the
+    role's shapes there. An instance dies whole when any of its GPUs goes: a lost GPU takes one instance (its whole
+    capacity); a lost node takes every instance on it, at most gpus_per_node // GPUs of them (an instance spanning
+    nodes: the one instance)."""
     pool = instance.node_pools[pool_id]
     best = 0.0
     for s, p in part.data.arcs_by_role.get((model, role), ()):
         if p != pool_id:
             continue
         shape = part.data.shapes[s]
-        per_gpu = shape.capacity_rps / shape.gpus_per_instance
-        best = max(best, per_gpu * pool.gpus_per_node if pool.billed_per_node else per_gpu)
+        per_node = max(1, pool.gpus_per_node // shape.gpus_per_instance)
+        best = max(best, shape.capacity_rps * (per_node if pool.billed_per_node else 1))
     return best
 
 
 def add_spot_loss_cover(problem: pulp.LpProblem, parts: Sequence[_Part], instance: Instance, pv: PurchaseVars
                         ) -> None:
-    """spot_loss_cover[m,r,t]: capacity of model m, role r in period t - sum_p phi_p kappa_mrp spot[p,t] >=
-    f need[m,r], for the pools p whose spot option states a loss share phi_p > 0 (f the largest of their
-    ``survive_fraction``): losing phi_p of the spot units takes at most phi_p spot[p,t] units' worth of the role's
-    densest instances in the pool, so the role keeps f of its demand whichever units go (the same kind of row as
-    a domain's loss, ``domain_loss_cover``)."""
+    """spot_loss_cover[m,r,p,t]: capacity of model m, role r in period t - kappa_mrp lost[p,t] >= f_p need[m,r],
+    for each pool p whose spot option states a loss share phi_p > 0 (one loss event per pool), with lost[p,t] the
+    whole units that may go, an integer >= phi_p spot[p,t] (so ceil(phi_p spot[p,t]) at the optimum) and kappa_mrp
+    the most capacity of the role one lost unit can take down (:func:`unit_capacity`): whichever units go, the role
+    keeps f_p (``survive_fraction``) of its demand. An upper bound on the loss (every lost unit full of the role's
+    largest instances), so the row is conservative, like ``domain_loss_cover`` for a domain's loss."""
     from pdopt.optimize.families import role_capacity, role_need
 
     for part in parts:
-        for m, r in part.data.demand_rps:
-            lost, keep = [], 0.0
-            for pid, pool in instance.node_pools.items():
-                spot = pool.purchase.spot if pool.purchase is not None else None
-                sv = pv.spot.get((pid, part.name))
-                if spot is None or sv is None or spot.loss_share <= 0:
-                    continue
+        for pid, pool in instance.node_pools.items():
+            spot = pool.purchase.spot if pool.purchase is not None else None
+            sv = pv.spot.get((pid, part.name))
+            if spot is None or sv is None or spot.loss_share <= 0:
+                continue
+            lost = problem.add_variable(f"spot_lost__{pid}__{part.name}", lowBound=0, cat=pulp.LpInteger)
+            problem += lost - spot.loss_share * sv >= 0, f"spot_lost__{pid}__{part.name}"
+            for m, r in part.data.demand_rps:
                 kappa = unit_capacity(part, instance, pid, m, r)
                 if kappa > 0:
-                    lost.append(spot.loss_share * kappa * sv)
-                    keep = max(keep, spot.survive_fraction)
-            if lost:
-                left = role_capacity(part.built, part.data, m, r, pooled=False) - pulp.lpSum(lost)
-                problem += left >= keep * role_need(part.built, part.data, m, r), \
-                    f"spot_loss_cover__{m}__{r}__{part.name}"
+                    left = role_capacity(part.built, part.data, m, r, pooled=False) - kappa * lost
+                    problem += left >= spot.survive_fraction * role_need(part.built, part.data, m, r), \
+                        f"spot_loss_cover__{m}__{r}__{pid}__{part.name}"
 
 
 @dataclass(frozen=True)
@@ -214,8 +215,9 @@ class PoolPurchase:
 
 
 def extract_purchase(instance: Instance, horizon: Horizon, parts: Sequence[_Part], pv: PurchaseVars,
-                     sol: Solution) -> tuple[PoolPurchase, ...]:
-    """The purchases at the solution, pool by pool (every period listed, 0 where the pool is not used)."""
+                     sol: Solution, plans: Sequence[Plan]) -> tuple[PoolPurchase, ...]:
+    """The purchases at the solution, pool by pool (every period listed, 0 where the pool is not used); the units
+    each period uses are those its extracted plan reports (``plans``, one per part)."""
     out = []
     for pid, pool in instance.node_pools.items():
         buy = pool.purchase
@@ -226,9 +228,9 @@ def extract_purchase(instance: Instance, horizon: Horizon, parts: Sequence[_Part
             return 0 if v is None else round(sol.value(v.name))
 
         periods = []
-        for part in parts:
-            used = pv.used.get((pid, part.name))
-            u = 0 if used is None else round(float(used.constant) + sum(c * sol.value(v.name) for v, c in used.items()))
+        for part, plan in zip(parts, plans, strict=True):
+            use = plan.pools.get(pid)  # as the period's plan reports it (nodes at the fewest that hold them)
+            u = 0 if use is None else (use.nodes_used if pool.billed_per_node else use.gpus_used)
             periods.append(PeriodPurchase(part.name, part.hours, u, val(pv.on_demand.get((pid, part.name))),
                                           val(pv.spot.get((pid, part.name)))))
         reserved = val(pv.reserved.get(pid))
@@ -240,21 +242,22 @@ def extract_purchase(instance: Instance, horizon: Horizon, parts: Sequence[_Part
 
 
 def without_reserved(instance: Instance) -> Instance:
-    """The instance with every reserved option removed (on demand and spot kept; a pool left with nothing to buy,
-    reserved only, is sold on demand): the per-period plan without a reserved layer, for comparison."""
+    """The instance with every reserved option removed (on demand and spot as stated; a pool left with nothing to
+    buy, reserved only, is sold on demand): the per-period plan without a reserved layer, for comparison."""
     doc = instance.model_dump(mode="json")
     for pool in doc["node_pools"].values():
         buy = pool.get("purchase")
         if buy is not None and buy.get("reserved") is not None:
             buy["reserved"] = None
-            buy["on_demand"] = True
+            if buy.get("spot") is None:  # nothing would be left to buy: sold on demand
+                buy["on_demand"] = True
     return Instance.model_validate(doc)
 
 
 def static_reserved_cost_usd(instance: Instance, plan: Any) -> float | None:
     """The static plan for the peak (``plan.static_peak``, at list prices) with the units of each pool that offers
-    a reserved price all reserved for the horizon: its cost less their list-price rental plus H r_p u_p, u_p the
-    units the static fleet rents (the same in every period)."""
+    a reserved price reserved for the horizon (at most ``max_units``; the rest on demand): its cost plus
+    H u_p (r_p - c_p), u_p the units reserved of those the static fleet rents (the same in every period)."""
     if not plan.static_peak or plan.static_cost_usd is None or instance.horizon is None:
         return None
     first = plan.static_peak[0].plan
@@ -267,5 +270,7 @@ def static_reserved_cost_usd(instance: Instance, plan: Any) -> float | None:
         if use is None:
             continue
         units = use.nodes_used if pool.billed_per_node else use.gpus_used
+        cap = pool.purchase.reserved.max_units
+        units = units if cap is None else min(units, cap)  # beyond max_units the static fleet stays on demand
         total += hours * units * (pool.purchase.reserved.effective_hourly() - list_price(instance, pid))
     return total

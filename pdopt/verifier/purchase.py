@@ -11,14 +11,16 @@ with any upfront payment spread over its term. With the plan's reserved R, on-de
   option; O_t = 0 when the pool sells nothing on demand; S_t within the spot units on offer in the period (0
   without a spot option); no top-up beyond the need, O_t + S_t <= max(0, u_t - R);
 - ``purchase_cost``: ``cost_usd`` = H r R + sum_t h_t (c O_t + s S_t), ``list_rental_usd`` = sum_t h_t c u_t;
-- ``spot_loss_cover``: with a spot ``loss_share`` phi, every role keeps ``survive_fraction`` of its demand after
-  losing phi S_t units of its densest instances in the pool (:func:`_spot_loss`).
+- ``spot_loss_cover``: with a spot ``loss_share`` phi, every role keeps the pool's ``survive_fraction`` of its
+  demand after losing ceil(phi S_t) whole units of the pool, each taking down the instances on it
+  (:func:`_spot_loss`: exact for GPU billing, an upper bound for node billing).
 
 The horizon's total then holds the purchases' cost in place of the list-price rental (:func:`adjustment`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -71,7 +73,10 @@ def static_reserved(instance: Instance, static_plan: object, static_total: float
     for pid, pool in instance.node_pools.items():
         if pool.purchase is not None and pool.purchase.reserved is not None:
             c, r, _ = _prices(instance, pid)
-            total += instance.horizon.total_hours * _units(instance, pid, static_plan) * (r - c)
+            units = _units(instance, pid, static_plan)
+            if pool.purchase.reserved.max_units is not None:  # the rest stays on demand
+                units = min(units, pool.purchase.reserved.max_units)
+            total += instance.horizon.total_hours * units * (r - c)
     return total
 
 
@@ -94,13 +99,20 @@ def verify_purchase(instance: Instance, plan: Mapping[str, Any], tol: float, out
         return 0.0
     section = plan.get("purchase")
     stated_pools = section.get("pools") if isinstance(section, dict) else None
-    by_pool = {e.get("pool"): e for e in stated_pools if isinstance(e, dict)} if isinstance(stated_pools, list) \
-        else {}
+    by_pool: dict[str, dict[str, Any]] = {}
+    for e in stated_pools if isinstance(stated_pools, list) else []:
+        name = e.get("pool") if isinstance(e, dict) else None
+        if not isinstance(name, str) or name not in pools or name in by_pool:
+            what = "names no pool with purchase options" if not isinstance(name, str) or name not in pools else \
+                "is given twice"
+            out.append(Violation("purchase_cover", f"purchase.pools: an entry for {name!r} {what}"))
+            continue
+        by_pool[name] = e
     periods = plan.get("periods")
-    period_plans = {p.get("name"): p.get("plan") for p in (periods if isinstance(periods, list) else [])
-                    if isinstance(p, dict)}
+    period_plans = {p["name"]: p.get("plan") for p in (periods if isinstance(periods, list) else [])
+                    if isinstance(p, dict) and isinstance(p.get("name"), str)}
     adjustment = 0.0
-    lost_units: dict[tuple[str, str], float] = {}  # (pool, period) -> spot units that may go at once
+    lost_units: dict[tuple[str, str], int] = {}  # (pool, period) -> whole spot units that may go at once
     for pid, pool in pools.items():
         buy = pool.purchase
         assert buy is not None
@@ -119,8 +131,8 @@ def verify_purchase(instance: Instance, plan: Mapping[str, Any], tol: float, out
             out.append(Violation("purchase_limits", f"{where}.reserved: {entry.get('reserved')!r}, expected a whole "
                                                     f"number from 0 to {top if buy.reserved is not None else 0}"))
             reserved = reserved or 0
-        listed = {p.get("name"): p for p in entry.get("periods", []) if isinstance(p, dict)} \
-            if isinstance(entry.get("periods"), list) else {}
+        listed = {p["name"]: p for p in entry.get("periods", []) if isinstance(p, dict)
+                  and isinstance(p.get("name"), str)} if isinstance(entry.get("periods"), list) else {}
         cost = horizon.total_hours * r * reserved
         rental = 0.0
         for period in horizon.periods:
@@ -146,7 +158,7 @@ def verify_purchase(instance: Instance, plan: Mapping[str, Any], tol: float, out
                                                        f"{used} units the period's plan rents"))
             cost += period.hours * (c * o + s * sp)
             if buy.spot is not None and buy.spot.loss_share > 0 and sp:
-                lost_units[(pid, period.name)] = buy.spot.loss_share * sp
+                lost_units[(pid, period.name)] = math.ceil(buy.spot.loss_share * sp - 1e-9)
         for key, value in (("cost_usd", cost), ("list_rental_usd", rental)):
             stated_value = entry.get(key)
             if not is_number(stated_value) or not close(float(stated_value), value, tol):
@@ -157,49 +169,62 @@ def verify_purchase(instance: Instance, plan: Mapping[str, Any], tol: float, out
     return adjustment
 
 
-def _spot_loss(instance: Instance, period_plans: Mapping[Any, Any], lost_units: Mapping[tuple[str, str], float],
+def _placed(instance: Instance, placements: list[Any], model: str, role: str) -> list[tuple[str, int, int, float]]:
+    """The role's placements that can be read: (pool, GPUs per instance, count, capacity per instance)."""
+    out = []
+    for p in placements:
+        if not isinstance(p, dict) or (p.get("model"), p.get("role")) != (model, role):
+            continue
+        pool, g, n, cap = p.get("pool"), _whole(p.get("gpus_per_instance")), _whole(p.get("count")), \
+            p.get("capacity_rps")
+        if isinstance(pool, str) and pool in instance.node_pools and g and n and is_number(cap) and cap >= 0:
+            out.append((pool, g, n, float(cap)))
+    return out
+
+
+def _worst_loss(instance: Instance, pid: str, lost: int, placed: list[tuple[str, int, int, float]]) -> float:
+    """The most capacity of the role that losing ``lost`` whole units of pool ``pid`` can take down. A lost GPU
+    takes one instance (GPU billing): the ``lost`` largest instances, exactly. A lost node takes every instance on
+    it (node billing; the plan does not say which instances share a node): at most ``lost`` x the largest of
+    gpus_per_node // GPUs instances of one size, never more than the role holds in the pool (an upper bound)."""
+    pool = instance.node_pools[pid]
+    mine = [(g, n, cap) for p, g, n, cap in placed if p == pid]
+    if not mine:
+        return 0.0
+    if not billed_per_node(pool):
+        caps = sorted((cap for _, n, cap in mine for _ in range(min(n, lost))), reverse=True)
+        return sum(caps[:lost])
+    per_node = max(cap * min(n, max(1, pool.gpus_per_node // g)) for g, n, cap in mine)
+    return min(lost * per_node, sum(n * cap for _, n, cap in mine))
+
+
+def _spot_loss(instance: Instance, period_plans: Mapping[Any, Any], lost_units: Mapping[tuple[str, str], int],
                demands: Mapping[str, Mapping[str, float]], out: list[Violation]) -> None:
-    """``spot_loss_cover``: in each period, for each model and role, the capacity its placements give (their
-    stated per-instance capacity, which the period's own checks recompute) less the most a loss of the spot units
-    can take from it, pool by pool (its instances densest first, capacity per unit, until the lost units are used
-    up, a fraction of the last), is at least ``survive_fraction`` of the role's demand (for a model served both
+    """``spot_loss_cover``: in each period, for each pool whose spot units may be lost (one loss event per pool,
+    ceil(loss_share x spot units) whole units) and each model and role, the capacity its placements give (their
+    stated per-instance capacity, which the period's own checks recompute) less what the loss can take down
+    (:func:`_worst_loss`) is at least the pool's ``survive_fraction`` of the role's demand (for a model served both
     ways, the plan's split)."""
-    for period in {t for _, t in lost_units}:
+    for (pid, period), lost in sorted(lost_units.items()):
         plan = period_plans.get(period)
         if not isinstance(plan, dict) or not isinstance(plan.get("placements"), list):
             continue
-        placements = plan["placements"]
+        spot = instance.node_pools[pid].purchase.spot  # type: ignore[union-attr]
+        assert spot is not None
         models = plan["models"] if isinstance(plan.get("models"), dict) else {}
-        keep = max(instance.node_pools[pid].purchase.spot.survive_fraction  # type: ignore[union-attr]
-                   for pid, t in lost_units if t == period)
-        roles = {(str(p.get("model")), str(p.get("role"))) for p in placements if isinstance(p, dict)}
+        roles = {(p["model"], p["role"]) for p in plan["placements"] if isinstance(p, dict)
+                 and isinstance(p.get("model"), str) and isinstance(p.get("role"), str)}
         for m, r in sorted(roles):
-            mine = [p for p in placements if isinstance(p, dict) and (p.get("model"), p.get("role")) == (m, r)
-                    and is_number(p.get("count")) and is_number(p.get("capacity_rps"))
-                    and is_number(p.get("gpus_per_instance")) and p.get("pool") in instance.node_pools]
-            capacity = sum(float(p["capacity_rps"]) * int(p["count"]) for p in mine)
-            loss = 0.0
-            for (pid, t), units in lost_units.items():
-                if t != period:
-                    continue
-                pool = instance.node_pools[pid]
-                per_unit = []  # (capacity per unit, units held) for each placement in the pool
-                for p in mine:
-                    if p["pool"] == pid:
-                        g = int(p["gpus_per_instance"])
-                        u = g / pool.gpus_per_node if billed_per_node(pool) else float(g)
-                        per_unit.append((float(p["capacity_rps"]) / u, u * int(p["count"])))
-                left = units
-                for density, held in sorted(per_unit, reverse=True):
-                    take = min(left, held)
-                    loss += density * take
-                    left -= take
+            placed = _placed(instance, plan["placements"], m, r)
+            capacity = sum(n * cap for _, _, n, cap in placed)
+            loss = _worst_loss(instance, pid, lost, placed)
             demand = demands.get(period, {}).get(m, 0.0)
-            split = models.get(m, {}) if isinstance(models.get(m), dict) else {}
-            aggregated = float(split.get("aggregated_rps", 0.0)) if is_number(split.get("aggregated_rps", 0.0)) \
-                else 0.0
+            raw = models.get(m)
+            agg = raw.get("aggregated_rps", 0.0) if isinstance(raw, dict) else 0.0
+            aggregated = float(agg) if is_number(agg) else 0.0
             need = aggregated if r == "aggregated" else demand - aggregated
-            if capacity - loss < keep * need * (1 - 1e-9) - 1e-9:
-                out.append(Violation("spot_loss_cover", f"periods[{period}]: {m} {r}: capacity {capacity:.6g} "
-                                                        f"req/s, {loss:.6g} of it on spot units that may go, leaves "
-                                                        f"less than {keep:g} x {need:.6g} req/s"))
+            if capacity - loss < spot.survive_fraction * need * (1 - 1e-9) - 1e-9:
+                out.append(Violation("spot_loss_cover", f"periods[{period}]: {m} {r}: capacity {capacity:.6g} req/s; "
+                                                        f"losing {lost} spot unit(s) of pool {pid} can take "
+                                                        f"{loss:.6g} of it, leaving less than "
+                                                        f"{spot.survive_fraction:g} x {need:.6g} req/s"))
