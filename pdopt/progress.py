@@ -50,6 +50,12 @@ class Reporter:
             self.stream.flush()
             self._width = len(line)
 
+    def stage(self, text: str) -> None:
+        """Name the step the work is at (:func:`stage`) and draw it now, past the delay."""
+        with self._lock:
+            self.prefix = text
+        self.update("", now_or_never=True)
+
     def clear(self) -> None:
         """Erase the line (when one was drawn)."""
         with self._lock:
@@ -91,10 +97,7 @@ def stage(text: str) -> None:
     (past the delay) and before every later report until the next stage, so that a solve inside a step says both.
     A no-op outside :func:`reporter`."""
     if _CURRENT:
-        rep = _CURRENT[-1]
-        with rep._lock:
-            rep.prefix = text
-        rep.update("", now_or_never=True)
+        _CURRENT[-1].stage(text)
 
 
 def done() -> None:

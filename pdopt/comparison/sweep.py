@@ -214,9 +214,14 @@ def sweep(instance: Instance, grid: SweepGrid, options: SolverOptions | None = N
     return SweepResult(rows, [r["cpu_s"] for r in results if r is not None], len(points))
 
 
+def is_axis(key: str) -> bool:
+    """True for a row's axis columns (:data:`AXES` and the ``price:<gpu_type>`` ones), not its results."""
+    return key in AXES or key.startswith("price:")
+
+
 def _others(row: Mapping[str, Any], axis: str) -> tuple[Any, ...]:
     """The row's values of every axis but ``axis`` (the point it is compared within)."""
-    return tuple(v for k, v in row.items() if (k in AXES or k.startswith("price:")) and k != axis)
+    return tuple(v for k, v in row.items() if is_axis(k) and k != axis)
 
 
 def mark_pareto(rows: list[dict[str, Any]]) -> None:

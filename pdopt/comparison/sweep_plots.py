@@ -9,12 +9,12 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from pdopt.comparison.sweep import AXES
+from pdopt.comparison.sweep import is_axis
 
 
 def _series(rows: Sequence[dict[str, Any]], x: str) -> dict[str, list[dict[str, Any]]]:
     """Rows grouped by the values of every axis other than ``x`` (a line each), labelled by those that vary."""
-    others = [k for k in rows[0] if (k in AXES or k.startswith("price:")) and k != x]
+    others = [k for k in rows[0] if is_axis(k) and k != x]
     varied = [k for k in others if len({str(r[k]) for r in rows}) > 1]
     out: dict[str, list[dict[str, Any]]] = {}
     for r in rows:

@@ -399,7 +399,7 @@ def build_horizon(instance: Instance, horizon: Horizon, cuts: bool | tuple[str, 
         add_min_uptime(problem, parts, horizon, starts)
     if not static and any(p.purchase is not None for p in instance.node_pools.values()):
         cost += add_purchase(problem, parts, instance, horizon,
-                             purchase if purchase is not None else PurchaseVars({}, {}, {}, {}))
+                             purchase if purchase is not None else PurchaseVars())
     problem += cost + horizon.start_cost_usd * pulp.lpSum(starts.values())
     return problem, parts, starts
 
@@ -407,7 +407,7 @@ def build_horizon(instance: Instance, horizon: Horizon, cuts: bool | tuple[str, 
 def _solve_parts(instance: Instance, horizon: Horizon, options: SolverOptions, static: bool
                  ) -> tuple[SolveStatus, tuple[PeriodPlan, ...], str | None, dict[str, object],
                             tuple[PoolPurchase, ...]]:
-    pv = PurchaseVars({}, {}, {}, {})
+    pv = PurchaseVars()
     built = build_horizon(instance, horizon, options.cuts, static, pv)
     if isinstance(built, str):
         return SolveStatus.INFEASIBLE, (), built, {}, ()

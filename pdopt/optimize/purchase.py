@@ -25,7 +25,7 @@ the plan is the one planned without purchase options. The ramp of a lead time is
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pulp
@@ -74,10 +74,9 @@ def units_used(part: _Part, instance: Instance, pool_id: str) -> pulp.LpAffineEx
 class PurchaseVars:
     """The purchase variables of the horizon's problem, by pool (and period)."""
 
-    reserved: dict[str, pulp.LpVariable]
-    on_demand: dict[tuple[str, str], pulp.LpVariable]
-    spot: dict[tuple[str, str], pulp.LpVariable]
-    used: dict[tuple[str, str], pulp.LpAffineExpression]
+    reserved: dict[str, pulp.LpVariable] = field(default_factory=dict)
+    on_demand: dict[tuple[str, str], pulp.LpVariable] = field(default_factory=dict)
+    spot: dict[tuple[str, str], pulp.LpVariable] = field(default_factory=dict)
 
 
 def add_purchase(problem: pulp.LpProblem, parts: Sequence[_Part], instance: Instance, horizon: Horizon,
@@ -102,7 +101,6 @@ def add_purchase(problem: pulp.LpProblem, parts: Sequence[_Part], instance: Inst
             used = units_used(part, instance, pid)
             if used is None:
                 continue
-            out.used[(pid, part.name)] = used
             bought: list[Any] = [] if reserved is None else [reserved]
             if buy.on_demand:
                 o = problem.add_variable(f"on_demand__{pid}__{part.name}", lowBound=0, upBound=cap,
