@@ -14,7 +14,6 @@ Three panels share the time axis (hours from the horizon's start; each period a 
 
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -44,10 +43,9 @@ def _gpus(period: PeriodPlan) -> float:
 
 def plot_horizon(instance: Instance, plan: HorizonPlan) -> bytes:
     """PNG of the three panels (module docstring); ``instance`` gives each period's demand."""
-    import matplotlib
+    from pdopt.figures import png, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     hours = [p.hours for p in plan.periods]
     models = list(instance.workloads)
@@ -96,10 +94,7 @@ def plot_horizon(instance: Instance, plan: HorizonPlan) -> bytes:
         axes[-1].set_xticks(ticks)
     fig.suptitle(f"{plan.instance}: {len(hours)} periods, {sum(hours):g} hours")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return png(fig, 110)
 
 
 def _purchase_panel(ax: Any, plan: HorizonPlan, hours: list[float]) -> None:

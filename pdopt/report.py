@@ -280,13 +280,11 @@ def plot_fidelity(results: list[PointResult]) -> bytes:
     """PNG: predicted against measured, one panel per metric (TTFT, TPOT, SLO throughput; log axes where the values
     span more than a factor of 4), the diagonal and the +-10% band drawn; capacity model and simulator as two
     marker styles."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
+
+    from pdopt.figures import png, pyplot
+
+    plt = pyplot()
 
     panels = [("ttft_s", "TTFT (s)"), ("tpot_ms", "TPOT (ms)"), ("slo_throughput", "SLO throughput (req/s)")]
     used = [(k, label) for k, label in panels if any(row["metric"] == k for r in results for row in r.rows)]
@@ -319,10 +317,7 @@ def plot_fidelity(results: list[PointResult]) -> bytes:
         ax.legend(fontsize=8, loc="upper left")
         ax.set_title(label.split(" (")[0])
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return png(fig, 110)
 
 
 def format_horizon(plan: HorizonPlan) -> str:

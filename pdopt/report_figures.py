@@ -8,7 +8,6 @@ inside the functions: only ``pdopt report`` draws (docs/architecture.md, "Starti
 
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -23,23 +22,17 @@ OP_STYLE: dict[str, Any] = {"color": "#111111", "marker": "o", "markersize": 8, 
 
 def _figure(width: float, height: float, panels: int = 1) -> tuple[Figure, list[Axes]]:
     """A figure of ``panels`` side by side on the Agg backend (no display needed; matplotlib loaded here only)."""
-    import matplotlib
+    from pdopt.figures import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, panels, figsize=(width, height), squeeze=False)
+    fig, axes = pyplot().subplots(1, panels, figsize=(width, height), squeeze=False)
     return fig, list(axes[0])
 
 
 def _png(fig: Figure) -> bytes:
     """The figure as PNG bytes, its labels kept inside the image; the figure is closed."""
-    import matplotlib.pyplot as plt
+    from pdopt.figures import png
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})  # no URL inside
-    plt.close(fig)
-    return buf.getvalue()
+    return png(fig, 100, tight=True, metadata={"Software": None})  # no URL inside
 
 
 def shape_label(d: dict[str, Any]) -> str:

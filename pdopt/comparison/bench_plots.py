@@ -17,7 +17,6 @@ matplotlib is imported inside :func:`write_plots` only (``import pdopt`` stays f
 
 from __future__ import annotations
 
-import io
 import statistics
 from pathlib import Path
 from typing import Any
@@ -318,19 +317,17 @@ def _draw_families(plt: Any, data: dict[str, Any]) -> tuple[Any, dict[str, Any]]
 
 def _write_png(fig: Any, path: Path) -> Path:
     """Render to PNG bytes, cropped to what is drawn (no label cut at the edge), and write a new file only."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight", pad_inches=0.15)
-    return write_new(path, buf.getvalue(), "plot")
+    from pdopt.figures import png
+
+    return write_new(path, png(fig, 120, tight=True, pad_inches=0.15), "plot")
 
 
 def write_plots(rows: list[dict[str, Any]], out: Path) -> list[Path]:
     """``solve_time``, ``cost_vs_baselines`` and, when the rows hold generated instances, ``solve_time_by_family``:
     each a PNG and the JSON of its data and axes, written as new files in ``out``."""
-    import matplotlib
+    from pdopt.figures import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figures: list[tuple[str, Any, dict[str, Any] | None]] = [
         ("solve_time", _draw_solve_time, solve_time_data(rows)),
         ("cost_vs_baselines", _draw_cost, cost_data(rows)),

@@ -5,7 +5,6 @@ axis, not left out."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,20 +40,13 @@ def varied(rows: Sequence[dict[str, Any]], axis: str) -> bool:
     return len({r[axis] for r in rows}) > 1
 
 
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    return buf.getvalue()
-
-
 def cost_against(rows: Sequence[dict[str, Any]], axis: str, xlabel: str, pareto: bool = False) -> bytes:
     """PNG: cost (USD/hour) against ``axis``, a line per combination of the other axes; points with no plan as
     crosses on the x axis in the line's colour (and listed in its legend entry); with ``pareto``, the
     Pareto points (``pareto_ttft``) circled."""
-    import matplotlib
+    from pdopt.figures import png, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     series = _series(rows, axis)
@@ -82,6 +74,4 @@ def cost_against(rows: Sequence[dict[str, Any]], axis: str, xlabel: str, pareto:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="best")
     ax.set_title(f"Cost of the cheapest plan against the {xlabel.split(' (')[0]}")
-    data = _png(fig)
-    plt.close(fig)
-    return data
+    return png(fig, 120, tight=True)
