@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from pdopt.errors import InputError
 
 if TYPE_CHECKING:
+    from pdopt.estimate.search import SearchReport
     from pdopt.instance import Instance
     from pdopt.optimize.options import SolverOptions
     from pdopt.plan import Plan
@@ -19,13 +20,24 @@ EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERNAL, EXIT_SOLVER, E
 3 no feasible plan, or none found within the limits; 4 an internal error; 5 a solver error; 130 interrupted."""
 
 
+SEARCHES: list[SearchReport] = []
+"""What the shape searches of the instances this process read did (the last one gives ``plan`` its time left)."""
+
+
+def _print_search(report: SearchReport) -> None:
+    SEARCHES.append(report)
+    for line in report.lines():
+        print(f"pdopt: {line}", file=sys.stderr)
+
+
 def _load_instance(path: str, allow_paths: list[str], periods: bool = False) -> Instance:
     """Load an instance and print, on stderr, a warning for each field its chosen models do not use (and, for a
-    command that does not plan periods, for a horizon it reads past)."""
+    command that does not plan periods, for a horizon it reads past), and what its shape search estimated."""
     from pdopt.instance.unused import unused_fields
     from pdopt.io import load_instance
 
-    instance = load_instance(path, allow_paths)
+    SEARCHES.clear()  # only this instance's search counts (tests run many commands in one process)
+    instance = load_instance(path, allow_paths, on_estimate=_print_search)
     notes = unused_fields(instance)
     if instance.horizon is not None and not periods:
         notes.append(f"horizon ({len(instance.horizon.periods)} periods): this command uses each workload's own "
@@ -40,7 +52,11 @@ def solver_options(args: argparse.Namespace) -> SolverOptions:
     from pdopt.optimize.options import SolverOptions
 
     cuts: bool | tuple[str, ...] = False if args.no_cuts else (args.cuts or True)
-    return SolverOptions(args.solver, args.time_limit, args.gap, args.threads, cuts=cuts,
+    time_limit = args.time_limit
+    left = SEARCHES[-1].remaining_s() if SEARCHES else None
+    if left is not None:  # a shape search's budget covers estimating and solving
+        time_limit = max(1.0, left) if time_limit is None else min(time_limit, max(1.0, left))
+    return SolverOptions(args.solver, time_limit, args.gap, args.threads, cuts=cuts,
                          pool_classes=not args.no_pool_classes)
 
 

@@ -24,6 +24,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from pdopt.errors import InputError, format_validation_error
 from pdopt.instance.base import SERVING_MODES, Identifier, ServingMode, StrictModel
+from pdopt.instance.estimates import GpuSpec, ModelArchitecture, ShapeSearch, shape_search_problems
 from pdopt.instance.horizon import Horizon, PeriodOverride
 from pdopt.instance.profiles import AggregatedProfile, DecodeProfile, PrefillProfile, Profile
 from pdopt.instance.purchase import Purchase, purchase_problems
@@ -41,6 +42,8 @@ class GpuType(StrictModel):
     """Availability cap: at most this many GPUs of this type over all pools (``null``: no cap)."""
     nic_gbps_per_gpu: PositiveFloat | None = None
     """Network bandwidth per GPU for KV transfer, Gbit/s (needed when ``network.client_io_s`` is set)."""
+    spec: GpuSpec | None = None
+    """Peak numbers for estimated profiles (a catalog GPU and/or stated numbers); unused by measured ones."""
     description: str = ""
 
 
@@ -77,21 +80,6 @@ class NodePool(StrictModel):
         if self.billing is not None:
             return self.billing == "node_hour"
         return self.price_usd_per_node_hour is not None
-
-
-class ModelArchitecture(StrictModel):
-    """Architecture numbers from which KV-cache bytes per token and weight size derive.
-
-    KV bytes per token = 2 (K and V) x layers x KV heads x head dim x bytes per element;
-    weights = parameters x bytes per parameter.
-    """
-
-    num_layers: PositiveInt
-    num_kv_heads: PositiveInt
-    head_dim: PositiveInt
-    num_parameters_billion: PositiveFloat
-    bytes_per_parameter: PositiveFloat = 2.0
-    kv_bytes_per_element: PositiveFloat = 2.0
 
 
 class Model(StrictModel):
@@ -258,7 +246,8 @@ class Instance(StrictModel):
     models: dict[Identifier, Model] = Field(min_length=1)
     workloads: dict[Identifier, Workload] = Field(min_length=1)
     """One workload per model, keyed by the model's id."""
-    profiles: list[Profile] = Field(min_length=1)
+    profiles: list[Profile] = Field(default_factory=list)
+    """Measured (or estimated) profiles; at least one unless ``shape_search`` estimates them."""
     options: PlannerOptions = PlannerOptions()
     limits: Limits = Limits()
     network: Network | None = None
@@ -267,6 +256,9 @@ class Instance(StrictModel):
     """For generated instances: the generator's family and parameters (so the instance can be regenerated)."""
     horizon: Horizon | None = None
     """The periods to plan (:mod:`pdopt.instance.horizon`); None: one period, the workloads as stated."""
+    shape_search: ShapeSearch | None = None
+    """Shapes to estimate and plan among (:mod:`pdopt.instance.estimates`); the readers of :mod:`pdopt.io`
+    estimate them (:func:`pdopt.estimate.expand_shapes`) and the planner sees them as profiles."""
 
     @model_validator(mode="after")
     def _cross_references(self) -> Instance:
@@ -293,6 +285,7 @@ class Instance(StrictModel):
         problems.extend(self._packing_problems())
         problems.extend(self._network_problems())
         problems.extend(self._period_problems())
+        problems.extend(shape_search_problems(self.shape_search, self.models, self.gpu_types, bool(self.profiles)))
         problems.extend(purchase_problems(self.node_pools, self.horizon.names if self.horizon is not None else []))
         if problems:
             raise ValueError("; ".join(problems))
@@ -309,6 +302,8 @@ class Instance(StrictModel):
     def _mode_problems(self, mid: str, wl: Workload) -> list[str]:
         """A workload needs the profiles of at least one allowed mode, and of every mode it names."""
         roles = {p.role for p in self.profiles if p.model == mid}
+        if self.shape_search is not None and mid in self.shape_search.models:
+            roles |= set(self.shape_search.models[mid].roles)  # estimated when the instance is read
         named = wl.modes or []
         problems = []
         for mode in named:

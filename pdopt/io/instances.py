@@ -10,15 +10,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pdopt.errors import InputError
 from pdopt.instance import Instance, validate_instance
 from pdopt.io.demand_trace import length_bins, resolve_demand_traces
 from pdopt.io.files import parse_yaml, read_json_object, read_text
 from pdopt.io.traces import read_trace
+
+if TYPE_CHECKING:
+    from pdopt.estimate.search import SearchReport
 
 
 def parse_document(text: str, source: str) -> Any:
@@ -144,21 +147,32 @@ def _resolve_one(w: dict[str, Any], at: str, base: Path, allowed: Sequence[Path]
 
 
 def instance_from_dict(doc: dict[str, Any], base_dir: Path | None = None, source: str = "<instance>",
-                       allow_paths: Sequence[str | Path] = ()) -> Instance:
+                       allow_paths: Sequence[str | Path] = (),
+                       on_estimate: Callable[[SearchReport], None] | None = None) -> Instance:
     """Validate a parsed document into an :class:`Instance`; CSV and trace paths resolve against ``base_dir``
-    (the working folder when None) and must stay inside it or one of ``allow_paths``."""
+    (the working folder when None) and must stay inside it or one of ``allow_paths``. The shapes a
+    ``shape_search`` names are estimated and added as profiles (:func:`pdopt.estimate.search.expand_shapes`;
+    ``on_estimate`` receives what the search did)."""
     doc = json.loads(json.dumps(doc))  # deep copy: the caller's data is never modified
     allowed = tuple(Path(a) for a in allow_paths)
     _resolve_profile_csvs(doc, base_dir or Path.cwd(), allowed)
     resolve_demand_traces(doc, base_dir or Path.cwd(), allowed, confined_path)
     _resolve_length_traces(doc, base_dir or Path.cwd(), allowed)
-    return validate_instance(doc, source)
+    instance = validate_instance(doc, source)
+    if instance.shape_search is None:
+        return instance
+    from pdopt.estimate.search import expand_shapes
+
+    return expand_shapes(instance, on_estimate)
 
 
-def load_instance(path: str | Path, allow_paths: Sequence[str | Path] = ()) -> Instance:
-    """Read an instance from a YAML or JSON file; the files it names must lie in its folder or ``allow_paths``."""
+def load_instance(path: str | Path, allow_paths: Sequence[str | Path] = (),
+                  on_estimate: Callable[[SearchReport], None] | None = None) -> Instance:
+    """Read an instance from a YAML or JSON file; the files it names must lie in its folder or ``allow_paths``.
+    A ``shape_search`` is estimated as :func:`instance_from_dict` says."""
     p = Path(path)
-    return instance_from_dict(parse_document(read_text(p, "instance file"), str(p)), p.parent, str(p), allow_paths)
+    return instance_from_dict(parse_document(read_text(p, "instance file"), str(p)), p.parent, str(p), allow_paths,
+                              on_estimate)
 
 
 def load_json(path: str | Path, what: str) -> dict[str, Any]:
