@@ -389,6 +389,14 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
     from pdopt.io.measurements import read_measurements
     from pdopt.report import fidelity_csv, format_fidelity, plot_fidelity
 
+    if args.with_ is not None or args.estimated is not None:
+        from pdopt.cli.estimate_commands import fidelity_of_estimates
+
+        if args.measurements or (args.with_ is not None and args.estimated is not None):
+            raise InputError("fidelity: give measurements, --estimate or --estimated, one of the three")
+        return fidelity_of_estimates(args)
+    if not args.measurements:
+        raise InputError("fidelity: name measured runs (files), or compare estimates with --estimate/--estimated")
     if args.requests < 100:
         raise InputError(f"--requests: must be at least 100, got {args.requests}")
     if args.plot is not None and Path(args.plot).exists():

@@ -73,6 +73,10 @@ def cmd_profile_fit(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     if args.profile_command == "fit":
         return cmd_profile_fit(args)
+    if args.profile_command in ("estimate", "calibrate"):
+        from pdopt.cli.estimate_commands import cmd_profile_calibrate, cmd_profile_estimate
+
+        return cmd_profile_estimate(args) if args.profile_command == "estimate" else cmd_profile_calibrate(args)
     from pdopt.io.importers import (
         detect_format,
         import_csv,

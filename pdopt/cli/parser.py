@@ -100,6 +100,20 @@ def _instance_arg(sp: argparse.ArgumentParser) -> None:
                     help="a bundled example instead of a file (`pdopt examples` lists them)")
 
 
+ESTIMATORS = ("roofline", "aiconfigurator")
+
+
+def _estimator_flags(sp: argparse.ArgumentParser) -> None:
+    """The settings of an estimator beyond the instance's ``shape_search`` (which gives the defaults)."""
+    sp.add_argument("--aic-model", action="append", default=[], metavar="MODEL=NAME",
+                    help="AIConfigurator: its name of a model (repeatable), e.g. llama31_70b=LLAMA3.1_70B")
+    sp.add_argument("--system", action="append", default=[], metavar="GPU_TYPE=SYSTEM",
+                    help="AIConfigurator: its system of a GPU type (repeatable), e.g. h100_80gb=h100_sxm")
+    sp.add_argument("--backend", choices=("vllm", "sglang", "trtllm"), default=None,
+                    help="AIConfigurator: the engine (default vllm)")
+    sp.add_argument("--backend-version", default=None, help="AIConfigurator: the engine version of its database")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pdopt", description="Cheapest P/D disaggregated LLM serving fleet under SLOs.")
     p.add_argument("--version", action="version", version=f"pdopt {__version__}")
@@ -218,8 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     fid = sub.add_parser("fidelity", help="the capacity model and the simulator against your measured runs")
     fid.add_argument("file", help="instance file")
-    fid.add_argument("measurements", nargs="+",
+    fid.add_argument("measurements", nargs="*",
                      help="vLLM bench serve result JSON files, or CSV files of runs or SLO throughputs")
+    fid.add_argument("--estimate", dest="with_", choices=ESTIMATORS, default=None,
+                     help="instead: estimate every measured prefill and decode shape of the instance with this "
+                          "estimator and compare, per shape and point")
+    fid.add_argument("--estimated", default=None, metavar="FILE",
+                     help="instead: compare the estimated profiles of FILE (from `pdopt profile estimate`) with the "
+                          "instance's measured ones of the same shape")
+    _estimator_flags(fid)
     fid.add_argument("--model", default=None, help="the model measured (files that do not say)")
     fid.add_argument("--deployment", default=None, metavar="ROLE=GPUxN[:COUNT]+...",
                      help="what was measured, e.g. prefill=h200x8:3+decode=h200x8:4 (files that do not say)")
@@ -299,6 +320,36 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--arrival-scv", type=float, default=1.0)
     fit.add_argument("--ttft-target", type=_positive_float, default=None, metavar="SECONDS",
                      help="also report the fitted capacity at this mean TTFT")
+
+    est = prof_sub.add_parser("estimate", help="estimated profiles for shapes nobody has measured: a roofline from "
+                                               "the architecture and GPU specs, or AIConfigurator")
+    est.add_argument("instance", help="instance file (models with architecture, GPU types with spec)")
+    est.add_argument("--with", dest="with_", choices=ESTIMATORS, required=True, help="the estimator")
+    est.add_argument("--model", default=None, help="the model to estimate (default: every workload's)")
+    est.add_argument("--gpu-type", default=None, help="the GPU type (default: every one with a node pool)")
+    est.add_argument("--tp", default="1,2,4,8", metavar="1,2,4,8", help="tensor-parallel sizes (GPUs per instance)")
+    est.add_argument("--ep", default="1", metavar="1,8", help="expert-parallel sizes (mixture-of-experts models)")
+    est.add_argument("--role", action="append", choices=("prefill", "decode"), default=None,
+                     help="the roles to estimate (repeatable; default both)")
+    est.add_argument("--input-tokens", default=None, metavar="L1,L2,...",
+                     help="prefill input lengths (default: powers of two covering the workload's lengths)")
+    est.add_argument("--decode-input-tokens", type=_positive_float, default=None, metavar="N",
+                     help="decode: the requests' input length (default the workload's)")
+    est.add_argument("--output-tokens", type=_positive_float, default=None, metavar="N",
+                     help="decode: the output length (default the workload's)")
+    est.add_argument("--batches", default="1,2,4,8,16,32,64,128,256,512", metavar="B1,B2,...",
+                     help="decode batches (those whose KV cache does not fit are left out)")
+    est.add_argument("--output", default=None, metavar="FILE", help="write YAML here (never overwrites); else stdout")
+    _estimator_flags(est)
+    cal = prof_sub.add_parser("calibrate", help="correct estimated profiles by the measured shapes of the instance: "
+                                                "one factor per (GPU type, role), with residuals")
+    cal.add_argument("instance", help="instance file with the measured profiles")
+    cal.add_argument("--estimated", required=True, metavar="FILE",
+                     help="estimated profiles (from `pdopt profile estimate`), measured shapes among them")
+    cal.add_argument("--output", default=None, metavar="FILE", help="write YAML here (never overwrites); else stdout")
+    for sp in (est, cal):
+        sp.add_argument("--allow-path", action="append", default=[], metavar="DIR",
+                        help="also read files the instance names in DIR")
 
     sub.add_parser("schema", help="print the JSON Schema of the instance format")
     exp = sub.add_parser("export", help="deployment objects for a plan (it must verify against its instance)")

@@ -20,9 +20,11 @@ parameters, k of E experts per token; N_act = N for a dense model), n layers, H 
 
 The weights a pass touches: all dense ones, and of each MoE layer's E experts the expected number any of the tokens
 routes to, E (1 - (1 - k/E)^tokens) (uniform routing). T_comm: with G > 1, two ring all-reduces per layer of the
-tokens' hidden states (2 bytes per element), each 2 (G - 1)/G x bytes / (eta_n link) + 2 (G - 1) alpha; with EP > 1
+tokens' hidden states (2 bytes per element), each 2 (G - 1)/G x bytes / (eta_n link) + alpha; with EP > 1
 an MoE layer's second all-reduce becomes a dispatch and a combine all-to-all of k (EP - 1)/EP of the tokens'
-states. The link is NVLink (PCIe without it), or the inter-node network for an instance spanning nodes.
+states, each + alpha. alpha is one collective's latency, whatever G: for the small messages of decode, NCCL's
+low-latency protocols take a few microseconds per collective rather than one per ring step. The link is NVLink
+(PCIe without it), or the inter-node network for an instance spanning nodes.
 
 Decode batches whose KV cache (B (input + output) KV bytes) does not fit beside the weights in the instance's
 memory are left out; a shape whose weights do not fit is a gap. The result is a profile like a benchmark's,
@@ -125,11 +127,11 @@ class Roofline:
         layers = self.arch.num_layers
         state = tokens * self.hidden * ACTIVATION_BYTES
         link = self.link_bytes_per_s()
-        allreduce = 2.0 * (g - 1) / g * state / link + 2.0 * (g - 1) * alpha
+        allreduce = 2.0 * (g - 1) / g * state / link + alpha
         if self.ep > 1 and self.arch.is_moe:
             assert self.arch.experts_per_token is not None
             alltoall = self.arch.experts_per_token * (self.ep - 1) / self.ep * state / self.gpus / link
-            return layers * (allreduce + 2.0 * (alltoall + (self.ep - 1) * alpha))
+            return layers * (allreduce + 2.0 * (alltoall + alpha))
         return layers * 2.0 * allreduce
 
     def pass_s(self, flops: float, bytes_moved: float, tokens: float) -> float:

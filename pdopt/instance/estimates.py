@@ -104,7 +104,7 @@ class RooflineEfficiency(StrictModel):
     step_overhead_ms: float = Field(default=2.0, ge=0.0, le=1e4)
     """Fixed time of one forward pass (one decode step or one prefill), ms."""
     collective_latency_us: float = Field(default=10.0, ge=0.0, le=1e6)
-    """Latency of one collective (all-reduce, all-to-all) step, microseconds."""
+    """Latency of one collective (an all-reduce, an all-to-all), microseconds, added to its bandwidth time."""
 
 
 class AicOptions(StrictModel):

@@ -83,7 +83,9 @@ class NodePool(StrictModel):
 
 
 class Model(StrictModel):
-    """A served model: its KV-cache size per token and its weight size, stated or derived."""
+    """A served model: its KV-cache size per token and its weight size, stated or derived. With an architecture,
+    a stated ``kv_bytes_per_token`` takes precedence over the derived one (attention that caches something other
+    than K and V per head, such as multi-head latent attention)."""
 
     kv_bytes_per_token: PositiveFloat | None = None
     weights_gb: PositiveFloat | None = None
@@ -96,8 +98,9 @@ class Model(StrictModel):
         if self.architecture is None and not all(explicit):
             missing = [n for n, given in zip(("kv_bytes_per_token", "weights_gb"), explicit, strict=True) if not given]
             raise ValueError(f"give {' and '.join(missing)}, or an architecture to derive them from")
-        if self.architecture is not None and any(explicit):
-            raise ValueError("give either kv_bytes_per_token and weights_gb, or architecture, not both")
+        if self.architecture is not None and self.weights_gb is not None:
+            raise ValueError("give either weights_gb or an architecture (weights = parameters x bytes per "
+                             "parameter), not both")
         return self
 
     @property
