@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pdopt.errors import InputError
 
@@ -87,3 +87,25 @@ def unplanned_exit(plan: Plan, verb: str, noun: str) -> int | None:
         print(f"pdopt: no feasible plan to {verb}: {plan.reason}", file=sys.stderr)
         return EXIT_INFEASIBLE
     return None
+
+
+def _emit_yaml(doc: dict[str, Any], output: str | None, summary: str,
+               details: list[dict[str, Any]] | None = None) -> int:
+    """Print YAML, or write it to ``output``, never overwriting an existing file (the user's data is kept).
+    ``details`` (each run's measured point) follow as YAML comments, so that the output pastes into an instance
+    as it is."""
+    from pdopt.io.files import dump_yaml, write_new
+
+    text = dump_yaml(doc)
+    if details:
+        text += ("# measured points, one per run (for reading; not instance fields):\n"
+                 + "".join(f"# {line}" for line in dump_yaml({"measured_points": details}).splitlines(True)))
+    if output is None:
+        print(text, end="")
+        return EXIT_OK
+    try:
+        path = write_new(output, text, "output")
+    except InputError as exc:
+        raise InputError(f"--output: {exc}") from None
+    print(f"wrote {path}: {summary}")
+    return EXIT_OK

@@ -11,30 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pdopt.cli.common import EXIT_FAILED, EXIT_OK, _load_instance
+from pdopt.cli.common import EXIT_FAILED, EXIT_OK, _emit_yaml, _load_instance
 from pdopt.errors import InputError
-
-
-def _emit_yaml(doc: dict[str, Any], output: str | None, summary: str,
-               details: list[dict[str, Any]] | None = None) -> int:
-    """Print YAML, or write it to ``output``, never overwriting an existing file (the user's data is kept).
-    ``details`` (each run's measured point) follow as YAML comments, so that the output pastes into an instance
-    as it is."""
-    from pdopt.io.files import dump_yaml, write_new
-
-    text = dump_yaml(doc)
-    if details:
-        text += ("# measured points, one per run (for reading; not instance fields):\n"
-                 + "".join(f"# {line}" for line in dump_yaml({"measured_points": details}).splitlines(True)))
-    if output is None:
-        print(text, end="")
-        return EXIT_OK
-    try:
-        path = write_new(output, text, "output")
-    except InputError as exc:
-        raise InputError(f"--output: {exc}") from None
-    print(f"wrote {path}: {summary}")
-    return EXIT_OK
 
 
 def _need(args: argparse.Namespace, fmt: str, *names: str) -> None:

@@ -8,7 +8,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from pdopt.cli.common import EXIT_OK, _load_instance
+from pdopt.cli.common import EXIT_OK, _emit_yaml, _load_instance
 from pdopt.errors import InputError
 
 if TYPE_CHECKING:
@@ -111,7 +111,6 @@ def _print_gaps(gaps: list[Any]) -> None:
 
 def cmd_profile_estimate(args: argparse.Namespace) -> int:
     """``pdopt profile estimate``: estimated profiles, as YAML that pastes into the instance's ``profiles``."""
-    from pdopt.cli.data_commands import _emit_yaml
     from pdopt.estimate.search import estimate_shapes
 
     instance = _load_instance(args.instance, args.allow_path)
@@ -211,7 +210,6 @@ def fidelity_of_estimates(args: argparse.Namespace) -> int:
 def cmd_profile_calibrate(args: argparse.Namespace) -> int:
     """``pdopt profile calibrate``: fit a factor per (GPU type, role) from the estimated shapes the instance also
     measures; write the other estimated profiles corrected."""
-    from pdopt.cli.data_commands import _emit_yaml
     from pdopt.estimate.calibrate import calibrate, fit_corrections, format_corrections
 
     instance = _load_instance(args.instance, args.allow_path)
