@@ -68,7 +68,7 @@ def test_memory_bound_decode_says_so() -> None:
 
 def test_kv_cache_too_small_for_one_request_skips_the_shape(tmp_path: Path) -> None:
     doc = yaml.safe_load(PAPER.read_text())
-    doc["models"]["dsv31"]["weights_gb"] = 1100.0  # leaves 1128 x 0.9 - 1100 < 0: nothing for the KV cache
+    doc["models"]["dsv31"]["architecture"]["num_parameters_billion"] = 1100.0  # 1 byte each: 1128 x 0.9 - 1100 < 0
     inst = instance_from_dict(doc, PAPER.parent)
     table = pdopt.capacity_table(inst)
     assert not table.for_role("dsv31", "decode")

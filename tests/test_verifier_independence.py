@@ -23,6 +23,7 @@ FORBIDDEN = ("pdopt.perf.capacity", "pdopt.perf.prefill", "pdopt.perf.decode", "
 """The planner's modules (and, for packages, everything in them)."""
 
 ALLOWED_OUTSIDE = {"pdopt.instance", "pdopt.instance.base", "pdopt.instance.profiles", "pdopt.instance.schema",
+                   "pdopt.instance.estimates",
                    "pdopt.instance.traffic", "pdopt.instance.horizon", "pdopt.instance.purchase",
                    "pdopt.errors", "pdopt.perf", "pdopt.perf.queueing", "pdopt.perf.calibrate",
                    "pdopt.perf.decode_fit"}
