@@ -231,3 +231,29 @@ def test_estimated_shapes_the_instance_measures_are_skipped() -> None:
                                "llama70b-bloom176b-a100-h100.yaml")
     res = estimate_roofline(inst, [ShapeRequest(model="bloom_176b", gpu_type="h100_80gb", tp=2)])
     assert [g.reason for g in res.gaps][:1] == ["weights of 352 GB do not fit in 2 x 80 GB x 0.9 usable"]
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d["shape_search"]["models"].update({"ghost": {}}), "shape_search.models.ghost: unknown model 'ghost'"),
+    (lambda d: d["shape_search"]["models"]["llama"].update({"gpu_types": ["tpu"]}),
+     "shape_search.models.llama.gpu_types: unknown GPU type 'tpu'"),
+    (lambda d: d["shape_search"]["models"]["llama"].update({"tp": [2, 4], "ep": [3]}),
+     "shape_search.models.llama.ep: 3 divides none of the TP sizes [2, 4]"),
+    (lambda d: d["shape_search"]["models"]["llama"].update({"tp": [0]}), "shape_search.models.llama.tp[0]: Input should be greater than 0 (got 0)"),
+    (lambda d: d["shape_search"].update({"estimator": "guess"}), "shape_search.estimator"),
+    (lambda d: d["gpu_types"]["a100_80gb"]["spec"].update({"catalog": "A100-PCIE-7GB"}),
+     "gpu_types.a100_80gb.spec.catalog: 'A100-PCIE-7GB' is not in pdopt's GPU catalog"),
+    (lambda d: d["models"]["llama"]["architecture"].update({"num_experts": 8}),
+     "num_experts, experts_per_token and expert_parameters_billion together"),
+])
+def test_bad_searches_exit_2_naming_the_field(edit: Any, message: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    doc = search_doc()
+    edit(doc)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    before = path.read_text()
+    assert main(["plan", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert path.read_text() == before
