@@ -139,3 +139,15 @@ def test_roofline_error_on_the_bundled_measurements_is_bounded() -> None:
         for row in rows:
             assert all(0.2 < p.ratio < 5.0 for p in row.pairs), row
             assert abs(math.log(row.median_ratio)) < math.log(3.5), row
+
+
+def test_expert_parallel_replaces_an_all_reduce_by_two_all_to_alls() -> None:
+    """TP4 at 1e11 B/s, one layer, B tokens of 1,024 x 2 bytes (s = 2,048 B bytes): tensor-parallel, two
+    all-reduces of 2 x 3/4 x s = 1.5 s each (3 s in all); with EP4 the MoE layer's second becomes a dispatch and
+    a combine, each k (EP - 1)/EP x s / G = 2 x 3/4 / 4 x s = 0.375 s: 1.5 + 0.75 = 2.25 s, over the link."""
+    moe = {"num_experts": 8, "experts_per_token": 2, "expert_parameters_billion": 0.8}
+    s = 16 * 1024 * 2.0
+    assert _roof(tp=4, **moe).comm_s(16) == pytest.approx(3.0 * s / 1e11, rel=1e-12)
+    assert _roof(tp=4, ep=4, **moe).comm_s(16) == pytest.approx(2.25 * s / 1e11, rel=1e-12)
+    with pytest.raises(InputError, match="EP 2 for a dense model"):
+        _roof(tp=4, ep=2)
