@@ -239,7 +239,8 @@ def test_estimated_shapes_the_instance_measures_are_skipped() -> None:
      "shape_search.models.llama.gpu_types: unknown GPU type 'tpu'"),
     (lambda d: d["shape_search"]["models"]["llama"].update({"tp": [2, 4], "ep": [3]}),
      "shape_search.models.llama.ep: 3 divides none of the TP sizes [2, 4]"),
-    (lambda d: d["shape_search"]["models"]["llama"].update({"tp": [0]}), "shape_search.models.llama.tp[0]: Input should be greater than 0 (got 0)"),
+    (lambda d: d["shape_search"]["models"]["llama"].update({"tp": [0]}),
+     "shape_search.models.llama.tp[0]: Input should be greater than 0 (got 0)"),
     (lambda d: d["shape_search"].update({"estimator": "guess"}), "shape_search.estimator"),
     (lambda d: d["gpu_types"]["a100_80gb"]["spec"].update({"catalog": "A100-PCIE-7GB"}),
      "gpu_types.a100_80gb.spec.catalog: 'A100-PCIE-7GB' is not in pdopt's GPU catalog"),
@@ -257,3 +258,21 @@ def test_bad_searches_exit_2_naming_the_field(edit: Any, message: str, tmp_path:
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert path.read_text() == before
+
+
+def test_the_solver_gets_what_the_search_left_of_its_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    """The example's 60 s budget covers estimating and solving: the solver's limit is what estimating left
+    (a --time-limit below it wins); an instance without a search leaves the flag as given."""
+    from pdopt.cli.common import SEARCHES, _load_instance, solver_options
+    from pdopt.cli.parser import build_parser
+    from pdopt.io.library import example
+
+    parser = build_parser()
+    _load_instance(str(example("llama31-search")), [])
+    spent = SEARCHES[-1].seconds
+    opts = solver_options(parser.parse_args(["plan", "x.yaml", "--time-limit", "100"]))
+    assert opts.time_limit_s == pytest.approx(60.0 - spent)
+    assert solver_options(parser.parse_args(["plan", "x.yaml", "--time-limit", "5"])).time_limit_s == 5.0
+    _load_instance(str(example("two-models")), [])
+    assert solver_options(parser.parse_args(["plan", "x.yaml", "--time-limit", "100"])).time_limit_s == 100.0
+    capsys.readouterr()
