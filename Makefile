@@ -7,7 +7,7 @@ EXAMPLE := instances/examples/llama70b-bloom176b-a100-h100.yaml
 # NO_MKDOCS_2_WARNING: the theme's notice about its end of life, printed on every build, is not a build warning
 DOCS_BUILD := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
-.PHONY: plan test test-slow lint install docs
+.PHONY: plan test test-slow test-aic lint install docs
 
 $(BIN)/pdopt: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,10 @@ docs: install
 # the long statistical runs and exhaustive checks marked slow (out of the default selection)
 test-slow: install
 	$(BIN)/pytest -m slow
+
+# the tests marked aiconfigurator (out of the default selection: the extra is about 400 MB), in a throw-away
+# environment of their own so that .venv stays as `install` builds it
+test-aic:
+	d=$$(mktemp -d) && $(PYTHON) -m venv $$d/venv && $$d/venv/bin/pip install --quiet --upgrade pip \
+	  && $$d/venv/bin/pip install --quiet -e '.[dev,aiconfigurator]' \
+	  && $$d/venv/bin/pytest -m aiconfigurator -p no:cacheprovider; status=$$?; rm -rf $$d; exit $$status

@@ -24,6 +24,8 @@ DEFERRED_THIRD_PARTY: dict[str, str] = {
     "pydantic": "the plan's validator, built on first use",
     "highspy": "HiGHS's interrupt callback type, only when HiGHS solves (an optional extra)",
     "pandas": "DataFrames, only when a frame is asked for (an optional extra)",
+    "aiconfigurator": "AIConfigurator's estimates, only when profiles are estimated with it (an optional extra)",
+    "aisimulate": "AIConfigurator's successor, tried when aiconfigurator is not installed",
 }
 """Third-party packages pdopt may import inside a function (to start fast), and why; docs/architecture.md
 repeats this list. Any other deferred third-party import fails :func:`test_deferred_imports_are_listed`."""

@@ -106,7 +106,8 @@ ESTIMATORS = ("roofline", "aiconfigurator")
 def _estimator_flags(sp: argparse.ArgumentParser) -> None:
     """The settings of an estimator beyond the instance's ``shape_search`` (which gives the defaults)."""
     sp.add_argument("--aic-model", action="append", default=[], metavar="MODEL=NAME",
-                    help="AIConfigurator: its name of a model (repeatable), e.g. llama31_70b=LLAMA3.1_70B")
+                    help="AIConfigurator: its name of a model (repeatable), e.g. "
+                         "llama31_70b=meta-llama/Meta-Llama-3.1-70B")
     sp.add_argument("--system", action="append", default=[], metavar="GPU_TYPE=SYSTEM",
                     help="AIConfigurator: its system of a GPU type (repeatable), e.g. h100_80gb=h100_sxm")
     sp.add_argument("--backend", choices=("vllm", "sglang", "trtllm"), default=None,

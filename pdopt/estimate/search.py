@@ -63,13 +63,11 @@ def estimate_shapes(instance: Instance, shapes: list[ShapeRequest], search: Shap
         from pdopt.estimate.roofline import estimate_roofline
 
         return estimate_roofline(instance, shapes, search.roofline)
-    try:
-        from pdopt.estimate.aiconfigurator import (  # type: ignore[import-not-found,unused-ignore]
-            AicSettings,
-            estimate_with_aiconfigurator,
-        )
-    except ImportError as exc:  # pragma: no cover - the module itself needs nothing beyond pdopt
-        raise InputError(f"shape_search.estimator: aiconfigurator: {exc}") from None
+    from pdopt.estimate.aiconfigurator import AicSettings, estimate_with_aiconfigurator, load_api
+
+    api = load_api()
+    if isinstance(api, str):  # not installed: every shape would be a gap; say it once, as an input problem
+        raise InputError(f"shape_search.estimator: aiconfigurator: {api}")
     aic = search.aiconfigurator
     models = {s.model for s in shapes}
     missing = sorted(m for m in models if m not in aic.models)

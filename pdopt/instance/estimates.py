@@ -111,7 +111,8 @@ class AicOptions(StrictModel):
     """How to ask AIConfigurator (``shape_search.estimator: aiconfigurator``)."""
 
     models: dict[Identifier, str] = Field(default_factory=dict)
-    """AIConfigurator's name of each pdopt model (e.g. llama31_70b: LLAMA3.1_70B)."""
+    """AIConfigurator's name of each pdopt model (a Hugging Face id it bundles, e.g. llama31_70b:
+    meta-llama/Meta-Llama-3.1-70B)."""
     systems: dict[Identifier, str] = Field(default_factory=dict)
     """AIConfigurator's system of each pdopt GPU type (e.g. h100_80gb: h100_sxm)."""
     backend: Literal["vllm", "sglang", "trtllm"] = "vllm"
