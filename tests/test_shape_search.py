@@ -276,3 +276,13 @@ def test_the_solver_gets_what_the_search_left_of_its_budget(capsys: pytest.Captu
     _load_instance(str(example("two-models")), [])
     assert solver_options(parser.parse_args(["plan", "x.yaml", "--time-limit", "100"])).time_limit_s == 100.0
     capsys.readouterr()
+
+
+def test_the_plan_json_says_what_the_search_estimated(capsys: pytest.CaptureFixture[str]) -> None:
+    from pdopt.io.library import example
+
+    assert main(["plan", str(example("llama31-search")), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)["shape_search"]
+    assert doc["estimator"] == "roofline" and doc["time_budget_s"] == 60.0 and doc["corrections"] == []
+    assert len(doc["estimated"]) == 12 and {g["gpus_per_instance"] for g in doc["gaps"]} == {1}
+    assert all("do not fit" in g["reason"] for g in doc["gaps"])

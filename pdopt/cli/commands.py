@@ -24,6 +24,15 @@ if TYPE_CHECKING:
     from pdopt.instance import Instance
     from pdopt.optimize.options import SolverOptions
 
+def _with_search(doc: dict[str, Any]) -> dict[str, Any]:
+    """A plan's JSON with what the instance's shape search estimated (``shape_search``), when it had one."""
+    from pdopt.cli.common import SEARCHES
+
+    if SEARCHES:
+        doc["shape_search"] = SEARCHES[-1].to_dict()
+    return doc
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from pdopt.io import dump_json
     from pdopt.optimize.pipeline import solve
@@ -50,7 +59,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
         print(rows_csv(placement_rows(plan)), end="")
     else:
-        print(dump_json(plan.to_dict()) if args.format == "json" else format_plan(plan))
+        print(dump_json(_with_search(plan.to_dict())) if args.format == "json" else format_plan(plan))
     if plan.solver.interrupted:
         what = "the best plan found so far is above" if plan.has_plan else "no plan was found before"
         print(f"pdopt: interrupted; {what}", file=sys.stderr)

@@ -48,6 +48,22 @@ class SearchReport:
             out += ["  " + line for line in format_corrections(self.corrections).splitlines()]
         return out
 
+    def to_dict(self) -> dict[str, object]:
+        """The search in a plan's JSON (``shape_search``): what was estimated, what was not and why, the
+        corrections and the seconds."""
+        return {
+            "estimator": self.estimator, "seconds": self.seconds, "time_budget_s": self.time_budget_s,
+            "estimated": [{"model": p.model, "role": p.role, "gpu_type": p.gpu_type,
+                           "gpus_per_instance": p.gpus_per_instance, "variant": p.variant,
+                           "estimate": p.estimate.label() if p.estimate is not None else None}
+                          for p in self.profiles],
+            "gaps": [{"model": g.shape.model, "role": g.role, "gpu_type": g.shape.gpu_type,
+                      "gpus_per_instance": g.shape.gpus_per_instance, "variant": g.shape.variant, "reason": g.reason}
+                     for g in self.gaps],
+            "corrections": [{"gpu_type": c.gpu_type, "role": c.role, "factor": c.factor, "pairs": c.pairs,
+                             "rms_residual_percent": c.rms_residual_percent} for c in self.corrections.values()],
+        }
+
     def remaining_s(self) -> float | None:
         """Seconds of the budget left for the solver (None: no budget)."""
         if self.time_budget_s is None:
