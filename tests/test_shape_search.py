@@ -177,12 +177,20 @@ def test_a_time_budget_reports_the_shapes_it_did_not_reach(monkeypatch: pytest.M
     doc = search_doc()
     doc["shape_search"]["time_budget_s"] = 2.5
     reports: list[Any] = []
-    instance_from_dict(doc, on_estimate=reports.append)
+    instance_from_dict(doc, on_estimate=reports.append, estimate_budget=True)
     report = reports[0]
     budget = [g for g in report.gaps if "time budget of 2.5 s" in g.reason]
     assert [(p.gpu_type, p.gpus_per_instance) for p in report.profiles] == [("a100_80gb", 2)] * 2
     assert len(budget) == 6 * 2 and len(report.gaps) == 2 + 6 * 2  # A100 TP1's two roles do not fit
     assert report.remaining_s() == 0.0
+    # any other reader estimates every shape, whatever the budget: a plan made within it verifies against them
+    doc["shape_search"]["time_budget_s"] = 4.5  # A100 TP1 (no fit), TP2, TP4, TP8: enough to plan
+    planned = instance_from_dict(doc, on_estimate=reports.append, estimate_budget=True)
+    assert {p.gpu_type for p in planned.profiles} == {"a100_80gb"}
+    plan = pdopt.solve(planned)
+    full = instance_from_dict(doc, on_estimate=reports.append)
+    assert len(reports[-1].profiles) == 12 and not any("budget" in g.reason for g in reports[-1].gaps)
+    assert plan.has_plan and verify(full, plan.to_dict()) == []
 
 
 def test_cli_estimate_paste_plan_calibrate_and_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -198,7 +206,7 @@ def test_cli_estimate_paste_plan_calibrate_and_compare(tmp_path: Path, capsys: p
     example = Path(__file__).resolve().parents[1] / "instances" / "examples" / "llama70b-bloom176b-a100-h100.yaml"
     est = tmp_path / "est.yaml"
     assert main(["profile", "estimate", str(example), "--with", "roofline", "--model", "llama2_70b", "--tp",
-                 "2,4,8,16", "--output", str(est)]) == 0
+                 "2,4,8,16", "--decode-input-tokens", "512", "--output-tokens", "128", "--output", str(est)]) == 0
     capsys.readouterr()
     profiles = yaml.safe_load(est.read_text())["profiles"]
     assert len(profiles) == 16 and all(p["estimate"]["estimator"] == "roofline" for p in profiles)
@@ -224,6 +232,14 @@ def test_cli_estimate_paste_plan_calibrate_and_compare(tmp_path: Path, capsys: p
                                                                    for t in (2, 4, 8)}
     assert main(["profile", "estimate", str(example), "--with", "roofline", "--tp", "2,1"]) == 2
     assert "--tp" in capsys.readouterr().err
+    # decode curves at other lengths than the measurement's are not compared, and say so
+    other = tmp_path / "other.yaml"
+    assert main(["profile", "estimate", str(example), "--with", "roofline", "--model", "llama2_70b", "--tp", "4",
+                 "--role", "decode", "--output", str(other)]) == 0
+    capsys.readouterr()
+    assert main(["fidelity", str(example), "--estimated", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "not compared: measured at 512 in / 128 out tokens, estimated at 1154.7 / 211.1" in err
 
 
 def test_estimated_shapes_the_instance_measures_are_skipped() -> None:
@@ -268,11 +284,13 @@ def test_the_solver_gets_what_the_search_left_of_its_budget(capsys: pytest.Captu
     from pdopt.io.library import example
 
     parser = build_parser()
-    _load_instance(str(example("llama31-search")), [])
+    _load_instance(str(example("llama31-search")), [], planning=True)
     spent = SEARCHES[-1].seconds
     opts = solver_options(parser.parse_args(["plan", "x.yaml", "--time-limit", "100"]))
     assert opts.time_limit_s == pytest.approx(60.0 - spent)
     assert solver_options(parser.parse_args(["plan", "x.yaml", "--time-limit", "5"])).time_limit_s == 5.0
+    _load_instance(str(example("llama31-search")), [])  # not planning: the budget is not applied
+    assert solver_options(parser.parse_args(["plan", "x.yaml", "--time-limit", "100"])).time_limit_s == 100.0
     _load_instance(str(example("two-models")), [])
     assert solver_options(parser.parse_args(["plan", "x.yaml", "--time-limit", "100"])).time_limit_s == 100.0
     capsys.readouterr()

@@ -39,7 +39,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from pdopt.plan import SolveStatus
     from pdopt.report import format_plan
 
-    instance = _load_instance(args.file, args.allow_path, periods=True)
+    instance = _load_instance(args.file, args.allow_path, periods=True, planning=True)
     if args.without:
         instance = instance.without_gpu_types(args.without)
     opts = solver_options(args)

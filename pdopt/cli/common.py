@@ -30,14 +30,16 @@ def _print_search(report: SearchReport) -> None:
         print(f"pdopt: {line}", file=sys.stderr)
 
 
-def _load_instance(path: str, allow_paths: list[str], periods: bool = False) -> Instance:
+def _load_instance(path: str, allow_paths: list[str], periods: bool = False, planning: bool = False) -> Instance:
     """Load an instance and print, on stderr, a warning for each field its chosen models do not use (and, for a
-    command that does not plan periods, for a horizon it reads past), and what its shape search estimated."""
+    command that does not plan periods, for a horizon it reads past), and what its shape search estimated (within
+    its time budget when ``planning``: ``pdopt plan``; every other command estimates every shape, so that it sees
+    at least the shapes a plan was made with)."""
     from pdopt.instance.unused import unused_fields
     from pdopt.io import load_instance
 
     SEARCHES.clear()  # only this instance's search counts (tests run many commands in one process)
-    instance = load_instance(path, allow_paths, on_estimate=_print_search)
+    instance = load_instance(path, allow_paths, on_estimate=_print_search, estimate_budget=planning)
     notes = unused_fields(instance)
     if instance.horizon is not None and not periods:
         notes.append(f"horizon ({len(instance.horizon.periods)} periods): this command uses each workload's own "

@@ -17,13 +17,14 @@ if TYPE_CHECKING:
     from pdopt.instance import Instance, ShapeSearch
 
 
-def _ints(text: str, flag: str) -> tuple[int, ...]:
+def _ints(text: str, flag: str, largest: int, least_count: int = 1) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise InputError(f"{flag}: expected comma-separated whole numbers, got '{text}'") from None
-    if not values or any(v < 1 for v in values) or list(values) != sorted(set(values)):
-        raise InputError(f"{flag}: expected increasing positive whole numbers, got '{text}'")
+    if len(values) < least_count or any(not 1 <= v <= largest for v in values) or list(values) != sorted(set(values)):
+        raise InputError(f"{flag}: expected {least_count} or more increasing whole numbers from 1 to {largest}, "
+                         f"got '{text}'")
     return values
 
 
@@ -76,6 +77,7 @@ def _requests(instance: Instance, args: argparse.Namespace) -> list[ShapeRequest
     """The shapes the flags ask for (every model and GPU type with a node pool by default)."""
     from pdopt.estimate.base import ShapeRequest
     from pdopt.estimate.search import prefill_lengths
+    from pdopt.instance import fits_nodes
 
     models = [args.model] if args.model else sorted(instance.workloads)
     gpus = [args.gpu_type] if args.gpu_type else sorted({p.gpu_type for p in instance.node_pools.values()})
@@ -83,24 +85,31 @@ def _requests(instance: Instance, args: argparse.Namespace) -> list[ShapeRequest
                                                                           "--gpu-type")):
         if name is not None and name not in known:
             raise InputError(f"{what}: '{name}' is not in the instance (known: {', '.join(sorted(known))})")
-    tps, eps = _ints(args.tp, "--tp"), _ints(args.ep, "--ep")
-    batches = _ints(args.batches, "--batches")
+    tps, eps = _ints(args.tp, "--tp", 1024), _ints(args.ep, "--ep", 1024)
+    batches = _ints(args.batches, "--batches", 10_000_000, least_count=2)
     out = []
     for mid in models:
         wl = instance.workloads[mid]
         inputs = _floats(args.input_tokens, "--input-tokens") if args.input_tokens else prefill_lengths(instance, mid)
         for gpu in gpus:
+            sizes = {p.gpus_per_node for p in instance.node_pools.values() if p.gpu_type == gpu}
             for tp in tps:
                 for ep in eps:
                     if tp % ep:
+                        print(f"pdopt: {mid} {gpu} TP{tp} EP{ep}: not estimated: EP {ep} does not divide TP {tp}",
+                              file=sys.stderr)
+                        continue
+                    inside = any(tp <= n for n in sizes)
+                    if not inside and not any(fits_nodes(tp, n, True) for n in sizes):
+                        print(f"pdopt: {mid} {gpu} TP{tp}: not estimated: no node pool of {gpu} holds {tp} GPUs "
+                              f"(node sizes {sorted(sizes) or 'none'})", file=sys.stderr)
                         continue
                     out.append(ShapeRequest(
                         model=mid, gpu_type=gpu, tp=tp, ep=ep, variant="default" if ep == 1 else f"ep{ep}",
                         roles=tuple(args.role) if args.role else ("prefill", "decode"), input_tokens=inputs,
                         decode_input_tokens=args.decode_input_tokens or wl.input_tokens_mean,
                         output_tokens=args.output_tokens or wl.output_tokens_mean, batches=batches,
-                        spans_nodes=any(tp > p.gpus_per_node for p in instance.node_pools.values()
-                                        if p.gpu_type == gpu)))
+                        spans_nodes=not inside))
     return out
 
 
@@ -125,7 +134,7 @@ def cmd_profile_estimate(args: argparse.Namespace) -> int:
 
 def _read_estimated(path: str, instance: Instance) -> list[EstimatedProfile]:
     """The estimated prefill and decode profiles of a YAML file (``profiles:`` as ``profile estimate`` writes)."""
-    from pydantic import TypeAdapter, ValidationError
+    from pydantic import ValidationError
 
     from pdopt.errors import format_validation_error
     from pdopt.instance import DecodeProfile, PrefillProfile
@@ -134,11 +143,14 @@ def _read_estimated(path: str, instance: Instance) -> list[EstimatedProfile]:
     doc = parse_yaml(read_text(path, "estimated profiles"), path)
     if not isinstance(doc, dict) or not isinstance(doc.get("profiles"), list):
         raise InputError(f"{path}: expected a mapping with a list 'profiles' (as `pdopt profile estimate` writes)")
-    adapter: TypeAdapter[PrefillProfile | DecodeProfile] = TypeAdapter(PrefillProfile | DecodeProfile)
     out = []
     for i, item in enumerate(doc["profiles"]):
+        role = item.get("role") if isinstance(item, dict) else None
+        if role not in ("prefill", "decode"):
+            raise InputError(f"{path}: profiles[{i}].role: expected prefill or decode, got {role!r}")
+        cls: type[PrefillProfile | DecodeProfile] = PrefillProfile if role == "prefill" else DecodeProfile
         try:
-            prof = adapter.validate_python(item)
+            prof = cls.model_validate(item)
         except ValidationError as err:
             lines = format_validation_error(err)
             raise InputError(f"{path}: profiles[{i}]: " + "; ".join(lines)) from None
@@ -153,7 +165,7 @@ def _read_estimated(path: str, instance: Instance) -> list[EstimatedProfile]:
 
 def comparisons(instance: Instance, estimated: list[EstimatedProfile]) -> list[ShapeComparison]:
     """Each estimated profile against the measured profile of the same shape (variant aside when only one)."""
-    from pdopt.estimate.compare import compare
+    from pdopt.estimate.compare import compare, mismatch
     from pdopt.instance import DecodeProfile, PrefillProfile
 
     measured = {p.key: p for p in instance.profiles
@@ -161,10 +173,17 @@ def comparisons(instance: Instance, estimated: list[EstimatedProfile]) -> list[S
     rows = []
     for est in estimated:
         meas = measured.get(est.key)
-        if meas is not None:
-            row = compare(meas, est, instance)
-            if row is not None:
-                rows.append(row)
+        if meas is None:
+            continue
+        if isinstance(meas, DecodeProfile) and isinstance(est, DecodeProfile):
+            why = mismatch(meas, est, instance)
+            if why is not None:
+                print(f"pdopt: {est.model} decode {est.gpu_type} x{est.gpus_per_instance}: not compared: {why}",
+                      file=sys.stderr)
+                continue
+        row = compare(meas, est, instance)
+        if row is not None:
+            rows.append(row)
     return rows
 
 
@@ -175,8 +194,8 @@ def estimate_measured(instance: Instance, args: argparse.Namespace) -> list[Esti
     from pdopt.instance import DecodeProfile, PrefillProfile
 
     search = _search(instance, args)
-    shapes = [shape_of(p, instance) for p in instance.profiles
-              if isinstance(p, PrefillProfile | DecodeProfile) and p.estimate is None]
+    shapes = [s for p in instance.profiles if isinstance(p, PrefillProfile | DecodeProfile) and p.estimate is None
+              and (s := shape_of(p, instance)) is not None]
     result = estimate_shapes(instance, shapes, search)
     _print_gaps(result.gaps)
     return result.profiles

@@ -45,11 +45,11 @@ the memory model that drops batches: weights, activations and KV against the GPU
 lines 25-34).
 
 What AIC cannot estimate is a :class:`~pdopt.estimate.base.Gap` naming what is missing and what AIC has: AIC not
-installed, a GPU type without an AIC system, a system, engine or version without data, a model neither bundled nor
-a local folder (AIC would fetch other names from Hugging Face: ``AicSettings.allow_download``), a layout AIC
-refuses, or no length or batch that fits in memory. Decode batches that do not fit are left out (named in the
-profile's ``source``); a TPOT curve that falls somewhere is raised to its running maximum, the points moved named in
-``source``. Model names are AIC 0.12.0's: Hugging Face ids such as ``meta-llama/Meta-Llama-3.1-70B``
+installed, a GPU type without an AIC system, a system, engine or version without data, a model AIC does not
+bundle (AIC would fetch other names from Hugging Face: ``AicSettings.allow_download``; a local folder is not read),
+a layout AIC refuses, or no length or batch that fits in memory. Decode batches that do not fit are left out (named
+in the profile's ``source``); a TPOT curve that falls somewhere is raised to its running maximum, the points moved
+named in ``source``. Model names are AIC 0.12.0's: Hugging Face ids such as ``meta-llama/Meta-Llama-3.1-70B``
 (``aiconfigurator.sdk.common.DefaultHFModels`` lists the bundled ones). AISimulate 0.13.0, AIC's successor, moved the
 same ``cli_estimate`` to ``aisimulate.legacy_cli.api`` (its wheel has no ``aiconfigurator`` module): it is used when
 ``aiconfigurator`` is absent. docs/aiconfigurator.md has the details.
@@ -60,7 +60,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -279,13 +278,13 @@ class AicSession:
     def model_problem(self) -> str | None:
         """Why AIC cannot load the model's configuration without fetching it, None when it can."""
         name, bundled = self.settings.model_name, self.api.bundled_models
-        if name in bundled or os.path.isdir(name) or self.settings.allow_download:
+        if name in bundled or self.settings.allow_download:
             return None
         close = difflib.get_close_matches(name, sorted(bundled), n=4, cutoff=0.3)
         hint = f" (closest: {', '.join(close)})" if close else ""
         return (f"model '{name}' is not one of the {len(bundled)} model configurations bundled with {self.label}"
-                f"{hint}, nor a local folder with a config.json; AicSettings.allow_download lets AIC fetch its "
-                "config.json from Hugging Face")
+                f"{hint} (a local folder is not read: an instance names only files beside it); "
+                "AicSettings.allow_download lets AIC fetch its config.json from Hugging Face")
 
     def parallel(self, shape: ShapeRequest) -> dict[str, int] | str:
         """AIC's parallel sizes for the shape: attention and dense layers TP over all ``tp`` GPUs, experts sharded

@@ -40,6 +40,9 @@ class ShapeRequest:
     """Decode: the output length (the mean context is input + output / 2)."""
     batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     """Decode: batch sizes at which TPOT is estimated (strictly increasing)."""
+    decode_lengths: tuple[tuple[float, float], ...] = ()
+    """Decode: (input, output) lengths of the periods of a horizon when they differ from the workload's: with two
+    or more input lengths, an estimator that can gives a 2-D table (``tpot_by_input``) instead of one curve."""
     variant: str = "default"
     spans_nodes: bool = False
 

@@ -103,8 +103,10 @@ def format_corrections(corrections: dict[tuple[str, str], Correction]) -> str:
     lines = [f"{'gpu_type':<14} {'role':<8} {'factor':>8} {'pairs':>6} {'shapes':>6} {'rms resid %':>11} "
              f"{'max |resid| %':>13}"]
     for c in corrections.values():
-        worst = max(abs(r) for r in c.residuals_percent)
-        lines.append(f"{c.gpu_type:<14} {c.role:<8} {c.factor:>8.3f} {c.pairs:>6} {len(c.shapes):>6} "
-                     f"{c.rms_residual_percent:>11.1f} {worst:>13.1f}")
+        if c.pairs == 1:  # one pair is fitted exactly: no residual says anything
+            spread = f"{'n/a (1 pair)':>11} {'n/a':>13}"
+        else:
+            spread = f"{c.rms_residual_percent:>11.1f} {max(abs(r) for r in c.residuals_percent):>13.1f}"
+        lines.append(f"{c.gpu_type:<14} {c.role:<8} {c.factor:>8.3f} {c.pairs:>6} {len(c.shapes):>6} {spread}")
     lines.append("factor multiplies the estimate: prefill max throughput, decode TPOT (measured = factor x estimate)")
     return "\n".join(lines)

@@ -10,6 +10,7 @@ interpolation; nothing is extrapolated).
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -86,11 +87,22 @@ def decode_lengths(prof: DecodeProfile, instance: Instance) -> tuple[float, floa
     return inp, out
 
 
-def shape_of(prof: PrefillProfile | DecodeProfile, instance: Instance, ep: int = 1) -> ShapeRequest:
-    """The request that estimates a measured profile at its own points."""
+def variant_ep(variant: str) -> int:
+    """The EP size a variant names (``ep8`` -> 8, as a shape search names its EP layouts), else 1."""
+    match = re.fullmatch(r"ep(\d+)", variant)
+    return int(match.group(1)) if match else 1
+
+
+def shape_of(prof: PrefillProfile | DecodeProfile, instance: Instance) -> ShapeRequest | None:
+    """The request that estimates a measured profile at its own points (its EP from an ``ep<E>`` variant); None
+    when it has no points to compare (a decode table that does not reach the workload's input length, a
+    single-batch curve)."""
     xs = [x for x, _ in measured_points(prof, instance)]
-    base = {"model": prof.model, "gpu_type": prof.gpu_type, "tp": prof.gpus_per_instance, "ep": ep,
-            "variant": prof.variant, "spans_nodes": prof.spans_nodes, "roles": (prof.role,)}
+    if not xs or (isinstance(prof, DecodeProfile) and len(xs) < 2):
+        return None
+    base = {"model": prof.model, "gpu_type": prof.gpu_type, "tp": prof.gpus_per_instance,
+            "ep": variant_ep(prof.variant), "variant": prof.variant, "spans_nodes": prof.spans_nodes,
+            "roles": (prof.role,)}
     if isinstance(prof, PrefillProfile):
         return ShapeRequest(input_tokens=tuple(xs), **base)  # type: ignore[arg-type]
     inp, out = decode_lengths(prof, instance)
@@ -109,6 +121,9 @@ def compare(measured: PrefillProfile | DecodeProfile, estimated: EstimatedProfil
         if isinstance(pts, str):
             return None
         ex, ey = [float(p.batch) for p in pts], [p.tpot_ms for p in pts]
+    if (isinstance(measured, DecodeProfile) and isinstance(estimated, DecodeProfile)
+            and not _same_lengths(measured, estimated, instance)):
+        return None
     pairs = []
     for x, y in measured_points(measured, instance):
         e = _interp(ex, ey, x)
@@ -118,6 +133,22 @@ def compare(measured: PrefillProfile | DecodeProfile, estimated: EstimatedProfil
         return None
     label = estimated.estimate.label() if estimated.estimate is not None else "estimate"
     return ShapeComparison(measured.key, label, tuple(pairs))
+
+
+def _same_lengths(measured: DecodeProfile, estimated: DecodeProfile, instance: Instance) -> bool:
+    """Whether two decode curves are at the same input and output lengths (within 1%): TPOT grows with the
+    context, so curves at other lengths are not comparable point by point."""
+    a, b = decode_lengths(measured, instance), decode_lengths(estimated, instance)
+    return all(abs(x - y) <= 0.01 * max(x, y) for x, y in zip(a, b, strict=True))
+
+
+def mismatch(measured: DecodeProfile, estimated: DecodeProfile, instance: Instance) -> str | None:
+    """Why an estimated decode curve cannot be compared with a measured one (None when it can)."""
+    if _same_lengths(measured, estimated, instance):
+        return None
+    (ai, ao), (bi, bo) = decode_lengths(measured, instance), decode_lengths(estimated, instance)
+    return (f"measured at {ai:g} in / {ao:g} out tokens, estimated at {bi:g} / {bo:g}: TPOT depends on the context, "
+            "estimate it at the measured lengths (--decode-input-tokens, --output-tokens)")
 
 
 def format_comparisons(rows: Sequence[ShapeComparison]) -> str:

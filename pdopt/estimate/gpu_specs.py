@@ -45,11 +45,27 @@ def _number(row: dict[str, str], column: str) -> float | None:
     return float(text) if text else None
 
 
+DEVIATIONS: dict[tuple[str, str], tuple[str, str]] = {
+    ("A100-SXM-40GB", "inter_node_bw_GBps_per_gpu_unidir"): (
+        "", "llm-analysis's inter_node 200 is not a per-GPU GB/s figure (its own note doubts it; A100-80GB has 25): "
+            "left unknown, state spec.inter_node_gb_per_s"),
+    ("A10G", "inter_node_bw_GBps_per_gpu_unidir"): (
+        "", "llm-analysis's inter_node 200 is not a per-GPU GB/s figure for a PCIe card: left unknown, state "
+            "spec.inter_node_gb_per_s"),
+}
+"""Where pdopt's catalog departs from the CSV it copies, (GPU, column) -> (value used, why); the reason is added
+to the row's notes."""
+
+
 @cache
 def catalog() -> dict[str, dict[str, str]]:
-    """The catalog's rows by GPU name, as the CSV gives them."""
+    """The catalog's rows by GPU name, as the CSV gives them, with the :data:`DEVIATIONS` applied."""
     text = resources.files("pdopt.estimate").joinpath("gpu_specs.csv").read_text(encoding="utf-8")
-    return {row["gpu"]: row for row in csv.DictReader(io.StringIO(text))}
+    rows = {row["gpu"]: row for row in csv.DictReader(io.StringIO(text))}
+    for (gpu, column), (value, why) in DEVIATIONS.items():
+        rows[gpu][column] = value
+        rows[gpu]["notes"] = f"{rows[gpu]['notes']}; pdopt: {why}"
+    return rows
 
 
 def resolve_spec(gpu_type_id: str, gpu: GpuType) -> ResolvedSpec:

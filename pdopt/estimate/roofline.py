@@ -42,6 +42,7 @@ from pdopt.errors import InputError
 from pdopt.estimate.base import EstimateResult, Gap, ShapeRequest
 from pdopt.estimate.gpu_specs import ResolvedSpec, resolve_spec
 from pdopt.instance import (
+    DecodeCurve,
     DecodePoint,
     DecodeProfile,
     Instance,
@@ -161,6 +162,20 @@ class Roofline:
         return weights + batch * tokens_per_request * self.kv_bytes_per_token <= memory
 
 
+def layout_problem(arch: ModelArchitecture, tp: int, ep: int) -> str | None:
+    """Why an engine cannot shard the model this way (None when it can): tensor parallelism splits the query
+    heads evenly, and the KV heads evenly or replicates them (TP a multiple of the KV heads), as vLLM and SGLang
+    require; expert parallelism splits the experts evenly."""
+    heads = arch.num_attention_heads or (arch.hidden_size // arch.head_dim if arch.hidden_size else None)
+    if heads is not None and heads % tp:
+        return f"TP {tp} does not divide the {heads} attention heads"
+    if arch.num_kv_heads % tp and tp % arch.num_kv_heads:
+        return f"TP {tp} neither divides nor is a multiple of the {arch.num_kv_heads} KV heads"
+    if ep > 1 and arch.num_experts is not None and arch.num_experts % ep:
+        return f"EP {ep} does not divide the {arch.num_experts} experts"
+    return None
+
+
 def roofline_for(instance: Instance, shape: ShapeRequest, eff: RooflineEfficiency) -> Roofline:
     """The roofline of one shape of an instance; InputError naming the field an estimate needs and lacks."""
     model = instance.models[shape.model]
@@ -195,6 +210,10 @@ def estimate_roofline(instance: Instance, shapes: Sequence[ShapeRequest],
     out = EstimateResult()
     for shape in shapes:
         roof = roofline_for(instance, shape, eff)
+        problem = layout_problem(roof.arch, shape.tp, shape.ep)
+        if problem is not None:
+            out.gaps += [Gap(shape, role, problem) for role in shape.roles]
+            continue
         weights_gb = roof.arch.num_parameters_billion * roof.arch.bytes_per_parameter
         room_gb = shape.tp * roof.spec.memory_gb * usable
         if weights_gb >= room_gb:
@@ -210,15 +229,31 @@ def estimate_roofline(instance: Instance, shapes: Sequence[ShapeRequest],
                       for n in shape.input_tokens]
             out.profiles.append(PrefillProfile(role="prefill", max_throughput_by_input=points, **common))
         if "decode" in shape.roles:
-            per_request = shape.decode_input_tokens + shape.output_tokens
-            context = shape.decode_input_tokens + shape.output_tokens / 2.0
-            batches = [b for b in shape.batches if roof.fits(b, per_request, usable)]
-            if len(batches) < 2:
-                out.gaps.append(Gap(shape, "decode", f"the KV cache holds fewer than {shape.batches[1]} requests "
-                                                     f"of {per_request:g} tokens beside the weights"))
-                continue
-            curve = [DecodePoint(batch=b, tpot_ms=roof.tpot_ms(b, context)) for b in batches]
-            out.profiles.append(DecodeProfile(role="decode", tpot_by_batch=curve,
-                                              input_tokens=shape.decode_input_tokens,
-                                              output_tokens=shape.output_tokens, **common))
+            decode = _decode(shape, roof, usable, common)
+            if isinstance(decode, str):
+                out.gaps.append(Gap(shape, "decode", decode))
+            else:
+                out.profiles.append(decode)
     return out
+
+
+def _decode(shape: ShapeRequest, roof: Roofline, usable: float, common: dict[str, Any]) -> DecodeProfile | str:
+    """The decode profile: one curve at the shape's lengths, or, when its periods' input lengths differ, a 2-D
+    table of curves at each (at the batches whose KV cache fits at the longest); the reason when too few fit."""
+    lengths: dict[float, float] = {shape.decode_input_tokens: shape.output_tokens}
+    for inp, out in shape.decode_lengths:
+        lengths[inp] = max(out, lengths.get(inp, 0.0))  # the longer output for one input length: the slower
+    per_request = max(inp + out for inp, out in lengths.items())
+    batches = [b for b in shape.batches if roof.fits(b, per_request, usable)]
+    if len(batches) < 2:
+        return (f"the KV cache holds fewer than 2 of the batches {list(shape.batches)} of requests of "
+                f"{per_request:g} tokens beside the weights")
+    if len(lengths) == 1:
+        curve = [DecodePoint(batch=b, tpot_ms=roof.tpot_ms(b, shape.decode_input_tokens + shape.output_tokens / 2))
+                 for b in batches]
+        return DecodeProfile(role="decode", tpot_by_batch=curve, input_tokens=shape.decode_input_tokens,
+                             output_tokens=shape.output_tokens, **common)
+    table = [DecodeCurve(input_tokens=inp, tpot_by_batch=[DecodePoint(batch=b, tpot_ms=roof.tpot_ms(b, inp + out / 2))
+                                                          for b in batches])
+             for inp, out in sorted(lengths.items())]
+    return DecodeProfile(role="decode", tpot_by_input=table, **common)

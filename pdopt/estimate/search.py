@@ -98,66 +98,104 @@ def estimate_shapes(instance: Instance, shapes: list[ShapeRequest], search: Shap
 
 
 def prefill_lengths(instance: Instance, model: str) -> tuple[float, ...]:
-    """Input lengths at which to estimate prefill: powers of two from 16 up to four times the longest length the
-    workload states (mean, period means, distribution), and every mean itself."""
+    """Input lengths at which to estimate prefill: every length the workload states (its mean, each period's, the
+    ends of its length distribution), each also as the uncached part left by its prefix cache hit rate, and
+    powers of two from half the shortest to four times the longest, so that interpolation covers them all."""
     wl = instance.workloads[model]
-    means = {wl.input_tokens_mean}
-    longest = wl.input_tokens_mean
+    stated = {wl.input_tokens_mean}
     if wl.input_length_distribution is not None:
-        longest = max(longest, max(wl.input_length_distribution.lengths))
-        means.add(min(wl.input_length_distribution.lengths))
-    for override in wl.by_period.values():
-        if override.input_tokens_mean is not None:
-            means.add(override.input_tokens_mean)
-            longest = max(longest, override.input_tokens_mean)
-    grid = {16.0 * 2 ** k for k in range(20) if 16.0 * 2 ** k <= 4 * longest}
-    return tuple(sorted(grid | means | {min(means) / 2}))
+        stated |= {min(wl.input_length_distribution.lengths), max(wl.input_length_distribution.lengths)}
+    stated |= {o.input_tokens_mean for o in wl.by_period.values() if o.input_tokens_mean is not None}
+    needed = stated | {(1.0 - wl.prefix_cache_hit_rate) * n for n in stated}
+    lo, hi = min(needed) / 2.0, 4.0 * max(needed)
+    grid = {2.0 ** k for k in range(-20, 40) if lo <= 2.0 ** k <= hi}
+    return tuple(sorted(grid | needed | {lo}))
+
+
+def decode_lengths(instance: Instance, model: str) -> tuple[tuple[float, float], ...]:
+    """(input, output) lengths of the workload and of every period that restates them (a horizon's night of long
+    documents decodes at another context than its day)."""
+    wl = instance.workloads[model]
+    pairs = {(wl.input_tokens_mean, wl.output_tokens_mean)}
+    for o in wl.by_period.values():
+        if o.input_tokens_mean is not None or o.output_tokens_mean is not None:
+            pairs.add((o.input_tokens_mean or wl.input_tokens_mean, o.output_tokens_mean or wl.output_tokens_mean))
+    return tuple(sorted(pairs))
+
+
+def _estimable_types(instance: Instance, search: ShapeSearch) -> tuple[list[str], list[str]]:
+    """GPU types with a node pool the estimator can estimate on (a spec, or an AIConfigurator system), and the
+    others."""
+    pooled = sorted({p.gpu_type for p in instance.node_pools.values()})
+    if search.estimator == "roofline":
+        ok = [g for g in pooled if instance.gpu_types[g].spec is not None]
+    else:
+        ok = [g for g in pooled if g in search.aiconfigurator.systems]
+    return ok, [g for g in pooled if g not in ok]
 
 
 def requested_shapes(instance: Instance, search: ShapeSearch) -> tuple[list[ShapeRequest], list[Gap]]:
-    """The shapes the search names that the instance does not measure, and the layouts no node can hold."""
+    """The shapes the search names that the instance does not measure; the layouts it cannot place or split are
+    gaps, with the reason."""
     have = {p.key for p in instance.profiles}
     shapes, gaps = [], []
+    usable, unusable = _estimable_types(instance, search)
+    def lacking(gpu: str) -> str:
+        if search.estimator == "roofline":
+            return f"GPU type {gpu} has no gpu_types.{gpu}.spec (its peak numbers)"
+        return f"GPU type {gpu} has no shape_search.aiconfigurator.systems.{gpu}"
+
     for mid, fam in search.models.items():
         wl = instance.workloads.get(mid)
         if wl is None:
             continue
         arch = instance.models[mid].architecture
         moe = arch is not None and arch.is_moe
-        types = fam.gpu_types or sorted({p.gpu_type for p in instance.node_pools.values()})
+        types = fam.gpu_types or usable + unusable
         for gpu in types:
             node_sizes = {p.gpus_per_node for p in instance.node_pools.values() if p.gpu_type == gpu}
             for tp in sorted(set(fam.tp)):
                 for ep in sorted(set(fam.ep)):
-                    if tp % ep or (ep > 1 and not moe):
-                        continue
                     inside = any(tp <= n for n in node_sizes)
                     spans = not inside and any(fits_nodes(tp, n, True) for n in node_sizes)
                     variant = "default" if ep == 1 else f"ep{ep}"
-                    shape = ShapeRequest(model=mid, gpu_type=gpu, tp=tp, ep=ep, variant=variant, spans_nodes=spans,
-                                         input_tokens=prefill_lengths(instance, mid),
-                                         decode_input_tokens=wl.input_tokens_mean,
-                                         output_tokens=wl.output_tokens_mean, batches=tuple(search.batches))
                     roles = tuple(r for r in fam.roles if (mid, r, gpu, tp, variant) not in have)
                     if not roles:
                         continue
-                    shape = ShapeRequest(**{**shape.__dict__, "roles": roles})
-                    if not inside and not spans:
-                        gaps += [Gap(shape, r, f"no node pool of {gpu} holds {tp} GPUs (node sizes "
-                                               f"{sorted(node_sizes) or 'none'})") for r in roles]
-                        continue
-                    shapes.append(shape)
+                    shape = ShapeRequest(model=mid, gpu_type=gpu, tp=tp, ep=ep, variant=variant, spans_nodes=spans,
+                                         roles=roles, input_tokens=prefill_lengths(instance, mid),
+                                         decode_input_tokens=wl.input_tokens_mean,
+                                         output_tokens=wl.output_tokens_mean, batches=tuple(search.batches),
+                                         decode_lengths=decode_lengths(instance, mid))
+                    reason = None
+                    if tp % ep:
+                        reason = f"EP {ep} does not divide TP {tp}"
+                    elif ep > 1 and not moe:
+                        reason = f"EP {ep} for a model without experts"
+                    elif gpu in unusable and not fam.gpu_types:
+                        reason = lacking(gpu)
+                    elif not inside and not spans:
+                        reason = f"no node pool of {gpu} holds {tp} GPUs (node sizes {sorted(node_sizes) or 'none'})"
+                    if reason is not None:
+                        gaps += [Gap(shape, r, reason) for r in roles]
+                    else:
+                        shapes.append(shape)
     return shapes, gaps
 
 
-def _calibration(instance: Instance, search: ShapeSearch) -> dict[tuple[str, str], Correction]:
-    """Corrections from the measured prefill and decode shapes of the searched models (each estimated at its own
-    measured points)."""
+def _calibration(instance: Instance, search: ShapeSearch,
+                 wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Correction]:
+    """Corrections of the (GPU type, role) pairs in ``wanted`` from the measured prefill and decode shapes of the
+    searched models (each estimated at its own measured points; a measured shape without points at the
+    workload's lengths, or that cannot be estimated, is left out)."""
     measured = [p for p in instance.profiles if isinstance(p, PrefillProfile | DecodeProfile)
-                and p.estimate is None and p.model in search.models]
+                and p.estimate is None and p.model in search.models and (p.gpu_type, p.role) in wanted]
     rows: list[ShapeComparison] = []
     for prof in measured:
-        result = estimate_shapes(instance, [shape_of(prof, instance)], search)
+        shape = shape_of(prof, instance)
+        if shape is None:
+            continue
+        result = estimate_shapes(instance, [shape], search)
         for est in result.profiles:
             row = compare(prof, est, instance)
             if row is not None:
@@ -165,34 +203,63 @@ def _calibration(instance: Instance, search: ShapeSearch) -> dict[tuple[str, str
     return fit_corrections(rows)
 
 
-def expand_shapes(instance: Instance, on_report: Callable[[SearchReport], None] | None = None) -> Instance:
+def _missing_roles(instance: Instance, search: ShapeSearch, added: list[EstimatedProfile],
+                   gaps: list[Gap]) -> list[str]:
+    """Each searched (model, role) left with no profile at all, measured or estimated, with the gaps' reasons."""
+    have = {(p.model, p.role) for p in [*instance.profiles, *added]}
+    problems = []
+    for mid, fam in search.models.items():
+        if mid not in instance.workloads:
+            continue
+        modes = instance.workloads[mid].modes
+        if modes is not None and "disaggregated" not in modes:
+            continue  # served aggregated only: the searched roles are not needed
+        if modes is None and (mid, "aggregated") in have:
+            continue  # may be served aggregated: the planner chooses among what exists
+        for role in fam.roles:
+            if (mid, role) not in have:
+                why = sorted({g.reason for g in gaps if g.shape.model == mid and g.role == role})
+                problems.append(f"shape_search.models.{mid}: no {role} profile measured or estimated"
+                                + (f" ({'; '.join(why)})" if why else " (no layout to estimate)"))
+    return problems
+
+
+def expand_shapes(instance: Instance, on_report: Callable[[SearchReport], None] | None = None,
+                  use_budget: bool = False) -> Instance:
     """The instance with the estimated profiles of its ``shape_search`` added (unchanged without one).
 
-    Deterministic and idempotent: the shapes already in the instance (measured, or estimated by an earlier
-    expansion) are not estimated again, and the corrections come from the measured ones only.
+    Idempotent: the shapes already in the instance (measured, or estimated by an earlier expansion) are not
+    estimated again, and the corrections come from the measured ones only. Deterministic unless ``use_budget``
+    (``pdopt plan``): then the shapes not reached within ``time_budget_s`` are gaps. Every other reader estimates
+    them all, so that a plan made within a budget is verified against a superset of its shapes. InputError when a
+    searched model is left without a profile of some role.
     """
     search = instance.shape_search
     if search is None:
         return instance
     start = time.perf_counter()
-    report = SearchReport(search.estimator, time_budget_s=search.time_budget_s)
+    budget = search.time_budget_s if use_budget else None
+    report = SearchReport(search.estimator, time_budget_s=budget)
     shapes, report.gaps = requested_shapes(instance, search)
     todo: list[EstimatedProfile] = []
     for i, shape in enumerate(shapes):
-        if search.time_budget_s is not None and time.perf_counter() - start > search.time_budget_s:
-            report.gaps += [Gap(s, r, f"time budget of {search.time_budget_s:g} s spent before it was reached")
+        if budget is not None and time.perf_counter() - start > budget:
+            report.gaps += [Gap(s, r, f"time budget of {budget:g} s spent before it was reached")
                             for s in shapes[i:] for r in s.roles]
             break
         result = estimate_shapes(instance, [shape], search)
         todo.extend(result.profiles)
         report.gaps.extend(result.gaps)
     if search.calibrate and todo:
-        report.corrections = _calibration(instance, search)
+        report.corrections = _calibration(instance, search, {(p.gpu_type, p.role) for p in todo})
         todo = calibrate(todo, report.corrections)
     report.profiles = todo
     report.seconds = time.perf_counter() - start
     if on_report is not None:
         on_report(report)
+    missing = _missing_roles(instance, search, todo, report.gaps)
+    if missing:
+        raise InputError("; ".join(missing))
     if not todo:
         return instance
     return instance.replace(profiles=[*instance.profiles, *todo])

@@ -132,7 +132,8 @@ class ModelShapes(StrictModel):
     ep: list[PositiveInt] = Field(default_factory=lambda: [1], min_length=1)
     """Expert-parallel sizes (mixture-of-experts models; each divides the TP size it is combined with)."""
     gpu_types: list[Identifier] | None = None
-    """GPU types to consider (default: every GPU type that has a node pool and a spec or AIConfigurator system)."""
+    """GPU types to consider (default: every GPU type that has a node pool and, for the roofline, a ``spec``, for
+    AIConfigurator, a system; the others are reported as not estimated)."""
     roles: list[Literal["prefill", "decode"]] = Field(default_factory=_both_roles, min_length=1)
 
 
@@ -154,7 +155,13 @@ class ShapeSearch(StrictModel):
     aiconfigurator: AicOptions = AicOptions()
     batches: list[PositiveInt] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
                                        min_length=2)
-    """Decode batches to estimate (those whose KV cache does not fit are left out)."""
+    """Decode batches to estimate, increasing (those whose KV cache does not fit are left out)."""
+
+    @model_validator(mode="after")
+    def _increasing_batches(self) -> ShapeSearch:
+        if any(b <= a for a, b in zip(self.batches, self.batches[1:], strict=False)):
+            raise ValueError(f"batches: must be strictly increasing, got {self.batches}")
+        return self
 
 
 def shape_search_problems(search: ShapeSearch | None, models: Collection[str], gpu_types: Collection[str],

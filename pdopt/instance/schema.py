@@ -444,6 +444,13 @@ class Instance(StrictModel):
         doc["gpu_types"] = {g: t for g, t in doc["gpu_types"].items() if g not in gone}
         doc["node_pools"] = {p: n for p, n in doc["node_pools"].items() if n["gpu_type"] not in gone}
         doc["profiles"] = [p for p in doc["profiles"] if p["gpu_type"] not in gone]
+        search = doc.get("shape_search")
+        if search is not None:  # a search that names the types keeps the others
+            for fam in search["models"].values():
+                if fam.get("gpu_types") is not None:
+                    fam["gpu_types"] = [g for g in fam["gpu_types"] if g not in gone]
+            systems = search["aiconfigurator"]["systems"]
+            search["aiconfigurator"]["systems"] = {g: v for g, v in systems.items() if g not in gone}
         doc["name"] = f"{self.name}.without-{'-'.join(sorted(gone))}"
         return validate_instance(doc, f"{self.name} without {', '.join(sorted(gone))}")
 

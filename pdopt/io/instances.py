@@ -148,11 +148,13 @@ def _resolve_one(w: dict[str, Any], at: str, base: Path, allowed: Sequence[Path]
 
 def instance_from_dict(doc: dict[str, Any], base_dir: Path | None = None, source: str = "<instance>",
                        allow_paths: Sequence[str | Path] = (),
-                       on_estimate: Callable[[SearchReport], None] | None = None) -> Instance:
+                       on_estimate: Callable[[SearchReport], None] | None = None,
+                       estimate_budget: bool = False) -> Instance:
     """Validate a parsed document into an :class:`Instance`; CSV and trace paths resolve against ``base_dir``
     (the working folder when None) and must stay inside it or one of ``allow_paths``. The shapes a
     ``shape_search`` names are estimated and added as profiles (:func:`pdopt.estimate.search.expand_shapes`;
-    ``on_estimate`` receives what the search did)."""
+    ``on_estimate`` receives what the search did; ``estimate_budget`` applies its time budget, which makes the
+    result depend on the clock: for planning only)."""
     doc = json.loads(json.dumps(doc))  # deep copy: the caller's data is never modified
     allowed = tuple(Path(a) for a in allow_paths)
     _resolve_profile_csvs(doc, base_dir or Path.cwd(), allowed)
@@ -163,16 +165,17 @@ def instance_from_dict(doc: dict[str, Any], base_dir: Path | None = None, source
         return instance
     from pdopt.estimate.search import expand_shapes
 
-    return expand_shapes(instance, on_estimate)
+    return expand_shapes(instance, on_estimate, use_budget=estimate_budget)
 
 
 def load_instance(path: str | Path, allow_paths: Sequence[str | Path] = (),
-                  on_estimate: Callable[[SearchReport], None] | None = None) -> Instance:
+                  on_estimate: Callable[[SearchReport], None] | None = None,
+                  estimate_budget: bool = False) -> Instance:
     """Read an instance from a YAML or JSON file; the files it names must lie in its folder or ``allow_paths``.
     A ``shape_search`` is estimated as :func:`instance_from_dict` says."""
     p = Path(path)
     return instance_from_dict(parse_document(read_text(p, "instance file"), str(p)), p.parent, str(p), allow_paths,
-                              on_estimate)
+                              on_estimate, estimate_budget)
 
 
 def load_json(path: str | Path, what: str) -> dict[str, Any]:
