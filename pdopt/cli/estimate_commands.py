@@ -76,8 +76,7 @@ def _pairs(items: list[str], flag: str) -> list[tuple[str, str]]:
 def _requests(instance: Instance, args: argparse.Namespace) -> list[ShapeRequest]:
     """The shapes the flags ask for (every model and GPU type with a node pool by default)."""
     from pdopt.estimate.base import ShapeRequest
-    from pdopt.estimate.search import prefill_lengths
-    from pdopt.instance import fits_nodes
+    from pdopt.estimate.search import no_node_reason, node_fit, prefill_lengths
 
     models = [args.model] if args.model else sorted(instance.workloads)
     gpus = [args.gpu_type] if args.gpu_type else sorted({p.gpu_type for p in instance.node_pools.values()})
@@ -92,24 +91,23 @@ def _requests(instance: Instance, args: argparse.Namespace) -> list[ShapeRequest
         wl = instance.workloads[mid]
         inputs = _floats(args.input_tokens, "--input-tokens") if args.input_tokens else prefill_lengths(instance, mid)
         for gpu in gpus:
-            sizes = {p.gpus_per_node for p in instance.node_pools.values() if p.gpu_type == gpu}
             for tp in tps:
+                spans = node_fit(instance, gpu, tp)
                 for ep in eps:
                     if tp % ep:
                         print(f"pdopt: {mid} {gpu} TP{tp} EP{ep}: not estimated: EP {ep} does not divide TP {tp}",
                               file=sys.stderr)
                         continue
-                    inside = any(tp <= n for n in sizes)
-                    if not inside and not any(fits_nodes(tp, n, True) for n in sizes):
-                        print(f"pdopt: {mid} {gpu} TP{tp}: not estimated: no node pool of {gpu} holds {tp} GPUs "
-                              f"(node sizes {sorted(sizes) or 'none'})", file=sys.stderr)
+                    if spans is None:
+                        print(f"pdopt: {mid} {gpu} TP{tp}: not estimated: {no_node_reason(instance, gpu, tp)}",
+                              file=sys.stderr)
                         continue
                     out.append(ShapeRequest(
                         model=mid, gpu_type=gpu, tp=tp, ep=ep, variant="default" if ep == 1 else f"ep{ep}",
                         roles=tuple(args.role) if args.role else ("prefill", "decode"), input_tokens=inputs,
                         decode_input_tokens=args.decode_input_tokens or wl.input_tokens_mean,
                         output_tokens=args.output_tokens or wl.output_tokens_mean, batches=batches,
-                        spans_nodes=not inside))
+                        spans_nodes=spans))
     return out
 
 

@@ -35,9 +35,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from pdopt import __version__
 from pdopt.errors import InputError
 from pdopt.estimate.base import EstimateResult, Gap, ShapeRequest
 from pdopt.estimate.gpu_specs import ResolvedSpec, resolve_spec
@@ -52,17 +52,10 @@ from pdopt.instance import (
     RooflineEfficiency,
 )
 from pdopt.instance.profiles import Estimate
+from pdopt.perf.decode import kv_batch_bound
 
 ACTIVATION_BYTES = 2.0
 """Bytes per element of the hidden states exchanged by collectives (BF16)."""
-
-
-def pdopt_version() -> str:
-    """pdopt's version: the roofline's version is the package's."""
-    try:
-        return str(version("pdopt"))
-    except PackageNotFoundError:  # pragma: no cover - run from a source tree without an install
-        return "0"
 
 
 @dataclass(frozen=True)
@@ -155,12 +148,6 @@ class Roofline:
         moved = self.weight_bytes(batch) + batch * context_tokens * self.kv_bytes_per_token
         return 1e3 * self.pass_s(flops, moved, batch)
 
-    def fits(self, batch: int, tokens_per_request: float, usable: float) -> bool:
-        """Whether ``batch`` requests of ``tokens_per_request`` fit in the KV cache beside the weights."""
-        memory = self.gpus * self.spec.memory_gb * 1e9 * usable
-        weights = self.arch.num_parameters_billion * 1e9 * self.arch.bytes_per_parameter
-        return weights + batch * tokens_per_request * self.kv_bytes_per_token <= memory
-
 
 def layout_problem(arch: ModelArchitecture, tp: int, ep: int) -> str | None:
     """Why an engine cannot shard the model this way (None when it can): tensor parallelism splits the query
@@ -199,7 +186,7 @@ def _estimate(shape: ShapeRequest, roof: Roofline, eff: RooflineEfficiency) -> E
         "gpu": roof.spec.name, "tp": shape.tp, "ep": shape.ep, "compute_efficiency": eff.compute_efficiency,
         "memory_efficiency": eff.memory_efficiency, "network_efficiency": eff.network_efficiency,
         "step_overhead_ms": eff.step_overhead_ms, "collective_latency_us": eff.collective_latency_us}
-    return Estimate(estimator="roofline", version=pdopt_version(), inputs=inputs)
+    return Estimate(estimator="roofline", version=__version__, inputs=inputs)  # the roofline's is pdopt's
 
 
 def estimate_roofline(instance: Instance, shapes: Sequence[ShapeRequest],
@@ -214,7 +201,7 @@ def estimate_roofline(instance: Instance, shapes: Sequence[ShapeRequest],
         if problem is not None:
             out.gaps += [Gap(shape, role, problem) for role in shape.roles]
             continue
-        weights_gb = roof.arch.num_parameters_billion * roof.arch.bytes_per_parameter
+        weights_gb = instance.models[shape.model].weights_gb_value
         room_gb = shape.tp * roof.spec.memory_gb * usable
         if weights_gb >= room_gb:
             for role in shape.roles:
@@ -229,7 +216,7 @@ def estimate_roofline(instance: Instance, shapes: Sequence[ShapeRequest],
                       for n in shape.input_tokens]
             out.profiles.append(PrefillProfile(role="prefill", max_throughput_by_input=points, **common))
         if "decode" in shape.roles:
-            decode = _decode(shape, roof, usable, common)
+            decode = _decode(instance, shape, roof, common)
             if isinstance(decode, str):
                 out.gaps.append(Gap(shape, "decode", decode))
             else:
@@ -237,14 +224,17 @@ def estimate_roofline(instance: Instance, shapes: Sequence[ShapeRequest],
     return out
 
 
-def _decode(shape: ShapeRequest, roof: Roofline, usable: float, common: dict[str, Any]) -> DecodeProfile | str:
+def _decode(instance: Instance, shape: ShapeRequest, roof: Roofline,
+            common: dict[str, Any]) -> DecodeProfile | str:
     """The decode profile: one curve at the shape's lengths, or, when its periods' input lengths differ, a 2-D
-    table of curves at each (at the batches whose KV cache fits at the longest); the reason when too few fit."""
+    table of curves at each (at the batches whose KV cache fits at the longest, by the planner's own bound,
+    :func:`pdopt.perf.decode.kv_batch_bound`); the reason when too few fit."""
     lengths: dict[float, float] = {shape.decode_input_tokens: shape.output_tokens}
     for inp, out in shape.decode_lengths:
         lengths[inp] = max(out, lengths.get(inp, 0.0))  # the longer output for one input length: the slower
     per_request = max(inp + out for inp, out in lengths.items())
-    batches = [b for b in shape.batches if roof.fits(b, per_request, usable)]
+    bound = kv_batch_bound(instance, shape.model, shape.gpu_type, shape.tp, per_request)
+    batches = [b for b in shape.batches if b <= bound]
     if len(batches) < 2:
         return (f"the KV cache holds fewer than 2 of the batches {list(shape.batches)} of requests of "
                 f"{per_request:g} tokens beside the weights")

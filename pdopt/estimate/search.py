@@ -2,15 +2,15 @@
 
 For each model of the search, every (GPU type, TP, EP) whose instance fits the GPU type's nodes (inside one node,
 or whole nodes when TP is a multiple of the node size) and that the instance does not already measure becomes a
-:class:`~pdopt.estimate.base.ShapeRequest`: prefill at input lengths covering the workload's (powers of two up to
-four times the longest mean or distribution length, and each mean itself), decode at the workload's input and
-output lengths over ``shape_search.batches``. The estimator answers profiles and gaps; with ``calibrate`` the
-measured shapes are estimated too and correct the new ones (:mod:`pdopt.estimate.calibrate`). The estimated
-profiles are added to the instance, and the MILP chooses GPU type, TP and EP with everything else: one model, the
-same exact optimum over a larger set of shapes.
+:class:`~pdopt.estimate.base.ShapeRequest`: prefill at input lengths covering every length the workload states
+(:func:`prefill_lengths`), decode at the workload's input and output lengths and each period's
+(:func:`decode_lengths`) over ``shape_search.batches``. The estimator answers profiles and gaps; with
+``calibrate`` the measured shapes are estimated too and correct the new ones (:mod:`pdopt.estimate.calibrate`).
+The estimated profiles are added to the instance, and the MILP chooses GPU type, TP and EP with everything else:
+one model, the same exact optimum over a larger set of shapes.
 
-``time_budget_s`` bounds estimating and planning together: shapes not reached in time are gaps (reported), and
-the caller gives the solver what is left (:attr:`SearchReport.seconds`).
+``time_budget_s`` bounds estimating and planning together when planning (``use_budget``): shapes not reached in
+time are gaps (reported), and the caller gives the solver what is left (:meth:`SearchReport.remaining_s`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pdopt.errors import InputError
 from pdopt.estimate.base import EstimatedProfile, EstimateResult, Gap, ShapeRequest
@@ -123,6 +124,21 @@ def decode_lengths(instance: Instance, model: str) -> tuple[tuple[float, float],
     return tuple(sorted(pairs))
 
 
+def node_fit(instance: Instance, gpu_type: str, gpus: int) -> bool | None:
+    """Where an instance of ``gpus`` GPUs of the type fits: inside one node of some pool (False: it spans no
+    nodes), across whole nodes (True), or nowhere (None)."""
+    sizes = {p.gpus_per_node for p in instance.node_pools.values() if p.gpu_type == gpu_type}
+    if any(gpus <= n for n in sizes):
+        return False
+    return True if any(fits_nodes(gpus, n, True) for n in sizes) else None
+
+
+def no_node_reason(instance: Instance, gpu_type: str, gpus: int) -> str:
+    """Why no node pool holds the instance (:func:`node_fit` is None)."""
+    sizes = sorted({p.gpus_per_node for p in instance.node_pools.values() if p.gpu_type == gpu_type})
+    return f"no node pool of {gpu_type} holds {gpus} GPUs (node sizes {sizes or 'none'})"
+
+
 def _estimable_types(instance: Instance, search: ShapeSearch) -> tuple[list[str], list[str]]:
     """GPU types with a node pool the estimator can estimate on (a spec, or an AIConfigurator system), and the
     others."""
@@ -140,42 +156,37 @@ def requested_shapes(instance: Instance, search: ShapeSearch) -> tuple[list[Shap
     have = {p.key for p in instance.profiles}
     shapes, gaps = [], []
     usable, unusable = _estimable_types(instance, search)
-    def lacking(gpu: str) -> str:
-        if search.estimator == "roofline":
-            return f"GPU type {gpu} has no gpu_types.{gpu}.spec (its peak numbers)"
-        return f"GPU type {gpu} has no shape_search.aiconfigurator.systems.{gpu}"
-
+    lacking = ("has no gpu_types.{gpu}.spec (its peak numbers)" if search.estimator == "roofline"
+               else "has no shape_search.aiconfigurator.systems.{gpu}")
     for mid, fam in search.models.items():
         wl = instance.workloads.get(mid)
         if wl is None:
             continue
         arch = instance.models[mid].architecture
         moe = arch is not None and arch.is_moe
-        types = fam.gpu_types or usable + unusable
-        for gpu in types:
-            node_sizes = {p.gpus_per_node for p in instance.node_pools.values() if p.gpu_type == gpu}
+        lengths: dict[str, Any] = {  # the same for every layout of the model
+            "input_tokens": prefill_lengths(instance, mid), "decode_input_tokens": wl.input_tokens_mean,
+            "output_tokens": wl.output_tokens_mean, "decode_lengths": decode_lengths(instance, mid)}
+        for gpu in fam.gpu_types or usable + unusable:
             for tp in sorted(set(fam.tp)):
+                spans = node_fit(instance, gpu, tp)
                 for ep in sorted(set(fam.ep)):
-                    inside = any(tp <= n for n in node_sizes)
-                    spans = not inside and any(fits_nodes(tp, n, True) for n in node_sizes)
                     variant = "default" if ep == 1 else f"ep{ep}"
                     roles = tuple(r for r in fam.roles if (mid, r, gpu, tp, variant) not in have)
                     if not roles:
                         continue
-                    shape = ShapeRequest(model=mid, gpu_type=gpu, tp=tp, ep=ep, variant=variant, spans_nodes=spans,
-                                         roles=roles, input_tokens=prefill_lengths(instance, mid),
-                                         decode_input_tokens=wl.input_tokens_mean,
-                                         output_tokens=wl.output_tokens_mean, batches=tuple(search.batches),
-                                         decode_lengths=decode_lengths(instance, mid))
+                    shape = ShapeRequest(model=mid, gpu_type=gpu, tp=tp, ep=ep, variant=variant,
+                                         spans_nodes=bool(spans), roles=roles, batches=tuple(search.batches),
+                                         **lengths)
                     reason = None
                     if tp % ep:
                         reason = f"EP {ep} does not divide TP {tp}"
                     elif ep > 1 and not moe:
                         reason = f"EP {ep} for a model without experts"
                     elif gpu in unusable and not fam.gpu_types:
-                        reason = lacking(gpu)
-                    elif not inside and not spans:
-                        reason = f"no node pool of {gpu} holds {tp} GPUs (node sizes {sorted(node_sizes) or 'none'})"
+                        reason = f"GPU type {gpu} " + lacking.format(gpu=gpu)
+                    elif spans is None:
+                        reason = no_node_reason(instance, gpu, tp)
                     if reason is not None:
                         gaps += [Gap(shape, r, reason) for r in roles]
                     else:

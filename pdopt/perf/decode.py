@@ -57,16 +57,20 @@ def max_batch_within_tpot(points: list[DecodePoint], target_ms: float, rule: str
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def kv_batch_bound(instance: Instance, model: str, gpu_type: str, gpus: int) -> int:
+def kv_batch_bound(instance: Instance, model: str, gpu_type: str, gpus: int,
+                   context_tokens: float | None = None) -> int:
     """Largest batch whose KV cache fits: (memory x GPUs x usable fraction - weights) / (KV bytes x context).
 
-    Context = mean input + mean output tokens (a request holds its whole context at the end of its decode).
+    Context = mean input + mean output tokens (a request holds its whole context at the end of its decode): the
+    workload's, or ``context_tokens`` (an estimate at other lengths).
     """
     m = instance.models[model]
-    w = instance.workloads[model]
+    if context_tokens is None:
+        w = instance.workloads[model]
+        context_tokens = w.input_tokens_mean + w.output_tokens_mean
     free = (instance.gpu_types[gpu_type].memory_gb * gpus * instance.options.kv_usable_fraction
             - m.weights_gb_value) * 1e9
-    return max(0, int(free // (m.kv_bytes_per_token_value * (w.input_tokens_mean + w.output_tokens_mean))))
+    return max(0, int(free // (m.kv_bytes_per_token_value * context_tokens)))
 
 
 def batch_cap(instance: Instance, profile: DecodeProfile) -> tuple[int, str] | str:
