@@ -67,6 +67,7 @@ from typing import Any
 
 from pdopt.estimate.base import EstimatedProfile, EstimateResult, Gap, ShapeRequest
 from pdopt.instance.profiles import DecodePoint, DecodeProfile, Estimate, PrefillPoint, PrefillProfile
+from pdopt.io.importers.monotone import envelope
 
 ESTIMATOR = "aiconfigurator"
 PINNED = "0.12.0"
@@ -181,15 +182,10 @@ def estimate_with_aiconfigurator(shapes: Sequence[ShapeRequest], settings: AicSe
 def upper_envelope(points: Sequence[tuple[int, float]]) -> tuple[list[DecodePoint], list[str]]:
     """TPOT raised to its running maximum over the batches (the format needs TPOT non-decreasing in batch, and an
     estimate that falls at a larger batch is interpolation noise, not a faster engine), and the points moved."""
-    out: list[DecodePoint] = []
-    moved: list[str] = []
-    top = 0.0
-    for batch, tpot in points:
-        if tpot < top:
-            moved.append(f"batch {batch} {tpot:.3f} -> {top:.3f} ms")
-        top = max(top, tpot)
-        out.append(DecodePoint(batch=batch, tpot_ms=top))
-    return out, moved
+    raised = envelope([tpot for _, tpot in points])  # the importers' --monotone envelope
+    moved = [f"batch {batch} {tpot:.3f} -> {top:.3f} ms"
+             for (batch, tpot), top in zip(points, raised, strict=True) if top > tpot]
+    return [DecodePoint(batch=batch, tpot_ms=top) for (batch, _), top in zip(points, raised, strict=True)], moved
 
 
 def _error(exc: Exception) -> str:
