@@ -185,29 +185,18 @@ def comparisons(instance: Instance, estimated: list[EstimatedProfile]) -> list[S
     return rows
 
 
-def estimate_measured(instance: Instance, args: argparse.Namespace) -> list[EstimatedProfile]:
-    """Every measured prefill and decode shape of the instance estimated at its own points."""
-    from pdopt.estimate.compare import shape_of
-    from pdopt.estimate.search import estimate_shapes
-    from pdopt.instance import DecodeProfile, PrefillProfile
-
-    search = _search(instance, args)
-    shapes = [s for p in instance.profiles if isinstance(p, PrefillProfile | DecodeProfile) and p.estimate is None
-              and (s := shape_of(p, instance)) is not None]
-    result = estimate_shapes(instance, shapes, search)
-    _print_gaps(result.gaps)
-    return result.profiles
-
-
 def fidelity_of_estimates(args: argparse.Namespace) -> int:
     """``pdopt fidelity FILE --estimate ESTIMATOR`` or ``--estimated FILE``: estimate against measurement."""
     from pdopt.estimate.compare import comparison_dict, format_comparisons
+    from pdopt.estimate.search import measured_comparisons
     from pdopt.io import dump_json
 
     instance = _load_instance(args.file, args.allow_path)
-    estimated = (estimate_measured(instance, args) if args.estimated is None
-                 else _read_estimated(args.estimated, instance))
-    rows = comparisons(instance, estimated)
+    if args.estimated is None:  # every measured shape, estimated at its own points
+        rows, gaps = measured_comparisons(instance, _search(instance, args))
+        _print_gaps(gaps)
+    else:
+        rows = comparisons(instance, _read_estimated(args.estimated, instance))
     if not rows:
         raise InputError("fidelity: no estimated shape has a measured counterpart in the instance (same model, "
                          "role, GPU type, GPUs per instance and variant)")

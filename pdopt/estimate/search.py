@@ -194,23 +194,25 @@ def requested_shapes(instance: Instance, search: ShapeSearch) -> tuple[list[Shap
     return shapes, gaps
 
 
+def measured_comparisons(instance: Instance, search: ShapeSearch,
+                         keep: Callable[[PrefillProfile | DecodeProfile], bool] = lambda p: True,
+                         ) -> tuple[list[ShapeComparison], list[Gap]]:
+    """Every measured prefill and decode shape of the instance that ``keep`` accepts, estimated at its own
+    measured points and compared with its measurement; and the gaps (a measured shape without points at the
+    workload's lengths is left out)."""
+    measured = {p.key: p for p in instance.profiles
+                if isinstance(p, PrefillProfile | DecodeProfile) and p.estimate is None and keep(p)}
+    shapes = [s for p in measured.values() if (s := shape_of(p, instance)) is not None]
+    result = estimate_shapes(instance, shapes, search)
+    rows = [row for est in result.profiles if (row := compare(measured[est.key], est, instance)) is not None]
+    return rows, result.gaps
+
+
 def _calibration(instance: Instance, search: ShapeSearch,
                  wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Correction]:
-    """Corrections of the (GPU type, role) pairs in ``wanted`` from the measured prefill and decode shapes of the
-    searched models (each estimated at its own measured points; a measured shape without points at the
-    workload's lengths, or that cannot be estimated, is left out)."""
-    measured = [p for p in instance.profiles if isinstance(p, PrefillProfile | DecodeProfile)
-                and p.estimate is None and p.model in search.models and (p.gpu_type, p.role) in wanted]
-    rows: list[ShapeComparison] = []
-    for prof in measured:
-        shape = shape_of(prof, instance)
-        if shape is None:
-            continue
-        result = estimate_shapes(instance, [shape], search)
-        for est in result.profiles:
-            row = compare(prof, est, instance)
-            if row is not None:
-                rows.append(row)
+    """Corrections of the (GPU type, role) pairs in ``wanted`` from the measured shapes of the searched models."""
+    rows, _ = measured_comparisons(instance, search,
+                                   lambda p: p.model in search.models and (p.gpu_type, p.role) in wanted)
     return fit_corrections(rows)
 
 
