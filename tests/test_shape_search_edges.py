@@ -125,6 +125,9 @@ def test_bad_batches_in_a_search_exit_2(change: tuple[str, str, Any], message: s
     (["--tp", "12"], "TP12: not estimated: no node pool of a100_80gb holds 12 GPUs (node sizes [8])"),
     (["--tp", "8", "--ep", "3"], "EP 3 does not divide TP 8"),
     (["--input-tokens", "100,50"], "--input-tokens: expected increasing lengths"),
+    (["--input-tokens", "0.0001,1000"], "--input-tokens: expected increasing lengths from 0.001 to 1e+08 tokens"),
+    (["--decode-input-tokens", "1e300"], "--decode-input-tokens: 1e+300 is outside the range 0.001 to 1e+08"),
+    (["--output-tokens", "0.0001"], "--output-tokens: 0.0001 is outside the range 0.001 to 1e+08 tokens"),
 ])
 def test_bad_estimate_flags_exit_2_naming_them(flags: list[str], message: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:

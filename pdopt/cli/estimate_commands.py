@@ -29,13 +29,27 @@ def _ints(text: str, flag: str, largest: int, least_count: int = 1) -> tuple[int
 
 
 def _floats(text: str, flag: str) -> tuple[float, ...]:
+    """Increasing token lengths within the instance format's range of ``input_tokens``."""
+    from pdopt.instance.base import RANGES
+
+    lo, hi, _ = RANGES["input_tokens"]
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise InputError(f"{flag}: expected comma-separated numbers, got '{text}'") from None
-    if not values or any(not 0 < v < 1e8 for v in values) or list(values) != sorted(set(values)):
-        raise InputError(f"{flag}: expected increasing lengths between 0 and 1e8 tokens, got '{text}'")
+    if not values or any(not lo <= v <= hi for v in values) or list(values) != sorted(set(values)):
+        raise InputError(f"{flag}: expected increasing lengths from {lo:g} to {hi:g} tokens, got '{text}'")
     return values
+
+
+def _length(value: float | None, flag: str, field: str) -> float | None:
+    """A length flag within the instance format's range of ``field`` (what the estimated profile will hold)."""
+    from pdopt.instance.base import RANGES
+
+    lo, hi, _ = RANGES[field]
+    if value is not None and not lo <= value <= hi:
+        raise InputError(f"{flag}: {value:g} is outside the range {lo:g} to {hi:g} tokens")
+    return value
 
 
 def _search(instance: Instance, args: argparse.Namespace) -> ShapeSearch:
@@ -86,6 +100,8 @@ def _requests(instance: Instance, args: argparse.Namespace) -> list[ShapeRequest
             raise InputError(f"{what}: '{name}' is not in the instance (known: {', '.join(sorted(known))})")
     tps, eps = _ints(args.tp, "--tp", 1024), _ints(args.ep, "--ep", 1024)
     batches = _ints(args.batches, "--batches", 10_000_000, least_count=2)
+    decode_input = _length(args.decode_input_tokens, "--decode-input-tokens", "input_tokens")
+    output = _length(args.output_tokens, "--output-tokens", "output_tokens")
     out = []
     for mid in models:
         wl = instance.workloads[mid]
@@ -105,8 +121,8 @@ def _requests(instance: Instance, args: argparse.Namespace) -> list[ShapeRequest
                     out.append(ShapeRequest(
                         model=mid, gpu_type=gpu, tp=tp, ep=ep, variant="default" if ep == 1 else f"ep{ep}",
                         roles=tuple(args.role) if args.role else ("prefill", "decode"), input_tokens=inputs,
-                        decode_input_tokens=args.decode_input_tokens or wl.input_tokens_mean,
-                        output_tokens=args.output_tokens or wl.output_tokens_mean, batches=batches,
+                        decode_input_tokens=decode_input or wl.input_tokens_mean,
+                        output_tokens=output or wl.output_tokens_mean, batches=batches,
                         spans_nodes=spans))
     return out
 
