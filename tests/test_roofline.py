@@ -167,3 +167,16 @@ def test_expert_parallel_replaces_an_all_reduce_by_two_all_to_alls() -> None:
     assert _roof(tp=4, ep=4, **moe).comm_s(16) == pytest.approx(2.25 * s / 1e11, rel=1e-12)
     with pytest.raises(InputError, match="EP 2 for a dense model"):
         _roof(tp=4, ep=2)
+
+
+def test_an_estimate_no_profile_may_hold_is_a_gap_not_an_internal_error() -> None:
+    """A thousand-parameter model on a GPU of 1e6 GB/s, one-token requests, no fixed costs: one decode step takes
+    about 1e-8 ms, below the format's 1e-6 ms; the shape is not estimated (both roles), and saying why, the search
+    leaves the model without a profile, an input error."""
+    doc = _doc(num_parameters_billion=1e-6)
+    doc["workloads"]["m"].update(input_tokens_mean=1.0, output_tokens_mean=1.0)
+    doc["gpu_types"]["g"]["spec"] = {"hbm_bandwidth_gb_per_s": 1e6, "dense_tflops": 1e6, "intra_node_gb_per_s": 1e6}
+    doc["shape_search"]["roofline"] = {"step_overhead_ms": 0.0, "collective_latency_us": 0.0}
+    with pytest.raises(InputError, match=r"no decode profile measured or estimated \(the estimate is outside the "
+                                         r"instance format's ranges: tpot_ms: 1\.018e-08 is outside"):
+        instance_from_dict(doc)

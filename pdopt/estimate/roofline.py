@@ -37,8 +37,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from pdopt import __version__
-from pdopt.errors import InputError
+from pdopt.errors import InputError, format_validation_error
 from pdopt.estimate.base import EstimateResult, Gap, ShapeRequest
 from pdopt.estimate.gpu_specs import ResolvedSpec, resolve_spec
 from pdopt.instance import (
@@ -211,16 +213,22 @@ def estimate_roofline(instance: Instance, shapes: Sequence[ShapeRequest],
         common: dict[str, Any] = {"model": shape.model, "gpu_type": shape.gpu_type, "gpus_per_instance": shape.tp,
                   "variant": shape.variant, "spans_nodes": shape.spans_nodes, "estimate": _estimate(shape, roof, eff),
                   "source": f"roofline estimate ({roof.spec.source})"}
-        if "prefill" in shape.roles:
-            points = [PrefillPoint(input_tokens=n, max_throughput_tok_per_s=roof.prefill_throughput(n))
-                      for n in shape.input_tokens]
-            out.profiles.append(PrefillProfile(role="prefill", max_throughput_by_input=points, **common))
-        if "decode" in shape.roles:
-            decode = _decode(instance, shape, roof, common)
-            if isinstance(decode, str):
-                out.gaps.append(Gap(shape, "decode", decode))
-            else:
-                out.profiles.append(decode)
+        before = len(out.profiles)
+        try:
+            if "prefill" in shape.roles:
+                points = [PrefillPoint(input_tokens=n, max_throughput_tok_per_s=roof.prefill_throughput(n))
+                          for n in shape.input_tokens]
+                out.profiles.append(PrefillProfile(role="prefill", max_throughput_by_input=points, **common))
+            if "decode" in shape.roles:
+                decode = _decode(instance, shape, roof, common)
+                if isinstance(decode, str):
+                    out.gaps.append(Gap(shape, "decode", decode))
+                else:
+                    out.profiles.append(decode)
+        except ValidationError as err:  # numbers no profile may hold (a TPOT below 1e-6 ms from absurd specs)
+            del out.profiles[before:]  # the shape is estimated whole or not at all
+            out.gaps += [Gap(shape, role, "the estimate is outside the instance format's ranges: "
+                                          + "; ".join(format_validation_error(err))) for role in shape.roles]
     return out
 
 
